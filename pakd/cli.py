@@ -1,0 +1,211 @@
+"""The ``pakd`` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+import typer.exceptions
+from rich.table import Table
+
+from .errors import PakdError
+
+app = typer.Typer(
+    name="pakd",
+    help="PaKD: compress PyTorch networks by pruning + knowledge distillation, "
+         "run them on fast native kernels, and prove the gain on the device.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DataOpt = typer.Option("fashion-mnist", "--data", help="Dataset: fashion-mnist, digits or synthetic.")
+DataDirOpt = typer.Option(None, "--data-dir", envvar="PAKD_DATA_DIR",
+                          help="Folder with the Fashion-MNIST IDX .gz files "
+                               "[default: /usr/share/datasets/fashion-mnist].")
+
+
+def _parse_model_args(items: list[str]) -> tuple[tuple[str, object], ...]:
+    import json
+
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise PakdError(f"--model-arg {item!r} must look like key=value")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        out.append((key, parsed))
+    return tuple(out)
+
+
+@app.command("models")
+def models_cmd() -> None:
+    """List the model zoo: parameters and MACs for one 1x28x28 image."""
+    from .metrics import model_stats
+    from .models import build_model, zoo
+    from .ui import console, fmt_int
+
+    table = Table(title="PaKD model zoo (1x28x28 input, 10 classes)")
+    for col, kw in (("name", {}), ("params", {"justify": "right"}), ("MACs", {"justify": "right"}),
+                    ("fp32 size", {"justify": "right"}), ("description", {})):
+        table.add_column(col, **kw)
+    for name, entry in zoo().items():
+        stats = model_stats(build_model(name))
+        table.add_row(name, fmt_int(stats.params), fmt_int(stats.macs),
+                      f"{stats.dense_fp32_bytes / 1024:.0f} KiB", entry.description)
+    console.print(table)
+    console.print("User models: --model package.module:factory [--weights file.safetensors]")
+
+
+@app.command("train")
+def train_cmd(
+    model: str = typer.Option(..., "--model", "-m", help="Zoo model name (see `pakd models`) or package.module:factory."),
+    data: str = DataOpt,
+    epochs: Optional[int] = typer.Option(None, help="Epochs [default: the model's, see README]."),
+    batch_size: int = typer.Option(128, help="Mini-batch size."),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate of the one-cycle schedule."),
+    optimizer: Optional[str] = typer.Option(None, help="sgd (Nesterov momentum) or adamw."),
+    weight_decay: Optional[float] = typer.Option(None, help="Weight decay (not on biases/norms)."),
+    augment: Optional[str] = typer.Option(None, help="none, flip or crop+flip."),
+    label_smoothing: Optional[float] = typer.Option(None, help="Label smoothing in [0, 1)."),
+    seed: int = typer.Option(0, help="Random seed: same seed + same threads = same weights."),
+    threads: int = typer.Option(0, help="Intra-op threads (0 = one per core)."),
+    model_arg: list[str] = typer.Option([], "--model-arg", help="Model argument key=value (repeatable)."),
+    name: Optional[str] = typer.Option(None, help="Run name [default: MODEL-DATA]."),
+    runs_dir: Path = typer.Option(Path("runs"), help="Folder holding runs."),
+    data_dir: Optional[Path] = DataDirOpt,
+    force: bool = typer.Option(False, "--force", help="Retrain even if a finished teacher exists."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Train a teacher into RUNS_DIR/NAME/teacher/ (model.safetensors + spec.json).
+
+    A finished teacher with the same settings is reused; an interrupted one resumes from its
+    last finished epoch when the same command runs again.
+    """
+    from .models import zoo_entry
+    from .train import TeacherJob, TrainConfig, train_teacher
+    from .ui import TrainProgress, console
+
+    entry = zoo_entry(model)
+    settings = dict(entry.train_defaults) if entry else {}
+    for key, value in (("epochs", epochs), ("lr", lr), ("optimizer", optimizer), ("weight_decay", weight_decay),
+                       ("augment", augment), ("label_smoothing", label_smoothing)):
+        if value is not None:
+            settings[key] = value
+    cfg = TrainConfig.from_dict({**settings, "batch_size": batch_size, "seed": seed, "threads": threads})
+    job = TeacherJob(model=model, data=data, model_args=_parse_model_args(model_arg), train=cfg,
+                     data_dir=str(data_dir) if data_dir else None)
+    run_name = name or f"{model.replace(':', '-').replace('.', '-')}-{data}"
+    folder = runs_dir / run_name / "teacher"
+    with TrainProgress(f"train {model} on {data}", quiet=quiet) as progress:
+        result = train_teacher(job, folder, force=force, progress=progress)
+    m = result.spec["metrics"]
+    verb = "reused" if result.reused else "trained"
+    console.print(f"[bold green]{verb}[/] {folder}: test top-1 [bold]{100 * m['test_top1']:.2f}%[/] "
+                  f"(val {100 * m['val_top1']:.2f}%), {m['params']:,} params, {m['macs']:,} MACs, "
+                  f"train time {result.spec['train_seconds_total']:.0f}s")
+
+
+@app.command("eval")
+def eval_cmd(
+    folder: Optional[Path] = typer.Argument(None, help="A model folder (e.g. runs/lenet5-fashion-mnist/teacher) or a run folder."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Instead of FOLDER: model name or package.module:factory."),
+    weights: Optional[Path] = typer.Option(None, help="safetensors weights for --model."),
+    model_arg: list[str] = typer.Option([], "--model-arg", help="Model argument key=value (repeatable)."),
+    data: str = DataOpt,
+    data_dir: Optional[Path] = DataDirOpt,
+    threads: int = typer.Option(0, help="Intra-op threads (0 = one per core)."),
+) -> None:
+    """Top-1 accuracy and loss on the validation and test sets."""
+    from .data import load_dataset
+    from .metrics import model_stats
+    from .modelio import SPEC_FILE, load_model
+    from .models import build_model, load_weights
+    from .train import evaluate, set_threads
+    from .ui import console
+
+    set_threads(threads)
+    if (folder is None) == (model is None):
+        raise PakdError("give either a model FOLDER or --model (with --weights)")
+    if folder is not None:
+        if not (folder / SPEC_FILE).is_file() and (folder / "teacher" / SPEC_FILE).is_file():
+            folder = folder / "teacher"
+        net, spec = load_model(folder)
+        data = spec.get("data", {}).get("name", data)
+        title = str(folder)
+    else:
+        net = build_model(model, **dict(_parse_model_args(model_arg)))
+        if weights is not None:
+            load_weights(net, weights)
+        title = model
+    bundle = load_dataset(data, data_dir)
+    table = Table(title=f"{title} on {data}")
+    for col in ("split", "images", "top-1", "loss"):
+        table.add_column(col, justify="right")
+    for split_name in ("val", "test"):
+        split = getattr(bundle, split_name)
+        top1, loss = evaluate(net, split)
+        table.add_row(split_name, f"{len(split):,}", f"{100 * top1:.2f}%", f"{loss:.4f}")
+    console.print(table)
+    stats = model_stats(net, bundle.input_shape)
+    console.print(f"{stats.params:,} params ({stats.nonzeros:,} nonzero), {stats.macs:,} MACs per image, "
+                  f"{stats.dense_fp32_bytes:,} dense fp32 bytes")
+
+
+@app.command("stats")
+def stats_cmd(
+    model: str = typer.Argument(..., help="Zoo model name, package.module:factory, or a model folder."),
+    model_arg: list[str] = typer.Option([], "--model-arg", help="Model argument key=value (repeatable)."),
+) -> None:
+    """Per-layer parameters, nonzeros and MACs (one 1x28x28 image)."""
+    from .metrics import model_stats
+    from .modelio import load_model
+    from .models import build_model
+    from .ui import console, fmt_int
+
+    if Path(model).is_dir():
+        net, _ = load_model(model)
+    else:
+        net = build_model(model, **dict(_parse_model_args(model_arg)))
+    stats = model_stats(net)
+    table = Table(title=f"{model}: per-layer metrics")
+    for col in ("layer", "type", "params", "nonzeros", "MACs"):
+        table.add_column(col, justify="left" if col in ("layer", "type") else "right")
+    for layer in stats.layers:
+        table.add_row(layer.name, layer.kind, f"{layer.params:,}", f"{layer.nonzeros:,}", f"{layer.macs:,}")
+    table.add_row("[bold]total", "", f"[bold]{stats.params:,}", f"[bold]{stats.nonzeros:,}",
+                  f"[bold]{stats.macs:,}")
+    console.print(table)
+    console.print(f"dense fp32 bytes: {stats.dense_fp32_bytes:,} ({fmt_int(stats.dense_fp32_bytes)})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors become one line on stderr, never a traceback."""
+    from .ui import err_console
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except PakdError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: finished epochs are saved; rerun the same command to resume")
+        return 130
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        err_console.print("aborted")
+        return 1
+    except typer.exceptions.TyperException as exc:  # usage errors: click's own one-line message
+        exc.show()
+        return getattr(exc, "exit_code", 2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""One exception family for every error a user can cause.
+
+The CLI turns a :class:`PakdError` into one line on stderr and a non-zero exit code;
+anything else is a bug and keeps its traceback.
+"""
+
+
+class PakdError(Exception):
+    """An error caused by input (files, flags, recipes), reported as one line."""
+
+    exit_code = 2
+
+
+class DataError(PakdError):
+    """A dataset file is missing, truncated or malformed."""
+
+
+class ModelError(PakdError):
+    """An unknown model name, a factory that cannot be imported, or weights that do not fit."""
+
+
+class RunError(PakdError):
+    """A run folder that is missing, incomplete or was made with other settings."""

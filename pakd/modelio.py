@@ -1,0 +1,71 @@
+"""A model folder: ``model.safetensors`` (weights) + ``spec.json`` (architecture, arguments,
+provenance, metrics). Every stage writes and reads models through these two functions, so a
+teacher, a stage checkpoint and a user's model travel the same way. Nothing is unpickled."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from .errors import RunError
+from .models import build_model, load_weights
+
+SPEC_FORMAT = "pakd-model/1"
+WEIGHTS_FILE = "model.safetensors"
+SPEC_FILE = "spec.json"
+
+
+def library_versions() -> dict[str, str]:
+    import numpy
+
+    from . import __version__
+
+    return {"pakd": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
+            "python": sys.version.split()[0], "platform": platform.platform()}
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def save_model(folder: str | Path, model: nn.Module, spec: dict[str, Any]) -> Path:
+    """Write weights then spec (the spec's presence marks the folder complete)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tmp = folder / (WEIGHTS_FILE + ".tmp")
+    save_file(state, str(tmp))
+    os.replace(tmp, folder / WEIGHTS_FILE)
+    write_json_atomic(folder / SPEC_FILE, {"format": SPEC_FORMAT, **spec})
+    return folder
+
+
+def read_spec(folder: str | Path) -> dict[str, Any]:
+    path = Path(folder) / SPEC_FILE
+    if not path.is_file():
+        raise RunError(f"{folder}: no {SPEC_FILE} here (not a finished model folder)")
+    try:
+        spec = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(spec, dict) or spec.get("format") != SPEC_FORMAT or "model" not in spec:
+        raise RunError(f"{path}: not a PaKD model spec (format {SPEC_FORMAT!r} expected)")
+    return spec
+
+
+def load_model(folder: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the architecture named in ``spec.json`` and load its safetensors weights."""
+    spec = read_spec(folder)
+    model = build_model(spec["model"]["name"], **spec["model"].get("args", {}))
+    load_weights(model, Path(folder) / WEIGHTS_FILE)
+    return model.eval(), spec

@@ -1,0 +1,120 @@
+"""The model zoo registry: factories registered by name, plus user models as ``module:factory``."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ..errors import ModelError
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One registered architecture: its factory, a one-line description and its training defaults."""
+
+    name: str
+    factory: Callable[..., nn.Module]
+    description: str
+    # Training settings that reach the documented accuracy (see README); CLI flags override them.
+    train_defaults: dict[str, Any] = field(default_factory=dict)
+
+
+_ZOO: dict[str, ZooEntry] = {}
+
+
+def register_model(name: str, description: str, **train_defaults: Any):
+    """Decorator: register ``factory(in_channels=1, num_classes=10, **kwargs) -> nn.Module``."""
+
+    def wrap(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _ZOO:
+            raise ValueError(f"model {name!r} registered twice")
+        _ZOO[name] = ZooEntry(name, factory, description, dict(train_defaults))
+        return factory
+
+    return wrap
+
+
+def zoo() -> dict[str, ZooEntry]:
+    """All registered models, by name (a copy)."""
+    return dict(_ZOO)
+
+
+def zoo_entry(name: str) -> ZooEntry | None:
+    return _ZOO.get(name)
+
+
+def _import_factory(spec: str) -> Callable[..., nn.Module]:
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ModelError(f"user model {spec!r} must look like package.module:factory")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ModelError(f"cannot import module {module_name!r} for model {spec!r}: {exc}") from None
+    factory = getattr(module, attr, None)
+    if factory is None or not callable(factory):
+        raise ModelError(f"module {module_name!r} has no callable {attr!r}")
+    return factory
+
+
+def _call_factory(factory: Callable[..., nn.Module], name: str, kwargs: dict[str, Any]) -> nn.Module:
+    try:
+        inspect.signature(factory).bind(**kwargs)
+    except TypeError as exc:
+        raise ModelError(f"model {name!r} does not accept arguments {sorted(kwargs)}: {exc}") from None
+    except ValueError:  # builtins or C callables without a signature: let the call decide
+        pass
+    model = factory(**kwargs)
+    if not isinstance(model, nn.Module):
+        raise ModelError(f"factory for {name!r} returned {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def build_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build a zoo model by name, or a user model given as ``package.module:factory``.
+
+    Zoo factories take ``in_channels`` and ``num_classes``; user factories get exactly the
+    keyword arguments passed here (none by default).
+    """
+    entry = _ZOO.get(name)
+    if entry is not None:
+        return _call_factory(entry.factory, name, kwargs)
+    if ":" in name:
+        return _call_factory(_import_factory(name), name, kwargs)
+    known = ", ".join(sorted(_ZOO))
+    raise ModelError(f"unknown model {name!r}; zoo models: {known}; or give package.module:factory")
+
+
+def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load a safetensors file into ``model`` strictly (every tensor present, every shape equal)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"weights file not found: {path}")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"cannot read weights {path}: not a valid safetensors file ({exc})") from None
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise ModelError(
+            f"weights {path} do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    for key, tensor in state.items():
+        if tuple(tensor.shape) != tuple(own[key].shape):
+            raise ModelError(
+                f"weights {path}: {key} has shape {tuple(tensor.shape)}, model expects {tuple(own[key].shape)}"
+            )
+    with torch.no_grad():
+        model.load_state_dict(state, strict=True)
+    return model
