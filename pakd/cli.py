@@ -81,6 +81,7 @@ def train_cmd(
     data_dir: Optional[Path] = DataDirOpt,
     force: bool = typer.Option(False, "--force", help="Retrain even if a finished teacher exists."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    device: str = typer.Option("cpu", help="Torch device to train on (cpu; cuda where present - never required)."),
 ) -> None:
     """Train a teacher into RUNS_DIR/NAME/teacher/ (model.safetensors + spec.json).
 
@@ -103,7 +104,7 @@ def train_cmd(
     run_name = name or f"{model.replace(':', '-').replace('.', '-')}-{data}"
     folder = runs_dir / run_name / "teacher"
     with TrainProgress(f"train {model} on {data}", quiet=quiet) as progress:
-        result = train_teacher(job, folder, force=force, progress=progress)
+        result = train_teacher(job, folder, force=force, progress=progress, device=device)
     m = result.spec["metrics"]
     verb = "reused" if result.reused else "trained"
     console.print(f"[bold green]{verb}[/] {folder}: test top-1 [bold]{100 * m['test_top1']:.2f}%[/] "

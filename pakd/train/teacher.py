@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..data import load_dataset
@@ -44,7 +45,7 @@ class TeacherResult:
 
 
 def train_teacher(job: TeacherJob, folder: str | Path, force: bool = False,
-                  progress: ProgressFn | None = None) -> TeacherResult:
+                  progress: ProgressFn | None = None, device: str = "cpu") -> TeacherResult:
     """Train (or reuse, or resume) the teacher described by ``job`` in ``folder``."""
     folder = Path(folder)
     ckpt_path = folder / CHECKPOINT_FILE
@@ -77,7 +78,8 @@ def train_teacher(job: TeacherJob, folder: str | Path, force: bool = False,
         args = {"in_channels": data.input_shape[0], "num_classes": data.num_classes, **args}
     model = build_model(job.model, **args)
     t0 = time.perf_counter()
-    history = train(model, data.train, data.val, job.train, checkpoint=ckpt_path, progress=progress)
+    history = train(model, data.train, data.val, job.train, checkpoint=ckpt_path, progress=progress,
+                    device=device)
     wall = time.perf_counter() - t0
     test_top1, test_loss = evaluate(model, data.test)
     stats = model_stats(model, data.input_shape)
@@ -95,6 +97,8 @@ def train_teacher(job: TeacherJob, folder: str | Path, force: bool = False,
         "train_seconds_this_process": wall,
         "train_seconds_total": sum(h.seconds for h in history),
         "versions": library_versions(),
+        "device": device,
+        "threads": torch.get_num_threads(),
         "job": job.identity(),  # what a rerun compares to decide whether to reuse this teacher
     }
     save_model(folder, model, spec)

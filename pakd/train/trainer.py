@@ -87,14 +87,15 @@ def augment_batch(x: torch.Tensor, mode: str, gen: torch.Generator, pad: int = 2
         return x
     b, _, h, w = x.shape
     if mode == "crop+flip":
+        dev = x.device
         padded = F.pad(x, (pad, pad, pad, pad))
-        dy = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
-        dx = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
-        rows = (dy[:, None] + torch.arange(h))[:, None, :, None]  # (B,1,H,1)
-        cols = (dx[:, None] + torch.arange(w))[:, None, None, :]  # (B,1,1,W)
-        x = padded[torch.arange(b)[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None],
-                   rows, cols]
-    flip = torch.rand(b, generator=gen) < 0.5
+        dy = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(dev)
+        dx = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(dev)
+        rows = (dy[:, None] + torch.arange(h, device=dev))[:, None, :, None]  # (B,1,H,1)
+        cols = (dx[:, None] + torch.arange(w, device=dev))[:, None, None, :]  # (B,1,1,W)
+        x = padded[torch.arange(b, device=dev)[:, None, None, None],
+                   torch.arange(x.shape[1], device=dev)[None, :, None, None], rows, cols]
+    flip = (torch.rand(b, generator=gen) < 0.5).to(x.device)
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 
@@ -109,8 +110,10 @@ def evaluate(model: nn.Module, split: Split, batch_size: int = 1000,
     was_training = model.training
     model.eval()
     correct, loss_sum = 0, 0.0
+    device = next(model.parameters()).device
     for i in range(0, len(split), batch_size):
-        x, y = split.images[i:i + batch_size], split.labels[i:i + batch_size]
+        x = split.images[i:i + batch_size].to(device)
+        y = split.labels[i:i + batch_size].to(device)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         logits = model(x)
@@ -159,8 +162,12 @@ ProgressFn = Callable[[str, dict[str, Any]], None]
 
 
 def train(model: nn.Module, train_split: Split, val_split: Split, cfg: TrainConfig,
-          checkpoint: Path | None = None, progress: ProgressFn | None = None) -> list[EpochResult]:
+          checkpoint: Path | None = None, progress: ProgressFn | None = None,
+          device: str = "cpu") -> list[EpochResult]:
     """Train ``model`` in place; with ``checkpoint`` set, save after each epoch and resume from it.
+
+    ``device`` is where the work runs ("cpu" by default; "cuda" where a GPU is present, which
+    nothing in PaKD requires). The model is returned to the CPU.
 
     ``progress(event, info)`` receives "start" (total epochs/steps, resumed epoch), "step" (loss)
     and "epoch" (an :class:`EpochResult`) events.
@@ -168,8 +175,10 @@ def train(model: nn.Module, train_split: Split, val_split: Split, cfg: TrainConf
     set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     channels_last = cfg.channels_last and _uses_conv(model)
+    model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
+    train_x, train_y = train_split.images.to(device), train_split.labels.to(device)
     opt = _make_optimizer(model, cfg)
     n = len(train_split)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
@@ -193,12 +202,12 @@ def train(model: nn.Module, train_split: Split, val_split: Split, cfg: TrainConf
         model.train()
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)  # per-epoch: exact resume
         perm = torch.randperm(n, generator=gen)
-        loss_sum = torch.zeros(())
-        correct = torch.zeros((), dtype=torch.long)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), dtype=torch.long, device=device)
         for step in range(steps_per_epoch):
-            idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            x = augment_batch(train_split.images[idx], cfg.augment, gen)
-            y = train_split.labels[idx]
+            idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size].to(device)
+            x = augment_batch(train_x[idx], cfg.augment, gen)
+            y = train_y[idx]
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             logits = model(x)
@@ -219,6 +228,5 @@ def train(model: nn.Module, train_split: Split, val_split: Split, cfg: TrainConf
         if checkpoint:
             _save_checkpoint(checkpoint, model, opt, sched, epoch + 1, history, cfg)
         emit("epoch", {"result": result})
-    if channels_last:
-        model.to(memory_format=torch.contiguous_format)
+    model.to("cpu", memory_format=torch.contiguous_format)
     return history
