@@ -25,7 +25,7 @@ def _mlp_in_features(in_channels: int, input_size: int) -> int:
 @register_model(
     "lenet-300-100",
     "MLP 784-300-100-10 (Deep Compression's LeNet-300-100, 267K weights)",
-    epochs=30, optimizer="adamw", lr=1e-3, weight_decay=1e-4, augment="none", label_smoothing=0.0,
+    epochs=30, optimizer="adamw", lr=1e-3, weight_decay=1e-4, augment="flip", label_smoothing=0.0,
 )
 def lenet_300_100(in_channels: int = 1, num_classes: int = 10, input_size: int = 28) -> nn.Module:
     return nn.Sequential(
@@ -165,7 +165,7 @@ class CifarResNet(nn.Module):
         return self.fc(self.flatten(self.pool(x)))
 
 
-_RESNET_TRAIN = dict(epochs=30, optimizer="sgd", lr=0.1, weight_decay=5e-4, augment="crop+flip",
+_RESNET_TRAIN = dict(epochs=20, optimizer="sgd", lr=0.1, weight_decay=5e-4, augment="crop+flip",
                      label_smoothing=0.0)
 
 
