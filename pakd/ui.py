@@ -50,7 +50,7 @@ class TrainProgress:
             self._epoch = p.add_task("epoch", total=info["steps_per_epoch"], loss=0.0, info="")
             self._epochs = info["epochs"]
         elif event == "step":
-            self._loss = 0.9 * self._loss + 0.1 * float(info["loss"]) if info["step"] else float(info["loss"])
+            self._loss = 0.9 * self._loss + 0.1 * float(info["loss"].detach()) if info["step"] else float(info["loss"].detach())
             if info["step"] == 0:
                 p.reset(self._epoch, description=f"epoch {info['epoch'] + 1}/{self._epochs}",
                         loss=self._loss, info="")

@@ -66,17 +66,18 @@ def train_teacher(job: TeacherJob, folder: str | Path, force: bool = False,
         if not same:
             raise RunError(f"{folder} holds an unfinished training with other settings; "
                            "choose another --name or pass --force to start over")
-    if force:
-        for stale in (folder / SPEC_FILE, ckpt_path):
-            stale.unlink(missing_ok=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(job_path, job.identity())
-
+    # load and build first: bad input must fail before anything is written
     data = load_dataset(job.data, job.data_dir)
     args = dict(job.model_args)
     if zoo_entry(job.model) is not None:  # zoo factories take the data's channels and classes
         args = {"in_channels": data.input_shape[0], "num_classes": data.num_classes, **args}
     model = build_model(job.model, **args)
+
+    if force:
+        for stale in (folder / SPEC_FILE, ckpt_path):
+            stale.unlink(missing_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(job_path, job.identity())
     t0 = time.perf_counter()
     history = train(model, data.train, data.val, job.train, checkpoint=ckpt_path, progress=progress,
                     device=device)
