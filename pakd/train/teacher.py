@@ -71,6 +71,7 @@ def train_teacher(job: TeacherJob, folder: str | Path, force: bool = False,
     args = dict(job.model_args)
     if zoo_entry(job.model) is not None:  # zoo factories take the data's channels and classes
         args = {"in_channels": data.input_shape[0], "num_classes": data.num_classes, **args}
+    torch.manual_seed(job.train.seed)  # initial weights depend on the seed only
     model = build_model(job.model, **args)
 
     if force:

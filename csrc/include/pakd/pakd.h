@@ -1,0 +1,122 @@
+/*
+ * pakd.h - the public C API of the PaKD runtime (the only public header).
+ *
+ * Conventions (the same for every function):
+ *   - Every call that can fail returns a pakd_status; PAKD_OK (0) is success.
+ *     Results are written through out-pointers, and only on success.
+ *   - Structs that may grow carry `struct_size` as their first member; the
+ *     caller sets it to sizeof(the struct) it was compiled with, and the library
+ *     never writes past it. This keeps old binaries working with new libraries.
+ *   - No C++ exception ever leaves this API.
+ *   - Matrices are row-major; a leading dimension (lda, ldb, ldc) is the
+ *     distance in elements between the starts of two consecutive rows.
+ *
+ * The header is plain C99 (tests/c/test_header_c99.c compiles it as such).
+ */
+#ifndef PAKD_PAKD_H_
+#define PAKD_PAKD_H_
+
+#include <stddef.h>
+
+/* Symbol visibility: the library is built with hidden visibility, so only
+ * functions marked PAKD_API are exported from a shared libpakd. */
+#if defined(_WIN32) && defined(PAKD_SHARED)
+#  if defined(PAKD_BUILDING_LIBRARY)
+#    define PAKD_API __declspec(dllexport)
+#  else
+#    define PAKD_API __declspec(dllimport)
+#  endif
+#elif defined(__GNUC__) || defined(__clang__)
+#  define PAKD_API __attribute__((visibility("default")))
+#else
+#  define PAKD_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Status codes                                                              */
+/* ------------------------------------------------------------------------ */
+
+typedef enum pakd_status {
+  PAKD_OK = 0,
+  PAKD_ERR_INVALID_ARGUMENT = 1, /* NULL pointer, bad size, unknown name, ... */
+  PAKD_ERR_UNSUPPORTED = 2,      /* valid request this build/CPU cannot run   */
+  PAKD_ERR_OUT_OF_MEMORY = 3,
+  PAKD_ERR_BAD_FORMAT = 4,       /* malformed model file or buffer            */
+  PAKD_ERR_INTERNAL = 5          /* a bug: please report it                   */
+} pakd_status;
+
+/* A static, human-readable description of `status` (never NULL; unknown codes
+ * give "unknown status"). */
+PAKD_API const char* pakd_status_string(pakd_status status);
+
+/* The library version, e.g. "0.1.0" (static string, never NULL). */
+PAKD_API const char* pakd_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* CPU features                                                              */
+/* ------------------------------------------------------------------------ */
+
+typedef struct pakd_cpu_info {
+  size_t struct_size; /* in: sizeof(pakd_cpu_info) */
+  const char* arch;   /* "x86_64", "aarch64", "arm", or "unknown" */
+  /* Non-zero when the running CPU (and OS) supports the extension. */
+  int sse2;
+  int avx;
+  int avx2;
+  int fma;
+  int avx512f;
+  int neon;
+} pakd_cpu_info;
+
+/* Features detected once, at first use, on the running CPU. */
+PAKD_API pakd_status pakd_get_cpu_info(pakd_cpu_info* out);
+
+/* ------------------------------------------------------------------------ */
+/* Dense f32 GEMM                                                            */
+/* ------------------------------------------------------------------------ */
+
+typedef struct pakd_kernel_info {
+  size_t struct_size; /* in: sizeof(pakd_kernel_info) */
+  const char* name;   /* e.g. "6x16-avx2"; pass it to pakd_f32_gemm */
+  const char* isa;    /* instruction set it needs, e.g. "scalar", "avx2+fma" */
+  int supported;      /* non-zero when it can run on this CPU */
+} pakd_kernel_info;
+
+/*
+ * C = A * B with A (m x k), B (k x n), C (m x n), all f32 and row-major.
+ * C is overwritten (when k == 0 it is set to zero).
+ *
+ * kernel: a name from pakd_f32_gemm_kernel_info, or NULL for the best kernel
+ *         supported by this CPU.
+ * Requirements: lda >= k, ldb >= n, ldc >= n; a, b, c non-NULL unless the
+ * matrix they point to is empty. C must not overlap A or B.
+ *
+ * Returns PAKD_ERR_INVALID_ARGUMENT for bad arguments or an unknown kernel
+ * name, PAKD_ERR_UNSUPPORTED for a known kernel this CPU cannot run.
+ */
+PAKD_API pakd_status pakd_f32_gemm(const char* kernel, size_t m, size_t n,
+                                   size_t k, const float* a, size_t lda,
+                                   const float* b, size_t ldb, float* c,
+                                   size_t ldc);
+
+/* Number of f32 GEMM kernels compiled into this library (supported or not). */
+PAKD_API size_t pakd_f32_gemm_kernel_count(void);
+
+/* Describes kernel `index` (0 <= index < pakd_f32_gemm_kernel_count()).
+ * out->struct_size must be set by the caller. */
+PAKD_API pakd_status pakd_f32_gemm_kernel_info(size_t index,
+                                               pakd_kernel_info* out);
+
+/* Name of the kernel used when pakd_f32_gemm gets kernel == NULL (static
+ * string, never NULL). */
+PAKD_API const char* pakd_f32_gemm_best_kernel(void);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* PAKD_PAKD_H_ */

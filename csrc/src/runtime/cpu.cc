@@ -1,0 +1,47 @@
+// Runtime CPU feature detection: one binary runs on every CPU of its
+// architecture and picks kernels from what the running CPU supports.
+#include "runtime/cpu.h"
+
+#if defined(__arm__) && defined(__linux__)
+#include <sys/auxv.h>  // getauxval(AT_HWCAP)
+#endif
+
+namespace pakd {
+namespace {
+
+CpuFeatures detect() {
+  CpuFeatures f{"unknown", 0};
+#if defined(__x86_64__) || defined(_M_X64)
+  f.arch = "x86_64";
+  f.bits |= kCpuSse2;  // part of the x86-64 baseline
+#if defined(__GNUC__) || defined(__clang__)
+  // libgcc / compiler-rt also check that the OS saves the AVX state (XCR0).
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx")) f.bits |= kCpuAvx;
+  if (__builtin_cpu_supports("avx2")) f.bits |= kCpuAvx2;
+  if (__builtin_cpu_supports("fma")) f.bits |= kCpuFma;
+  if (__builtin_cpu_supports("avx512f")) f.bits |= kCpuAvx512f;
+#endif
+#elif defined(__aarch64__) || defined(_M_ARM64)
+  f.arch = "aarch64";
+  f.bits |= kCpuNeon;  // Advanced SIMD is mandatory on AArch64
+#elif defined(__arm__)
+  f.arch = "arm";
+#if defined(__linux__)
+  constexpr unsigned long kHwcapNeon = 1ul << 12;  // HWCAP_NEON on 32-bit ARM
+  if (getauxval(AT_HWCAP) & kHwcapNeon) f.bits |= kCpuNeon;
+#elif defined(__ARM_NEON)
+  f.bits |= kCpuNeon;  // compiled for NEON: the target must have it
+#endif
+#endif
+  return f;
+}
+
+}  // namespace
+
+const CpuFeatures& cpu_features() {
+  static const CpuFeatures features = detect();
+  return features;
+}
+
+}  // namespace pakd
