@@ -39,7 +39,6 @@ apt-deps:
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 
 # Rebuilt when the native sources or the project metadata change.
 $(INSTALLED): $(PY) $(NATIVE_SRC)
