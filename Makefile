@@ -12,7 +12,7 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # dataset-fashion-mnist: the real data; g++/cmake: the C++ core
 APT_PACKAGES := dataset-fashion-mnist g++ cmake
 TORCH       := torch==2.13.0
-BUILD_DEPS  := scikit-build-core>=0.10 pybind11>=2.13 ninja
+BUILD_DEPS  := "scikit-build-core>=0.10" "pybind11>=2.13" ninja
 INSTALLED   := $(VENV)/.pakd-installed
 NATIVE_SRC  := pyproject.toml CMakeLists.txt $(shell find csrc -type f 2>/dev/null)
 
