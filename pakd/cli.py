@@ -185,6 +185,44 @@ def stats_cmd(
     console.print(f"dense fp32 bytes: {stats.dense_fp32_bytes:,} ({fmt_int(stats.dense_fp32_bytes)})")
 
 
+@app.command("compress")
+def compress_cmd(
+    teacher: Optional[Path] = typer.Option(None, help="Teacher model folder, e.g. runs/lenet5-fashion-mnist/teacher."),
+    recipe: Optional[Path] = typer.Option(None, help="Recipe TOML (see recipes/)."),
+    name: Optional[str] = typer.Option(None, help="Run name [default: the recipe's name]."),
+    runs_dir: Path = typer.Option(Path("runs"), help="Folder holding runs."),
+    resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder (same recipe and teacher)."),
+    data_dir: Optional[Path] = DataDirOpt,
+    threads: int = typer.Option(0, help="Intra-op threads (0 = one per core)."),
+    device: str = typer.Option("cpu", help="Torch device (cpu; cuda where present - never required)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Compress a teacher by the stages of a recipe: prune -> distill -> evaluate -> checkpoint.
+
+    Finished stages are reused; an interrupted stage (Ctrl-C, kill -9) continues from its last
+    finished epoch with --resume RUN_FOLDER (or the same command again).
+    """
+    from .pipeline import CompressJob, compress, load_recipe, resume_job
+    from .ui import TrainProgress, console, ledger_table
+
+    if resume is not None:
+        job = resume_job(resume, threads, device)
+    else:
+        if teacher is None or recipe is None:
+            raise PakdError("give --teacher and --recipe (or --resume RUN_FOLDER)")
+        run_name = name or load_recipe(recipe).name
+        job = CompressJob(recipe_path=recipe, teacher_dir=teacher, run_dir=runs_dir / run_name,
+                          data_dir=str(data_dir) if data_dir else None, threads=threads, device=device, seed=seed)
+    recipe_obj, rows = compress(job, lambda title: TrainProgress(title, quiet=quiet))
+    console.print(ledger_table(rows, title=f"{job.run_dir}: {recipe_obj.name}"))
+    final = rows[-1]
+    drop = 100 * (rows[0]["test_top1"] - final["test_top1"])
+    console.print(f"[bold]{final['size_ratio']:.1f}x smaller[/] ({final['bytes_huffman' if recipe_obj.huffman else 'bytes']:,} "
+                  f"bytes vs {4 * rows[0]['params']:,} fp32 teacher bytes), {final['mac_ratio']:.2f}x fewer MACs, "
+                  f"test top-1 {100 * final['test_top1']:.2f}% (teacher {100 * rows[0]['test_top1']:.2f}%, drop {drop:.2f} pt)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr, never a traceback."""
     from .ui import err_console

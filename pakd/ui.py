@@ -72,3 +72,19 @@ def fmt_int(n: int) -> str:
         if abs(n) >= div:
             return f"{n / div:.2f}{unit}"
     return str(n)
+
+
+def ledger_table(rows: list[dict[str, Any]], title: str = ""):
+    """Per-stage table in the spirit of Deep Compression's Table 1: each stage's accuracy, what is
+    left of the network, and its serialized size without and with Huffman coding."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for c in ("stage", "val", "test", "nonzero", "MACs", "bytes", "+Huffman", "ratio", "time"):
+        table.add_column(c, justify="left" if c == "stage" else "right")
+    dense = 4 * rows[0]["params"]
+    for r in rows:
+        table.add_row(r["stage"], f"{100 * r['val_top1']:.2f}%", f"{100 * r['test_top1']:.2f}%",
+                      fmt_int(r["nonzeros"]), fmt_int(r["macs"]), f"{r['bytes']:,}", f"{r['bytes_huffman']:,}",
+                      f"{dense / r['bytes_huffman']:.1f}x", f"{r['seconds']:.0f}s")
+    return table

@@ -12,7 +12,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -136,22 +136,29 @@ def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
 
 
 def _save_checkpoint(path: Path, model, opt, sched, epoch: int, history: list[EpochResult],
-                     cfg: TrainConfig) -> None:
+                     cfg: TrainConfig, hooks: tuple[TrainHook, ...]) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "epoch": epoch,
                 "history": [asdict(h) for h in history], "rng": torch.get_rng_state(),
-                "config": cfg.to_dict()}, tmp)
+                "config": cfg.to_dict(), "hooks": [h.state_dict() for h in hooks]}, tmp)
     os.replace(tmp, path)
 
 
-def _load_checkpoint(path: Path, cfg: TrainConfig) -> dict[str, Any] | None:
+def read_checkpoint(path: Path) -> dict[str, Any] | None:
+    """A checkpoint written by :func:`train`, or None; loaded without unpickling code."""
     if not path.is_file():
         return None
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)  # never unpickle code
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a torn or foreign file: say so, do not guess
         raise RunError(f"{path}: unreadable training checkpoint ({exc}); delete it to start over") from None
+
+
+def _load_checkpoint(path: Path, cfg: TrainConfig) -> dict[str, Any] | None:
+    ckpt = read_checkpoint(path)
+    if ckpt is None:
+        return None
     if ckpt.get("config") != cfg.to_dict():
         raise RunError(f"{path}: checkpoint was made with other training settings; "
                        "use the same flags, or --force to start over")
@@ -159,12 +166,27 @@ def _load_checkpoint(path: Path, cfg: TrainConfig) -> dict[str, Any] | None:
 
 
 ProgressFn = Callable[[str, dict[str, Any]], None]
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, x, y) -> loss
+
+
+class TrainHook(Protocol):
+    """Called by :func:`train` (pruners and quantizers are hooks); its state is checkpointed."""
+
+    def on_step(self, model: nn.Module, step: int) -> None: ...
+    def on_epoch_end(self, model: nn.Module, epoch: int) -> None: ...
+    def state_dict(self) -> dict[str, torch.Tensor]: ...
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None: ...
 
 
 def train(model: nn.Module, train_split: Split, val_split: Split, cfg: TrainConfig,
           checkpoint: Path | None = None, progress: ProgressFn | None = None,
-          device: str = "cpu") -> list[EpochResult]:
+          device: str = "cpu", loss_fn: LossFn | None = None,
+          hooks: tuple[TrainHook, ...] = ()) -> list[EpochResult]:
     """Train ``model`` in place; with ``checkpoint`` set, save after each epoch and resume from it.
+
+    ``loss_fn(logits, x, y)`` replaces cross-entropy (distillation); ``hooks`` get ``on_step``
+    after every optimizer step (global step count) and ``on_epoch_end`` after every epoch, and
+    their ``state_dict`` is saved in the checkpoint and restored on resume.
 
     ``device`` is where the work runs ("cpu" by default; "cuda" where a GPU is present, which
     nothing in PaKD requires). The model is returned to the CPU.
@@ -192,6 +214,8 @@ def train(model: nn.Module, train_split: Split, val_split: Split, cfg: TrainConf
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         torch.set_rng_state(ckpt["rng"])
+        for hook, state in zip(hooks, ckpt.get("hooks", [])):
+            hook.load_state_dict(state)
         history = [EpochResult(**h) for h in ckpt["history"]]
         start_epoch = int(ckpt["epoch"])
     emit = progress or (lambda event, info: None)
@@ -211,22 +235,29 @@ def train(model: nn.Module, train_split: Split, val_split: Split, cfg: TrainConf
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             logits = model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            if loss_fn is None:
+                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            else:
+                loss = loss_fn(logits, x, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
+            for hook in hooks:
+                hook.on_step(model, epoch * steps_per_epoch + step)
             with torch.no_grad():
                 loss_sum += loss.detach() * len(idx)
                 correct += (logits.argmax(1) == y).sum()
             emit("step", {"epoch": epoch, "step": step, "loss": loss})
+        for hook in hooks:
+            hook.on_epoch_end(model, epoch + 1)
         val_top1, val_loss = evaluate(model, val_split, channels_last=channels_last)
         result = EpochResult(epoch=epoch + 1, train_loss=float(loss_sum) / n, train_top1=int(correct) / n,
                              val_loss=val_loss, val_top1=val_top1, lr=opt.param_groups[0]["lr"],
                              seconds=time.perf_counter() - t0)
         history.append(result)
         if checkpoint:
-            _save_checkpoint(checkpoint, model, opt, sched, epoch + 1, history, cfg)
+            _save_checkpoint(checkpoint, model, opt, sched, epoch + 1, history, cfg, hooks)
         emit("epoch", {"result": result})
     model.to("cpu", memory_format=torch.contiguous_format)
     return history

@@ -1,0 +1,201 @@
+"""Compression recipes: TOML, validated on load into frozen config objects.
+
+```toml
+[recipe]
+name = "lenet5"              # default run name
+batch_size = 128
+huffman = true               # entropy-code codebook indices and sparse index gaps
+
+[[stage]]
+name = "prune"
+epochs = 10
+lr = 0.01                    # peak of the stage's one-cycle schedule
+optimizer = "sgd"            # sgd | adamw
+augment = "crop+flip"        # none | flip | crop+flip
+[stage.prune]                # optional
+method = "unstructured"      # see `pakd compress --help` for the registered methods
+criterion = "magnitude"
+amount = 0.9
+[stage.distill]              # optional; absent = plain labels (alpha 0)
+teachers = ["teacher"]       # "teacher", "previous" (assistant) or model folders; several = ensemble
+alpha = 0.7
+temperature = 4.0
+[stage.quantize]             # optional
+method = "kmeans"            # kmeans | int8
+bits = { conv = 8, linear = 5 }
+```
+Every problem is reported as one line naming the stage and the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..distill import DistillConfig
+from ..errors import PakdError
+from ..prune import PruneConfig, pruner_names
+from ..train import AUGMENTS, OPTIMIZERS
+
+QUANT_METHODS = ("kmeans", "int8")
+
+
+class RecipeError(PakdError):
+    """A recipe that cannot run: unknown method, value out of range, wrong type, missing key."""
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    method: str
+    bits: tuple[tuple[str, int], ...] = (("conv", 8), ("linear", 5))
+    skip: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    name: str
+    epochs: int
+    lr: float
+    optimizer: str = "sgd"
+    weight_decay: float = 5e-4
+    augment: str = "crop+flip"
+    prune: PruneConfig | None = None
+    distill: DistillConfig = DistillConfig(teachers=(), alpha=0.0)
+    quantize: QuantConfig | None = None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    stages: tuple[StageConfig, ...]
+    batch_size: int = 128
+    huffman: bool = True
+    text_sha256: str = ""
+    source: str = ""
+
+
+def _take(table: dict, key: str, kind, where: str, default: Any = ..., check=None, what: str = "") -> Any:
+    if key not in table:
+        if default is ...:
+            raise RecipeError(f"{where}: missing required key {key!r}")
+        return default
+    value = table.pop(key)
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds:
+        raise RecipeError(f"{where}.{key}: expected {kinds[0].__name__}, got a boolean")
+    if not isinstance(value, kinds):
+        raise RecipeError(f"{where}.{key}: expected {kinds[0].__name__}, got {type(value).__name__} {value!r}")
+    if check is not None and not check(value):
+        raise RecipeError(f"{where}.{key}: {value!r} is not {what}")
+    return value
+
+
+def _no_leftovers(table: dict, where: str) -> None:
+    if table:
+        raise RecipeError(f"{where}: unknown key(s) {', '.join(sorted(table))}")
+
+
+def _str_list(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RecipeError(f"{where}: expected a list of strings")
+    return tuple(value)
+
+
+def _prune(t: dict, where: str) -> PruneConfig:
+    t = dict(t)
+    method = _take(t, "method", str, where)
+    if method not in pruner_names():
+        raise RecipeError(f"{where}.method: unknown pruning method {method!r}; choose one of: {', '.join(pruner_names())}")
+    amount = _take(t, "amount", (float, int), where, check=lambda v: 0 <= v < 1, what="in [0, 1)")
+    kw = dict(
+        criterion=_take(t, "criterion", str, where, "magnitude" if method == "unstructured" else "l1"),
+        scope=_take(t, "scope", str, where, "layer", check=lambda v: v in ("layer", "global"), what="'layer' or 'global'"),
+        target=_take(t, "target", str, where, "channels", check=lambda v: v in ("channels", "macs"), what="'channels' or 'macs'"),
+        schedule=_take(t, "schedule", str, where, "cubic", check=lambda v: v in ("cubic", "oneshot"), what="'cubic' or 'oneshot'"),
+        skip=_str_list(t.pop("skip", []), f"{where}.skip"),
+        options=dict(t.pop("options", {})),
+    )
+    _no_leftovers(t, where)
+    return PruneConfig(method=method, amount=float(amount), **kw)
+
+
+def _distill(t: dict, where: str) -> DistillConfig:
+    t = dict(t)
+    teachers = _str_list(t.pop("teachers", ["teacher"]), f"{where}.teachers")
+    alpha = _take(t, "alpha", (float, int), where, 0.7, check=lambda v: 0 <= v <= 1, what="in [0, 1]")
+    temperature = _take(t, "temperature", (float, int), where, 4.0, check=lambda v: v > 0, what="> 0")
+    hint_weight = _take(t, "hint_weight", (float, int), where, 0.0, check=lambda v: v >= 0, what=">= 0")
+    hints = t.pop("hint_layers", [])
+    if not isinstance(hints, list) or not all(isinstance(p, list) and len(p) == 2 for p in hints):
+        raise RecipeError(f"{where}.hint_layers: expected a list of [student_module, teacher_module] pairs")
+    _no_leftovers(t, where)
+    return DistillConfig(teachers=teachers, alpha=float(alpha), temperature=float(temperature),
+                         hint_weight=float(hint_weight), hint_layers=tuple(tuple(p) for p in hints))
+
+
+def _quantize(t: dict, where: str) -> QuantConfig:
+    t = dict(t)
+    method = _take(t, "method", str, where, check=lambda v: v in QUANT_METHODS, what=f"one of {', '.join(QUANT_METHODS)}")
+    bits = t.pop("bits", {"conv": 8, "linear": 5})
+    if not isinstance(bits, dict) or set(bits) - {"conv", "linear"} or not all(
+            isinstance(b, int) and not isinstance(b, bool) and 1 <= b <= 8 for b in bits.values()):
+        raise RecipeError(f"{where}.bits: expected {{conv = 1..8, linear = 1..8}}")
+    skip = _str_list(t.pop("skip", []), f"{where}.skip")
+    _no_leftovers(t, where)
+    merged = {"conv": 8, "linear": 5, **bits}
+    return QuantConfig(method=method, bits=tuple(sorted(merged.items())), skip=skip)
+
+
+def _stage(t: dict, index: int) -> StageConfig:
+    t = dict(t)
+    where = f"stage {index} ({t.get('name', 'unnamed')})"
+    name = _take(t, "name", str, where, f"stage-{index}")
+    epochs = _take(t, "epochs", int, where, check=lambda v: v >= 1, what=">= 1")
+    lr = _take(t, "lr", (float, int), where, check=lambda v: v > 0, what="> 0")
+    optimizer = _take(t, "optimizer", str, where, "sgd", check=lambda v: v in OPTIMIZERS, what=f"one of {OPTIMIZERS}")
+    wd = _take(t, "weight_decay", (float, int), where, 5e-4, check=lambda v: v >= 0, what=">= 0")
+    augment = _take(t, "augment", str, where, "crop+flip", check=lambda v: v in AUGMENTS, what=f"one of {AUGMENTS}")
+    prune = _prune(t.pop("prune"), f"{where}.prune") if "prune" in t else None
+    distill = (_distill(t.pop("distill"), f"{where}.distill") if "distill" in t
+               else DistillConfig(teachers=(), alpha=0.0))
+    quantize = _quantize(t.pop("quantize"), f"{where}.quantize") if "quantize" in t else None
+    _no_leftovers(t, where)
+    if prune is not None and quantize is not None:
+        raise RecipeError(f"{where}: prune and quantize in one stage; quantize in a stage of its own, after pruning")
+    return StageConfig(name=name, epochs=epochs, lr=float(lr), optimizer=optimizer, weight_decay=float(wd),
+                       augment=augment, prune=prune, distill=distill, quantize=quantize)
+
+
+def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{source}: not valid TOML ({exc})") from None
+    head = dict(data.pop("recipe", {}))
+    stages_raw = data.pop("stage", None)
+    if data:
+        raise RecipeError(f"{source}: unknown section(s) {', '.join(sorted(data))} (expected [recipe] and [[stage]])")
+    if not isinstance(stages_raw, list) or not stages_raw:
+        raise RecipeError(f"{source}: no [[stage]] tables")
+    name = _take(head, "name", str, "[recipe]", Path(source).stem)
+    batch = _take(head, "batch_size", int, "[recipe]", 128, check=lambda v: v >= 1, what=">= 1")
+    huff = _take(head, "huffman", bool, "[recipe]", True)
+    _no_leftovers(head, "[recipe]")
+    stages = tuple(_stage(s, i + 1) for i, s in enumerate(stages_raw))
+    for i, st in enumerate(stages):
+        if "previous" in st.distill.teachers and i == 0:
+            raise RecipeError(f"stage 1 ({st.name}).distill.teachers: 'previous' needs an earlier stage")
+        if any(st.quantize for st in stages[:i]) and st.prune is not None:
+            raise RecipeError(f"stage {i + 1} ({st.name}): pruning after quantization would break the codebooks")
+    return Recipe(name=name, stages=stages, batch_size=batch, huffman=huff,
+                  text_sha256=hashlib.sha256(text.encode()).hexdigest(), source=source)
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe not found: {path}")
+    return parse_recipe(path.read_text(), str(path))

@@ -1,0 +1,242 @@
+"""``pakd compress``: run a recipe's stages (prune -> distill -> evaluate -> checkpoint).
+
+Layout of a run folder::
+
+    runs/<name>/run.json         teacher path, recipe hash (a rerun must match)
+    runs/<name>/recipe.toml      the recipe as given
+    runs/<name>/stage-K/         model.safetensors + spec.json (finished stage), model.pakd (the
+                                 serialized student), encoding.safetensors (codebooks), and while
+                                 the stage runs: checkpoint.pt (after every epoch)
+    runs/<name>/ledger.json      one row per finished stage (and the teacher)
+
+A finished stage is never redone; an interrupted one resumes from its last finished epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..data import DataBundle, load_dataset
+from ..distill import DistillLoss, FeatureHints
+from ..errors import RunError
+from ..metrics import model_stats
+from ..modelio import SPEC_FILE, library_versions, load_model, read_spec, save_model, write_json_atomic
+from ..prune import PruneContext, make_pruner
+from ..quant import Int8Quantizer, KMeansConfig, WeightSharing
+from ..quant.accountant import serialize, weight_sparsity
+from ..train import TrainConfig, evaluate, set_threads, train
+from .recipe import Recipe, StageConfig, load_recipe
+
+RUN_FILE, LEDGER_FILE, RECIPE_COPY = "run.json", "ledger.json", "recipe.toml"
+CHECKPOINT_FILE, ENCODING_FILE, PAKD_FILE = "checkpoint.pt", "encoding.safetensors", "model.pakd"
+
+
+@dataclass(frozen=True)
+class CompressJob:
+    recipe_path: Path
+    teacher_dir: Path
+    run_dir: Path
+    data_dir: str | None = None
+    threads: int = 0
+    device: str = "cpu"
+    seed: int = 0
+
+
+ProgressFactory = Callable[[str], Any]  # title -> context manager that is also a train progress callback
+
+
+def _quantizer(stage: StageConfig):
+    q = stage.quantize
+    if q is None:
+        return None
+    if q.method == "kmeans":
+        return WeightSharing(KMeansConfig(bits=dict(q.bits), skip=q.skip))
+    return Int8Quantizer(skip=q.skip)
+
+
+def _load_encoding(stage: StageConfig, folder: Path):
+    quant = _quantizer(stage)
+    if quant is not None and (folder / ENCODING_FILE).is_file():
+        state = {k: (v.long() if k.startswith("assign.") else v) for k, v in load_file(str(folder / ENCODING_FILE)).items()}
+        quant.load_state_dict(state)
+    return quant
+
+
+def _save_encoding(quant, folder: Path) -> None:
+    if quant is None:
+        return
+    state = {k: (v.to(torch.int16) if k.startswith("assign.") else v.contiguous())
+             for k, v in quant.state_dict().items()}
+    save_file(state, str(folder / ENCODING_FILE))
+
+
+class _Run:
+    def __init__(self, job: CompressJob, recipe: Recipe, progress: ProgressFactory) -> None:
+        self.job, self.recipe, self.progress = job, recipe, progress
+        self.teacher, self.teacher_spec = load_model(job.teacher_dir)
+        self.data: DataBundle = load_dataset(self.teacher_spec["data"]["name"], job.data_dir)
+        self.input_shape = self.data.input_shape
+        self.teacher_stats = model_stats(self.teacher, self.input_shape)
+        self.ledger: list[dict[str, Any]] = []
+
+    # -- helpers ---------------------------------------------------------------------------
+    def meta(self, stage: str) -> dict[str, Any]:
+        return {"model": self.teacher_spec["model"], "input_shape": list(self.input_shape),
+                "classes": list(self.data.classes), "stage": stage,
+                "normalize": self.teacher_spec["data"].get("normalize")}
+
+    def batches(self, n: int, size: int = 64) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        g = torch.Generator().manual_seed(self.job.seed + 7)
+        idx = torch.randperm(len(self.data.train), generator=g)[: n * size]
+        return [(self.data.train.images[i], self.data.train.labels[i]) for i in idx.split(size)]
+
+    def row(self, stage: str, model: nn.Module, quant=None, seconds: float = 0.0, extra=None) -> dict[str, Any]:
+        val, _ = evaluate(model, self.data.val)
+        test, _ = evaluate(model, self.data.test)
+        stats = model_stats(model, self.input_shape)
+        plain = len(serialize(model, self.meta(stage), quant, huffman=False))
+        coded = len(serialize(model, self.meta(stage), quant, huffman=True))
+        dense = self.teacher_stats.dense_fp32_bytes
+        return {"stage": stage, "val_top1": val, "test_top1": test, "params": stats.params,
+                "nonzeros": stats.nonzeros, "weight_sparsity": weight_sparsity(model), "macs": stats.macs,
+                "bytes": plain, "bytes_huffman": coded,
+                "size_ratio": dense / (coded if self.recipe.huffman else plain),
+                "mac_ratio": self.teacher_stats.macs / max(1, stats.macs), "seconds": seconds,
+                **(extra or {})}
+
+    def resolve_teachers(self, stage: StageConfig, previous: nn.Module) -> list[nn.Module]:
+        out = []
+        for name in stage.distill.teachers:
+            if name == "teacher":
+                out.append(self.teacher)
+            elif name == "previous":
+                out.append(copy.deepcopy(previous).eval())
+            else:
+                out.append(load_model(name)[0])
+        return out
+
+    # -- stages ----------------------------------------------------------------------------
+    def run_stage(self, k: int, stage: StageConfig, start: nn.Module) -> tuple[nn.Module, dict[str, Any]]:
+        folder = self.job.run_dir / f"stage-{k}"
+        if (folder / SPEC_FILE).is_file():
+            spec = read_spec(folder)
+            if spec.get("stage", {}).get("config") == _stage_dict(stage):
+                model = self.load_stage_model(folder, spec)
+                return model, spec["metrics"]
+            raise RunError(f"{folder} was made by another version of the recipe; start a new run (--name)")
+        folder.mkdir(parents=True, exist_ok=True)
+        cfg = TrainConfig(epochs=stage.epochs, batch_size=self.recipe.batch_size, optimizer=stage.optimizer,
+                          lr=stage.lr, weight_decay=stage.weight_decay, augment=stage.augment,
+                          seed=self.job.seed + k, threads=self.job.threads)
+        steps = -(-len(self.data.train) // cfg.batch_size)
+        student = copy.deepcopy(start).train()
+        hooks = []
+        pruner = None
+        if stage.prune is not None:
+            ctx = PruneContext(example_input=torch.zeros(1, *self.input_shape), batches=self.batches,
+                               loss_fn=F.cross_entropy, total_epochs=stage.epochs, steps_per_epoch=steps)
+            pruner = make_pruner(stage.prune, ctx)
+            student = pruner.setup(student)
+            hooks.append(pruner)
+        quant = _quantizer(stage)
+        if quant is not None:
+            student = quant.setup(student)
+            hooks.append(quant)
+        teachers = self.resolve_teachers(stage, start)
+        hints = (FeatureHints(student, teachers[0], stage.distill.hint_layers)
+                 if stage.distill.hint_weight > 0 and stage.distill.hint_layers and teachers else None)
+        loss = DistillLoss(stage.distill, teachers, hints) if stage.distill.enabled else None
+        t0 = time.perf_counter()
+        with self.progress(f"stage {k}/{len(self.recipe.stages)} {stage.name}") as prog:
+            history = train(student, self.data.train, self.data.val, cfg, checkpoint=folder / CHECKPOINT_FILE,
+                            progress=prog, device=self.job.device, loss_fn=loss, hooks=tuple(hooks))
+        if hints is not None:
+            hints.close()
+        for hook in hooks:
+            student = hook.finalize(student)
+        seconds = sum(h.seconds for h in history)
+        row = self.row(stage.name, student, quant, seconds, {"epochs": stage.epochs,
+                                                             "wall_this_process": time.perf_counter() - t0})
+        spec = {"model": self.teacher_spec["model"], "data": self.teacher_spec["data"],
+                "structure": _structure(student, pruner), "stage": {"index": k, "config": _stage_dict(stage)},
+                "metrics": row, "history": [vars(h) for h in history], "versions": library_versions()}
+        _save_encoding(quant, folder)
+        (folder / PAKD_FILE).write_bytes(serialize(student, self.meta(stage.name), quant, self.recipe.huffman))
+        save_model(folder, student, spec)
+        (folder / CHECKPOINT_FILE).unlink(missing_ok=True)
+        return student.eval(), row
+
+    def load_stage_model(self, folder: Path, spec: dict[str, Any]) -> nn.Module:
+        structure = spec.get("structure")
+        if structure:
+            from ..prune.structured import apply_channel_config
+            from ..models import build_model, load_weights
+
+            base = build_model(spec["model"]["name"], **spec["model"].get("args", {}))
+            model = apply_channel_config(base, torch.zeros(1, *self.input_shape), structure)
+            return load_weights(model, folder / "model.safetensors").eval()
+        return load_model(folder)[0]
+
+    def run(self) -> list[dict[str, Any]]:
+        self.ledger = [self.row("teacher", self.teacher)]
+        model = self.teacher
+        for k, stage in enumerate(self.recipe.stages, 1):
+            model, row = self.run_stage(k, stage, model)
+            self.ledger.append(row)
+            write_json_atomic(self.job.run_dir / LEDGER_FILE, {"recipe": self.recipe.name, "rows": self.ledger})
+        return self.ledger
+
+
+def _stage_dict(stage: StageConfig) -> dict[str, Any]:
+    return json.loads(json.dumps(asdict(stage), default=list))
+
+
+def _structure(model: nn.Module, pruner) -> dict[str, Any] | None:
+    if pruner is None or not hasattr(pruner, "channel_config"):
+        return None
+    return pruner.channel_config(model)
+
+
+def compress(job: CompressJob, progress: ProgressFactory) -> tuple[Recipe, list[dict[str, Any]]]:
+    """Run (or continue) the compression described by ``job``; returns the ledger rows."""
+    recipe = load_recipe(job.recipe_path)
+    if not (job.teacher_dir / SPEC_FILE).is_file():
+        raise RunError(f"teacher not found: {job.teacher_dir} has no {SPEC_FILE} "
+                       "(train one with `pakd train`, or pass --teacher runs/<name>/teacher)")
+    run_file = job.run_dir / RUN_FILE
+    identity = {"recipe_sha256": recipe.text_sha256, "teacher": str(job.teacher_dir.resolve()), "seed": job.seed}
+    if run_file.is_file():
+        previous = json.loads(run_file.read_text())
+        if {k: previous.get(k) for k in identity} != identity:
+            raise RunError(f"{job.run_dir} was started with another recipe or teacher; "
+                           "choose another --name (or delete the folder)")
+    set_threads(job.threads)
+    runner = _Run(job, recipe, progress)  # validates data and teacher before writing anything
+    job.run_dir.mkdir(parents=True, exist_ok=True)
+    if not run_file.is_file():
+        shutil.copyfile(job.recipe_path, job.run_dir / RECIPE_COPY)
+        write_json_atomic(run_file, {**identity, "recipe_path": str(job.recipe_path), "data_dir": job.data_dir,
+                                     "threads": job.threads, "device": job.device})
+    return recipe, runner.run()
+
+
+def resume_job(run_dir: Path, threads: int = 0, device: str = "cpu") -> CompressJob:
+    """The job that started ``run_dir``, to continue it."""
+    run_file = run_dir / RUN_FILE
+    if not run_file.is_file():
+        raise RunError(f"{run_dir}: no {RUN_FILE} here (not a compression run)")
+    info = json.loads(run_file.read_text())
+    return CompressJob(recipe_path=run_dir / RECIPE_COPY, teacher_dir=Path(info["teacher"]), run_dir=run_dir,
+                       data_dir=info.get("data_dir"), threads=threads or info.get("threads", 0),
+                       device=device, seed=info.get("seed", 0))
