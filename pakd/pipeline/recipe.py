@@ -111,10 +111,11 @@ def _prune(t: dict, where: str) -> PruneConfig:
         raise RecipeError(f"{where}.method: unknown pruning method {method!r}; choose one of: {', '.join(pruner_names())}")
     amount = _take(t, "amount", (float, int), where, check=lambda v: 0 <= v < 1, what="in [0, 1)")
     kw = dict(
-        criterion=_take(t, "criterion", str, where, "magnitude" if method == "unstructured" else "l1"),
+        criterion=_take(t, "criterion", str, where, "magnitude"),  # each method's own default
         scope=_take(t, "scope", str, where, "layer", check=lambda v: v in ("layer", "global"), what="'layer' or 'global'"),
         target=_take(t, "target", str, where, "channels", check=lambda v: v in ("channels", "macs"), what="'channels' or 'macs'"),
-        schedule=_take(t, "schedule", str, where, "cubic", check=lambda v: v in ("cubic", "oneshot"), what="'cubic' or 'oneshot'"),
+        schedule=_take(t, "schedule", str, where, "oneshot" if method == "channel" else "cubic",
+                       check=lambda v: v in ("cubic", "oneshot"), what="'cubic' or 'oneshot'"),
         skip=_str_list(t.pop("skip", []), f"{where}.skip"),
         options=dict(t.pop("options", {})),
     )

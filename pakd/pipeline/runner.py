@@ -119,11 +119,12 @@ class _Run:
         out = []
         for name in stage.distill.teachers:
             if name == "teacher":
-                out.append(self.teacher)
+                model = self.teacher
             elif name == "previous":
-                out.append(copy.deepcopy(previous).eval())
+                model = previous
             else:
-                out.append(load_model(name)[0])
+                model = load_model(name)[0]
+            out.append(copy.deepcopy(model).eval().to(self.job.device))  # frozen copies on the training device
         return out
 
     # -- stages ----------------------------------------------------------------------------
@@ -169,7 +170,7 @@ class _Run:
         row = self.row(stage.name, student, quant, seconds, {"epochs": stage.epochs,
                                                              "wall_this_process": time.perf_counter() - t0})
         spec = {"model": self.teacher_spec["model"], "data": self.teacher_spec["data"],
-                "structure": _structure(student, pruner), "stage": {"index": k, "config": _stage_dict(stage)},
+                "structure": _structure(student, self.teacher), "stage": {"index": k, "config": _stage_dict(stage)},
                 "metrics": row, "history": [vars(h) for h in history], "versions": library_versions()}
         _save_encoding(quant, folder)
         (folder / PAKD_FILE).write_bytes(serialize(student, self.meta(stage.name), quant, self.recipe.huffman))
@@ -202,10 +203,13 @@ def _stage_dict(stage: StageConfig) -> dict[str, Any]:
     return json.loads(json.dumps(asdict(stage), default=list))
 
 
-def _structure(model: nn.Module, pruner) -> dict[str, Any] | None:
-    if pruner is None or not hasattr(pruner, "channel_config"):
-        return None
-    return pruner.channel_config(model)
+def _structure(model: nn.Module, reference: nn.Module) -> dict[str, Any] | None:
+    """The channel counts of a structurally pruned model (None when it has the teacher's shapes),
+    so a finished stage can be rebuilt from the zoo architecture and its safetensors."""
+    from ..prune.structured import channel_config
+
+    config = channel_config(model)
+    return None if config == channel_config(reference) else config
 
 
 def compress(job: CompressJob, progress: ProgressFactory) -> tuple[Recipe, list[dict[str, Any]]]:

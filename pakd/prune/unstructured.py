@@ -47,8 +47,9 @@ def _hessian_diagonal(model: nn.Module, params: dict[str, nn.Parameter], ctx: Pr
     was_training = model.training
     model.eval()  # BN statistics must not move while we probe the loss surface
     batches = ctx.batches(n_batches)
+    device = tensors[0].device
     for x, y in batches:
-        loss = ctx.loss_fn(model(x), y)
+        loss = ctx.loss_fn(model(x.to(device)), y.to(device))
         if method == "fisher":
             grads = torch.autograd.grad(loss, tensors)
             for n, g in zip(names, grads):
@@ -141,6 +142,8 @@ class UnstructuredPruner:
     def _apply(self, model: nn.Module) -> None:
         with torch.no_grad():
             for n, p in self._params(model).items():
+                if self.masks[n].device != p.device:  # the model moved to the training device
+                    self.masks[n] = self.masks[n].to(p.device)
                 p.mul_(self.masks[n])
 
     def current_sparsity(self) -> float:
@@ -180,7 +183,7 @@ class UnstructuredPruner:
         return model
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        state = {f"mask.{n}": m.to(torch.uint8) for n, m in self.masks.items()}
+        state = {f"mask.{n}": m.to("cpu", torch.uint8) for n, m in self.masks.items()}
         state["initial_sparsity"] = torch.tensor(self.initial_sparsity, dtype=torch.float64)
         return state
 

@@ -31,8 +31,8 @@ def tensor_plans(model: nn.Module, quant: WeightSharing | Int8Quantizer | None =
             continue  # e.g. BatchNorm's num_batches_tracked: not needed for inference
         values = t.detach().cpu().float().contiguous().numpy()
         if isinstance(quant, WeightSharing) and name in quant.codebooks:
-            idx = quant.assign[name].reshape(values.shape).numpy()
-            plans.append(TensorPlan(name, values, codebook=quant.codebooks[name].numpy().astype(np.float32),
+            idx = quant.assign[name].cpu().reshape(values.shape).numpy()
+            plans.append(TensorPlan(name, values, codebook=quant.codebooks[name].cpu().numpy().astype(np.float32),
                                     indices=idx))
         elif name in int8_names:
             q, scales = quantize_per_channel(t)

@@ -77,20 +77,27 @@ class WeightSharing:
         self.snap(model)
         return model
 
+    def _on_device(self, name: str, device: torch.device) -> None:
+        if self.assign[name].device != device:  # the model moved to the training device
+            self.assign[name] = self.assign[name].to(device)
+            self.codebooks[name] = self.codebooks[name].to(device)
+
     def snap(self, model: nn.Module) -> None:
         with torch.no_grad():
             for name, p in prunable_weights(model, self.cfg.skip).items():
+                self._on_device(name, p.device)
                 a = self.assign[name]
-                values = torch.where(a >= 0, self.codebooks[name][a.clamp(min=0)], torch.zeros(()))
+                values = torch.where(a >= 0, self.codebooks[name][a.clamp(min=0)], torch.zeros((), device=a.device))
                 p.copy_(values.view_as(p))
 
     def on_step(self, model: nn.Module, step: int) -> None:
         with torch.no_grad():
             for name, p in prunable_weights(model, self.cfg.skip).items():
+                self._on_device(name, p.device)
                 a, flat = self.assign[name], p.detach().flatten()
                 nz = a >= 0
                 k = self.codebooks[name].numel()
-                sums = torch.zeros(k).index_add_(0, a[nz], flat[nz])
+                sums = torch.zeros(k, device=p.device).index_add_(0, a[nz], flat[nz])
                 counts = torch.bincount(a[nz], minlength=k)
                 self.codebooks[name] = torch.where(counts > 0, sums / counts.clamp(min=1), self.codebooks[name])
         self.snap(model)
@@ -103,8 +110,8 @@ class WeightSharing:
         return model
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        out = {f"codebook.{n}": c for n, c in self.codebooks.items()}
-        out.update({f"assign.{n}": a for n, a in self.assign.items()})
+        out = {f"codebook.{n}": c.cpu() for n, c in self.codebooks.items()}
+        out.update({f"assign.{n}": a.cpu() for n, a in self.assign.items()})
         return out
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
