@@ -656,7 +656,7 @@ def scale_outputs(module: nn.Module, factors: torch.Tensor) -> None:
     op = _module_op(module)
     if op is None or op.scale is None:
         raise PruneError(f"cannot rescale the outputs of {type(module).__name__}")
-    op.scale(module, factors.to(module.weight.dtype))
+    op.scale(module, factors.to(module.weight.device, module.weight.dtype))
 
 
 def channel_config(model: nn.Module) -> dict:

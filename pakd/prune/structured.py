@@ -418,7 +418,7 @@ class GateDecorator(_StructuredPruner):
     def on_step(self, model: nn.Module, step: int) -> None:
         for name, gate in model_gates(model).items():
             if gate.grad is not None:
-                self.scores[name] += (gate.detach() * gate.grad).abs().float()
+                self.scores[name] += (gate.detach() * gate.grad).abs().float().cpu()
         self._close(model)
 
     def on_epoch_end(self, model: nn.Module, epoch: int) -> None:
