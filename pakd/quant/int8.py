@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..prune.unstructured import prunable_weights
+from .hook import SnapHook
 
 
 def quantize_per_channel(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,7 +48,7 @@ def calibrate_activations(model: nn.Module, batches: list[torch.Tensor]) -> dict
     return {n: (r / 127.0 if r > 0 else 1.0) for n, r in ranges.items()}
 
 
-class Int8Quantizer:
+class Int8Quantizer(SnapHook):
     def __init__(self, skip: tuple[str, ...] = ()) -> None:
         self.skip = skip
         self.act_scales: dict[str, float] = {}
@@ -59,16 +60,6 @@ class Int8Quantizer:
                 p.copy_(dequantize_per_channel(q, s))
 
     def setup(self, model: nn.Module) -> nn.Module:
-        self.snap(model)
-        return model
-
-    def on_step(self, model: nn.Module, step: int) -> None:
-        self.snap(model)
-
-    def on_epoch_end(self, model: nn.Module, epoch: int) -> None:
-        self.snap(model)
-
-    def finalize(self, model: nn.Module) -> nn.Module:
         self.snap(model)
         return model
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..prune.unstructured import prunable_weights
+from .hook import SnapHook
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ def layer_bits(module: nn.Module, bits: dict[str, int]) -> int:
     return int(bits["conv"] if isinstance(module, nn.Conv2d) else bits["linear"])
 
 
-class WeightSharing:
+class WeightSharing(SnapHook):
     """Clusters the nonzero weights of each conv/linear layer and keeps them shared while training."""
 
     def __init__(self, cfg: KMeansConfig) -> None:
@@ -101,13 +102,6 @@ class WeightSharing:
                 counts = torch.bincount(a[nz], minlength=k)
                 self.codebooks[name] = torch.where(counts > 0, sums / counts.clamp(min=1), self.codebooks[name])
         self.snap(model)
-
-    def on_epoch_end(self, model: nn.Module, epoch: int) -> None:
-        self.snap(model)
-
-    def finalize(self, model: nn.Module) -> nn.Module:
-        self.snap(model)
-        return model
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         out = {f"codebook.{n}": c.cpu() for n, c in self.codebooks.items()}
