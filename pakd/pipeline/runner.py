@@ -33,7 +33,7 @@ from ..errors import RunError
 from ..metrics import model_stats
 from ..modelio import SPEC_FILE, library_versions, load_model, read_spec, save_model, write_json_atomic
 from ..prune import PruneContext, make_pruner
-from ..quant import Int8Quantizer, KMeansConfig, WeightSharing
+from ..quant import Int8Quantizer, KMeansConfig, WeightSharing, calibrate_activations
 from ..quant.accountant import serialize, weight_sparsity
 from ..train import TrainConfig, evaluate, set_threads, train
 from .recipe import Recipe, StageConfig, load_recipe
@@ -91,10 +91,13 @@ class _Run:
         self.ledger: list[dict[str, Any]] = []
 
     # -- helpers ---------------------------------------------------------------------------
-    def meta(self, stage: str) -> dict[str, Any]:
-        return {"model": self.teacher_spec["model"], "input_shape": list(self.input_shape),
+    def meta(self, stage: str, quant=None) -> dict[str, Any]:
+        meta = {"model": self.teacher_spec["model"], "input_shape": list(self.input_shape),
                 "classes": list(self.data.classes), "stage": stage,
                 "normalize": self.teacher_spec["data"].get("normalize")}
+        if isinstance(quant, Int8Quantizer):  # per-layer input scales for the runtime's int8 GEMM
+            meta["activation_scales"] = quant.act_scales
+        return meta
 
     def batches(self, n: int, size: int = 64) -> list[tuple[torch.Tensor, torch.Tensor]]:
         g = torch.Generator().manual_seed(self.job.seed + 7)
@@ -105,8 +108,8 @@ class _Run:
         val, _ = evaluate(model, self.data.val)
         test, _ = evaluate(model, self.data.test)
         stats = model_stats(model, self.input_shape)
-        plain = len(serialize(model, self.meta(stage), quant, huffman=False))
-        coded = len(serialize(model, self.meta(stage), quant, huffman=True))
+        plain = len(serialize(model, self.meta(stage, quant), quant, huffman=False))
+        coded = len(serialize(model, self.meta(stage, quant), quant, huffman=True))
         dense = self.teacher_stats.dense_fp32_bytes
         return {"stage": stage, "val_top1": val, "test_top1": test, "params": stats.params,
                 "nonzeros": stats.nonzeros, "weight_sparsity": weight_sparsity(model), "macs": stats.macs,
@@ -166,6 +169,8 @@ class _Run:
             hints.close()
         for hook in hooks:
             student = hook.finalize(student)
+        if isinstance(quant, Int8Quantizer):
+            quant.act_scales = calibrate_activations(student, [x for x, _ in self.batches(8)])
         seconds = sum(h.seconds for h in history)
         row = self.row(stage.name, student, quant, seconds, {"epochs": stage.epochs,
                                                              "wall_this_process": time.perf_counter() - t0})
@@ -173,7 +178,7 @@ class _Run:
                 "structure": _structure(student, self.teacher), "stage": {"index": k, "config": _stage_dict(stage)},
                 "metrics": row, "history": [vars(h) for h in history], "versions": library_versions()}
         _save_encoding(quant, folder)
-        (folder / PAKD_FILE).write_bytes(serialize(student, self.meta(stage.name), quant, self.recipe.huffman))
+        (folder / PAKD_FILE).write_bytes(serialize(student, self.meta(stage.name, quant), quant, self.recipe.huffman))
         save_model(folder, student, spec)
         (folder / CHECKPOINT_FILE).unlink(missing_ok=True)
         return student.eval(), row

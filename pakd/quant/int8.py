@@ -64,7 +64,7 @@ class Int8Quantizer(SnapHook):
         return model
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {}
+        return {f"act.{n}": torch.tensor(v) for n, v in self.act_scales.items()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        pass
+        self.act_scales = {k[len("act."):]: float(v) for k, v in state.items() if k.startswith("act.")}

@@ -153,3 +153,25 @@ def test_kill_9_mid_stage_then_resume_gives_the_uninterrupted_result(tmp_path, t
         a = load_file(str(tmp_path / "a" / "tiny" / stage / "model.safetensors"))
         b = load_file(str(tmp_path / "b" / "tiny" / stage / "model.safetensors"))
         assert all(torch.equal(a[k], b[k]) for k in a), stage
+
+
+def test_int8_stage_stores_int8_weights_and_calibrated_activation_scales(tmp_path, teacher):
+    recipe = tmp_path / "int8.toml"
+    recipe.write_text("""
+[[stage]]
+name = "int8"
+epochs = 1
+lr = 0.001
+augment = "none"
+[stage.quantize]
+method = "int8"
+""")
+    job = CompressJob(recipe_path=recipe, teacher_dir=teacher, run_dir=tmp_path / "run", threads=1)
+    _, rows = compress(job, _Quiet)
+    meta, tensors = read_pakd((tmp_path / "run" / "stage-1" / "model.pakd").read_bytes())
+    assert set(meta["activation_scales"]) == {"features.0", "features.3", "classifier.1", "classifier.3"}
+    assert all(s > 0 for s in meta["activation_scales"].values())
+    model, _ = load_model(tmp_path / "run" / "stage-1")
+    np.testing.assert_allclose(tensors["classifier.1.weight"], model.classifier[1].weight.detach().numpy(),
+                               rtol=0, atol=1e-6)
+    assert rows[1]["size_ratio"] > 3.5  # int8 weights, f32 biases: about 4x
