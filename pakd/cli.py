@@ -220,7 +220,7 @@ def compress_cmd(
     drop = 100 * (rows[0]["test_top1"] - final["test_top1"])
     console.print(f"[bold]{final['size_ratio']:.1f}x smaller[/] ({final['bytes_huffman' if recipe_obj.huffman else 'bytes']:,} "
                   f"bytes vs {4 * rows[0]['params']:,} fp32 teacher bytes), {final['mac_ratio']:.2f}x fewer MACs, "
-                  f"test top-1 {100 * final['test_top1']:.2f}% (teacher {100 * rows[0]['test_top1']:.2f}%, drop {drop:.2f} pt)")
+                  f"test top-1 {100 * final['test_top1']:.2f}% (teacher {100 * rows[0]['test_top1']:.2f}%, {-drop:+.2f} pt)")
 
 
 def main(argv: list[str] | None = None) -> int:
