@@ -74,6 +74,6 @@ def test_missing_recipe_file(tmp_path):
         load_recipe(tmp_path / "nope.toml")
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "recipes").glob("*.toml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((REPO / "recipes").rglob("*.toml")), ids=lambda p: p.name)
 def test_shipped_recipes_load(path):
     assert load_recipe(path).stages
