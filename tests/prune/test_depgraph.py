@@ -19,15 +19,6 @@ X = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
 ATOL = 1e-5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one thread is fastest and leaves the other cores to concurrent work."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _randomize_norms(model: nn.Module) -> nn.Module:
     """Non-trivial BN affine parameters and statistics (the zoo zero-inits some BN scales)."""
     gen = torch.Generator().manual_seed(1)
