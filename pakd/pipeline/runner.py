@@ -5,8 +5,8 @@ Layout of a run folder::
     runs/<name>/run.json         teacher path, recipe hash (a rerun must match)
     runs/<name>/recipe.toml      the recipe as given
     runs/<name>/stage-K/         model.safetensors + spec.json (finished stage), model.pakd (the
-                                 serialized student), encoding.safetensors (codebooks), and while
-                                 the stage runs: checkpoint.pt (after every epoch)
+                                 serialized student, codebooks included), and while the stage
+                                 runs: checkpoint.pt (after every epoch)
     runs/<name>/ledger.json      one row per finished stage (and the teacher)
 
 A finished stage is never redone; an interrupted one resumes from its last finished epoch.
@@ -24,7 +24,6 @@ from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..data import DataBundle, load_dataset
@@ -39,7 +38,7 @@ from ..train import TrainConfig, evaluate, set_threads, train
 from .recipe import Recipe, StageConfig, load_recipe
 
 RUN_FILE, LEDGER_FILE, RECIPE_COPY = "run.json", "ledger.json", "recipe.toml"
-CHECKPOINT_FILE, ENCODING_FILE, PAKD_FILE = "checkpoint.pt", "encoding.safetensors", "model.pakd"
+CHECKPOINT_FILE, PAKD_FILE = "checkpoint.pt", "model.pakd"
 
 
 @dataclass(frozen=True)
@@ -65,22 +64,6 @@ def _quantizer(stage: StageConfig):
     return Int8Quantizer(skip=q.skip)
 
 
-def _load_encoding(stage: StageConfig, folder: Path):
-    quant = _quantizer(stage)
-    if quant is not None and (folder / ENCODING_FILE).is_file():
-        state = {k: (v.long() if k.startswith("assign.") else v) for k, v in load_file(str(folder / ENCODING_FILE)).items()}
-        quant.load_state_dict(state)
-    return quant
-
-
-def _save_encoding(quant, folder: Path) -> None:
-    if quant is None:
-        return
-    state = {k: (v.to(torch.int16) if k.startswith("assign.") else v.contiguous())
-             for k, v in quant.state_dict().items()}
-    save_file(state, str(folder / ENCODING_FILE))
-
-
 class _Run:
     def __init__(self, job: CompressJob, recipe: Recipe, progress: ProgressFactory) -> None:
         self.job, self.recipe, self.progress = job, recipe, progress
@@ -104,12 +87,16 @@ class _Run:
         idx = torch.randperm(len(self.data.train), generator=g)[: n * size]
         return [(self.data.train.images[i], self.data.train.labels[i]) for i in idx.split(size)]
 
-    def row(self, stage: str, model: nn.Module, quant=None, seconds: float = 0.0, extra=None) -> dict[str, Any]:
+    def serialize_both(self, stage: str, model: nn.Module, quant=None) -> dict[bool, bytes]:
+        """The .pakd bytes without and with Huffman coding, keyed by ``huffman``."""
+        return {h: serialize(model, self.meta(stage, quant), quant, huffman=h) for h in (False, True)}
+
+    def row(self, stage: str, model: nn.Module, blobs: dict[bool, bytes], seconds: float = 0.0,
+            extra=None) -> dict[str, Any]:
         val, _ = evaluate(model, self.data.val)
         test, _ = evaluate(model, self.data.test)
         stats = model_stats(model, self.input_shape)
-        plain = len(serialize(model, self.meta(stage, quant), quant, huffman=False))
-        coded = len(serialize(model, self.meta(stage, quant), quant, huffman=True))
+        plain, coded = len(blobs[False]), len(blobs[True])
         dense = self.teacher_stats.dense_fp32_bytes
         return {"stage": stage, "val_top1": val, "test_top1": test, "params": stats.params,
                 "nonzeros": stats.nonzeros, "weight_sparsity": weight_sparsity(model), "macs": stats.macs,
@@ -172,13 +159,13 @@ class _Run:
         if isinstance(quant, Int8Quantizer):
             quant.act_scales = calibrate_activations(student, [x for x, _ in self.batches(8)])
         seconds = sum(h.seconds for h in history)
-        row = self.row(stage.name, student, quant, seconds, {"epochs": stage.epochs,
+        blobs = self.serialize_both(stage.name, student, quant)
+        row = self.row(stage.name, student, blobs, seconds, {"epochs": stage.epochs,
                                                              "wall_this_process": time.perf_counter() - t0})
         spec = {"model": self.teacher_spec["model"], "data": self.teacher_spec["data"],
                 "structure": _structure(student, self.teacher), "stage": {"index": k, "config": _stage_dict(stage)},
                 "metrics": row, "history": [vars(h) for h in history], "versions": library_versions()}
-        _save_encoding(quant, folder)
-        (folder / PAKD_FILE).write_bytes(serialize(student, self.meta(stage.name, quant), quant, self.recipe.huffman))
+        (folder / PAKD_FILE).write_bytes(blobs[self.recipe.huffman])
         save_model(folder, student, spec)
         (folder / CHECKPOINT_FILE).unlink(missing_ok=True)
         return student.eval(), row
@@ -195,7 +182,7 @@ class _Run:
         return load_model(folder)[0]
 
     def run(self) -> list[dict[str, Any]]:
-        self.ledger = [self.row("teacher", self.teacher)]
+        self.ledger = [self.row("teacher", self.teacher, self.serialize_both("teacher", self.teacher))]
         model = self.teacher
         for k, stage in enumerate(self.recipe.stages, 1):
             model, row = self.run_stage(k, stage, model)
