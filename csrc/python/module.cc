@@ -8,35 +8,15 @@
 #include <optional>
 #include <string>
 
+#include "bindings.h"
 #include "pakd/pakd.h"
 
 namespace py = pybind11;
 
 namespace {
 
+using pakd_python::check;
 using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
-
-// The one place where a pakd_status becomes a Python exception.
-void check(pakd_status status, const std::string& what) {
-  if (status == PAKD_OK) return;
-  PyObject* type = PyExc_RuntimeError;  // PAKD_ERR_INTERNAL and unknown codes
-  switch (status) {
-    case PAKD_ERR_INVALID_ARGUMENT:
-    case PAKD_ERR_BAD_FORMAT:
-      type = PyExc_ValueError;
-      break;
-    case PAKD_ERR_UNSUPPORTED:
-      type = PyExc_NotImplementedError;
-      break;
-    case PAKD_ERR_OUT_OF_MEMORY:
-      type = PyExc_MemoryError;
-      break;
-    default:
-      break;
-  }
-  PyErr_SetString(type, (what + ": " + pakd_status_string(status)).c_str());
-  throw py::error_already_set();
-}
 
 pakd_kernel_info kernel_info(size_t index) {
   pakd_kernel_info info{};
@@ -147,4 +127,34 @@ run. The GIL is released during the computation.)doc");
         "Name of the kernel gemm() uses when kernel=None.");
   m.def("cpu_features", &cpu_features,
         "Features of the running CPU: {'arch', 'sse2', 'avx', 'avx2', 'fma', 'avx512f', 'neon'}.");
+  pakd_python::bind_kernels(m);
+  pakd_python::bind_session(m);
 }
+
+namespace pakd_python {
+
+void check(pakd_status status, const std::string& what) {
+  if (status == PAKD_OK) return;
+  PyObject* type = PyExc_RuntimeError;  // PAKD_ERR_INTERNAL and unknown codes
+  switch (status) {
+    case PAKD_ERR_INVALID_ARGUMENT:
+    case PAKD_ERR_BAD_FORMAT:
+      type = PyExc_ValueError;
+      break;
+    case PAKD_ERR_UNSUPPORTED:
+      type = PyExc_NotImplementedError;
+      break;
+    case PAKD_ERR_OUT_OF_MEMORY:
+      type = PyExc_MemoryError;
+      break;
+    default:
+      break;
+  }
+  std::string message = what + ": " + pakd_status_string(status);
+  const char* detail = pakd_last_error();
+  if (detail != nullptr && detail[0] != '\0') message += ": " + std::string(detail);
+  PyErr_SetString(type, message.c_str());
+  throw pybind11::error_already_set();
+}
+
+}  // namespace pakd_python

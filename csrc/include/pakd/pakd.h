@@ -115,6 +115,86 @@ PAKD_API pakd_status pakd_f32_gemm_kernel_info(size_t index,
  * string, never NULL). */
 PAKD_API const char* pakd_f32_gemm_best_kernel(void);
 
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* A message describing the last failure of a pakd_* call on the calling
+ * thread (e.g. "tensor 'fc1.weight': value block runs past the end of the
+ * section"), or "" when there is none. Valid until the next pakd_* call on the
+ * same thread; never NULL. */
+PAKD_API const char* pakd_last_error(void);
+
+/* ------------------------------------------------------------------------ */
+/* Sessions: a loaded .pakd model with its memory planned once               */
+/* ------------------------------------------------------------------------ */
+
+typedef struct pakd_session pakd_session; /* opaque */
+
+typedef struct pakd_session_options {
+  size_t struct_size; /* in: sizeof(pakd_session_options) */
+  int num_threads;    /* worker threads for one inference; <= 0 means 1 */
+  size_t max_batch;   /* batch size memory is planned for; 0 means 1.
+                         pakd_session_run accepts batch <= max_batch. */
+  const char* gemm_kernel; /* f32 GEMM kernel name, NULL = best for this CPU */
+} pakd_session_options;
+
+/* Fills `options` with the defaults (1 thread, max_batch 1, best kernels) and
+ * sets struct_size. NULL is ignored. */
+PAKD_API void pakd_session_options_init(pakd_session_options* options);
+
+/* Loads a .pakd model (docs/format.md) and plans its memory. Every offset,
+ * length and shape in the file is checked before use: a truncated, corrupted
+ * or hostile file gives PAKD_ERR_BAD_FORMAT (see pakd_last_error()), never a
+ * crash. `options` may be NULL for the defaults. On success *out owns the
+ * session; release it with pakd_session_destroy. The bytes are copied, so
+ * `data` may be freed after the call. */
+PAKD_API pakd_status pakd_session_create(const void* data, size_t size,
+                                         const pakd_session_options* options,
+                                         pakd_session** out);
+
+/* Same, reading the file at `path`. */
+PAKD_API pakd_status pakd_session_create_from_file(
+    const char* path, const pakd_session_options* options, pakd_session** out);
+
+/* Releases a session. NULL is ignored. */
+PAKD_API void pakd_session_destroy(pakd_session* session);
+
+typedef struct pakd_session_info {
+  size_t struct_size;       /* in: sizeof(pakd_session_info) */
+  size_t input_ndim;        /* dims of one sample, batch excluded */
+  size_t input_dims[8];     /* e.g. {1, 28, 28} */
+  size_t output_ndim;
+  size_t output_dims[8];    /* e.g. {10} */
+  size_t input_size;        /* elements of one input sample */
+  size_t output_size;       /* elements of one output sample */
+  size_t num_ops;           /* ops in the planned graph */
+  size_t weight_bytes;      /* bytes of decoded weights held in memory */
+  size_t arena_bytes;       /* bytes of the activation arena */
+  int num_threads;
+  size_t max_batch;
+} pakd_session_info;
+
+PAKD_API pakd_status pakd_session_get_info(const pakd_session* session,
+                                           pakd_session_info* out);
+
+/* The model's metadata (the META section: UTF-8 JSON), owned by the session;
+ * "{}" when the file has none. */
+PAKD_API pakd_status pakd_session_metadata(const pakd_session* session,
+                                           const char** out);
+
+/*
+ * Runs the model on `batch` samples (1 <= batch <= max_batch).
+ * input:  batch * info.input_size floats, sample after sample (NCHW).
+ * output: room for batch * info.output_size floats (output_capacity floats).
+ * Allocates nothing: all memory was planned at creation. A session runs one
+ * inference at a time (calls on one session must not overlap); different
+ * sessions are independent.
+ */
+PAKD_API pakd_status pakd_session_run(pakd_session* session,
+                                      const float* input, size_t batch,
+                                      float* output, size_t output_capacity);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

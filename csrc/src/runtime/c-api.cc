@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <new>
+#include <string>
 
 #include "pakd/pakd.h"
 #include "runtime/cpu.h"
@@ -16,6 +17,9 @@
 #endif
 
 namespace {
+
+// pakd_last_error(): the message of the last failed call on this thread.
+thread_local std::string g_last_error;
 
 // Runs `body` (returning pakd_status) and maps any escaping exception to a
 // status.
@@ -70,6 +74,8 @@ const char* pakd_status_string(pakd_status status) {
 }
 
 const char* pakd_version(void) { return PAKD_VERSION_STRING; }
+
+const char* pakd_last_error(void) { return g_last_error.c_str(); }
 
 pakd_status pakd_get_cpu_info(pakd_cpu_info* out) {
   return guarded([&] {
