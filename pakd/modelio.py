@@ -67,5 +67,12 @@ def load_model(folder: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the architecture named in ``spec.json`` and load its safetensors weights."""
     spec = read_spec(folder)
     model = build_model(spec["model"]["name"], **spec["model"].get("args", {}))
+    if spec.get("structure"):  # a channel-pruned student: rebuild its smaller layers first
+        import torch
+
+        from .prune.structured import apply_channel_config
+
+        shape = spec.get("data", {}).get("input_shape") or [1, 28, 28]
+        model = apply_channel_config(model, torch.zeros(1, *shape), spec["structure"])
     load_weights(model, Path(folder) / WEIGHTS_FILE)
     return model.eval(), spec

@@ -171,15 +171,7 @@ class _Run:
         return student.eval(), row
 
     def load_stage_model(self, folder: Path, spec: dict[str, Any]) -> nn.Module:
-        structure = spec.get("structure")
-        if structure:
-            from ..prune.structured import apply_channel_config
-            from ..models import build_model, load_weights
-
-            base = build_model(spec["model"]["name"], **spec["model"].get("args", {}))
-            model = apply_channel_config(base, torch.zeros(1, *self.input_shape), structure)
-            return load_weights(model, folder / "model.safetensors").eval()
-        return load_model(folder)[0]
+        return load_model(folder)[0]  # rebuilds channel-pruned layers from spec["structure"]
 
     def run(self) -> list[dict[str, Any]]:
         self.ledger = [self.row("teacher", self.teacher, self.serialize_both("teacher", self.teacher))]

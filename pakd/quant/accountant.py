@@ -43,7 +43,15 @@ def tensor_plans(model: nn.Module, quant: WeightSharing | Int8Quantizer | None =
 
 
 def serialize(model: nn.Module, meta: dict[str, Any], quant=None, huffman: bool = True) -> bytes:
-    return write_pakd(tensor_plans(model, quant), meta, huffman_coding=huffman)
+    """The student's .pakd file: runnable by the native runtime (META + GRAPH + TENSORS, batch-norm
+    folded) when the model lowers (``pakd.lower.native``); otherwise, e.g. for a user model with an
+    op the runtime lacks, the weights-only file (state dict tensors, same encodings)."""
+    from ..lower.native import LoweringError, to_pakd
+
+    try:
+        return to_pakd(model, meta, quant, huffman=huffman)
+    except LoweringError:
+        return write_pakd(tensor_plans(model, quant), meta, huffman_coding=huffman)
 
 
 def serialized_bytes(model: nn.Module, meta: dict[str, Any], quant=None, huffman: bool = True) -> int:

@@ -137,10 +137,15 @@ typedef struct pakd_session_options {
   size_t max_batch;   /* batch size memory is planned for; 0 means 1.
                          pakd_session_run accepts batch <= max_batch. */
   const char* gemm_kernel; /* f32 GEMM kernel name, NULL = best for this CPU */
+  float sparse_max_density; /* conv/linear weights with at most this fraction
+                               of nonzeros run on the sparse kernels; denser
+                               ones run dense. < 0: always dense. Default 0.35 */
+  int reference;            /* non-zero: every op through its naive reference
+                               kernel (the oracle for tests; slow) */
 } pakd_session_options;
 
-/* Fills `options` with the defaults (1 thread, max_batch 1, best kernels) and
- * sets struct_size. NULL is ignored. */
+/* Fills `options` with the defaults (1 thread, max_batch 1, best kernels,
+ * sparse_max_density 0.35) and sets struct_size. NULL is ignored. */
 PAKD_API void pakd_session_options_init(pakd_session_options* options);
 
 /* Loads a .pakd model (docs/format.md) and plans its memory. Every offset,

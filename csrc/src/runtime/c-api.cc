@@ -3,6 +3,8 @@
 // Every entry point validates its arguments, runs the C++ core inside a
 // try/catch, and reports through pakd_status: no exception crosses the C
 // boundary.
+#include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <limits>
 #include <new>
@@ -11,6 +13,17 @@
 #include "pakd/pakd.h"
 #include "runtime/cpu.h"
 #include "runtime/gemm-config.h"
+#include "runtime/model-file.h"
+#include "runtime/session.h"
+
+#include <cstdio>
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+struct pakd_session {
+  std::unique_ptr<pakd::Session> impl;
+};
 
 #ifndef PAKD_VERSION_STRING
 #error "PAKD_VERSION_STRING must be defined by the build (CMakeLists.txt)"
@@ -23,14 +36,28 @@ thread_local std::string g_last_error;
 
 // Runs `body` (returning pakd_status) and maps any escaping exception to a
 // status.
+pakd_status set_error(pakd_status status, const std::string& message) {
+  g_last_error = message;
+  return status;
+}
+
+// Runs `body` (returning pakd_status) and maps any escaping exception to a
+// status, keeping its message for pakd_last_error().
 template <typename Body>
 pakd_status guarded(Body&& body) noexcept {
   try {
+    g_last_error.clear();
     return body();
+  } catch (const pakd::FormatError& e) {
+    return set_error(PAKD_ERR_BAD_FORMAT, e.what());
+  } catch (const std::invalid_argument& e) {
+    return set_error(PAKD_ERR_INVALID_ARGUMENT, e.what());
   } catch (const std::bad_alloc&) {
-    return PAKD_ERR_OUT_OF_MEMORY;
+    return set_error(PAKD_ERR_OUT_OF_MEMORY, "out of memory");
+  } catch (const std::exception& e) {
+    return set_error(PAKD_ERR_INTERNAL, e.what());
   } catch (...) {
-    return PAKD_ERR_INTERNAL;
+    return set_error(PAKD_ERR_INTERNAL, "unknown exception");
   }
 }
 
@@ -137,6 +164,133 @@ pakd_status pakd_f32_gemm_kernel_info(size_t index, pakd_kernel_info* out) {
 
 const char* pakd_f32_gemm_best_kernel(void) {
   return pakd::f32_gemm_best().name;
+}
+
+// ---------------------------------------------------------------------------
+// Sessions
+// ---------------------------------------------------------------------------
+
+void pakd_session_options_init(pakd_session_options* options) {
+  if (options == nullptr) return;
+  *options = pakd_session_options{};
+  options->struct_size = sizeof(pakd_session_options);
+  options->num_threads = 1;
+  options->max_batch = 1;
+  options->gemm_kernel = nullptr;
+  options->sparse_max_density = 0.35f;
+  options->reference = 0;
+}
+
+namespace {
+
+pakd_status make_config(const pakd_session_options* options, pakd::SessionConfig* config) {
+  if (options == nullptr) return PAKD_OK;
+  if (options->struct_size < offsetof(pakd_session_options, gemm_kernel) + sizeof(const char*)) {
+    return set_error(PAKD_ERR_INVALID_ARGUMENT, "pakd_session_options.struct_size is too small (call pakd_session_options_init)");
+  }
+  pakd_session_options o;
+  pakd_session_options_init(&o);
+  std::memcpy(&o, options, std::min(options->struct_size, sizeof(o)));
+  config->num_threads = o.num_threads < 1 ? 1 : o.num_threads;
+  if (o.num_threads > 256) return set_error(PAKD_ERR_INVALID_ARGUMENT, "num_threads above 256");
+  config->max_batch = o.max_batch == 0 ? 1 : o.max_batch;
+  config->sparse_max_density = o.sparse_max_density;
+  config->reference = o.reference != 0;
+  if (o.gemm_kernel != nullptr) {
+    config->gemm = pakd::f32_gemm_find(o.gemm_kernel);
+    if (config->gemm == nullptr) return set_error(PAKD_ERR_INVALID_ARGUMENT, std::string("unknown GEMM kernel '") + o.gemm_kernel + "'");
+    if (!pakd::f32_gemm_supported(*config->gemm)) return set_error(PAKD_ERR_UNSUPPORTED, std::string("GEMM kernel '") + o.gemm_kernel + "' cannot run on this CPU");
+  }
+  return PAKD_OK;
+}
+
+}  // namespace
+
+pakd_status pakd_session_create(const void* data, size_t size, const pakd_session_options* options,
+                                pakd_session** out) {
+  return guarded([&] {
+    if (out == nullptr) return set_error(PAKD_ERR_INVALID_ARGUMENT, "out is NULL");
+    if (data == nullptr && size != 0) return set_error(PAKD_ERR_INVALID_ARGUMENT, "data is NULL");
+    pakd::SessionConfig config;
+    const pakd_status st = make_config(options, &config);
+    if (st != PAKD_OK) return st;
+    auto session = std::make_unique<pakd_session>();
+    session->impl = std::make_unique<pakd::Session>(static_cast<const std::uint8_t*>(data), size, config);
+    *out = session.release();
+    return PAKD_OK;
+  });
+}
+
+pakd_status pakd_session_create_from_file(const char* path, const pakd_session_options* options,
+                                          pakd_session** out) {
+  return guarded([&] {
+    if (path == nullptr || out == nullptr) return set_error(PAKD_ERR_INVALID_ARGUMENT, "path or out is NULL");
+    std::FILE* f = std::fopen(path, "rb");
+    if (f == nullptr) return set_error(PAKD_ERR_INVALID_ARGUMENT, std::string("cannot open '") + path + "'");
+    std::vector<std::uint8_t> bytes;
+    std::uint8_t buf[1 << 16];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) bytes.insert(bytes.end(), buf, buf + n);
+    const bool failed = std::ferror(f) != 0;
+    std::fclose(f);
+    if (failed) return set_error(PAKD_ERR_INVALID_ARGUMENT, std::string("cannot read '") + path + "'");
+    const pakd_status st = pakd_session_create(bytes.data(), bytes.size(), options, out);
+    if (st != PAKD_OK) g_last_error = std::string(path) + ": " + g_last_error;
+    return st;
+  });
+}
+
+void pakd_session_destroy(pakd_session* session) { delete session; }
+
+pakd_status pakd_session_get_info(const pakd_session* session, pakd_session_info* out) {
+  return guarded([&] {
+    if (session == nullptr) return set_error(PAKD_ERR_INVALID_ARGUMENT, "session is NULL");
+    const pakd::Session& s = *session->impl;
+    pakd_session_info info{};
+    info.struct_size = sizeof(info);
+    info.input_ndim = s.input_dims().size();
+    for (std::size_t i = 0; i < info.input_ndim; ++i) info.input_dims[i] = s.input_dims()[i];
+    info.output_ndim = s.output_dims().size();
+    for (std::size_t i = 0; i < info.output_ndim; ++i) info.output_dims[i] = s.output_dims()[i];
+    info.input_size = s.input_size();
+    info.output_size = s.output_size();
+    info.num_ops = s.num_ops();
+    info.weight_bytes = s.weight_bytes();
+    info.arena_bytes = s.arena_bytes();
+    info.num_threads = s.num_threads();
+    info.max_batch = s.max_batch();
+    const pakd_status st = write_versioned(info, out, offsetof(pakd_session_info, max_batch) + sizeof(size_t));
+    if (st != PAKD_OK) return set_error(st, "out is NULL or its struct_size is too small");
+    return st;
+  });
+}
+
+pakd_status pakd_session_metadata(const pakd_session* session, const char** out) {
+  return guarded([&] {
+    if (session == nullptr || out == nullptr) return set_error(PAKD_ERR_INVALID_ARGUMENT, "session or out is NULL");
+    *out = session->impl->meta().c_str();
+    return PAKD_OK;
+  });
+}
+
+pakd_status pakd_session_run(pakd_session* session, const float* input, size_t batch, float* output,
+                             size_t output_capacity) {
+  return guarded([&] {
+    if (session == nullptr || input == nullptr || output == nullptr) {
+      return set_error(PAKD_ERR_INVALID_ARGUMENT, "session, input or output is NULL");
+    }
+    pakd::Session& s = *session->impl;
+    if (batch == 0 || batch > s.max_batch()) {
+      return set_error(PAKD_ERR_INVALID_ARGUMENT, "batch " + std::to_string(batch) + " outside [1, max_batch=" +
+                                                      std::to_string(s.max_batch()) + "]");
+    }
+    if (output_capacity < batch * s.output_size()) {
+      return set_error(PAKD_ERR_INVALID_ARGUMENT, "output holds " + std::to_string(output_capacity) + " floats, " +
+                                                      std::to_string(batch * s.output_size()) + " needed");
+    }
+    s.run(input, batch, output);
+    return PAKD_OK;
+  });
 }
 
 }  // extern "C"

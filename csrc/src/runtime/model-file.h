@@ -1,0 +1,97 @@
+// Reading a .pakd file (docs/format.md): header, section table, META,
+// GRAPH and TENSORS. Every offset, length, count and shape is checked before
+// it is used; anything wrong throws FormatError with a message (the C API
+// turns it into PAKD_ERR_BAD_FORMAT + pakd_last_error()).
+#ifndef PAKD_SRC_RUNTIME_MODEL_FILE_H_
+#define PAKD_SRC_RUNTIME_MODEL_FILE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace pakd {
+
+class FormatError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Limits that keep a hostile file from asking for absurd memory.
+constexpr std::size_t kMaxDims = 8;
+constexpr std::uint64_t kMaxElements = std::uint64_t{1} << 28;  // per tensor/value
+
+enum class Encoding : std::uint8_t { kF32 = 0, kInt8 = 1, kCodebook = 2 };
+
+// A weight tensor as decoded at load.
+struct Tensor {
+  std::string name;
+  Encoding encoding = Encoding::kF32;
+  std::vector<std::size_t> dims;
+  std::size_t numel = 0;
+  std::vector<float> values;          // every element, dequantized (always set)
+  // Nonzero structure: flattened positions of the stored elements when the
+  // file stores the tensor sparse; empty (and `sparse` false) for dense.
+  bool sparse = false;
+  std::vector<std::uint32_t> positions;
+  // Codebook encoding: the table and one code per stored element (per
+  // position when sparse, per element when dense).
+  std::vector<float> codebook;
+  std::vector<std::uint8_t> codes;
+  // Int8 encoding: quantized values per element and per-row scales.
+  std::vector<std::int8_t> q;
+  std::vector<float> scales;
+};
+
+// Op types and activations: the numbers pakd/lower/native.py writes.
+enum class OpType : std::uint8_t {
+  kConv2d = 1,
+  kLinear = 2,
+  kAffine = 3,
+  kAct = 4,
+  kAdd = 5,
+  kConcat = 6,
+  kMaxPool = 7,
+  kAvgPool = 8,
+  kGlobalAvgPool = 9,
+  kReshape = 10,
+  kSoftmax = 11,
+};
+constexpr int kOpTypeMax = 11;
+
+enum class Act : std::uint8_t { kNone = 0, kRelu = 1, kRelu6 = 2, kHardswish = 3, kSigmoid = 4 };
+constexpr int kActMax = 4;
+
+struct OpDesc {
+  OpType type;
+  Act act;
+  std::vector<std::uint32_t> inputs;  // value ids
+  std::uint32_t output;               // value id
+  std::vector<std::int32_t> attrs;
+  std::int32_t weight = -1, scale = -1, bias = -1;  // tensor indices or -1
+};
+
+struct Graph {
+  std::vector<std::vector<std::size_t>> shapes;  // per value, one sample
+  std::uint32_t input = 0, output = 0;
+  std::vector<OpDesc> ops;
+};
+
+struct ModelFile {
+  std::string meta = "{}";
+  Graph graph;
+  std::vector<Tensor> tensors;
+};
+
+// Parses and validates `size` bytes. The graph is checked for structure
+// (ids in range, topological order, attribute counts, tensor references) and
+// every op's output shape is recomputed from its inputs and compared with the
+// file's. Throws FormatError.
+ModelFile parse_model_file(const std::uint8_t* data, std::size_t size);
+
+std::size_t shape_numel(const std::vector<std::size_t>& dims);
+
+}  // namespace pakd
+
+#endif  // PAKD_SRC_RUNTIME_MODEL_FILE_H_

@@ -1,0 +1,638 @@
+// Session: weight preparation, memory planning and the op implementations.
+//
+// Activations are NCHW, one sample after another. A convolution is lowered
+// to  Y[Cout, Ho*Wo] = W[Cout, Cin*kh*kw] x im2col(X)[Cin*kh*kw, Ho*Wo]
+// (a 1x1 stride-1 convolution needs no im2col: X is already that matrix),
+// computed by the dense f32 GEMM, or by the CSR SpMM when the weight is
+// sparse; depthwise convolutions run a direct kernel. A linear layer is
+// Y[B, out] = X[B, in] x W^T (dense, W^T packed at load) or W x X^T (CSR).
+// The per-channel epilogue applies the folded batch-norm scale, the bias and
+// the fused activation.
+#include "runtime/session.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+
+#include "runtime/sparse-kernels.h"
+
+namespace pakd {
+namespace {
+
+constexpr std::size_t kAlignFloats = 16;          // 64-byte aligned value buffers
+constexpr std::size_t kMinParallelMacs = 1 << 16;  // below this an op runs on one thread
+
+inline float activate(float v, Act act) {
+  switch (act) {
+    case Act::kNone: return v;
+    case Act::kRelu: return v > 0.0f ? v : 0.0f;
+    case Act::kRelu6: return std::min(std::max(v, 0.0f), 6.0f);
+    case Act::kHardswish: return v * std::min(std::max(v + 3.0f, 0.0f), 6.0f) / 6.0f;
+    case Act::kSigmoid: return 1.0f / (1.0f + std::exp(-v));
+  }
+  return v;
+}
+
+void activate_range(float* y, std::size_t n, Act act) {
+  if (act == Act::kNone) return;
+  if (act == Act::kRelu) {
+    for (std::size_t i = 0; i < n; ++i) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+    return;
+  }
+  for (std::size_t i = 0; i < n; ++i) y[i] = activate(y[i], act);
+}
+
+// Splits [0, total) into at most `parts` chunks whose sizes are multiples of
+// `align` (except the last) and calls fn(begin, end) for each on the pool.
+template <typename Fn>
+void parallel_ranges(ThreadPool& pool, std::size_t total, std::size_t align, std::size_t macs, Fn&& fn) {
+  std::size_t parts = static_cast<std::size_t>(pool.num_threads());
+  if (macs < kMinParallelMacs || total <= align) parts = 1;
+  std::size_t chunk = (total + parts - 1) / parts;
+  chunk = (chunk + align - 1) / align * align;
+  const std::size_t tasks = (total + chunk - 1) / chunk;
+  if (tasks <= 1) {
+    fn(std::size_t{0}, total);
+    return;
+  }
+  pool.parallel_for(tasks, [&](std::size_t t) {
+    const std::size_t b = t * chunk;
+    fn(b, std::min(total, b + chunk));
+  });
+}
+
+struct ConvGeometry {
+  std::size_t cin, h, w, cout, ho, wo, kh, kw, groups;
+  std::int64_t sh, sw, ph, pw, dh, dw;
+  std::size_t cin_g() const { return cin / groups; }
+  std::size_t cout_g() const { return cout / groups; }
+  std::size_t k() const { return cin_g() * kh * kw; }
+  std::size_t n() const { return ho * wo; }
+  bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
+  bool depthwise() const { return groups == cin && groups == cout && groups > 1; }
+};
+
+ConvGeometry geometry(const PreparedOp& op) {
+  const auto& a = op.desc.attrs;
+  ConvGeometry g{};
+  g.cin = op.in_dims[0];
+  g.h = op.in_dims[1];
+  g.w = op.in_dims[2];
+  g.cout = op.out_dims[0];
+  g.ho = op.out_dims[1];
+  g.wo = op.out_dims[2];
+  g.kh = op.kh;
+  g.kw = op.kw;
+  g.sh = a[0];
+  g.sw = a[1];
+  g.ph = a[2];
+  g.pw = a[3];
+  g.dh = a[4];
+  g.dw = a[5];
+  g.groups = static_cast<std::size_t>(a[6]);
+  return g;
+}
+
+// im2col for channels [c0, c0 + cin_g) of one sample into col[K, Ho*Wo].
+void im2col(const ConvGeometry& g, const float* x, std::size_t c0, float* col) {
+  const std::size_t n = g.n();
+  for (std::size_t c = 0; c < g.cin_g(); ++c) {
+    const float* xc = x + (c0 + c) * g.h * g.w;
+    for (std::size_t ky = 0; ky < g.kh; ++ky) {
+      for (std::size_t kx = 0; kx < g.kw; ++kx) {
+        float* row = col + ((c * g.kh + ky) * g.kw + kx) * n;
+        for (std::size_t oy = 0; oy < g.ho; ++oy) {
+          const std::int64_t iy = static_cast<std::int64_t>(oy) * g.sh - g.ph + static_cast<std::int64_t>(ky) * g.dh;
+          float* out = row + oy * g.wo;
+          if (iy < 0 || iy >= static_cast<std::int64_t>(g.h)) {
+            std::memset(out, 0, g.wo * sizeof(float));
+            continue;
+          }
+          const float* xr = xc + static_cast<std::size_t>(iy) * g.w;
+          const std::int64_t x0 = static_cast<std::int64_t>(kx) * g.dw - g.pw;
+          if (g.sw == 1 && x0 >= 0 && x0 + static_cast<std::int64_t>(g.wo) <= static_cast<std::int64_t>(g.w)) {
+            std::memcpy(out, xr + x0, g.wo * sizeof(float));
+            continue;
+          }
+          for (std::size_t ox = 0; ox < g.wo; ++ox) {
+            const std::int64_t ix = static_cast<std::int64_t>(ox) * g.sw + x0;
+            out[ox] = (ix >= 0 && ix < static_cast<std::int64_t>(g.w)) ? xr[ix] : 0.0f;
+          }
+        }
+      }
+    }
+  }
+}
+
+std::size_t round_up(std::size_t v, std::size_t a) { return (v + a - 1) / a * a; }
+
+}  // namespace
+
+std::size_t PreparedWeight::bytes() const {
+  return dense.size() * 4 + row_ptr.size() * 4 + col_idx.size() * 4 + values.size() * 4 + codes.size() +
+         table.size() * 4 + reference.size() * 4;
+}
+
+// ---------------------------------------------------------------------------
+// Preparation
+// ---------------------------------------------------------------------------
+
+Session::Session(const std::uint8_t* data, std::size_t size, const SessionConfig& config)
+    : config_(config),
+      gemm_(config.gemm != nullptr ? config.gemm : &f32_gemm_best()),
+      pool_(std::max(1, config.num_threads)) {
+  if (config_.max_batch == 0) config_.max_batch = 1;
+  if (config_.max_batch > (1u << 20)) throw std::invalid_argument("max_batch too large");
+  ModelFile file = parse_model_file(data, size);
+  meta_ = std::move(file.meta);
+  prepare(file);
+  plan_memory(file.graph);
+}
+
+void Session::prepare(const ModelFile& file) {
+  const Graph& g = file.graph;
+  input_value_ = g.input;
+  output_value_ = g.output;
+  input_dims_ = g.shapes[g.input];
+  output_dims_ = g.shapes[g.output];
+  input_size_ = shape_numel(input_dims_);
+  output_size_ = shape_numel(output_dims_);
+  for (const OpDesc& d : g.ops) {
+    PreparedOp p;
+    p.desc = d;
+    p.in_dims = g.shapes[d.inputs[0]];
+    p.out_dims = g.shapes[d.output];
+    p.in_size = shape_numel(p.in_dims);
+    p.out_size = shape_numel(p.out_dims);
+    for (std::uint32_t v : d.inputs) p.input_sizes.push_back(shape_numel(g.shapes[v]));
+    if (d.scale >= 0) p.scale = file.tensors[static_cast<std::size_t>(d.scale)].values;
+    if (d.bias >= 0) p.bias = file.tensors[static_cast<std::size_t>(d.bias)].values;
+    if (d.type == OpType::kConv2d || d.type == OpType::kLinear) {
+      const Tensor& t = file.tensors[static_cast<std::size_t>(d.weight)];
+      PreparedWeight& w = p.weight;
+      w.rows = t.dims[0];
+      w.cols = t.numel / t.dims[0];
+      const bool is_conv = d.type == OpType::kConv2d;
+      if (is_conv) {
+        p.kh = t.dims[2];
+        p.kw = t.dims[3];
+      }
+      const std::size_t groups = is_conv ? static_cast<std::size_t>(d.attrs[6]) : 1;
+      std::size_t nnz = 0;
+      for (float v : t.values) nnz += v != 0.0f;
+      const double density = static_cast<double>(nnz) / static_cast<double>(t.numel);
+      if (config_.reference) {
+        w.reference = t.values;
+      } else if (groups == 1 && config_.sparse_max_density >= 0.0f && density <= config_.sparse_max_density) {
+        const bool codebook = t.encoding == Encoding::kCodebook;
+        w.form = codebook ? PreparedWeight::Form::kCsrCodebook : PreparedWeight::Form::kCsr;
+        w.row_ptr.assign(w.rows + 1, 0);
+        w.col_idx.reserve(nnz);
+        // code of element p: per stored element (sparse layout: stored in
+        // position order) or per element (dense layout)
+        std::size_t stored = 0;
+        for (std::size_t r = 0; r < w.rows; ++r) {
+          for (std::size_t c = 0; c < w.cols; ++c) {
+            const std::size_t pos = r * w.cols + c;
+            std::uint8_t code = 0;
+            if (codebook) {
+              if (t.sparse) {
+                while (stored < t.positions.size() && t.positions[stored] < pos) ++stored;
+                if (stored < t.positions.size() && t.positions[stored] == pos) code = t.codes[stored];
+              } else {
+                code = t.codes[pos];
+              }
+            }
+            if (t.values[pos] == 0.0f) continue;
+            w.col_idx.push_back(static_cast<std::uint32_t>(c));
+            if (codebook) {
+              w.codes.push_back(code);
+            } else {
+              w.values.push_back(t.values[pos]);
+            }
+          }
+          w.row_ptr[r + 1] = static_cast<std::uint32_t>(w.col_idx.size());
+        }
+        if (codebook) w.table = t.codebook;
+      } else if (is_conv) {
+        w.dense = t.values;  // rows x cols: [Cout, Cin/g * kh * kw]
+      } else {
+        w.dense.resize(t.numel);  // W^T: [in, out]
+        for (std::size_t r = 0; r < w.rows; ++r) {
+          for (std::size_t c = 0; c < w.cols; ++c) w.dense[c * w.rows + r] = t.values[r * w.cols + c];
+        }
+      }
+    }
+    ops_.push_back(std::move(p));
+  }
+}
+
+void Session::plan_memory(const Graph& graph) {
+  const std::size_t n_values = graph.shapes.size();
+  const std::size_t never = std::numeric_limits<std::size_t>::max();
+  std::vector<std::size_t> last_use(n_values, 0);
+  for (std::size_t i = 0; i < ops_.size(); ++i) {
+    for (std::uint32_t v : ops_[i].desc.inputs) last_use[v] = i;
+  }
+  last_use[output_value_] = never;
+
+  // First-fit over a sorted free list; a value's block is released after the
+  // last op that reads it (never before its producer's output is placed, so
+  // an op's output never overlaps its inputs).
+  struct Block { std::size_t offset, size; };
+  std::vector<Block> free_list;
+  std::size_t end = 0;
+  value_offset_.assign(n_values, 0);
+  std::vector<std::size_t> value_size(n_values, 0);
+  auto allocate = [&](std::size_t size) {
+    for (std::size_t i = 0; i < free_list.size(); ++i) {
+      if (free_list[i].size >= size) {
+        const std::size_t off = free_list[i].offset;
+        free_list[i].offset += size;
+        free_list[i].size -= size;
+        if (free_list[i].size == 0) free_list.erase(free_list.begin() + static_cast<std::ptrdiff_t>(i));
+        return off;
+      }
+    }
+    // grow: merge with a free block at the end if there is one
+    if (!free_list.empty() && free_list.back().offset + free_list.back().size == end) {
+      const std::size_t off = free_list.back().offset;
+      free_list.pop_back();
+      end = off + size;
+      return off;
+    }
+    const std::size_t off = end;
+    end += size;
+    return off;
+  };
+  auto release = [&](std::size_t offset, std::size_t size) {
+    auto it = std::lower_bound(free_list.begin(), free_list.end(), offset,
+                               [](const Block& b, std::size_t o) { return b.offset < o; });
+    it = free_list.insert(it, Block{offset, size});
+    // merge with the next, then with the previous
+    auto next = it + 1;
+    if (next != free_list.end() && it->offset + it->size == next->offset) {
+      it->size += next->size;
+      free_list.erase(next);
+    }
+    if (it != free_list.begin()) {
+      auto prev = it - 1;
+      if (prev->offset + prev->size == it->offset) {
+        prev->size += it->size;
+        free_list.erase(it);
+      }
+    }
+  };
+
+  std::size_t scratch = 0;
+  for (std::size_t i = 0; i < ops_.size(); ++i) {
+    const PreparedOp& op = ops_[i];
+    const std::uint32_t out = op.desc.output;
+    value_size[out] = round_up(op.out_size * config_.max_batch, kAlignFloats);
+    value_offset_[out] = allocate(value_size[out]);
+    for (std::size_t k = 0; k < op.desc.inputs.size(); ++k) {
+      const std::uint32_t v = op.desc.inputs[k];
+      bool seen = false;
+      for (std::size_t j = 0; j < k; ++j) seen |= op.desc.inputs[j] == v;
+      if (!seen && v != input_value_ && last_use[v] == i) release(value_offset_[v], value_size[v]);
+    }
+  }
+  // Scratch: im2col of the largest convolution, transposes of sparse linears.
+  for (const PreparedOp& op : ops_) {
+    if (config_.reference) break;
+    if (op.desc.type == OpType::kConv2d) {
+      const ConvGeometry g = geometry(op);
+      if (!g.pointwise() && !g.depthwise()) scratch = std::max(scratch, g.k() * g.n());
+    } else if (op.desc.type == OpType::kLinear && op.weight.form != PreparedWeight::Form::kDense) {
+      scratch = std::max(scratch, (op.weight.rows + op.weight.cols) * config_.max_batch);
+    }
+  }
+  arena_.assign(end, 0.0f);
+  scratch_.assign(scratch, 0.0f);
+  value_ptr_.assign(n_values, nullptr);
+}
+
+std::size_t Session::weight_bytes() const {
+  std::size_t b = 0;
+  for (const PreparedOp& op : ops_) b += op.weight.bytes() + (op.scale.size() + op.bias.size()) * 4;
+  return b;
+}
+
+// ---------------------------------------------------------------------------
+// Running
+// ---------------------------------------------------------------------------
+
+void Session::run(const float* input, std::size_t batch, float* output) {
+  for (std::size_t v = 0; v < value_ptr_.size(); ++v) value_ptr_[v] = arena_.data() + value_offset_[v];
+  value_ptr_[input_value_] = input;
+  for (const PreparedOp& op : ops_) run_op(op, batch);
+  std::memcpy(output, value_ptr_[output_value_], batch * output_size_ * sizeof(float));
+}
+
+void Session::epilogue(const PreparedOp& op, float* y, std::size_t channels, std::size_t spatial,
+                       std::size_t c_begin, std::size_t c_end, std::size_t s_begin, std::size_t s_end) const {
+  (void)channels;
+  const bool has_scale = !op.scale.empty(), has_bias = !op.bias.empty();
+  const Act act = op.desc.act;
+  if (!has_scale && !has_bias && act == Act::kNone) return;
+  for (std::size_t c = c_begin; c < c_end; ++c) {
+    float* row = y + c * spatial;
+    const float s = has_scale ? op.scale[c] : 1.0f;
+    const float b = has_bias ? op.bias[c] : 0.0f;
+    if (has_scale) {
+      for (std::size_t i = s_begin; i < s_end; ++i) row[i] = row[i] * s + b;
+    } else if (has_bias) {
+      for (std::size_t i = s_begin; i < s_end; ++i) row[i] += b;
+    }
+    activate_range(row + s_begin, s_end - s_begin, act);
+  }
+}
+
+void Session::run_op(const PreparedOp& op, std::size_t batch) {
+  const OpDesc& d = op.desc;
+  const float* x = value_ptr_[d.inputs[0]];
+  float* y = const_cast<float*>(value_ptr_[d.output]);  // arena memory, owned here
+  switch (d.type) {
+    case OpType::kConv2d:
+      if (config_.reference) {
+        conv_reference(op, x, y, batch);
+      } else if (static_cast<std::size_t>(d.attrs[6]) == op.in_dims[0] && op.in_dims[0] == op.out_dims[0] &&
+                 d.attrs[6] > 1) {
+        depthwise(op, x, y, batch);
+      } else {
+        conv(op, x, y, batch);
+      }
+      break;
+    case OpType::kLinear:
+      linear(op, x, y, batch);
+      break;
+    case OpType::kAffine: {
+      const std::size_t c = op.in_dims[0], s = op.in_size / c;
+      if (x != y) std::memcpy(y, x, batch * op.in_size * sizeof(float));
+      for (std::size_t b = 0; b < batch; ++b) epilogue(op, y + b * op.out_size, c, s, 0, c, 0, s);
+      break;
+    }
+    case OpType::kAct:
+      for (std::size_t i = 0; i < batch * op.in_size; ++i) y[i] = activate(x[i], d.act);
+      break;
+    case OpType::kAdd: {
+      const float* x2 = value_ptr_[d.inputs[1]];
+      const std::size_t n = batch * op.out_size;
+      for (std::size_t i = 0; i < n; ++i) y[i] = x[i] + x2[i];
+      activate_range(y, n, d.act);
+      break;
+    }
+    case OpType::kConcat:
+      for (std::size_t b = 0; b < batch; ++b) {
+        float* out = y + b * op.out_size;
+        for (std::size_t k = 0; k < d.inputs.size(); ++k) {
+          const std::size_t n = op.input_sizes[k];
+          std::memcpy(out, value_ptr_[d.inputs[k]] + b * n, n * sizeof(float));
+          out += n;
+        }
+      }
+      break;
+    case OpType::kMaxPool:
+    case OpType::kAvgPool: {
+      const auto& a = d.attrs;
+      const std::int64_t kh = a[0], kw = a[1], sh = a[2], sw = a[3], ph = a[4], pw = a[5], dh = a[6], dw = a[7];
+      const bool include_pad = a[9] != 0, is_max = d.type == OpType::kMaxPool;
+      const std::int64_t c = static_cast<std::int64_t>(op.in_dims[0]), h = static_cast<std::int64_t>(op.in_dims[1]),
+                         w = static_cast<std::int64_t>(op.in_dims[2]);
+      const std::int64_t ho = static_cast<std::int64_t>(op.out_dims[1]), wo = static_cast<std::int64_t>(op.out_dims[2]);
+      for (std::size_t b = 0; b < batch; ++b) {
+        for (std::int64_t ch = 0; ch < c; ++ch) {
+          const float* xc = x + b * op.in_size + static_cast<std::size_t>(ch * h * w);
+          float* yc = y + b * op.out_size + static_cast<std::size_t>(ch * ho * wo);
+          for (std::int64_t oy = 0; oy < ho; ++oy) {
+            for (std::int64_t ox = 0; ox < wo; ++ox) {
+              float acc = is_max ? -std::numeric_limits<float>::infinity() : 0.0f;
+              if (is_max) {
+                for (std::int64_t ky = 0; ky < kh; ++ky) {
+                  const std::int64_t iy = oy * sh - ph + ky * dh;
+                  if (iy < 0 || iy >= h) continue;
+                  for (std::int64_t kx = 0; kx < kw; ++kx) {
+                    const std::int64_t ix = ox * sw - pw + kx * dw;
+                    if (ix < 0 || ix >= w) continue;
+                    acc = std::max(acc, xc[iy * w + ix]);
+                  }
+                }
+              } else {  // PyTorch's avg_pool2d divisor rules
+                std::int64_t y0 = oy * sh - ph, x0 = ox * sw - pw;
+                std::int64_t y1 = std::min(y0 + kh, h + ph), x1 = std::min(x0 + kw, w + pw);
+                const std::int64_t pool = (y1 - y0) * (x1 - x0);
+                y0 = std::max<std::int64_t>(y0, 0);
+                x0 = std::max<std::int64_t>(x0, 0);
+                y1 = std::min(y1, h);
+                x1 = std::min(x1, w);
+                for (std::int64_t iy = y0; iy < y1; ++iy) {
+                  for (std::int64_t ix = x0; ix < x1; ++ix) acc += xc[iy * w + ix];
+                }
+                const std::int64_t div = include_pad ? pool : (y1 - y0) * (x1 - x0);
+                acc = div > 0 ? acc / static_cast<float>(div) : 0.0f;
+              }
+              yc[oy * wo + ox] = acc;
+            }
+          }
+        }
+      }
+      break;
+    }
+    case OpType::kGlobalAvgPool: {
+      const std::size_t c = op.in_dims[0], s = op.in_size / c;
+      for (std::size_t b = 0; b < batch; ++b) {
+        for (std::size_t ch = 0; ch < c; ++ch) {
+          const float* xc = x + b * op.in_size + ch * s;
+          float acc = 0.0f;
+          for (std::size_t i = 0; i < s; ++i) acc += xc[i];
+          y[b * op.out_size + ch] = acc / static_cast<float>(s);
+        }
+      }
+      break;
+    }
+    case OpType::kReshape:
+      std::memcpy(y, x, batch * op.in_size * sizeof(float));
+      break;
+    case OpType::kSoftmax:
+      for (std::size_t b = 0; b < batch; ++b) {
+        const float* xs = x + b * op.in_size;
+        float* ys = y + b * op.out_size;
+        float m = -std::numeric_limits<float>::infinity();
+        for (std::size_t i = 0; i < op.in_size; ++i) m = std::max(m, xs[i]);
+        float sum = 0.0f;
+        for (std::size_t i = 0; i < op.in_size; ++i) sum += (ys[i] = std::exp(xs[i] - m));
+        for (std::size_t i = 0; i < op.in_size; ++i) ys[i] /= sum;
+      }
+      break;
+  }
+}
+
+void Session::conv(const PreparedOp& op, const float* x, float* y, std::size_t batch) {
+  const PreparedWeight& w = op.weight;
+  const ConvGeometry g = geometry(op);
+  const std::size_t k = g.k(), n = g.n(), m = g.cout_g();
+  for (std::size_t b = 0; b < batch; ++b) {
+    const float* xb = x + b * op.in_size;
+    float* yb = y + b * op.out_size;
+    for (std::size_t grp = 0; grp < g.groups; ++grp) {
+      const float* col = xb + grp * g.cin_g() * g.h * g.w;
+      if (!g.pointwise()) {
+        im2col(g, xb, grp * g.cin_g(), scratch_.data());
+        col = scratch_.data();
+      }
+      float* yg = yb + grp * m * n;
+      const std::size_t macs = m * n * k;
+      if (w.form == PreparedWeight::Form::kDense) {
+        const float* a = w.dense.data() + grp * m * k;
+        parallel_ranges(pool_, n, 16, macs, [&](std::size_t j0, std::size_t j1) {
+          gemm_->fn(m, j1 - j0, k, a, k, col + j0, n, yg + j0, n);
+          epilogue(op, yb, g.cout, n, grp * m, grp * m + m, j0, j1);
+        });
+      } else {  // CSR (groups == 1)
+        const bool codebook = w.form == PreparedWeight::Form::kCsrCodebook;
+        parallel_ranges(pool_, m, 4, w.col_idx.size() * n, [&](std::size_t r0, std::size_t r1) {
+          if (codebook) {
+            f32_cbspmm_rows(r0, r1, n, w.row_ptr.data(), w.col_idx.data(), w.codes.data(), w.table.data(), nullptr,
+                            col, n, yg, n);
+          } else {
+            f32_spmm_rows(r0, r1, n, w.row_ptr.data(), w.col_idx.data(), w.values.data(), nullptr, col, n, yg, n);
+          }
+          epilogue(op, yb, g.cout, n, r0, r1, 0, n);
+        });
+      }
+    }
+  }
+}
+
+void Session::depthwise(const PreparedOp& op, const float* x, float* y, std::size_t batch) {
+  const ConvGeometry g = geometry(op);
+  const std::vector<float>& wts = op.weight.form == PreparedWeight::Form::kDense ? op.weight.dense : op.weight.reference;
+  const std::int64_t h = static_cast<std::int64_t>(g.h), w = static_cast<std::int64_t>(g.w);
+  for (std::size_t b = 0; b < batch; ++b) {
+    const float* xb = x + b * op.in_size;
+    float* yb = y + b * op.out_size;
+    parallel_ranges(pool_, g.cout, 1, g.cout * g.n() * g.kh * g.kw, [&](std::size_t c0, std::size_t c1) {
+      for (std::size_t c = c0; c < c1; ++c) {
+        const float* xc = xb + c * g.h * g.w;
+        const float* wc = wts.data() + c * g.kh * g.kw;
+        float* yc = yb + c * g.n();
+        for (std::size_t oy = 0; oy < g.ho; ++oy) {
+          for (std::size_t ox = 0; ox < g.wo; ++ox) {
+            float acc = 0.0f;
+            for (std::size_t ky = 0; ky < g.kh; ++ky) {
+              const std::int64_t iy = static_cast<std::int64_t>(oy) * g.sh - g.ph + static_cast<std::int64_t>(ky) * g.dh;
+              if (iy < 0 || iy >= h) continue;
+              for (std::size_t kx = 0; kx < g.kw; ++kx) {
+                const std::int64_t ix = static_cast<std::int64_t>(ox) * g.sw - g.pw + static_cast<std::int64_t>(kx) * g.dw;
+                if (ix < 0 || ix >= w) continue;
+                acc += xc[iy * w + ix] * wc[ky * g.kw + kx];
+              }
+            }
+            yc[oy * g.wo + ox] = acc;
+          }
+        }
+      }
+      epilogue(op, yb, g.cout, g.n(), c0, c1, 0, g.n());
+    });
+  }
+}
+
+// The oracle: a direct convolution straight from the definition.
+void Session::conv_reference(const PreparedOp& op, const float* x, float* y, std::size_t batch) {
+  const ConvGeometry g = geometry(op);
+  const std::vector<float>& wts = op.weight.reference;
+  const std::int64_t h = static_cast<std::int64_t>(g.h), w = static_cast<std::int64_t>(g.w);
+  for (std::size_t b = 0; b < batch; ++b) {
+    const float* xb = x + b * op.in_size;
+    float* yb = y + b * op.out_size;
+    for (std::size_t oc = 0; oc < g.cout; ++oc) {
+      const std::size_t grp = oc / g.cout_g();
+      for (std::size_t oy = 0; oy < g.ho; ++oy) {
+        for (std::size_t ox = 0; ox < g.wo; ++ox) {
+          double acc = 0.0;
+          for (std::size_t ic = 0; ic < g.cin_g(); ++ic) {
+            const float* xc = xb + (grp * g.cin_g() + ic) * g.h * g.w;
+            for (std::size_t ky = 0; ky < g.kh; ++ky) {
+              const std::int64_t iy = static_cast<std::int64_t>(oy) * g.sh - g.ph + static_cast<std::int64_t>(ky) * g.dh;
+              if (iy < 0 || iy >= h) continue;
+              for (std::size_t kx = 0; kx < g.kw; ++kx) {
+                const std::int64_t ix = static_cast<std::int64_t>(ox) * g.sw - g.pw + static_cast<std::int64_t>(kx) * g.dw;
+                if (ix < 0 || ix >= w) continue;
+                acc += static_cast<double>(xc[iy * w + ix]) * wts[((oc * g.cin_g() + ic) * g.kh + ky) * g.kw + kx];
+              }
+            }
+          }
+          yb[oc * g.n() + oy * g.wo + ox] = static_cast<float>(acc);
+        }
+      }
+    }
+    epilogue(op, yb, g.cout, g.n(), 0, g.cout, 0, g.n());
+  }
+}
+
+void Session::linear(const PreparedOp& op, const float* x, float* y, std::size_t batch) {
+  const PreparedWeight& w = op.weight;
+  const std::size_t out = w.rows, in = w.cols;
+  const bool has_scale = !op.scale.empty(), has_bias = !op.bias.empty();
+  // Y[b, o] = Y * scale[o] + bias[o], activation; columns [o0, o1)
+  auto finish = [&](std::size_t o0, std::size_t o1) {
+    for (std::size_t b = 0; b < batch; ++b) {
+      float* row = y + b * out;
+      for (std::size_t o = o0; o < o1; ++o) {
+        float v = row[o];
+        if (has_scale) v *= op.scale[o];
+        if (has_bias) v += op.bias[o];
+        row[o] = activate(v, op.desc.act);
+      }
+    }
+  };
+  if (config_.reference) {
+    for (std::size_t b = 0; b < batch; ++b) {
+      for (std::size_t o = 0; o < out; ++o) {
+        double acc = 0.0;
+        for (std::size_t i = 0; i < in; ++i) acc += static_cast<double>(w.reference[o * in + i]) * x[b * in + i];
+        y[b * out + o] = static_cast<float>(acc);
+      }
+    }
+    finish(0, out);
+    return;
+  }
+  if (w.form == PreparedWeight::Form::kDense) {
+    parallel_ranges(pool_, out, 16, batch * out * in, [&](std::size_t o0, std::size_t o1) {
+      gemm_->fn(batch, o1 - o0, in, x, in, w.dense.data() + o0, out, y + o0, out);
+      finish(o0, o1);
+    });
+    return;
+  }
+  // Sparse: Z[out, B] = W x X^T. For one sample X^T is X itself.
+  const float* xt = x;
+  float* z = y;
+  if (batch > 1) {
+    float* t = scratch_.data();
+    for (std::size_t b = 0; b < batch; ++b) {
+      for (std::size_t i = 0; i < in; ++i) t[i * batch + b] = x[b * in + i];
+    }
+    xt = t;
+    z = t + in * batch;
+  }
+  const bool codebook = w.form == PreparedWeight::Form::kCsrCodebook;
+  parallel_ranges(pool_, out, 8, w.col_idx.size() * batch, [&](std::size_t r0, std::size_t r1) {
+    if (codebook) {
+      f32_cbspmm_rows(r0, r1, batch, w.row_ptr.data(), w.col_idx.data(), w.codes.data(), w.table.data(), nullptr, xt,
+                      batch, z, batch);
+    } else {
+      f32_spmm_rows(r0, r1, batch, w.row_ptr.data(), w.col_idx.data(), w.values.data(), nullptr, xt, batch, z, batch);
+    }
+    if (batch == 1) finish(r0, r1);
+  });
+  if (batch > 1) {
+    for (std::size_t b = 0; b < batch; ++b) {
+      for (std::size_t o = 0; o < out; ++o) y[b * out + o] = z[o * batch + b];
+    }
+    finish(0, out);
+  }
+}
+
+}  // namespace pakd

@@ -1,0 +1,102 @@
+// A session: a validated model (runtime/model-file.h) with its weights
+// prepared for the kernels chosen at start-up, its activation memory planned
+// once (an arena sized for max_batch samples), and a thread pool.
+// pakd_session in the C API is this class.
+#ifndef PAKD_SRC_RUNTIME_SESSION_H_
+#define PAKD_SRC_RUNTIME_SESSION_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/gemm-config.h"
+#include "runtime/model-file.h"
+#include "runtime/thread-pool.h"
+
+namespace pakd {
+
+struct SessionConfig {
+  int num_threads = 1;
+  std::size_t max_batch = 1;
+  const F32GemmKernel* gemm = nullptr;  // nullptr: best for this CPU
+  // Weights whose density (nonzeros / elements) is at most this run on the
+  // sparse kernels; denser ones are expanded to dense f32. < 0: never sparse.
+  float sparse_max_density = 0.35f;
+  bool reference = false;  // every op through its naive reference kernel
+};
+
+// How a conv / linear weight is held for its kernel.
+struct PreparedWeight {
+  enum class Form { kDense, kCsr, kCsrCodebook } form = Form::kDense;
+  std::size_t rows = 0, cols = 0;  // rows = output channels / features
+  std::vector<float> dense;        // conv: rows x cols; linear: transposed, cols x rows
+  std::vector<std::uint32_t> row_ptr, col_idx;
+  std::vector<float> values;       // kCsr
+  std::vector<std::uint8_t> codes; // kCsrCodebook
+  std::vector<float> table;        // kCsrCodebook
+  std::vector<float> reference;    // rows x cols, for reference mode
+  std::size_t bytes() const;
+};
+
+struct PreparedOp {
+  OpDesc desc;
+  PreparedWeight weight;
+  std::vector<float> scale, bias;  // per output channel (may be empty)
+  std::vector<std::size_t> in_dims, out_dims;
+  std::size_t kh = 1, kw = 1;  // convolution kernel size
+  std::size_t in_size = 0, out_size = 0;  // elements per sample
+  std::vector<std::size_t> input_sizes;  // per input, elements per sample
+};
+
+class Session {
+ public:
+  // Throws FormatError (bad file), std::invalid_argument (bad config) or
+  // std::bad_alloc.
+  Session(const std::uint8_t* data, std::size_t size, const SessionConfig& config);
+
+  // input: batch x input_size floats; output: batch x output_size floats.
+  // batch must be in [1, max_batch] (checked by the caller). Never allocates.
+  void run(const float* input, std::size_t batch, float* output);
+
+  const std::string& meta() const { return meta_; }
+  const std::vector<std::size_t>& input_dims() const { return input_dims_; }
+  const std::vector<std::size_t>& output_dims() const { return output_dims_; }
+  std::size_t input_size() const { return input_size_; }
+  std::size_t output_size() const { return output_size_; }
+  std::size_t num_ops() const { return ops_.size(); }
+  std::size_t weight_bytes() const;
+  std::size_t arena_bytes() const { return (arena_.size() + scratch_.size()) * sizeof(float); }
+  int num_threads() const { return pool_.num_threads(); }
+  std::size_t max_batch() const { return config_.max_batch; }
+
+ private:
+  void prepare(const ModelFile& file);
+  void plan_memory(const Graph& graph);
+  void run_op(const PreparedOp& op, std::size_t batch);
+
+  void conv(const PreparedOp& op, const float* x, float* y, std::size_t batch);
+  void conv_reference(const PreparedOp& op, const float* x, float* y, std::size_t batch);
+  void depthwise(const PreparedOp& op, const float* x, float* y, std::size_t batch);
+  void linear(const PreparedOp& op, const float* x, float* y, std::size_t batch);
+  void epilogue(const PreparedOp& op, float* y, std::size_t channels, std::size_t spatial,
+                std::size_t c_begin, std::size_t c_end, std::size_t s_begin, std::size_t s_end) const;
+
+  SessionConfig config_;
+  const F32GemmKernel* gemm_;
+  std::string meta_;
+  std::vector<PreparedOp> ops_;
+  std::vector<std::size_t> input_dims_, output_dims_;
+  std::size_t input_size_ = 0, output_size_ = 0;
+  std::uint32_t input_value_ = 0, output_value_ = 0;
+  std::vector<std::size_t> value_offset_;  // floats into arena_, per value
+  std::vector<const float*> value_ptr_;    // per run
+  std::vector<float> arena_;
+  std::vector<float> scratch_;             // im2col / transposes
+  ThreadPool pool_;
+};
+
+}  // namespace pakd
+
+#endif  // PAKD_SRC_RUNTIME_SESSION_H_
