@@ -1,0 +1,206 @@
+"""The native runtime (pakd._core.Session) against PyTorch: every zoo model, dense teachers and
+compressed students (unstructured-sparse, weight-shared, int8, channel-pruned), several thread
+counts and batch sizes, the reference kernels, and the whole real Fashion-MNIST test set.
+
+Tolerance: f32 weights and codebook weights (whose values are the f32 centroids PyTorch also
+uses) and int8 weights (run dequantized, the exact values the file stores) must match PyTorch
+within 1e-4 on logits, absolute for logits of order 1 (trained models) and relative to the largest
+logit for random deep models whose logits reach 1e4; top-1 must be identical."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from pakd._core import Session
+from pakd.lower.native import export_pakd
+from pakd.models import build_model
+from pakd.quant import KMeansConfig, WeightSharing
+from pakd.quant.accountant import serialize
+
+ATOL = 1e-4
+ZOO = {"lenet-300-100": {}, "lenet5": {}, "vgg-small": {"width": 0.5}, "resnet20": {}, "resnet56": {},
+       "mobilenetv2": {"width_mult": 0.5}}
+
+
+def _randomize_bn(model: nn.Module) -> nn.Module:
+    """Trained-looking batch-norm statistics, so folding them is really exercised."""
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.bias.data.copy_(torch.rand(m.num_features, generator=g) * 0.4 - 0.2)
+    return model.eval()
+
+
+def _zoo_model(name: str) -> nn.Module:
+    torch.manual_seed(0)
+    return _randomize_bn(build_model(name, **ZOO[name]))
+
+
+def assert_close(actual: np.ndarray, desired: np.ndarray) -> None:
+    scale = max(1.0, float(np.abs(desired).max()))
+    np.testing.assert_allclose(actual, desired, rtol=0, atol=ATOL * scale)
+
+
+def _torch(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return model(torch.from_numpy(x)).numpy()
+
+
+def _inputs(n: int = 4) -> np.ndarray:
+    return np.random.default_rng(0).standard_normal((n, 1, 28, 28)).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+@pytest.mark.parametrize("options", [{}, {"num_threads": 2, "max_batch": 4}, {"reference": True}],
+                         ids=["1-thread", "2-threads-batch4", "reference"])
+def test_zoo_model_matches_pytorch(name, options):
+    model = _zoo_model(name)
+    x = _inputs()
+    session = Session(export_pakd(model), **options)
+    y = session.run(x)
+    ref = _torch(model, x)
+    assert_close(y, ref)
+    assert (y.argmax(1) == ref.argmax(1)).all()
+
+
+def test_one_sample_without_batch_dimension():
+    model = _zoo_model("lenet5")
+    x = _inputs(1)
+    session = Session(export_pakd(model))
+    assert session.input_shape == [1, 28, 28] and session.output_shape == [10]
+    assert_close(session.run(x[0]), _torch(model, x)[0])
+
+
+def _pruned_shared_lenet5(bits: dict[str, int] | None) -> tuple[nn.Module, WeightSharing | None]:
+    torch.manual_seed(0)
+    model = build_model("lenet5").eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p[p.abs() < p.abs().flatten().quantile(0.92)] = 0
+    if bits is None:
+        return model, None
+    ws = WeightSharing(KMeansConfig(bits=bits))
+    ws.setup(model)
+    return model, ws
+
+
+@pytest.mark.parametrize("bits", [None, {"conv": 8, "linear": 5}], ids=["f32-sparse", "codebook-sparse"])
+@pytest.mark.parametrize("density", [0.35, -1.0], ids=["sparse-kernels", "forced-dense"])
+def test_compressed_student_matches_pytorch(bits, density):
+    model, ws = _pruned_shared_lenet5(bits)
+    blob = serialize(model, {"model": "lenet5", "input_shape": [1, 28, 28]}, ws)
+    x = _inputs(3)
+    session = Session(blob, sparse_max_density=density, max_batch=3, num_threads=2)
+    assert_close(session.run(x), _torch(model, x))
+
+
+def test_sparse_weights_take_less_memory_than_dense():
+    model, ws = _pruned_shared_lenet5({"conv": 8, "linear": 5})
+    blob = serialize(model, {"input_shape": [1, 28, 28]}, ws)
+    sparse, dense = Session(blob), Session(blob, sparse_max_density=-1)
+    assert sparse.weight_bytes < dense.weight_bytes / 3
+
+
+def test_int8_student_matches_pytorch():
+    from pakd.quant.int8 import Int8Quantizer
+
+    model = _zoo_model("resnet20")
+    quant = Int8Quantizer()
+    quant.setup(model)  # snaps the weights to their int8 values, as the compress stage does
+    blob = serialize(model, {"input_shape": [1, 28, 28]}, quant)
+    x = _inputs(2)
+    assert_close(Session(blob, max_batch=2).run(x), _torch(model, x))
+
+
+def test_channel_pruned_student_matches_pytorch():
+    from pakd.prune.depgraph import build_graph
+
+    model = _zoo_model("resnet20")
+    example = torch.zeros(1, 1, 28, 28)
+    groups = build_graph(model, example).groups
+    plan = {g.name: list(range(0, g.size, 3)) for g in groups}  # drop a third of every group
+    small = _randomize_bn(build_graph(model, example).prune(plan))
+    assert sum(p.numel() for p in small.parameters()) < 0.6 * sum(p.numel() for p in model.parameters())
+    x = _inputs(2)
+    assert_close(Session(export_pakd(small), max_batch=2).run(x), _torch(small, x))
+
+
+def test_top1_identical_on_the_whole_fashion_mnist_test_set(fmnist):
+    """A briefly trained LeNet-300-100 and its magnitude-pruned, weight-shared student: the native
+    runtime's predictions equal PyTorch's on all 10,000 real test images."""
+    torch.manual_seed(0)
+    model = build_model("lenet-300-100")
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    images, labels = fmnist.train.images, fmnist.train.labels
+    for i in range(0, 20000, 200):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(images[i:i + 200]), labels[i:i + 200]).backward()
+        opt.step()
+    model.eval()
+    x = fmnist.test.images.numpy()
+    for stage in ("dense", "student"):
+        if stage == "student":
+            with torch.no_grad():
+                for p in model.parameters():
+                    if p.dim() > 1:
+                        p[p.abs() < p.abs().flatten().quantile(0.9)] = 0
+            ws = WeightSharing(KMeansConfig(bits={"linear": 5}))
+            ws.setup(model)
+            blob = serialize(model, {"input_shape": [1, 28, 28]}, ws)
+        else:
+            blob = export_pakd(model)
+        native = Session(blob, max_batch=500).run(x)
+        ref = _torch(model, x)
+        assert_close(native, ref)
+        assert (native.argmax(1) == ref.argmax(1)).all()
+        if stage == "dense":
+            assert (ref.argmax(1) == fmnist.test.labels.numpy()).mean() > 0.8  # a real, trained model
+
+
+def test_batches_larger_than_max_batch_run_in_chunks():
+    model = _zoo_model("lenet5")
+    x = _inputs(7)
+    assert_close(Session(export_pakd(model), max_batch=3).run(x), _torch(model, x))
+
+
+def test_memory_is_planned_and_reused():
+    """resnet20's 33 activations fit in the arena of three 16x28x28 maps (a residual block needs its
+    input, its intermediate and its output alive at once); reference mode has no im2col scratch."""
+    model = _zoo_model("resnet20")
+    session = Session(export_pakd(model), reference=True)
+    assert session.num_ops == 33
+    assert session.arena_bytes <= 3 * 4 * 16 * 28 * 28
+
+
+def test_metadata_round_trip():
+    blob = export_pakd(_zoo_model("lenet5"), meta={"classes": ["a", "b"]})
+    meta = Session(blob).metadata
+    assert meta["classes"] == ["a", "b"] and meta["input_shape"] == [1, 28, 28]
+
+
+def test_wrong_input_shape_is_a_value_error():
+    session = Session(export_pakd(_zoo_model("lenet5")))
+    with pytest.raises(ValueError, match=r"does not match the model's \(N, 1, 28, 28\)"):
+        session.run(np.zeros((2, 3, 28, 28), np.float32))
+
+
+def test_unknown_gemm_kernel_and_bad_options():
+    blob = export_pakd(_zoo_model("lenet-300-100"))
+    with pytest.raises(ValueError, match="unknown GEMM kernel 'nope'"):
+        Session(blob, gemm_kernel="nope")
+    with pytest.raises(ValueError, match="num_threads"):
+        Session(blob, num_threads=0)
+
+
+@pytest.mark.parametrize("kernel", ["reference", "4x8-scalar"])
+def test_every_gemm_kernel_runs_the_model(kernel):
+    model = _zoo_model("lenet5")
+    x = _inputs(1)
+    assert_close(Session(export_pakd(model), gemm_kernel=kernel).run(x), _torch(model, x))
