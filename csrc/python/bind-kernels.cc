@@ -1,8 +1,477 @@
-// Kernel entry points of pakd._core used by tests and benchmarks.
+// Kernel entry points of pakd._core used by tests and benchmarks: sparse CSR x
+// dense (f32 and u8-codebook values) and int8 GEMM with dynamic activation
+// quantization. They call the private kernel tables (runtime/sparse-config.h)
+// directly, so every argument is validated here, before any kernel runs: a bad
+// input raises ValueError, it never reaches a kernel.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "bindings.h"
+#include "kernels/kernels.h"
+#include "runtime/sparse-config.h"
+
+namespace py = pybind11;
+
+namespace {
+
+using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+using Int8Array = py::array_t<std::int8_t, py::array::c_style | py::array::forcecast>;
+using Int64Array = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
+using Rows = std::optional<std::pair<std::size_t, std::size_t>>;
+
+// Largest column count: column indices are uint32 in the kernels.
+constexpr std::size_t kMaxCols = std::numeric_limits<std::uint32_t>::max();
+
+std::string shape_string(const py::array& x) {
+  std::string s = "(";
+  for (py::ssize_t d = 0; d < x.ndim(); ++d) {
+    s += (d ? ", " : "") + std::to_string(x.shape(d));
+  }
+  return s + (x.ndim() == 1 ? ",)" : ")");
+}
+
+std::string dtype_string(const py::array& x) { return py::str(x.dtype()).cast<std::string>(); }
+
+[[noreturn]] void fail(const std::string& message) { throw py::value_error(message); }
+
+// ---------------------------------------------------------------------------
+// Kernel tables
+// ---------------------------------------------------------------------------
+
+template <typename Fn>
+py::list kernel_list(const pakd::KernelTable<Fn>& table) {
+  py::list kernels;
+  for (const pakd::KernelEntry<Fn>& kernel : table) {
+    py::dict d;
+    d["name"] = kernel.name;
+    d["isa"] = kernel.isa;
+    d["supported"] = pakd::kernel_supported(kernel.required);
+    kernels.append(std::move(d));
+  }
+  return kernels;
+}
+
+// The kernel named `name` (None: the family's best). Unknown: ValueError;
+// not runnable on this CPU: NotImplementedError (as gemm() does).
+template <typename Fn>
+Fn choose_kernel(const pakd::KernelTable<Fn>& table, const std::optional<std::string>& name,
+                 const char* family) {
+  if (!name) return table.best().fn;
+  const pakd::KernelEntry<Fn>* kernel = table.find(name->c_str());
+  if (kernel == nullptr) {
+    std::string known;
+    for (const pakd::KernelEntry<Fn>& k : table) {
+      known += (known.empty() ? "" : ", ") + std::string(k.name);
+    }
+    fail(std::string("unknown ") + family + " kernel '" + *name + "' (known: " + known + ")");
+  }
+  if (!pakd::kernel_supported(kernel->required)) {
+    PyErr_SetString(PyExc_NotImplementedError,
+                    (std::string(family) + " kernel '" + *name + "' needs " + kernel->isa +
+                     ", which this CPU does not have")
+                        .c_str());
+    throw py::error_already_set();
+  }
+  return kernel->fn;
+}
+
+// ---------------------------------------------------------------------------
+// Argument conversion and validation
+// ---------------------------------------------------------------------------
+
+// A 1-D integer array (any integer dtype; an empty array of any dtype) as int64.
+Int64Array int_vector(const py::object& obj, const char* what) {
+  py::array arr = py::array::ensure(obj);
+  if (!arr) fail(std::string(what) + " must be an array of integers");
+  if (arr.ndim() != 1) {
+    fail(std::string(what) + " must be 1-D, got shape " + shape_string(arr));
+  }
+  const char kind = arr.dtype().kind();
+  if (kind != 'i' && kind != 'u' && arr.size() != 0) {
+    fail(std::string(what) + " must have an integer dtype, got " + dtype_string(arr));
+  }
+  return Int64Array::ensure(arr);
+}
+
+FloatArray float_array(const py::object& obj, const char* what) {
+  py::array arr = py::array::ensure(obj);
+  if (!arr) fail(std::string(what) + " must be an array of numbers");
+  const char kind = arr.dtype().kind();
+  if (kind != 'f' && kind != 'i' && kind != 'u' && kind != 'b') {
+    fail(std::string(what) + " must be a real numeric array, got dtype " + dtype_string(arr));
+  }
+  return FloatArray::ensure(arr);
+}
+
+std::optional<FloatArray> bias_vector(const std::optional<py::object>& bias, std::size_t m) {
+  if (!bias || bias->is_none()) return std::nullopt;
+  FloatArray b = float_array(*bias, "bias");
+  if (b.ndim() != 1 || static_cast<std::size_t>(b.shape(0)) != m) {
+    fail("bias must have shape (" + std::to_string(m) + ",), got " + shape_string(b));
+  }
+  return b;
+}
+
+// x: (k,) -> one column, or (k, n).
+struct DenseInput {
+  FloatArray array;
+  std::size_t k;
+  std::size_t n;
+  bool vector;
+};
+
+DenseInput dense_input(const py::object& obj, const char* what) {
+  FloatArray x = float_array(obj, what);
+  if (x.ndim() != 1 && x.ndim() != 2) {
+    fail(std::string(what) + " must be 1-D (k,) or 2-D (k, n), got shape " + shape_string(x));
+  }
+  const auto k = static_cast<std::size_t>(x.shape(0));
+  const bool vector = x.ndim() == 1;
+  const std::size_t n = vector ? 1 : static_cast<std::size_t>(x.shape(1));
+  return {std::move(x), k, n, vector};
+}
+
+// The row range [begin, end) of an m-row result; None: all rows.
+std::pair<std::size_t, std::size_t> row_range(const Rows& rows, std::size_t m) {
+  if (!rows) return {0, m};
+  if (rows->first > rows->second || rows->second > m) {
+    fail("rows=(" + std::to_string(rows->first) + ", " + std::to_string(rows->second) +
+         ") is not a range within [0, " + std::to_string(m) + "]");
+  }
+  return *rows;
+}
+
+// The result array: `out` when given (float32, C-contiguous, writeable, of the
+// result's shape), else a new array (zero-filled when only some rows are
+// computed, so the others are defined).
+py::array_t<float> result_array(const std::optional<py::object>& out, std::size_t m,
+                                const DenseInput& x, bool partial) {
+  std::vector<py::ssize_t> shape = {static_cast<py::ssize_t>(m)};
+  if (!x.vector) shape.push_back(static_cast<py::ssize_t>(x.n));
+  if (out && !out->is_none()) {
+    if (!py::isinstance<py::array>(*out)) fail("out must be a numpy array");
+    auto arr = py::reinterpret_borrow<py::array>(*out);
+    if (!arr.dtype().is(py::dtype::of<float>())) {
+      fail("out must have dtype float32, got " + dtype_string(arr));
+    }
+    if (!(arr.flags() & py::array::c_style) || !arr.writeable()) {
+      fail("out must be C-contiguous and writeable");
+    }
+    bool same = arr.ndim() == static_cast<py::ssize_t>(shape.size());
+    for (std::size_t d = 0; same && d < shape.size(); ++d) same = arr.shape(d) == shape[d];
+    if (!same) fail("out has shape " + shape_string(arr) + ", the result needs a different one");
+    return py::reinterpret_borrow<py::array_t<float>>(arr);
+  }
+  py::array_t<float> y(shape);
+  if (partial && y.size() > 0) {
+    float* p = y.mutable_data();
+    for (py::ssize_t i = 0; i < y.size(); ++i) p[i] = 0.0f;
+  }
+  return y;
+}
+
+// ---------------------------------------------------------------------------
+// CSR matrix: validated once, owned (a later change to the caller's arrays
+// cannot make the kernels read out of bounds).
+// ---------------------------------------------------------------------------
+
+class CsrMatrix {
+ public:
+  // f32 values
+  CsrMatrix(const py::object& indptr, const py::object& indices, const py::object& values,
+            std::pair<std::size_t, std::size_t> shape)
+      : m_(shape.first), k_(shape.second) {
+    structure(indptr, indices);
+    FloatArray v = float_array(values, "values");
+    if (v.ndim() != 1 || static_cast<std::size_t>(v.shape(0)) != col_idx_.size()) {
+      fail("values must have shape (" + std::to_string(col_idx_.size()) + ",) (one per index), got " +
+           shape_string(v));
+    }
+    values_.assign(v.data(), v.data() + v.size());
+  }
+
+  // u8 codebook values
+  static CsrMatrix with_codebook(const py::object& indptr, const py::object& indices,
+                                 const py::object& codes, const py::object& table,
+                                 std::pair<std::size_t, std::size_t> shape) {
+    CsrMatrix csr(shape);
+    csr.structure(indptr, indices);
+    FloatArray t = float_array(table, "table");
+    if (t.ndim() != 1 || t.shape(0) > 256) {
+      fail("table must be 1-D with at most 256 entries, got shape " + shape_string(t));
+    }
+    Int64Array c = int_vector(codes, "codes");
+    if (static_cast<std::size_t>(c.shape(0)) != csr.col_idx_.size()) {
+      fail("codes must have shape (" + std::to_string(csr.col_idx_.size()) +
+           ",) (one per index), got " + shape_string(c));
+    }
+    const std::int64_t entries = t.shape(0);
+    const std::int64_t* pc = c.data();
+    csr.codes_.resize(csr.col_idx_.size());
+    for (std::size_t j = 0; j < csr.codes_.size(); ++j) {
+      if (pc[j] < 0 || pc[j] >= entries) {
+        fail("codes[" + std::to_string(j) + "] = " + std::to_string(pc[j]) +
+             " is out of range for a table of " + std::to_string(entries) + " entries");
+      }
+      csr.codes_[j] = static_cast<std::uint8_t>(pc[j]);
+    }
+    csr.table_.assign(t.data(), t.data() + t.size());
+    csr.codebook_ = true;
+    return csr;
+  }
+
+  std::pair<std::size_t, std::size_t> shape() const { return {m_, k_}; }
+  std::size_t nnz() const { return col_idx_.size(); }
+  bool codebook() const { return codebook_; }
+
+  py::array_t<float> matmul(const py::object& x_obj, const std::optional<py::object>& bias_obj,
+                            const std::optional<std::string>& kernel,
+                            const std::optional<py::object>& out, const Rows& rows) const {
+    const DenseInput x = dense_input(x_obj, "x");
+    if (x.k != k_) {
+      fail("x has shape " + shape_string(x.array) + " but the sparse matrix has " +
+           std::to_string(k_) + " columns (x.shape[0] must equal it)");
+    }
+    const std::optional<FloatArray> bias = bias_vector(bias_obj, m_);
+    const auto [begin, end] = row_range(rows, m_);
+    pakd::F32SpmmFn spmm = nullptr;
+    pakd::F32CbSpmmFn cbspmm = nullptr;
+    if (codebook_) {
+      cbspmm = choose_kernel(pakd::f32_cbspmm_kernels(), kernel, "spmm_codebook");
+    } else {
+      spmm = choose_kernel(pakd::f32_spmm_kernels(), kernel, "spmm");
+    }
+    py::array_t<float> y = result_array(out, m_, x, begin != 0 || end != m_);
+    if (begin == end || x.n == 0) return y;
+
+    const float* px = x.array.data();
+    const float* pb = bias ? bias->data() : nullptr;
+    float* py_ = y.mutable_data();
+    const std::size_t n = x.n;
+    {
+      py::gil_scoped_release release;
+      if (codebook_) {
+        cbspmm(begin, end, n, row_ptr_.data(), col_idx_.data(), codes_.data(), table_.data(), pb,
+               px, n, py_, n);
+      } else {
+        spmm(begin, end, n, row_ptr_.data(), col_idx_.data(), values_.data(), pb, px, n, py_, n);
+      }
+    }
+    return y;
+  }
+
+ private:
+  explicit CsrMatrix(std::pair<std::size_t, std::size_t> shape) : m_(shape.first), k_(shape.second) {}
+
+  // indptr/indices -> row_ptr_/col_idx_, checking that they describe a valid
+  // m x k CSR matrix.
+  void structure(const py::object& indptr, const py::object& indices) {
+    if (k_ > kMaxCols) fail("at most " + std::to_string(kMaxCols) + " columns are supported");
+    Int64Array p = int_vector(indptr, "indptr");
+    Int64Array c = int_vector(indices, "indices");
+    if (static_cast<std::size_t>(p.shape(0)) != m_ + 1) {
+      fail("indptr must have shape (" + std::to_string(m_ + 1) + ",) (rows + 1), got " +
+           shape_string(p));
+    }
+    const auto nnz = static_cast<std::size_t>(c.shape(0));
+    if (nnz > std::numeric_limits<std::uint32_t>::max()) fail("too many nonzeros (at most 2^32 - 1)");
+    const std::int64_t* pp = p.data();
+    if (pp[0] != 0) fail("indptr[0] must be 0, got " + std::to_string(pp[0]));
+    for (std::size_t i = 0; i < m_; ++i) {
+      if (pp[i + 1] < pp[i]) {
+        fail("indptr must be non-decreasing, but indptr[" + std::to_string(i + 1) + "] = " +
+             std::to_string(pp[i + 1]) + " < indptr[" + std::to_string(i) + "] = " +
+             std::to_string(pp[i]));
+      }
+    }
+    if (static_cast<std::uint64_t>(pp[m_]) != nnz) {
+      fail("indptr[-1] = " + std::to_string(pp[m_]) + " must equal len(indices) = " +
+           std::to_string(nnz));
+    }
+    const std::int64_t* pc = c.data();
+    for (std::size_t j = 0; j < nnz; ++j) {
+      if (pc[j] < 0 || static_cast<std::uint64_t>(pc[j]) >= k_) {
+        fail("indices[" + std::to_string(j) + "] = " + std::to_string(pc[j]) +
+             " is out of range for " + std::to_string(k_) + " columns");
+      }
+    }
+    row_ptr_.assign(pp, pp + m_ + 1);
+    col_idx_.assign(pc, pc + nnz);
+  }
+
+  std::size_t m_;
+  std::size_t k_;
+  bool codebook_ = false;
+  std::vector<std::uint32_t> row_ptr_;
+  std::vector<std::uint32_t> col_idx_;
+  std::vector<float> values_;
+  std::vector<std::uint8_t> codes_;
+  std::vector<float> table_;
+};
+
+std::pair<std::size_t, std::size_t> spmm_shape(const py::object& indptr, const py::object& x) {
+  const Int64Array p = int_vector(indptr, "indptr");
+  if (p.shape(0) < 1) fail("indptr must have at least one entry (rows + 1)");
+  return {static_cast<std::size_t>(p.shape(0) - 1), dense_input(x, "x").k};
+}
+
+// ---------------------------------------------------------------------------
+// int8 GEMM
+// ---------------------------------------------------------------------------
+
+py::tuple quantize_s8(const py::object& x_obj) {
+  FloatArray x = float_array(x_obj, "x");
+  std::vector<py::ssize_t> shape(x.shape(), x.shape() + x.ndim());
+  Int8Array q(shape);
+  const float* px = x.data();
+  std::int8_t* pq = q.mutable_data();
+  const auto count = static_cast<std::size_t>(x.size());
+  float scale;
+  {
+    py::gil_scoped_release release;
+    scale = pakd::quantize_s8_symmetric(px, count, pq);
+  }
+  return py::make_tuple(std::move(q), scale);
+}
+
+py::array_t<float> qs8_gemm(const py::object& a_obj, const py::object& a_scale_obj,
+                            const py::object& x_obj, const std::optional<py::object>& bias_obj,
+                            const std::optional<std::string>& kernel,
+                            const std::optional<py::object>& out, const Rows& rows) {
+  py::array a_any = py::array::ensure(a_obj);
+  if (!a_any || !a_any.dtype().is(py::dtype::of<std::int8_t>())) {
+    fail("a_q must be an int8 array" +
+         (a_any ? " (got dtype " + dtype_string(a_any) + ")" : std::string()));
+  }
+  if (a_any.ndim() != 2) fail("a_q must be 2-D (m, k), got shape " + shape_string(a_any));
+  Int8Array a = Int8Array::ensure(a_any);
+  const auto m = static_cast<std::size_t>(a.shape(0));
+  const auto k = static_cast<std::size_t>(a.shape(1));
+  FloatArray a_scale = float_array(a_scale_obj, "a_scale");
+  if (a_scale.ndim() != 1 || static_cast<std::size_t>(a_scale.shape(0)) != m) {
+    fail("a_scale must have shape (" + std::to_string(m) + ",) (one per row of a_q), got " +
+         shape_string(a_scale));
+  }
+  const DenseInput x = dense_input(x_obj, "x");
+  if (x.k != k) {
+    fail("shape mismatch: a_q has shape " + shape_string(a) + " and x has shape " +
+         shape_string(x.array) + " (a_q.shape[1] must equal x.shape[0])");
+  }
+  if (k > pakd::kQs8GemmMaxK) {
+    fail("k = " + std::to_string(k) + " is too large for exact int32 sums (at most " +
+         std::to_string(pakd::kQs8GemmMaxK) + ")");
+  }
+  const std::optional<FloatArray> bias = bias_vector(bias_obj, m);
+  const auto [begin, end] = row_range(rows, m);
+  const pakd::Qs8GemmFn gemm = choose_kernel(pakd::qs8_gemm_kernels(), kernel, "qs8_gemm");
+  py::array_t<float> y = result_array(out, m, x, begin != 0 || end != m);
+  if (begin == end || x.n == 0) return y;
+
+  const std::int8_t* pa = a.data();
+  const float* ps = a_scale.data();
+  const float* px = x.array.data();
+  const float* pb = bias ? bias->data() : nullptr;
+  float* py_ = y.mutable_data();
+  const std::size_t n = x.n;
+  {
+    py::gil_scoped_release release;
+    std::vector<std::int8_t> xq(k * n);
+    const float x_scale = pakd::quantize_s8_symmetric(px, k * n, xq.data());
+    gemm(begin, end, n, k, pa, k, ps, xq.data(), n, x_scale, pb, py_, n);
+  }
+  return y;
+}
+
+}  // namespace
 
 namespace pakd_python {
 
-void bind_kernels(pybind11::module_& m) { (void)m; }
+void bind_kernels(py::module_& m) {
+  py::class_<CsrMatrix>(m, "CsrMatrix", R"doc(A validated, owned m x k CSR matrix for spmm.
+
+CsrMatrix(indptr, indices, values, shape) holds f32 values;
+CsrMatrix.with_codebook(indptr, indices, codes, table, shape) holds u8 codes
+into a float table of at most 256 entries (weight sharing). The arrays are
+checked once (indptr[0] == 0, non-decreasing, indptr[-1] == len(indices),
+0 <= indices < k, 0 <= codes < len(table)) and copied, so matmul() runs the
+kernel with no per-call validation of the sparse structure.)doc")
+      .def(py::init<const py::object&, const py::object&, const py::object&,
+                    std::pair<std::size_t, std::size_t>>(),
+           py::arg("indptr"), py::arg("indices"), py::arg("values"), py::arg("shape"))
+      .def_static("with_codebook", &CsrMatrix::with_codebook, py::arg("indptr"),
+                  py::arg("indices"), py::arg("codes"), py::arg("table"), py::arg("shape"))
+      .def_property_readonly("shape", &CsrMatrix::shape)
+      .def_property_readonly("nnz", &CsrMatrix::nnz)
+      .def_property_readonly("codebook", &CsrMatrix::codebook)
+      .def("matmul", &CsrMatrix::matmul, py::arg("x"), py::arg("bias") = py::none(),
+           py::arg("kernel") = py::none(), py::arg("out") = py::none(),
+           py::arg("rows") = py::none(),
+           R"doc(self @ x (+ bias[:, None]); x is (k,) or (k, n) float32.
+
+kernel: a name from spmm_kernels() (f32 values) or spmm_codebook_kernels()
+(codebook), None for the best supported. out: float32 C-contiguous array of
+the result's shape to write into. rows=(begin, end): compute only those rows
+(others of out are left untouched). The GIL is released during the kernel.)doc");
+
+  m.def(
+      "spmm",
+      [](const py::object& indptr, const py::object& indices, const py::object& values,
+         const py::object& x, const std::optional<py::object>& bias,
+         const std::optional<std::string>& kernel, const std::optional<py::object>& out,
+         const Rows& rows) {
+        return CsrMatrix(indptr, indices, values, spmm_shape(indptr, x))
+            .matmul(x, bias, kernel, out, rows);
+      },
+      py::arg("indptr"), py::arg("indices"), py::arg("values"), py::arg("x"),
+      py::arg("bias") = py::none(), py::arg("kernel") = py::none(), py::arg("out") = py::none(),
+      py::arg("rows") = py::none(),
+      R"doc(Sparse CSR (m x k, f32 values) times dense x, (k,) or (k, n).
+
+y[i] = bias[i] + sum_j values[j] * x[indices[j]] over row i's entries
+indptr[i]:indptr[i+1] (scipy.sparse.csr_matrix layout; k = x.shape[0]).
+Validates everything (ValueError); see CsrMatrix for the arguments.)doc");
+  m.def(
+      "spmm_codebook",
+      [](const py::object& indptr, const py::object& indices, const py::object& codes,
+         const py::object& table, const py::object& x, const std::optional<py::object>& bias,
+         const std::optional<std::string>& kernel, const std::optional<py::object>& out,
+         const Rows& rows) {
+        return CsrMatrix::with_codebook(indptr, indices, codes, table, spmm_shape(indptr, x))
+            .matmul(x, bias, kernel, out, rows);
+      },
+      py::arg("indptr"), py::arg("indices"), py::arg("codes"), py::arg("table"), py::arg("x"),
+      py::arg("bias") = py::none(), py::arg("kernel") = py::none(), py::arg("out") = py::none(),
+      py::arg("rows") = py::none(),
+      "spmm() with values table[codes] (u8 codes, table of at most 256 floats).");
+  m.def("spmm_kernels", [] { return kernel_list(pakd::f32_spmm_kernels()); },
+        "All compiled-in f32 spmm kernels: list of {'name', 'isa', 'supported'}, slowest first.");
+  m.def("spmm_codebook_kernels", [] { return kernel_list(pakd::f32_cbspmm_kernels()); },
+        "All compiled-in codebook spmm kernels: list of {'name', 'isa', 'supported'}.");
+  m.def("best_spmm_kernel", [] { return std::string(pakd::f32_spmm_kernels().best().name); });
+  m.def("best_spmm_codebook_kernel",
+        [] { return std::string(pakd::f32_cbspmm_kernels().best().name); });
+
+  m.def("quantize_s8", &quantize_s8, py::arg("x"),
+        "Symmetric int8 quantization: (q, scale) with scale = max|x| / 127, q = round(x / scale).");
+  m.def("qs8_gemm", &qs8_gemm, py::arg("a_q"), py::arg("a_scale"), py::arg("x"),
+        py::arg("bias") = py::none(), py::arg("kernel") = py::none(), py::arg("out") = py::none(),
+        py::arg("rows") = py::none(),
+        R"doc(int8 GEMM with dynamic activation quantization.
+
+a_q: int8 (m, k) weights, a_scale: (m,) per-row scales, x: float (k,) or
+(k, n). x is quantized (quantize_s8), then
+y[i] = bias[i] + a_scale[i] * x_scale * sum_p a_q[i, p] * x_q[p] (int32 sums).)doc");
+  m.def("qs8_gemm_kernels", [] { return kernel_list(pakd::qs8_gemm_kernels()); },
+        "All compiled-in int8 GEMM kernels: list of {'name', 'isa', 'supported'}.");
+  m.def("best_qs8_gemm_kernel", [] { return std::string(pakd::qs8_gemm_kernels().best().name); });
+}
 
 }  // namespace pakd_python

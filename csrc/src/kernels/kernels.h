@@ -1,9 +1,11 @@
-// Private declarations of the compiled kernels (generated from the one list,
-// kernels/f32-gemm-list.inc).
+// Private declarations of the compiled kernels, generated from one list per
+// kernel family: kernels/f32-gemm-list.inc, f32-spmm-list.inc,
+// f32-cbspmm-list.inc and qs8-gemm-list.inc.
 #ifndef PAKD_SRC_KERNELS_KERNELS_H_
 #define PAKD_SRC_KERNELS_KERNELS_H_
 
 #include <cstddef>
+#include <cstdint>
 
 // NOTE: this header is included by ISA-specific files (compiled with e.g.
 // -mavx2). Keep it free of inline functions and templates: a shared inline
@@ -12,6 +14,9 @@
 
 #ifndef PAKD_ENABLE_X86_AVX2
 #define PAKD_ENABLE_X86_AVX2 0
+#endif
+#ifndef PAKD_ENABLE_ARM_NEON
+#define PAKD_ENABLE_ARM_NEON 0
 #endif
 
 namespace pakd {
@@ -24,6 +29,59 @@ using F32GemmFn = void (*)(std::size_t m, std::size_t n, std::size_t k,
                            const float* a, std::size_t lda, const float* b,
                            std::size_t ldb, float* c, std::size_t ldc);
 
+// Sparse (CSR) x dense product, f32 values:
+//   Y[i, 0:n] = bias[i] (or 0 when bias == nullptr)
+//               + sum_{j in [row_ptr[i], row_ptr[i+1])} values[j] * X[col_idx[j], 0:n]
+// for rows i in [m_begin, m_end) of an m x k CSR matrix (row_ptr has m + 1
+// entries). X is k x n row-major with row stride ldx, Y row-major with row
+// stride ldy. Rows outside the range are not touched (the runtime splits rows
+// across threads). Arguments are pre-validated by the caller: row_ptr
+// non-decreasing, col_idx[j] < k, ldx >= n, ldy >= n. Never throws.
+// n == 1 is a sparse matrix-vector product (batch-1 fully-connected layer);
+// large n is a convolution lowered to W[Cout, Cin*kh*kw] x im2col.
+using F32SpmmFn = void (*)(std::size_t m_begin, std::size_t m_end, std::size_t n,
+                           const std::uint32_t* row_ptr, const std::uint32_t* col_idx,
+                           const float* values, const float* bias,
+                           const float* x, std::size_t ldx, float* y, std::size_t ldy);
+
+// The same with codebook values (weight sharing): value j is table[codes[j]];
+// the caller guarantees codes[j] < the table size (at most 256 entries).
+using F32CbSpmmFn = void (*)(std::size_t m_begin, std::size_t m_end, std::size_t n,
+                             const std::uint32_t* row_ptr, const std::uint32_t* col_idx,
+                             const std::uint8_t* codes, const float* table,
+                             const float* bias, const float* x, std::size_t ldx,
+                             float* y, std::size_t ldy);
+
+// int8 GEMM with per-row weight scales and one activation scale:
+//   Y[i, 0:n] = bias[i] (or 0) + (a_scale[i] * b_scale) * float(sum_p A[i, p] * B[p, 0:n])
+// with exact int32 accumulation, for rows i in [m_begin, m_end). A is int8
+// m x k row-major (lda >= k), B int8 k x n row-major (ldb >= n), Y row-major
+// (ldy >= n); rows outside the range are not touched. The caller guarantees
+// k <= kQs8GemmMaxK, so the int32 sums cannot overflow (|A B| <= 2^14 per
+// product). May throw std::bad_alloc (packing buffers); nothing else.
+using Qs8GemmFn = void (*)(std::size_t m_begin, std::size_t m_end, std::size_t n,
+                           std::size_t k, const std::int8_t* a, std::size_t lda,
+                           const float* a_scale, const std::int8_t* b,
+                           std::size_t ldb, float b_scale, const float* bias,
+                           float* y, std::size_t ldy);
+
+// Largest k for which a Qs8GemmFn's int32 sums are exact: 2^17 - 1 products
+// of magnitude <= 2^14 stay below 2^31.
+constexpr std::size_t kQs8GemmMaxK = (std::size_t{1} << 17) - 1;
+
+// Symmetric per-tensor quantization to int8 (kernels/qs8-quantize.cc):
+// scale = max|x| / 127, out[i] = x[i] / scale rounded to nearest (halves away
+// from zero), in [-127, 127]; returns
+// the scale. All-zero (or empty) input gives scale 0 and zero codes;
+// non-finite inputs give unspecified codes, still in range.
+float quantize_s8_symmetric(const float* x, std::size_t count, std::int8_t* out);
+
+// Per-thread scratch memory for kernels (kernels/workspace.cc): at least
+// `bytes` bytes, 64-byte aligned, uninitialized, valid until the next call on
+// the same thread. Lives in a file compiled without ISA flags. May throw
+// std::bad_alloc.
+void* kernel_workspace(std::size_t bytes);
+
 }  // namespace pakd
 
 #define PAKD_F32_GEMM_KERNEL(fn, name, isa, required)                        \
@@ -32,5 +90,29 @@ using F32GemmFn = void (*)(std::size_t m, std::size_t n, std::size_t k,
           std::size_t ldc);
 #include "kernels/f32-gemm-list.inc"
 #undef PAKD_F32_GEMM_KERNEL
+
+#define PAKD_F32_SPMM_KERNEL(fn, name, isa, required)                           \
+  void fn(std::size_t m_begin, std::size_t m_end, std::size_t n,                \
+          const std::uint32_t* row_ptr, const std::uint32_t* col_idx,           \
+          const float* values, const float* bias, const float* x,               \
+          std::size_t ldx, float* y, std::size_t ldy);
+#include "kernels/f32-spmm-list.inc"
+#undef PAKD_F32_SPMM_KERNEL
+
+#define PAKD_F32_CBSPMM_KERNEL(fn, name, isa, required)                         \
+  void fn(std::size_t m_begin, std::size_t m_end, std::size_t n,                \
+          const std::uint32_t* row_ptr, const std::uint32_t* col_idx,           \
+          const std::uint8_t* codes, const float* table, const float* bias,     \
+          const float* x, std::size_t ldx, float* y, std::size_t ldy);
+#include "kernels/f32-cbspmm-list.inc"
+#undef PAKD_F32_CBSPMM_KERNEL
+
+#define PAKD_QS8_GEMM_KERNEL(fn, name, isa, required)                           \
+  void fn(std::size_t m_begin, std::size_t m_end, std::size_t n, std::size_t k, \
+          const std::int8_t* a, std::size_t lda, const float* a_scale,          \
+          const std::int8_t* b, std::size_t ldb, float b_scale,                 \
+          const float* bias, float* y, std::size_t ldy);
+#include "kernels/qs8-gemm-list.inc"
+#undef PAKD_QS8_GEMM_KERNEL
 
 #endif  // PAKD_SRC_KERNELS_KERNELS_H_
