@@ -92,12 +92,13 @@ def _pruned_shared_lenet5(bits: dict[str, int] | None) -> tuple[nn.Module, Weigh
 
 
 @pytest.mark.parametrize("bits", [None, {"conv": 8, "linear": 5}], ids=["f32-sparse", "codebook-sparse"])
-@pytest.mark.parametrize("density", [0.35, -1.0], ids=["sparse-kernels", "forced-dense"])
-def test_compressed_student_matches_pytorch(bits, density):
+@pytest.mark.parametrize("density, codebook", [(0.35, 0), (0.35, 1), (-1.0, 0)],
+                         ids=["sparse-kernels", "codebook-kernel", "forced-dense"])
+def test_compressed_student_matches_pytorch(bits, density, codebook):
     model, ws = _pruned_shared_lenet5(bits)
     blob = serialize(model, {"model": "lenet5", "input_shape": [1, 28, 28]}, ws)
     x = _inputs(3)
-    session = Session(blob, sparse_max_density=density, max_batch=3, num_threads=2)
+    session = Session(blob, sparse_max_density=density, max_batch=3, num_threads=2, codebook_kernel=codebook)
     assert_close(session.run(x), _torch(model, x))
 
 
@@ -105,7 +106,9 @@ def test_sparse_weights_take_less_memory_than_dense():
     model, ws = _pruned_shared_lenet5({"conv": 8, "linear": 5})
     blob = serialize(model, {"input_shape": [1, 28, 28]}, ws)
     sparse, dense = Session(blob), Session(blob, sparse_max_density=-1)
+    codes = Session(blob, codebook_kernel=1)
     assert sparse.weight_bytes < dense.weight_bytes / 3
+    assert codes.weight_bytes < sparse.weight_bytes * 0.7  # u8 codes instead of f32 values
 
 
 def test_int8_student_matches_pytorch():

@@ -142,6 +142,10 @@ typedef struct pakd_session_options {
                                ones run dense. < 0: always dense. Default 0.35 */
   int reference;            /* non-zero: every op through its naive reference
                                kernel (the oracle for tests; slow) */
+  int codebook_kernel;      /* sparse weight-shared layers: 0 = auto (codebook
+                               kernel for layers of >= 2M nonzeros, where it
+                               is faster; f32 values otherwise), 1 = always
+                               the codebook kernel, -1 = never */
 } pakd_session_options;
 
 /* Fills `options` with the defaults (1 thread, max_batch 1, best kernels,

@@ -179,6 +179,7 @@ void pakd_session_options_init(pakd_session_options* options) {
   options->gemm_kernel = nullptr;
   options->sparse_max_density = 0.35f;
   options->reference = 0;
+  options->codebook_kernel = 0;
 }
 
 namespace {
@@ -196,6 +197,7 @@ pakd_status make_config(const pakd_session_options* options, pakd::SessionConfig
   config->max_batch = o.max_batch == 0 ? 1 : o.max_batch;
   config->sparse_max_density = o.sparse_max_density;
   config->reference = o.reference != 0;
+  config->codebook_kernel = o.codebook_kernel;
   if (o.gemm_kernel != nullptr) {
     config->gemm = pakd::f32_gemm_find(o.gemm_kernel);
     if (config->gemm == nullptr) return set_error(PAKD_ERR_INVALID_ARGUMENT, std::string("unknown GEMM kernel '") + o.gemm_kernel + "'");

@@ -16,13 +16,18 @@
 #include <limits>
 #include <stdexcept>
 
-#include "runtime/sparse-kernels.h"
+#include "runtime/sparse-config.h"
 
 namespace pakd {
 namespace {
 
 constexpr std::size_t kAlignFloats = 16;          // 64-byte aligned value buffers
 constexpr std::size_t kMinParallelMacs = 1 << 16;  // below this an op runs on one thread
+// Weight-shared sparse layers keep u8 codes + the codebook (4x less weight
+// traffic) only when memory bandwidth is the limit: from this many nonzeros
+// (benchmarks/test_bench_spmm.py: the codebook kernel wins on 4096x9216 at
+// 70-90% sparsity, loses on the zoo's small layers). Smaller ones run f32.
+constexpr std::size_t kCodebookMinNonzeros = std::size_t{1} << 21;
 
 inline float activate(float v, Act act) {
   switch (act) {
@@ -142,6 +147,8 @@ std::size_t PreparedWeight::bytes() const {
 Session::Session(const std::uint8_t* data, std::size_t size, const SessionConfig& config)
     : config_(config),
       gemm_(config.gemm != nullptr ? config.gemm : &f32_gemm_best()),
+      spmm_(&f32_spmm_kernels().best()),
+      cbspmm_(&f32_cbspmm_kernels().best()),
       pool_(std::max(1, config.num_threads)) {
   if (config_.max_batch == 0) config_.max_batch = 1;
   if (config_.max_batch > (1u << 20)) throw std::invalid_argument("max_batch too large");
@@ -186,7 +193,9 @@ void Session::prepare(const ModelFile& file) {
       if (config_.reference) {
         w.reference = t.values;
       } else if (groups == 1 && config_.sparse_max_density >= 0.0f && density <= config_.sparse_max_density) {
-        const bool codebook = t.encoding == Encoding::kCodebook;
+        const bool codebook = t.encoding == Encoding::kCodebook && t.codebook.size() <= 256 &&
+                              (config_.codebook_kernel > 0 ||
+                               (config_.codebook_kernel == 0 && nnz >= kCodebookMinNonzeros));
         w.form = codebook ? PreparedWeight::Form::kCsrCodebook : PreparedWeight::Form::kCsr;
         w.row_ptr.assign(w.rows + 1, 0);
         w.col_idx.reserve(nnz);
@@ -494,10 +503,10 @@ void Session::conv(const PreparedOp& op, const float* x, float* y, std::size_t b
         const bool codebook = w.form == PreparedWeight::Form::kCsrCodebook;
         parallel_ranges(pool_, m, 4, w.col_idx.size() * n, [&](std::size_t r0, std::size_t r1) {
           if (codebook) {
-            f32_cbspmm_rows(r0, r1, n, w.row_ptr.data(), w.col_idx.data(), w.codes.data(), w.table.data(), nullptr,
+            cbspmm_->fn(r0, r1, n, w.row_ptr.data(), w.col_idx.data(), w.codes.data(), w.table.data(), nullptr,
                             col, n, yg, n);
           } else {
-            f32_spmm_rows(r0, r1, n, w.row_ptr.data(), w.col_idx.data(), w.values.data(), nullptr, col, n, yg, n);
+            spmm_->fn(r0, r1, n, w.row_ptr.data(), w.col_idx.data(), w.values.data(), nullptr, col, n, yg, n);
           }
           epilogue(op, yb, g.cout, n, r0, r1, 0, n);
         });
@@ -620,10 +629,10 @@ void Session::linear(const PreparedOp& op, const float* x, float* y, std::size_t
   const bool codebook = w.form == PreparedWeight::Form::kCsrCodebook;
   parallel_ranges(pool_, out, 8, w.col_idx.size() * batch, [&](std::size_t r0, std::size_t r1) {
     if (codebook) {
-      f32_cbspmm_rows(r0, r1, batch, w.row_ptr.data(), w.col_idx.data(), w.codes.data(), w.table.data(), nullptr, xt,
+      cbspmm_->fn(r0, r1, batch, w.row_ptr.data(), w.col_idx.data(), w.codes.data(), w.table.data(), nullptr, xt,
                       batch, z, batch);
     } else {
-      f32_spmm_rows(r0, r1, batch, w.row_ptr.data(), w.col_idx.data(), w.values.data(), nullptr, xt, batch, z, batch);
+      spmm_->fn(r0, r1, batch, w.row_ptr.data(), w.col_idx.data(), w.values.data(), nullptr, xt, batch, z, batch);
     }
     if (batch == 1) finish(r0, r1);
   });

@@ -13,6 +13,7 @@
 
 #include "runtime/gemm-config.h"
 #include "runtime/model-file.h"
+#include "runtime/sparse-config.h"
 #include "runtime/thread-pool.h"
 
 namespace pakd {
@@ -25,6 +26,7 @@ struct SessionConfig {
   // sparse kernels; denser ones are expanded to dense f32. < 0: never sparse.
   float sparse_max_density = 0.35f;
   bool reference = false;  // every op through its naive reference kernel
+  int codebook_kernel = 0;  // 0 auto (by layer size), 1 always, -1 never
 };
 
 // How a conv / linear weight is held for its kernel.
@@ -85,6 +87,8 @@ class Session {
 
   SessionConfig config_;
   const F32GemmKernel* gemm_;
+  const F32SpmmKernel* spmm_;
+  const F32CbSpmmKernel* cbspmm_;
   std::string meta_;
   std::vector<PreparedOp> ops_;
   std::vector<std::size_t> input_dims_, output_dims_;
