@@ -93,6 +93,31 @@ class Session {
     return y;
   }
 
+  // [(op description, mean microseconds)] over `repeats` runs of x (one sample or a batch).
+  py::list profile(const FloatArray& x, int repeats) {
+    if (repeats < 1) throw py::value_error("repeats must be >= 1");
+    run(x);  // validates the shape; also a warm-up
+    const std::size_t batch = static_cast<std::size_t>(x.ndim()) == info_.input_ndim ? 1 : static_cast<std::size_t>(x.shape(0));
+    if (batch > info_.max_batch) throw py::value_error("profile() takes at most max_batch samples");
+    std::vector<double> us(info_.num_ops, 0.0);
+    std::vector<float> out(batch * info_.output_size);
+    pakd_status status = PAKD_OK;
+    {
+      py::gil_scoped_release release;
+      for (int r = 0; r < repeats && status == PAKD_OK; ++r) {
+        status = pakd_session_run_profiled(session_, x.data(), batch, out.data(), out.size(), us.data(), us.size());
+      }
+    }
+    check(status, "Session.profile");
+    py::list rows;
+    for (std::size_t i = 0; i < us.size(); ++i) {
+      const char* desc = nullptr;
+      check(pakd_session_op_description(session_, i, &desc), "Session.profile");
+      rows.append(py::make_tuple(std::string(desc), us[i] / repeats));
+    }
+    return rows;
+  }
+
   py::dict metadata() const {
     const char* meta = nullptr;
     check(pakd_session_metadata(session_, &meta), "Session.metadata");
@@ -124,6 +149,8 @@ once for max_batch samples; run() never allocates inside the runtime.)doc")
       .def("run", &Session::run, py::arg("x"),
            "Runs one sample (C, H, W) or a batch (N, C, H, W) of float32; returns the outputs "
            "(batches larger than max_batch run in chunks). Releases the GIL.")
+      .def("profile", &Session::profile, py::arg("x"), py::arg("repeats") = 100,
+           "Per-op mean wall time: [(description, microseconds)] over `repeats` runs of x.")
       .def_property_readonly("input_shape", &Session::input_shape, "Shape of one input sample.")
       .def_property_readonly("output_shape", &Session::output_shape, "Shape of one output sample.")
       .def_property_readonly("metadata", &Session::metadata, "The file's META section (dict).")

@@ -207,3 +207,13 @@ def test_every_gemm_kernel_runs_the_model(kernel):
     model = _zoo_model("lenet5")
     x = _inputs(1)
     assert_close(Session(export_pakd(model), gemm_kernel=kernel).run(x), _torch(model, x))
+
+
+def test_profile_lists_every_op_with_its_kernel():
+    model = _zoo_model("lenet5")
+    session = Session(export_pakd(model))
+    rows = session.profile(_inputs(1)[0], repeats=3)
+    assert [d.split()[0] for d, _ in rows] == ["conv2d+relu", "maxpool", "conv2d+relu", "maxpool", "reshape",
+                                              "linear+relu", "linear"]
+    assert rows[0][0] == "conv2d+relu dense 20x24x24"
+    assert all(us >= 0 for _, us in rows) and sum(us for _, us in rows) > 0

@@ -204,6 +204,23 @@ PAKD_API pakd_status pakd_session_run(pakd_session* session,
                                       const float* input, size_t batch,
                                       float* output, size_t output_capacity);
 
+/*
+ * pakd_session_run, also adding each op's wall time in microseconds to
+ * op_us[i] (op_count must equal info.num_ops). For profiling; the timing
+ * itself costs a clock read per op.
+ */
+PAKD_API pakd_status pakd_session_run_profiled(pakd_session* session,
+                                               const float* input, size_t batch,
+                                               float* output,
+                                               size_t output_capacity,
+                                               double* op_us, size_t op_count);
+
+/* A static-per-session description of op `index`, e.g.
+ * "conv2d+relu dense 16x28x28" (valid while the session lives). */
+PAKD_API pakd_status pakd_session_op_description(const pakd_session* session,
+                                                 size_t index,
+                                                 const char** out);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

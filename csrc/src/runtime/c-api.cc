@@ -23,6 +23,8 @@
 
 struct pakd_session {
   std::unique_ptr<pakd::Session> impl;
+  std::vector<std::string> op_descriptions;  // filled on first request
+  std::vector<double> op_ns;                 // profiling accumulator
 };
 
 #ifndef PAKD_VERSION_STRING
@@ -275,8 +277,8 @@ pakd_status pakd_session_metadata(const pakd_session* session, const char** out)
   });
 }
 
-pakd_status pakd_session_run(pakd_session* session, const float* input, size_t batch, float* output,
-                             size_t output_capacity) {
+pakd_status pakd_session_run_profiled(pakd_session* session, const float* input, size_t batch, float* output,
+                                      size_t output_capacity, double* op_us, size_t op_count) {
   return guarded([&] {
     if (session == nullptr || input == nullptr || output == nullptr) {
       return set_error(PAKD_ERR_INVALID_ARGUMENT, "session, input or output is NULL");
@@ -290,7 +292,35 @@ pakd_status pakd_session_run(pakd_session* session, const float* input, size_t b
       return set_error(PAKD_ERR_INVALID_ARGUMENT, "output holds " + std::to_string(output_capacity) + " floats, " +
                                                       std::to_string(batch * s.output_size()) + " needed");
     }
-    s.run(input, batch, output);
+    if (op_us == nullptr) {
+      s.run(input, batch, output);
+      return PAKD_OK;
+    }
+    if (op_count != s.num_ops()) {
+      return set_error(PAKD_ERR_INVALID_ARGUMENT, "op_count " + std::to_string(op_count) + " but the model has " +
+                                                      std::to_string(s.num_ops()) + " ops");
+    }
+    session->op_ns.assign(op_count, 0.0);  // sized once per model; profiling is not the hot path
+    s.run_profiled(input, batch, output, session->op_ns.data());
+    for (std::size_t i = 0; i < op_count; ++i) op_us[i] += session->op_ns[i] / 1000.0;
+    return PAKD_OK;
+  });
+}
+
+pakd_status pakd_session_run(pakd_session* session, const float* input, size_t batch, float* output,
+                             size_t output_capacity) {
+  return pakd_session_run_profiled(session, input, batch, output, output_capacity, nullptr, 0);
+}
+
+pakd_status pakd_session_op_description(const pakd_session* session, size_t index, const char** out) {
+  return guarded([&] {
+    if (session == nullptr || out == nullptr) return set_error(PAKD_ERR_INVALID_ARGUMENT, "session or out is NULL");
+    if (index >= session->impl->num_ops()) return set_error(PAKD_ERR_INVALID_ARGUMENT, "op index out of range");
+    auto* s = const_cast<pakd_session*>(session);
+    if (s->op_descriptions.empty()) {
+      for (std::size_t i = 0; i < s->impl->num_ops(); ++i) s->op_descriptions.push_back(s->impl->op_description(i));
+    }
+    *out = s->op_descriptions[index].c_str();
     return PAKD_OK;
   });
 }

@@ -11,6 +11,7 @@
 #include "runtime/session.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -334,10 +335,39 @@ std::size_t Session::weight_bytes() const {
 // ---------------------------------------------------------------------------
 
 void Session::run(const float* input, std::size_t batch, float* output) {
+  run_profiled(input, batch, output, nullptr);
+}
+
+void Session::run_profiled(const float* input, std::size_t batch, float* output, double* op_ns) {
   for (std::size_t v = 0; v < value_ptr_.size(); ++v) value_ptr_[v] = arena_.data() + value_offset_[v];
   value_ptr_[input_value_] = input;
-  for (const PreparedOp& op : ops_) run_op(op, batch);
+  for (std::size_t i = 0; i < ops_.size(); ++i) {
+    if (op_ns == nullptr) {
+      run_op(ops_[i], batch);
+      continue;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    run_op(ops_[i], batch);
+    op_ns[i] += std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+  }
   std::memcpy(output, value_ptr_[output_value_], batch * output_size_ * sizeof(float));
+}
+
+std::string Session::op_description(std::size_t i) const {
+  static const char* const kOps[] = {"?", "conv2d", "linear", "affine", "act", "add", "concat",
+                                     "maxpool", "avgpool", "global-avgpool", "reshape", "softmax"};
+  static const char* const kActs[] = {"", "+relu", "+relu6", "+hardswish", "+sigmoid"};
+  const PreparedOp& op = ops_[i];
+  std::string s = std::string(kOps[static_cast<int>(op.desc.type)]) + kActs[static_cast<int>(op.desc.act)];
+  if (op.desc.type == OpType::kConv2d && op.desc.attrs[6] > 1) {
+    s += op.in_dims[0] == op.out_dims[0] && static_cast<std::size_t>(op.desc.attrs[6]) == op.in_dims[0] ? " depthwise" : " grouped";
+  }
+  if (op.desc.type == OpType::kConv2d || op.desc.type == OpType::kLinear) {
+    s += op.weight.form == PreparedWeight::Form::kDense ? " dense" : op.weight.form == PreparedWeight::Form::kCsr ? " csr" : " csr-codebook";
+  }
+  s += " ";
+  for (std::size_t d = 0; d < op.out_dims.size(); ++d) s += (d ? "x" : "") + std::to_string(op.out_dims[d]);
+  return s;
 }
 
 void Session::epilogue(const PreparedOp& op, float* y, std::size_t channels, std::size_t spatial,

@@ -61,6 +61,11 @@ class Session {
   // input: batch x input_size floats; output: batch x output_size floats.
   // batch must be in [1, max_batch] (checked by the caller). Never allocates.
   void run(const float* input, std::size_t batch, float* output);
+  // The same, adding each op's wall time in nanoseconds to op_ns[i]
+  // (num_ops() entries).
+  void run_profiled(const float* input, std::size_t batch, float* output, double* op_ns);
+  // "conv2d+relu 16x28x28" style description of op i.
+  std::string op_description(std::size_t i) const;
 
   const std::string& meta() const { return meta_; }
   const std::vector<std::size_t>& input_dims() const { return input_dims_; }
