@@ -76,6 +76,25 @@ constexpr std::size_t kQs8GemmMaxK = (std::size_t{1} << 17) - 1;
 // non-finite inputs give unspecified codes, still in range.
 float quantize_s8_symmetric(const float* x, std::size_t count, std::int8_t* out);
 
+// Direct stride-1 convolution over a zero-padded input, "wide rows":
+// the padded input of each channel is a plane of hp x wp floats (planes
+// consecutive, plane stride `plane`), and output position q = oy * wp + ox
+// reads input q + ky * wp + kx of every channel plane, so a run of
+// consecutive q is a run of consecutive inputs (positions with ox >= wo are
+// computed and discarded by the caller). Computes, for output channels
+// [oc_begin, oc_end) (multiples of 4 except at the end of the padded count)
+// and q in [0, n):
+//   y[oc * ldy + q] = sum_{ic, ky, kx} w[...] * x[ic * plane + q + ky * wp + kx]
+// with w packed by pack_dconv_weights: blocks of 4 output channels,
+// [block][ic][ky][kx][4]. n is a multiple of 24; x must be readable up to
+// (cin - 1) * plane + n + (kh - 1) * wp + kw - 1. Never throws.
+using F32DconvFn = void (*)(std::size_t oc_begin, std::size_t oc_end, std::size_t n,
+                            std::size_t cin, std::size_t kh, std::size_t kw,
+                            std::size_t wp, std::size_t plane, const float* w,
+                            const float* x, float* y, std::size_t ldy);
+constexpr std::size_t kDconvOcBlock = 4;
+constexpr std::size_t kDconvTile = 24;
+
 // Per-thread scratch memory for kernels (kernels/workspace.cc): at least
 // `bytes` bytes, 64-byte aligned, uninitialized, valid until the next call on
 // the same thread. Lives in a file compiled without ISA flags. May throw
@@ -114,5 +133,16 @@ void* kernel_workspace(std::size_t bytes);
           const float* bias, float* y, std::size_t ldy);
 #include "kernels/qs8-gemm-list.inc"
 #undef PAKD_QS8_GEMM_KERNEL
+
+void pakd_f32_dconv_ukernel_4x24__scalar(std::size_t oc_begin, std::size_t oc_end, std::size_t n,
+                                         std::size_t cin, std::size_t kh, std::size_t kw,
+                                         std::size_t wp, std::size_t plane, const float* w,
+                                         const float* x, float* y, std::size_t ldy);
+#if PAKD_ENABLE_X86_AVX2
+void pakd_f32_dconv_ukernel_4x24__avx2(std::size_t oc_begin, std::size_t oc_end, std::size_t n,
+                                       std::size_t cin, std::size_t kh, std::size_t kw,
+                                       std::size_t wp, std::size_t plane, const float* w,
+                                       const float* x, float* y, std::size_t ldy);
+#endif
 
 #endif  // PAKD_SRC_KERNELS_KERNELS_H_

@@ -17,6 +17,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "runtime/cpu.h"
 #include "runtime/sparse-config.h"
 
 namespace pakd {
@@ -78,6 +79,14 @@ struct ConvGeometry {
   std::size_t n() const { return ho * wo; }
   bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
   bool depthwise() const { return groups == cin && groups == cout && groups > 1; }
+  // Direct "wide row" convolution: stride 1, no dilation, one group, a
+  // kernel larger than 1x1 (1x1 stride-1 is a plain GEMM already).
+  bool direct() const { return sh == 1 && sw == 1 && dh == 1 && dw == 1 && groups == 1 && kh * kw > 1; }
+  std::size_t hp() const { return h + 2 * static_cast<std::size_t>(ph); }
+  std::size_t wp() const { return w + 2 * static_cast<std::size_t>(pw); }
+  std::size_t wide_n() const { return (ho * wp() + kDconvTile - 1) / kDconvTile * kDconvTile; }
+  std::size_t padded_input() const { return cin * hp() * wp() + (wide_n() - ho * wp()) + kw; }
+  std::size_t cout_padded() const { return (cout + kDconvOcBlock - 1) / kDconvOcBlock * kDconvOcBlock; }
 };
 
 ConvGeometry geometry(const PreparedOp& op) {
@@ -102,30 +111,39 @@ ConvGeometry geometry(const PreparedOp& op) {
 }
 
 // im2col for channels [c0, c0 + cin_g) of one sample into col[K, Ho*Wo].
+// Per (channel, ky, kx) the valid output columns [ox_lo, ox_hi) are computed
+// once, so the inner loops carry no bounds checks (a contiguous copy for
+// stride 1) and only the padding borders are zero-filled.
 void im2col(const ConvGeometry& g, const float* x, std::size_t c0, float* col) {
   const std::size_t n = g.n();
+  const std::int64_t w = static_cast<std::int64_t>(g.w), h = static_cast<std::int64_t>(g.h);
+  const std::int64_t wo = static_cast<std::int64_t>(g.wo);
   for (std::size_t c = 0; c < g.cin_g(); ++c) {
     const float* xc = x + (c0 + c) * g.h * g.w;
     for (std::size_t ky = 0; ky < g.kh; ++ky) {
       for (std::size_t kx = 0; kx < g.kw; ++kx) {
         float* row = col + ((c * g.kh + ky) * g.kw + kx) * n;
+        // input column of output column ox: ox * sw + x0; valid when in [0, w)
+        const std::int64_t x0 = static_cast<std::int64_t>(kx) * g.dw - g.pw;
+        std::int64_t lo = x0 >= 0 ? 0 : (-x0 + g.sw - 1) / g.sw;
+        std::int64_t hi = x0 >= w ? 0 : (w - 1 - x0) / g.sw + 1;
+        lo = std::min(lo, wo);
+        hi = std::max(std::min(hi, wo), lo);
         for (std::size_t oy = 0; oy < g.ho; ++oy) {
           const std::int64_t iy = static_cast<std::int64_t>(oy) * g.sh - g.ph + static_cast<std::int64_t>(ky) * g.dh;
           float* out = row + oy * g.wo;
-          if (iy < 0 || iy >= static_cast<std::int64_t>(g.h)) {
+          if (iy < 0 || iy >= h) {
             std::memset(out, 0, g.wo * sizeof(float));
             continue;
           }
-          const float* xr = xc + static_cast<std::size_t>(iy) * g.w;
-          const std::int64_t x0 = static_cast<std::int64_t>(kx) * g.dw - g.pw;
-          if (g.sw == 1 && x0 >= 0 && x0 + static_cast<std::int64_t>(g.wo) <= static_cast<std::int64_t>(g.w)) {
-            std::memcpy(out, xr + x0, g.wo * sizeof(float));
-            continue;
+          const float* xr = xc + iy * w + x0;  // xr[ox * sw] is the input of column ox
+          for (std::int64_t ox = 0; ox < lo; ++ox) out[ox] = 0.0f;
+          if (g.sw == 1) {
+            std::memcpy(out + lo, xr + lo, static_cast<std::size_t>(hi - lo) * sizeof(float));
+          } else {
+            for (std::int64_t ox = lo; ox < hi; ++ox) out[ox] = xr[ox * g.sw];
           }
-          for (std::size_t ox = 0; ox < g.wo; ++ox) {
-            const std::int64_t ix = static_cast<std::int64_t>(ox) * g.sw + x0;
-            out[ox] = (ix >= 0 && ix < static_cast<std::int64_t>(g.w)) ? xr[ix] : 0.0f;
-          }
+          for (std::int64_t ox = hi; ox < wo; ++ox) out[ox] = 0.0f;
         }
       }
     }
@@ -150,6 +168,12 @@ Session::Session(const std::uint8_t* data, std::size_t size, const SessionConfig
       gemm_(config.gemm != nullptr ? config.gemm : &f32_gemm_best()),
       spmm_(&f32_spmm_kernels().best()),
       cbspmm_(&f32_cbspmm_kernels().best()),
+#if PAKD_ENABLE_X86_AVX2
+      dconv_(cpu_features().has(kCpuAvx2 | kCpuFma) ? pakd_f32_dconv_ukernel_4x24__avx2
+                                                     : pakd_f32_dconv_ukernel_4x24__scalar),
+#else
+      dconv_(pakd_f32_dconv_ukernel_4x24__scalar),
+#endif
       pool_(std::max(1, config.num_threads)) {
   if (config_.max_batch == 0) config_.max_batch = 1;
   if (config_.max_batch > (1u << 20)) throw std::invalid_argument("max_batch too large");
@@ -228,6 +252,21 @@ void Session::prepare(const ModelFile& file) {
         if (codebook) w.table = t.codebook;
       } else if (is_conv) {
         w.dense = t.values;  // rows x cols: [Cout, Cin/g * kh * kw]
+        p.kh = t.dims[2];
+        p.kw = t.dims[3];
+        const ConvGeometry g = geometry(p);
+        if (g.direct()) {  // [block of 4 output channels][ic][ky][kx][4], zero-padded channels
+          const std::size_t taps = g.cin * g.kh * g.kw;
+          w.dconv.assign(g.cout_padded() * taps, 0.0f);
+          for (std::size_t oc = 0; oc < g.cout; ++oc) {
+            for (std::size_t tap = 0; tap < taps; ++tap) {
+              w.dconv[(oc / kDconvOcBlock) * taps * kDconvOcBlock + tap * kDconvOcBlock + oc % kDconvOcBlock] =
+                  t.values[oc * taps + tap];
+            }
+          }
+          w.dense.clear();
+          w.dense.shrink_to_fit();
+        }
       } else {
         w.dense.resize(t.numel);  // W^T: [in, out]
         for (std::size_t r = 0; r < w.rows; ++r) {
@@ -314,7 +353,11 @@ void Session::plan_memory(const Graph& graph) {
     if (config_.reference) break;
     if (op.desc.type == OpType::kConv2d) {
       const ConvGeometry g = geometry(op);
-      if (!g.pointwise() && !g.depthwise()) scratch = std::max(scratch, g.k() * g.n());
+      if (!op.weight.dconv.empty()) {
+        scratch = std::max(scratch, g.padded_input() + g.cout_padded() * g.wide_n());
+      } else if (!g.pointwise() && !g.depthwise()) {
+        scratch = std::max(scratch, g.k() * g.n());
+      }
     } else if (op.desc.type == OpType::kLinear && op.weight.form != PreparedWeight::Form::kDense) {
       scratch = std::max(scratch, (op.weight.rows + op.weight.cols) * config_.max_batch);
     }
@@ -400,6 +443,8 @@ void Session::run_op(const PreparedOp& op, std::size_t batch) {
       } else if (static_cast<std::size_t>(d.attrs[6]) == op.in_dims[0] && op.in_dims[0] == op.out_dims[0] &&
                  d.attrs[6] > 1) {
         depthwise(op, x, y, batch);
+      } else if (!op.weight.dconv.empty()) {
+        direct_conv(op, x, y, batch);
       } else {
         conv(op, x, y, batch);
       }
@@ -542,6 +587,35 @@ void Session::conv(const PreparedOp& op, const float* x, float* y, std::size_t b
         });
       }
     }
+  }
+}
+
+void Session::direct_conv(const PreparedOp& op, const float* x, float* y, std::size_t batch) {
+  const ConvGeometry g = geometry(op);
+  const std::size_t hp = g.hp(), wp = g.wp(), plane = hp * wp, n = g.wide_n();
+  float* const xpad = scratch_.data();
+  float* const wide = xpad + g.padded_input();
+  std::fill(xpad, wide, 0.0f);  // borders and read slack stay zero for every sample
+  const std::size_t macs = g.cout * g.n() * g.cin * g.kh * g.kw;
+  for (std::size_t b = 0; b < batch; ++b) {
+    const float* xb = x + b * op.in_size;
+    float* yb = y + b * op.out_size;
+    for (std::size_t c = 0; c < g.cin; ++c) {
+      for (std::size_t iy = 0; iy < g.h; ++iy) {
+        std::memcpy(xpad + c * plane + (iy + static_cast<std::size_t>(g.ph)) * wp + static_cast<std::size_t>(g.pw),
+                    xb + (c * g.h + iy) * g.w, g.w * sizeof(float));
+      }
+    }
+    parallel_ranges(pool_, g.cout_padded(), kDconvOcBlock, macs, [&](std::size_t o0, std::size_t o1) {
+      dconv_(o0, o1, n, g.cin, g.kh, g.kw, wp, plane, op.weight.dconv.data(), xpad, wide, n);
+      const std::size_t c1 = std::min(o1, g.cout);
+      for (std::size_t oc = o0; oc < c1; ++oc) {
+        for (std::size_t oy = 0; oy < g.ho; ++oy) {
+          std::memcpy(yb + (oc * g.ho + oy) * g.wo, wide + oc * n + oy * wp, g.wo * sizeof(float));
+        }
+      }
+      if (o0 < c1) epilogue(op, yb, g.cout, g.n(), o0, c1, 0, g.n());
+    });
   }
 }
 

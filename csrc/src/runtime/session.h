@@ -39,6 +39,7 @@ struct PreparedWeight {
   std::vector<std::uint8_t> codes; // kCsrCodebook
   std::vector<float> table;        // kCsrCodebook
   std::vector<float> reference;    // rows x cols, for reference mode
+  std::vector<float> dconv;        // stride-1 direct convolution: 4-channel blocks
   std::size_t bytes() const;
 };
 
@@ -85,6 +86,7 @@ class Session {
 
   void conv(const PreparedOp& op, const float* x, float* y, std::size_t batch);
   void conv_reference(const PreparedOp& op, const float* x, float* y, std::size_t batch);
+  void direct_conv(const PreparedOp& op, const float* x, float* y, std::size_t batch);
   void depthwise(const PreparedOp& op, const float* x, float* y, std::size_t batch);
   void linear(const PreparedOp& op, const float* x, float* y, std::size_t batch);
   void epilogue(const PreparedOp& op, float* y, std::size_t channels, std::size_t spatial,
@@ -94,6 +96,7 @@ class Session {
   const F32GemmKernel* gemm_;
   const F32SpmmKernel* spmm_;
   const F32CbSpmmKernel* cbspmm_;
+  F32DconvFn dconv_;
   std::string meta_;
   std::vector<PreparedOp> ops_;
   std::vector<std::size_t> input_dims_, output_dims_;
