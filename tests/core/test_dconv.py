@@ -1,0 +1,34 @@
+"""Direct stride-1 convolution kernels (kernels/f32-dconv-4x24-*.cc) against PyTorch's conv2d."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pakd import _core
+
+
+def _supported(kernel: str) -> bool:
+    return kernel == "scalar" or (_core.cpu_features()["avx2"] and _core.cpu_features()["fma"])
+
+
+@pytest.mark.parametrize("kernel", ["scalar", "avx2"])
+@pytest.mark.parametrize("cin, cout, h, w, k, pad", [
+    (1, 1, 5, 5, 3, 1), (3, 5, 7, 9, 3, 1), (16, 16, 28, 28, 3, 1), (8, 33, 7, 7, 3, 1),
+    (2, 4, 6, 6, 5, 0), (20, 50, 12, 12, 5, 0), (4, 6, 3, 3, 3, 2), (1, 9, 28, 28, 1, 0), (3, 4, 10, 10, 2, 0),
+])
+def test_direct_conv_matches_torch(kernel, cin, cout, h, w, k, pad):
+    if not _supported(kernel):
+        pytest.skip(f"{kernel} direct convolution needs a CPU feature this machine lacks")
+    rng = np.random.default_rng(cin * 100 + cout)
+    x = rng.standard_normal((cin, h, w)).astype(np.float32)
+    wt = rng.standard_normal((cout, cin, k, k)).astype(np.float32)
+    y = _core.conv2d_direct(x, wt, pad, pad, kernel)
+    ref = torch.nn.functional.conv2d(torch.from_numpy(x)[None], torch.from_numpy(wt), padding=pad)[0].numpy()
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-4 * np.sqrt(cin * k * k))
+
+
+def test_unknown_direct_conv_kernel():
+    with pytest.raises(ValueError, match="unknown direct convolution kernel 'x'"):
+        _core.conv2d_direct(np.zeros((1, 3, 3), np.float32), np.zeros((1, 1, 3, 3), np.float32), 0, 0, "x")
