@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import Model, run
+from tests.tools.conftest import Model, run
 
 
 @pytest.fixture(scope="module")
