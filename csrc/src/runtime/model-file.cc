@@ -247,7 +247,7 @@ Tensor read_tensor(Reader& r, std::size_t index) {
     if (flags & kFlagValuesHuffman) fail(what + ": Huffman-coded int8 values are not defined");
     if (value_bytes != n_values) fail(what + ": int8 block has " + std::to_string(value_bytes) + " bytes, expected " + std::to_string(n_values));
     t.q.resize(n_values);
-    std::memcpy(t.q.data(), vblock, n_values);
+    if (n_values != 0) std::memcpy(t.q.data(), vblock, n_values);  // q.data() is NULL when empty
   } else {
     if (flags & kFlagValuesHuffman) fail(what + ": Huffman-coded f32 values are not defined");
     if (value_bytes / 4 != n_values || value_bytes % 4) fail(what + ": f32 block has " + std::to_string(value_bytes) + " bytes, expected " + std::to_string(4 * n_values));

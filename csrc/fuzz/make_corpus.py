@@ -1,0 +1,127 @@
+"""Regenerates the seed corpus of the loader fuzzer (csrc/fuzz/corpus/).
+
+    .venv/bin/python csrc/fuzz/make_corpus.py
+
+Writes a few small, valid .pakd files that between them reach every encoding
+(f32, per-channel int8, codebook; dense and sparse; bit-packed and Huffman)
+and every op type of the runtime, plus a few broken files (truncated, bad
+magic, bad checksum, header only). Weights come from a fixed seed, so the
+files are reproducible; each is a few KB at most.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pakd.lower.native import to_pakd
+from pakd.quant.int8 import Int8Quantizer
+
+OUT = Path(__file__).resolve().parent / "corpus"
+
+
+class Mlp(nn.Module):
+    """Two linear layers: the smallest runnable graph (reshape, linear+relu, linear, softmax)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(16, 8)
+        self.fc2 = nn.Linear(8, 4)
+
+    def forward(self, x):
+        return F.softmax(self.fc2(F.relu(self.fc1(torch.flatten(x, 1)))), dim=1)
+
+
+class ConvNet(nn.Module):
+    """Tiny conv net: conv+bn+relu6, max/avg pooling, a residual add, a channel concat, hardswish,
+    sigmoid, a depthwise conv, global average pooling and a linear head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.bn2 = nn.BatchNorm2d(16)
+        self.fc = nn.Linear(16, 3)
+
+    def forward(self, x):
+        x = F.relu6(self.bn1(self.conv1(x)))
+        x = F.max_pool2d(x, 2)
+        y = self.conv2(x) + x
+        y = torch.cat([F.hardswish(y), torch.sigmoid(self.dw(x))], dim=1)
+        y = F.avg_pool2d(self.bn2(y), 2, ceil_mode=True)
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(y, 1), 1))
+
+
+def _init(model: nn.Module, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    return model.eval()
+
+
+def _sparse(model: nn.Module, density: float, k: int | None = None, skew: bool = False) -> nn.Module:
+    """Zeroes most of conv2's weight (stored sparse), and with ``k`` snaps the rest to k shared
+    values (stored as a codebook); ``skew`` makes one value dominate, so Huffman coding wins."""
+    with torch.no_grad():
+        w = model.conv2.weight
+        keep = torch.rand(w.shape) < density
+        if k is not None:
+            levels = torch.linspace(-0.3, 0.3, k)
+            idx = torch.randint(0, k, w.shape)
+            if skew:
+                idx = torch.where(torch.rand(w.shape) < 0.85, torch.zeros_like(idx), idx)
+            w.copy_(levels[idx])
+        w.mul_(keep)
+    return model
+
+
+def _with_crc(blob: bytearray) -> bytes:
+    struct.pack_into("<Q", blob, 16, len(blob))
+    struct.pack_into("<I", blob, 24, zlib.crc32(bytes(blob[32:])) & 0xFFFFFFFF)
+    return bytes(blob)
+
+
+def main() -> None:
+    OUT.mkdir(exist_ok=True)
+    valid = {
+        "mlp.pakd": to_pakd(_init(Mlp(), 1), {"model": "mlp", "input_shape": [1, 4, 4]}),
+        "conv-codebook-huffman.pakd": to_pakd(_sparse(_init(ConvNet(), 2), 0.8, k=16, skew=True),
+                                              {"model": "conv", "input_shape": [1, 8, 8]}),
+        "conv-codebook-packed.pakd": to_pakd(_sparse(_init(ConvNet(), 3), 0.3, k=4),
+                                             {"model": "conv", "input_shape": [1, 8, 8]}, huffman=False),
+        "conv-int8-sparse.pakd": to_pakd(_sparse(_init(ConvNet(), 4), 0.2),
+                                         {"model": "conv", "input_shape": [1, 8, 8]}, quant=Int8Quantizer()),
+        # A fully pruned int8 layer: a sparse tensor without nonzeros (once UB in the loader).
+        "conv-int8-empty-layer.pakd": to_pakd(_sparse(_init(ConvNet(), 5), 0.0), {"model": "conv",
+                                              "input_shape": [1, 8, 8]}, quant=Int8Quantizer()),
+    }
+    for name, blob in valid.items():
+        (OUT / name).write_bytes(blob)
+    mlp = valid["mlp.pakd"]
+    broken = {
+        "broken-truncated.pakd": mlp[: len(mlp) // 2],
+        "broken-header-only.pakd": mlp[:32],
+        "broken-bad-magic.pakd": b"PAKX" + mlp[4:],
+        "broken-bad-crc.pakd": mlp[:40] + bytes([mlp[40] ^ 0xFF]) + mlp[41:],
+        # Checksum fixed up, so the loader gets past it: a truncated GRAPH/TENSORS section.
+        "broken-short-sections.pakd": _with_crc(bytearray(mlp[: len(mlp) - 24])),
+    }
+    for name, blob in broken.items():
+        (OUT / name).write_bytes(blob)
+    for p in sorted(OUT.iterdir()):
+        print(f"{p.stat().st_size:7d}  {p.name}")
+
+
+if __name__ == "__main__":
+    main()
