@@ -128,3 +128,19 @@ def test_absurd_dimensions_are_refused():
     lowered.shapes[0] = (1, 1 << 20, 1 << 20)
     with pytest.raises(ValueError, match="too many elements"):
         Session(_blob(lowered))
+
+
+def test_huge_declared_shape_is_refused_before_allocating(small_blob):
+    """A few bytes claiming a 2^22-element dense tensor: refused by the block-size check, before
+    anything that size is allocated (found by the fuzzer: 1 GB allocated for a 2 KB file)."""
+    import resource
+
+    b = bytearray(small_blob)
+    name = b"features.0.bias"
+    at = b.index(name) + len(name)
+    assert b[at + 1] == 0  # dense layout: the block size must match the shape
+    struct.pack_into("<I", b, at + 4, 1 << 22)  # dims[0]
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ValueError, match="block|bit-packed"):
+        Session(_fix_crc(b))
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 64 * 1024  # KiB: < 64 MiB more

@@ -122,6 +122,7 @@ std::vector<std::uint32_t> huffman_decode(const std::uint8_t* block, std::size_t
   const std::uint32_t payload = r.u32("payload size");
   const std::uint8_t* bits = r.take(payload, "payload");
   if (r.left() != 0) fail(r.what() + ": trailing bytes");
+  if (n > std::uint64_t{payload} * 8) fail(r.what() + ": more symbols than payload bits");
   if (n != expected) {
     fail(r.what() + ": holds " + std::to_string(n) + " symbols, expected " + std::to_string(expected));
   }
@@ -230,6 +231,18 @@ Tensor read_tensor(Reader& r, std::size_t index) {
   }
   const std::uint32_t value_bytes = r.u32("value block size");
   const std::uint8_t* vblock = r.take(value_bytes, "value block");
+  // Sizes implied by the block, checked before anything is allocated.
+  if (t.encoding == Encoding::kF32 && value_bytes / 4 != n_values) {
+    fail(what + ": f32 block has " + std::to_string(value_bytes) + " bytes, expected " + std::to_string(4 * n_values));
+  }
+  if (t.encoding == Encoding::kInt8 && value_bytes != n_values) {
+    fail(what + ": int8 block has " + std::to_string(value_bytes) + " bytes, expected " + std::to_string(n_values));
+  }
+  if (t.encoding == Encoding::kCodebook && !(flags & kFlagValuesHuffman) &&
+      (static_cast<std::uint64_t>(n_values) * bits + 7) / 8 > value_bytes) {
+    fail(what + ": bit-packed block is shorter than its " + std::to_string(n_values) + " symbols");
+  }
+  if (layout == kLayoutSparse && r.left() < 4) fail(what + ": gap block size runs past the end");
 
   std::vector<float> stored(n_values);
   if (t.encoding == Encoding::kCodebook) {
@@ -285,7 +298,15 @@ Tensor read_tensor(Reader& r, std::size_t index) {
     if (t.positions.size() != n_values) fail(what + ": sparse index stream inconsistent with the nonzero count");
   }
 
-  // Dequantized dense values.
+  t.stored = std::move(stored);
+  return t;
+}
+
+// Dense dequantized values of a tensor the graph uses (after the graph has
+// checked its shape against the model, so a hostile shape never gets this far).
+void expand_values(Tensor& t) {
+  const std::vector<float>& stored = t.stored;
+  const std::size_t n_values = t.sparse ? t.positions.size() : t.numel;
   t.values.assign(t.numel, 0.0f);
   if (t.encoding == Encoding::kInt8) {
     const std::size_t row = t.numel / t.dims[0];
@@ -301,7 +322,8 @@ Tensor read_tensor(Reader& r, std::size_t index) {
   } else {
     for (std::size_t i = 0; i < n_values; ++i) t.values[t.sparse ? t.positions[i] : i] = stored[i];
   }
-  return t;
+  t.stored.clear();
+  t.stored.shrink_to_fit();
 }
 
 // ---------------------------------------------------------------------------
@@ -522,6 +544,11 @@ void read_graph(Reader& r, ModelFile& f) {
   if (!defined[g.output]) fail("graph: the output value is never computed");
   f.graph = std::move(g);
   for (std::size_t i = 0; i < f.graph.ops.size(); ++i) check_op(f, f.graph.ops[i], i);
+  for (const OpDesc& op : f.graph.ops) {
+    for (std::int32_t id : {op.weight, op.scale, op.bias}) {
+      if (id >= 0 && f.tensors[static_cast<std::size_t>(id)].values.empty()) expand_values(f.tensors[static_cast<std::size_t>(id)]);
+    }
+  }
 }
 
 }  // namespace
@@ -572,7 +599,12 @@ ModelFile parse_model_file(const std::uint8_t* data, std::size_t size) {
       const std::uint32_t count = r.u32("tensor count");
       if (count > (1u << 20)) fail("tensors: bad count");
       f.tensors.reserve(count);
-      for (std::uint32_t t = 0; t < count; ++t) f.tensors.push_back(read_tensor(r, t));
+      std::uint64_t total = 0;
+      for (std::uint32_t t = 0; t < count; ++t) {
+        f.tensors.push_back(read_tensor(r, t));
+        total += f.tensors.back().numel;
+        if (total > kMaxTotalElements) fail("tensors: more than " + std::to_string(kMaxTotalElements) + " elements in all");
+      }
       if (r.left() != 0) fail("tensors: trailing bytes");
     }
     // Unknown section kinds are skipped (forward compatible).
