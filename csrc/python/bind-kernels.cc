@@ -392,35 +392,43 @@ py::array_t<float> qs8_gemm(const py::object& a_obj, const py::object& a_scale_o
 }
 
 
-// Direct stride-1 convolution through one dconv kernel ("scalar" or "avx2"):
-// x (Cin, H, W), w (Cout, Cin, kh, kw), zero padding (ph, pw).
+// Direct stride-1 convolution through one direct-convolution kernel:
+// "4x24-scalar", "4x24-avx2" (wide rows) or "6x16-scalar", "6x16-avx2"
+// (vectorized over output channels). x (Cin, H, W), w (Cout, Cin, kh, kw),
+// zero padding (ph, pw).
 py::array_t<float> conv2d_direct(const py::array_t<float, py::array::c_style | py::array::forcecast>& x,
                                  const py::array_t<float, py::array::c_style | py::array::forcecast>& w,
                                  std::size_t ph, std::size_t pw, const std::string& kernel) {
   if (x.ndim() != 3 || w.ndim() != 4 || w.shape(1) != x.shape(0)) {
     throw py::value_error("conv2d_direct expects x (Cin, H, W) and w (Cout, Cin, kh, kw)");
   }
-  pakd::F32DconvFn fn = pakd_f32_dconv_ukernel_4x24__scalar;
-  if (kernel == "avx2") {
+  const bool oc_kernel = kernel.rfind("6x16-", 0) == 0;
+  const bool avx2 = kernel == "4x24-avx2" || kernel == "6x16-avx2";
+  if (!avx2 && kernel != "4x24-scalar" && kernel != "6x16-scalar") {
+    throw py::value_error("unknown direct convolution kernel '" + kernel +
+                          "' (4x24-scalar, 4x24-avx2, 6x16-scalar, 6x16-avx2)");
+  }
+  pakd::F32DconvFn wide_fn = pakd_f32_dconv_ukernel_4x24__scalar;
+  pakd::F32DconvOcFn oc_fn = pakd_f32_dconv_ukernel_6x16__scalar;
+  if (avx2) {
 #if PAKD_ENABLE_X86_AVX2
     if (!pakd::cpu_features().has(pakd::kCpuAvx2 | pakd::kCpuFma)) {
       PyErr_SetString(PyExc_NotImplementedError, "this CPU lacks AVX2/FMA");
       throw py::error_already_set();
     }
-    fn = pakd_f32_dconv_ukernel_4x24__avx2;
+    wide_fn = pakd_f32_dconv_ukernel_4x24__avx2;
+    oc_fn = pakd_f32_dconv_ukernel_6x16__avx2;
 #else
-    PyErr_SetString(PyExc_NotImplementedError, "the avx2 direct convolution is not compiled in");
+    PyErr_SetString(PyExc_NotImplementedError, "the avx2 direct convolutions are not compiled in");
     throw py::error_already_set();
 #endif
-  } else if (kernel != "scalar") {
-    throw py::value_error("unknown direct convolution kernel '" + kernel + "' (scalar, avx2)");
   }
   const std::size_t cin = x.shape(0), h = x.shape(1), wd = x.shape(2);
   const std::size_t cout = w.shape(0), kh = w.shape(2), kw = w.shape(3);
   const std::size_t hp = h + 2 * ph, wp = wd + 2 * pw;
   if (kh > hp || kw > wp) throw py::value_error("kernel larger than the padded input");
   const std::size_t ho = hp - kh + 1, wo = wp - kw + 1, plane = hp * wp;
-  const std::size_t T = pakd::kDconvTile, R = pakd::kDconvOcBlock;
+  const std::size_t T = pakd::kDconvTile, R = oc_kernel ? pakd::kDconvOcVector : pakd::kDconvOcBlock;
   const std::size_t n = (ho * wp + T - 1) / T * T, cp = (cout + R - 1) / R * R, taps = cin * kh * kw;
   std::vector<float> xpad(cin * plane + (n - ho * wp) + kw, 0.0f), packed(cp * taps, 0.0f), wide(cp * n);
   const float* px = x.data();
@@ -430,15 +438,19 @@ py::array_t<float> conv2d_direct(const py::array_t<float, py::array::c_style | p
       for (std::size_t ix = 0; ix < wd; ++ix) xpad[c * plane + (iy + ph) * wp + ix + pw] = px[(c * h + iy) * wd + ix];
   for (std::size_t oc = 0; oc < cout; ++oc)
     for (std::size_t t = 0; t < taps; ++t) packed[(oc / R) * taps * R + t * R + oc % R] = pwt[oc * taps + t];
-  {
-    py::gil_scoped_release release;
-    fn(0, cp, n, cin, kh, kw, wp, plane, packed.data(), xpad.data(), wide.data(), n);
-  }
   py::array_t<float> y({static_cast<py::ssize_t>(cout), static_cast<py::ssize_t>(ho), static_cast<py::ssize_t>(wo)});
   float* out = y.mutable_data();
-  for (std::size_t oc = 0; oc < cout; ++oc)
-    for (std::size_t oy = 0; oy < ho; ++oy)
-      for (std::size_t ox = 0; ox < wo; ++ox) out[(oc * ho + oy) * wo + ox] = wide[oc * n + oy * wp + ox];
+  {
+    py::gil_scoped_release release;
+    if (oc_kernel) {
+      oc_fn(0, cout, 0, ho * wo, cin, kh, kw, wp, wo, plane, packed.data(), xpad.data(), out, ho * wo);
+    } else {
+      wide_fn(0, cp, n, cin, kh, kw, wp, plane, packed.data(), xpad.data(), wide.data(), n);
+      for (std::size_t oc = 0; oc < cout; ++oc)
+        for (std::size_t oy = 0; oy < ho; ++oy)
+          for (std::size_t ox = 0; ox < wo; ++ox) out[(oc * ho + oy) * wo + ox] = wide[oc * n + oy * wp + ox];
+    }
+  }
   return y;
 }
 
@@ -512,9 +524,9 @@ Validates everything (ValueError); see CsrMatrix for the arguments.)doc");
         [] { return std::string(pakd::f32_cbspmm_kernels().best().name); });
 
   m.def("conv2d_direct", &conv2d_direct, py::arg("x"), py::arg("w"), py::arg("ph") = 0, py::arg("pw") = 0,
-        py::arg("kernel") = "scalar",
+        py::arg("kernel") = "4x24-scalar",
         "Stride-1 convolution of x (Cin, H, W) by w (Cout, Cin, kh, kw) through one direct-convolution "
-        "kernel ('scalar' or 'avx2'); for tests and benchmarks.");
+        "kernel ('4x24-scalar', '4x24-avx2', '6x16-scalar', '6x16-avx2'); for tests and benchmarks.");
   m.def("quantize_s8", &quantize_s8, py::arg("x"),
         "Symmetric int8 quantization: (q, scale) with scale = max|x| / 127, q = round(x / scale).");
   m.def("qs8_gemm", &qs8_gemm, py::arg("a_q"), py::arg("a_scale"), py::arg("x"),

@@ -95,6 +95,20 @@ using F32DconvFn = void (*)(std::size_t oc_begin, std::size_t oc_end, std::size_
 constexpr std::size_t kDconvOcBlock = 4;
 constexpr std::size_t kDconvTile = 24;
 
+// Direct stride-1 convolution vectorized over output channels instead:
+// tiles of 6 output positions x 16 output channels, input values broadcast,
+// no wide-row waste (for small images and many channels). Same padded input
+// planes as F32DconvFn; computes y[oc * ldy + p] for oc in [oc_begin, oc_end)
+// (oc_begin a multiple of 16) and output positions p in [p_begin, p_end)
+// (p = oy * wo + ox). Weights packed by 16 output channels:
+// [block][ic][ky][kx][16]. Reads only inside the padded planes. Never throws.
+using F32DconvOcFn = void (*)(std::size_t oc_begin, std::size_t oc_end, std::size_t p_begin,
+                              std::size_t p_end, std::size_t cin, std::size_t kh, std::size_t kw,
+                              std::size_t wp, std::size_t wo, std::size_t plane, const float* w,
+                              const float* x, float* y, std::size_t ldy);
+constexpr std::size_t kDconvOcVector = 16;
+constexpr std::size_t kDconvOcPixels = 6;
+
 // Per-thread scratch memory for kernels (kernels/workspace.cc): at least
 // `bytes` bytes, 64-byte aligned, uninitialized, valid until the next call on
 // the same thread. Lives in a file compiled without ISA flags. May throw
@@ -138,7 +152,15 @@ void pakd_f32_dconv_ukernel_4x24__scalar(std::size_t oc_begin, std::size_t oc_en
                                          std::size_t cin, std::size_t kh, std::size_t kw,
                                          std::size_t wp, std::size_t plane, const float* w,
                                          const float* x, float* y, std::size_t ldy);
+void pakd_f32_dconv_ukernel_6x16__scalar(std::size_t oc_begin, std::size_t oc_end, std::size_t p_begin,
+                                         std::size_t p_end, std::size_t cin, std::size_t kh, std::size_t kw,
+                                         std::size_t wp, std::size_t wo, std::size_t plane, const float* w,
+                                         const float* x, float* y, std::size_t ldy);
 #if PAKD_ENABLE_X86_AVX2
+void pakd_f32_dconv_ukernel_6x16__avx2(std::size_t oc_begin, std::size_t oc_end, std::size_t p_begin,
+                                       std::size_t p_end, std::size_t cin, std::size_t kh, std::size_t kw,
+                                       std::size_t wp, std::size_t wo, std::size_t plane, const float* w,
+                                       const float* x, float* y, std::size_t ldy);
 void pakd_f32_dconv_ukernel_4x24__avx2(std::size_t oc_begin, std::size_t oc_end, std::size_t n,
                                        std::size_t cin, std::size_t kh, std::size_t kw,
                                        std::size_t wp, std::size_t plane, const float* w,

@@ -176,8 +176,11 @@ Session::Session(const std::uint8_t* data, std::size_t size, const SessionConfig
 #if PAKD_ENABLE_X86_AVX2
       dconv_(cpu_features().has(kCpuAvx2 | kCpuFma) ? pakd_f32_dconv_ukernel_4x24__avx2
                                                      : pakd_f32_dconv_ukernel_4x24__scalar),
+      dconv_oc_(cpu_features().has(kCpuAvx2 | kCpuFma) ? pakd_f32_dconv_ukernel_6x16__avx2
+                                                        : pakd_f32_dconv_ukernel_6x16__scalar),
 #else
       dconv_(pakd_f32_dconv_ukernel_4x24__scalar),
+      dconv_oc_(pakd_f32_dconv_ukernel_6x16__scalar),
 #endif
       pool_(std::max(1, config.num_threads)) {
   if (config_.max_batch == 0) config_.max_batch = 1;
@@ -260,13 +263,21 @@ void Session::prepare(const ModelFile& file) {
         p.kh = t.dims[2];
         p.kw = t.dims[3];
         const ConvGeometry g = geometry(p);
-        if (g.direct()) {  // [block of 4 output channels][ic][ky][kx][4], zero-padded channels
+        if (g.direct()) {
+          // Two layouts; keep the one that computes fewer padded outputs:
+          // wide rows (4 channels x 24 positions, wp columns per wo) or
+          // 16 channels x 6 positions (exact positions, channels rounded
+          // to 16, +10% for its transposing store).
           const std::size_t taps = g.cin * g.kh * g.kw;
-          w.dconv.assign(g.cout_padded() * taps, 0.0f);
-          for (std::size_t oc = 0; oc < g.cout; ++oc) {
+          const std::size_t cost_wide = g.cout_padded() * g.wide_n();
+          const std::size_t cost_oc = (g.cout + kDconvOcVector - 1) / kDconvOcVector * kDconvOcVector *
+                                      ((g.n() + kDconvOcPixels - 1) / kDconvOcPixels * kDconvOcPixels) * 11 / 10;
+          const std::size_t block = cost_oc < cost_wide ? kDconvOcVector : kDconvOcBlock;
+          std::vector<float>& packed = block == kDconvOcVector ? w.dconv_oc : w.dconv;
+          packed.assign((g.cout + block - 1) / block * block * taps, 0.0f);
+          for (std::size_t oc = 0; oc < g.cout; ++oc) {  // [block][ic][ky][kx][block], zero-padded channels
             for (std::size_t tap = 0; tap < taps; ++tap) {
-              w.dconv[(oc / kDconvOcBlock) * taps * kDconvOcBlock + tap * kDconvOcBlock + oc % kDconvOcBlock] =
-                  t.values[oc * taps + tap];
+              packed[(oc / block) * taps * block + tap * block + oc % block] = t.values[oc * taps + tap];
             }
           }
           w.dense.clear();
@@ -358,7 +369,9 @@ void Session::plan_memory(const Graph& graph) {
     if (config_.reference) break;
     if (op.desc.type == OpType::kConv2d) {
       const ConvGeometry g = geometry(op);
-      if (!op.weight.dconv.empty()) {
+      if (!op.weight.dconv_oc.empty()) {
+        scratch = std::max(scratch, g.padded_input());
+      } else if (!op.weight.dconv.empty()) {
         scratch = std::max(scratch, g.padded_input() + g.cout_padded() * g.wide_n());
       } else if (!g.pointwise() && !g.depthwise()) {
         scratch = std::max(scratch, g.k() * g.n());
@@ -448,7 +461,7 @@ void Session::run_op(const PreparedOp& op, std::size_t batch) {
       } else if (static_cast<std::size_t>(d.attrs[6]) == op.in_dims[0] && op.in_dims[0] == op.out_dims[0] &&
                  d.attrs[6] > 1) {
         depthwise(op, x, y, batch);
-      } else if (!op.weight.dconv.empty()) {
+      } else if (!op.weight.dconv.empty() || !op.weight.dconv_oc.empty()) {
         direct_conv(op, x, y, batch);
       } else {
         conv(op, x, y, batch);
@@ -627,6 +640,13 @@ void Session::direct_conv(const PreparedOp& op, const float* x, float* y, std::s
         std::memcpy(xpad + c * plane + (iy + static_cast<std::size_t>(g.ph)) * wp + static_cast<std::size_t>(g.pw),
                     xb + (c * g.h + iy) * g.w, g.w * sizeof(float));
       }
+    }
+    if (!op.weight.dconv_oc.empty()) {  // straight into y, positions split across threads
+      parallel_ranges(pool_, g.n(), kDconvOcPixels, macs, [&](std::size_t p0, std::size_t p1) {
+        dconv_oc_(0, g.cout, p0, p1, g.cin, g.kh, g.kw, wp, g.wo, plane, op.weight.dconv_oc.data(), xpad, yb, g.n());
+        epilogue(op, yb, g.cout, g.n(), 0, g.cout, p0, p1);
+      });
+      continue;
     }
     parallel_ranges(pool_, g.cout_padded(), kDconvOcBlock, macs, [&](std::size_t o0, std::size_t o1) {
       dconv_(o0, o1, n, g.cin, g.kh, g.kw, wp, plane, op.weight.dconv.data(), xpad, wide, n);

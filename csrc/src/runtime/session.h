@@ -40,6 +40,7 @@ struct PreparedWeight {
   std::vector<float> table;        // kCsrCodebook
   std::vector<float> reference;    // rows x cols, for reference mode
   std::vector<float> dconv;        // stride-1 direct convolution: 4-channel blocks
+  std::vector<float> dconv_oc;     // the same vectorized over 16-channel blocks
   std::size_t bytes() const;
 };
 
@@ -97,6 +98,7 @@ class Session {
   const F32SpmmKernel* spmm_;
   const F32CbSpmmKernel* cbspmm_;
   F32DconvFn dconv_;
+  F32DconvOcFn dconv_oc_;
   std::string meta_;
   std::vector<PreparedOp> ops_;
   std::vector<std::size_t> input_dims_, output_dims_;
