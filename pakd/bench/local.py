@@ -228,7 +228,8 @@ def rows_table(rows: list[Row], title: str = ""):
     """The rich table of a benchmark: one row per (engine, model, threads)."""
     from rich.table import Table
 
-    table = Table(title=title)
+    table = Table(title=title, caption="ratios at equal threads: the teacher's median (fastest engine, or the same "
+                                       "engine) / the row's median; above 1 = faster. max |diff|: vs PyTorch eager")
     for col in ("engine", "model", "threads", "median us", "p90 us", "vs best teacher", "same engine",
                 "max |diff|", "note"):
         table.add_column(col, justify="left" if col in ("engine", "model", "note") else "right")
