@@ -37,12 +37,13 @@ def test_bench_local_times_teacher_and_student_and_writes_json(run_folder, tmp_p
     res = run_cli("bench", str(run_folder), "--device", "local", *FAST, "--json", str(out))
     assert res.returncode == 0, res.stderr
     for text in ("engine", "median us", "p90 us", "vs best teacher", "same engine", "onnxruntime", "torch",
-                 "pakd", "teacher (tiny-fashion-mnist)", "student (tiny/stage-1)", "best teacher engine"):
+                 "pakd", "teacher (tiny-fashion-mnist/teacher)", "student (tiny/stage-1)", "best teacher engine"):
         assert text in res.stdout, text
     report = json.loads(out.read_text())
     assert report["device"] == "local" and report["batch"] == 1 and report["config"]["threads"] == [1]
     assert report["input"] == {"data": "fashion-mnist", "split": "test", "index": 0}
     rows = {(r["role"], r["engine"]): r for r in report["rows"]}
+    assert rows[("teacher", "torch")]["model"] == "teacher (tiny-fashion-mnist/teacher)"
     assert set(rows) == {("teacher", "torch"), ("teacher", "onnxruntime"), ("teacher", "pakd"),
                          ("student", "pakd"), ("student", "torch")}
     for key in (("teacher", "torch"), ("teacher", "onnxruntime"), ("student", "torch")):

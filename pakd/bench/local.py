@@ -113,7 +113,7 @@ def plan_targets(path: str | Path) -> list[Target]:
         if not teacher_dir.is_dir():
             raise BenchError(f"{run_file} names teacher {teacher_dir}, which is not there")
         student = _last_stage(path)
-        return [Target(TEACHER, ModelRef.from_path(teacher_dir, f"teacher ({teacher_dir.parent.name})"),
+        return [Target(TEACHER, ModelRef.from_path(teacher_dir, f"teacher ({teacher_dir.parent.name}/{teacher_dir.name})"),
                        tuple(engine_names())),
                 Target(STUDENT, ModelRef.from_path(student, f"student ({path.name}/{student.name})"),
                        STUDENT_ENGINES)]
@@ -232,7 +232,8 @@ def rows_table(rows: list[Row], title: str = ""):
                                        "engine) / the row's median; above 1 = faster. max |diff|: vs PyTorch eager")
     for col in ("engine", "model", "threads", "median us", "p90 us", "vs best teacher", "same engine",
                 "max |diff|", "note"):
-        table.add_column(col, justify="left" if col in ("engine", "model", "note") else "right")
+        table.add_column(col, justify="left" if col in ("engine", "model", "note") else "right",
+                         no_wrap=col != "note")
     for r in rows:
         if r.timing is None:
             table.add_row(r.engine, r.model, str(r.threads), "-", "-", "-", "-", "-",
