@@ -223,6 +223,56 @@ def compress_cmd(
                   f"test top-1 {100 * final['test_top1']:.2f}% (teacher {100 * rows[0]['test_top1']:.2f}%, {-drop:+.2f} pt)")
 
 
+@app.command("bench")
+def bench_cmd(
+    target: Path = typer.Argument(..., help="A compress run folder (runs/lenet5: teacher + final student), "
+                                            "a model folder, or a .pakd file."),
+    device: str = typer.Option("local", help="Where to run: local (this machine). Boards come with remote benchmarking."),
+    threads: str = typer.Option("1", help="Thread counts, e.g. 1 or 1,2 (each is a full pass)."),
+    repeats: int = typer.Option(200, help="Timed batch-1 calls per row (at least)."),
+    warmup: int = typer.Option(20, help="Untimed calls before timing."),
+    min_time: float = typer.Option(0.2, "--min-time", help="Time each row for at least this many seconds."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write every number (and the machine) to this JSON file."),
+    data_dir: Optional[Path] = DataDirOpt,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Batch-1 latency (median, p90) of a teacher on every dense engine here and of its student on PaKD.
+
+    Ratios are taken in this one run at equal threads: "vs best teacher" against the fastest
+    engine the teacher ran on, "same engine" against the teacher on the row's engine.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .bench import BenchConfig, parse_threads, plan_targets, rows_table, run_local
+    from .bench.local import machine_info, report_dict, sample_image
+    from .modelio import write_json_atomic
+    from .ui import console
+
+    if device != "local":
+        raise PakdError(f"--device {device}: only 'local' is supported here; remote devices come with "
+                        "the remote benchmarking work (pakd/deploy)")
+    config = BenchConfig(threads=parse_threads(threads), repeats=repeats, warmup=warmup, min_time_s=min_time)
+    targets = plan_targets(target)
+    x, data = sample_image(targets, config.image_index, str(data_dir) if data_dir else None)
+    machine = machine_info()
+    with Progress(TextColumn("[bold]timing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                  TimeElapsedColumn(), console=console, transient=True, disable=quiet) as bar:
+        task = bar.add_task("", total=None)
+
+        def progress(done: int, total: int, what: str) -> None:
+            bar.update(task, completed=done, total=total, description=what)
+
+        rows = run_local(targets, config, x, progress)
+    console.print(rows_table(rows, title=f"{target}: batch 1, {data} test image {config.image_index}, "
+                                         f">= {config.repeats} runs after {config.warmup} warm-up"))
+    load = machine["load_avg_1_5_15"]
+    console.print(f"{machine['cpu']} ({machine['logical_cpus']} logical CPUs), load average before "
+                  f"{load[0]:.2f}" if load else machine["cpu"])
+    if json_out is not None:
+        write_json_atomic(json_out, report_dict(rows, config, str(target), data, machine))
+        console.print(f"wrote {json_out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr, never a traceback."""
     from .ui import err_console

@@ -1,0 +1,289 @@
+"""Inference engines that run one model at batch 1, registered by name.
+
+Each engine turns a model (a model folder: ``model.safetensors`` + ``spec.json``, and for the
+native runtime its ``model.pakd``) into a :class:`Runner`: a callable on one float32 NCHW numpy
+batch, with a stated thread count. An engine whose library is missing, or that cannot run a
+given model, says why (:class:`EngineUnavailable`) instead of crashing, so a benchmark reports
+the gap as a row.
+
+    torch        PyTorch eager, torch.set_num_threads(threads), inference_mode
+    onnxruntime  torch.onnx.export (the torch.export-based exporter) -> ONNX Runtime CPU session,
+                 intra_op threads = threads, inter_op 1, sequential, all graph optimizations
+    pakd         the native runtime, pakd._core.Session on the folder's model.pakd (a dense
+                 teacher is lowered with pakd.lower.native.export_pakd when that exists)
+
+Adding an engine is one class with ``@register_engine("name")``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import logging
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from ..errors import PakdError
+
+PAKD_FILE = "model.pakd"
+
+
+class BenchError(PakdError):
+    """A benchmark that cannot be set up: unknown engine, bad options, a model that is not there."""
+
+
+class EngineUnavailable(BenchError):
+    """This engine cannot run this model here (library missing, no .pakd file, ...): a row's reason."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """What an engine may run: a model folder, a .pakd file, or both (a finished stage)."""
+
+    label: str
+    folder: Path | None = None
+    pakd_file: Path | None = None
+
+    @classmethod
+    def from_path(cls, path: str | Path, label: str | None = None) -> "ModelRef":
+        """A model folder (its model.pakd, if any, comes along) or a .pakd file."""
+        from ..modelio import SPEC_FILE
+
+        path = Path(path)
+        if path.is_file() and path.suffix == ".pakd":
+            return cls(label or str(path), None, path)
+        if path.is_dir() and (path / SPEC_FILE).is_file():
+            pakd = path / PAKD_FILE
+            return cls(label or str(path), path, pakd if pakd.is_file() else None)
+        raise BenchError(f"{path}: neither a model folder (with {SPEC_FILE}) nor a .pakd file")
+
+    def spec(self) -> dict[str, Any] | None:
+        from ..modelio import read_spec
+
+        return read_spec(self.folder) if self.folder is not None else None
+
+
+@dataclass(frozen=True)
+class Runner:
+    """A model loaded by one engine: ``runner(x)`` runs a float32 NCHW batch, returns (N, classes)."""
+
+    engine: str
+    threads: int
+    fn: Callable[[np.ndarray], np.ndarray]
+    info: dict[str, Any] = field(default_factory=dict)  # versions, exporter, ...
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.fn(x)
+
+
+class Engine:
+    """Base class: ``availability()`` says whether the engine can run at all here (None = yes,
+    else the reason); ``open(model, threads)`` loads one model or raises EngineUnavailable."""
+
+    name: ClassVar[str] = ""
+
+    def availability(self) -> str | None:
+        return None
+
+    def open(self, model: ModelRef, threads: int) -> Runner:
+        raise NotImplementedError
+
+
+_ENGINES: dict[str, type[Engine]] = {}
+
+
+def register_engine(name: str) -> Callable[[type[Engine]], type[Engine]]:
+    """Class decorator: make an :class:`Engine` subclass available under ``name``."""
+
+    def wrap(cls: type[Engine]) -> type[Engine]:
+        if name in _ENGINES:
+            raise ValueError(f"engine {name!r} registered twice")
+        cls.name = name
+        _ENGINES[name] = cls
+        return cls
+
+    return wrap
+
+
+def engine_names() -> list[str]:
+    return list(_ENGINES)
+
+
+def get_engine(name: str) -> Engine:
+    try:
+        return _ENGINES[name]()
+    except KeyError:
+        raise BenchError(f"unknown engine {name!r}; choose one of: {', '.join(_ENGINES)}") from None
+
+
+def _missing_modules(*names: str) -> list[str]:
+    missing = []
+    for mod in names:
+        try:
+            importlib.import_module(mod)
+        except ImportError:
+            missing.append(mod)
+    return missing
+
+
+def _check_threads(threads: int) -> None:
+    if threads < 1:
+        raise BenchError(f"threads must be >= 1 (got {threads})")
+
+
+def load_module(model: ModelRef):
+    """The torch module of a model folder, rebuilt with its pruned channel counts when the spec
+    records them (structured pruning), in eval mode."""
+    import torch
+
+    from ..models import build_model, load_weights
+    from ..modelio import WEIGHTS_FILE
+
+    if model.folder is None:
+        raise EngineUnavailable(f"{model.label}: a bare .pakd file has no torch model (give the model folder)")
+    spec = model.spec()
+    net = build_model(spec["model"]["name"], **spec["model"].get("args", {}))
+    if spec.get("structure"):
+        from ..prune.depgraph import apply_channel_config
+
+        shape = spec.get("data", {}).get("input_shape", [1, 28, 28])
+        net = apply_channel_config(net, torch.zeros(1, *shape), spec["structure"])
+    return load_weights(net, model.folder / WEIGHTS_FILE).eval()
+
+
+@register_engine("torch")
+class TorchEager(Engine):
+    def open(self, model: ModelRef, threads: int) -> Runner:
+        import torch
+
+        _check_threads(threads)
+        net = load_module(model)
+        torch.set_num_threads(threads)
+
+        def run(x: np.ndarray) -> np.ndarray:
+            if torch.get_num_threads() != threads:  # another engine changed the process-wide setting
+                torch.set_num_threads(threads)
+            with torch.inference_mode():
+                return net(torch.from_numpy(x)).numpy()
+
+        return Runner(self.name, threads, run, {"torch": torch.__version__})
+
+
+def export_onnx(net, example: np.ndarray, path: Path) -> None:
+    """Write ``net`` as one self-contained ONNX file with the torch.export-based exporter
+    (torch 2.13's default; the TorchScript exporter is deprecated). Its chatter is silenced."""
+    import torch
+
+    quiet = io.StringIO()
+    onnx_log = logging.getLogger("torch.onnx")
+    level = onnx_log.level
+    onnx_log.setLevel(logging.ERROR)  # "torchvision is not installed. Skipping torchvision::nms" ...
+    try:
+        with contextlib.redirect_stdout(quiet), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(net, (torch.from_numpy(example),), str(path), dynamo=True, external_data=False,
+                              verbose=False, input_names=["input"], output_names=["logits"])
+    finally:
+        onnx_log.setLevel(level)
+
+
+@register_engine("onnxruntime")
+class OnnxRuntime(Engine):
+    def availability(self) -> str | None:
+        missing = _missing_modules("onnxruntime", "onnx", "onnxscript")
+        if missing:
+            return f"{', '.join(missing)} not installed (pip install -e . installs the pinned versions)"
+        return None
+
+    def open(self, model: ModelRef, threads: int) -> Runner:
+        _check_threads(threads)
+        reason = self.availability()
+        if reason:
+            raise EngineUnavailable(reason)
+        import onnxruntime as ort
+
+        net = load_module(model)
+        shape = (model.spec() or {}).get("data", {}).get("input_shape", [1, 28, 28])
+        example = np.zeros((1, *shape), dtype=np.float32)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        with tempfile.TemporaryDirectory(prefix="pakd-onnx-") as tmp:
+            path = Path(tmp) / "model.onnx"
+            export_onnx(net, example, path)
+            session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        in_name, out_name = session.get_inputs()[0].name, session.get_outputs()[0].name
+
+        def run(x: np.ndarray) -> np.ndarray:
+            return session.run([out_name], {in_name: x})[0]
+
+        import torch
+
+        return Runner(self.name, threads, run, {"onnxruntime": ort.__version__, "exporter": "torch.export (dynamo)",
+                                                "torch": torch.__version__})
+
+
+def native_session_class():
+    """``pakd._core.Session``, or None where the installed native module has none yet."""
+    try:
+        from .. import _core
+    except ImportError:
+        return None
+    return getattr(_core, "Session", None)
+
+
+def native_exporter():
+    """``pakd.lower.native.export_pakd(model_folder_or_module, out_path)``, or None while it is missing."""
+    try:
+        from ..lower.native import export_pakd  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return export_pakd
+
+
+@register_engine("pakd")
+class PakdNative(Engine):
+    def availability(self) -> str | None:
+        if native_session_class() is None:
+            return "native runtime not built yet: pakd._core has no Session"
+        return None
+
+    def open(self, model: ModelRef, threads: int) -> Runner:
+        _check_threads(threads)
+        reason = self.availability()
+        if reason:
+            raise EngineUnavailable(reason)
+        session_cls = native_session_class()
+        if model.pakd_file is not None:
+            source: str | bytes = str(model.pakd_file)
+            lowered = False
+        else:
+            export = native_exporter()
+            if export is None:
+                raise EngineUnavailable("no model.pakd here and pakd.lower.native.export_pakd is not there yet")
+            with tempfile.TemporaryDirectory(prefix="pakd-lower-") as tmp:
+                out = Path(tmp) / PAKD_FILE
+                export(model.folder, out)
+                source = out.read_bytes()
+            lowered = True
+        try:
+            session = session_cls(source, num_threads=threads)
+        except Exception as exc:  # the runtime's own message (bad format, unsupported op, ...)
+            raise EngineUnavailable(f"pakd._core.Session cannot load {model.label}: {exc}") from None
+
+        def run(x: np.ndarray) -> np.ndarray:
+            return session.run(x)
+
+        from .. import _core
+
+        return Runner(self.name, threads, run, {"pakd_core": getattr(_core, "__version__", "?"),
+                                                "lowered_here": lowered})

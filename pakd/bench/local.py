@@ -1,0 +1,248 @@
+"""``pakd bench --device local``: time a teacher and its compressed student on this machine, in one
+run, at batch 1 on a real test image, and report the ratios the way DESIGN.md asks:
+
+- the teacher on every engine present (PyTorch eager, ONNX Runtime, and the native runtime when
+  the teacher can be lowered); the fastest of them is the baseline ("best teacher engine");
+- the student on the native runtime (its deployment) and on PyTorch eager for reference;
+- ``vs best teacher`` = baseline median / row median (above 1: faster than the teacher at its
+  best), ``same engine`` = the teacher's median on the row's engine / row median; both at the
+  row's thread count;
+- every output is checked against PyTorch eager on the same model (max |difference|), so a
+  fast wrong engine shows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .engines import BenchError, EngineUnavailable, ModelRef, engine_names, get_engine, load_module
+from .timing import Timing, measure
+
+RUN_FILE = "run.json"
+TEACHER, STUDENT, MODEL = "teacher", "student", "model"
+STUDENT_ENGINES = ("pakd", "torch")  # the deployment, and eager PyTorch for reference
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """How to time: thread counts (each one a full pass), calls per row, warm-up, minimum time."""
+
+    threads: tuple[int, ...] = (1,)
+    repeats: int = 200
+    warmup: int = 20
+    min_time_s: float = 0.2
+    image_index: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.threads or any(t < 1 for t in self.threads):
+            raise BenchError(f"threads must be one or more counts >= 1 (got {list(self.threads)})")
+        if self.repeats < 1 or self.warmup < 0 or self.min_time_s < 0:
+            raise BenchError(f"need repeats >= 1, warmup >= 0, min-time >= 0 "
+                             f"(got {self.repeats}, {self.warmup}, {self.min_time_s})")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One model to time and the engines to time it on."""
+
+    role: str
+    model: ModelRef
+    engines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Row:
+    engine: str
+    role: str
+    model: str
+    threads: int
+    timing: Timing | None = None
+    reason: str = ""  # why there is no timing
+    max_abs_diff: float | None = None  # vs PyTorch eager on the same model and input
+    vs_best_teacher: float | None = None
+    same_engine: float | None = None
+    baseline: bool = False  # this row is the best teacher engine at its thread count
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["timing"] = self.timing.to_dict() if self.timing else None
+        return d
+
+
+def parse_threads(text: str) -> tuple[int, ...]:
+    """'1' or '1,2' -> (1,) or (1, 2)."""
+    try:
+        values = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise BenchError(f"--threads {text!r}: give counts like 1 or 1,2") from None
+    if not values or any(v < 1 for v in values):
+        raise BenchError(f"--threads {text!r}: give counts >= 1 like 1 or 1,2")
+    return tuple(dict.fromkeys(values))
+
+
+def _last_stage(run_dir: Path) -> Path:
+    from ..modelio import SPEC_FILE
+
+    stages = [p for p in run_dir.glob("stage-*") if p.is_dir() and (p / SPEC_FILE).is_file()
+              and p.name.removeprefix("stage-").isdigit()]
+    if not stages:
+        raise BenchError(f"{run_dir}: no finished stage (stage-K/ with spec.json) yet")
+    return max(stages, key=lambda p: int(p.name.removeprefix("stage-")))
+
+
+def plan_targets(path: str | Path) -> list[Target]:
+    """A compress run folder -> its teacher (every engine) and final student; a model folder ->
+    that model on every engine; a .pakd file -> the native runtime only."""
+    path = Path(path)
+    if not path.exists():
+        raise BenchError(f"{path}: no such file or folder")
+    run_file = path / RUN_FILE
+    if path.is_dir() and run_file.is_file():
+        try:
+            teacher_dir = Path(json.loads(run_file.read_text())["teacher"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise BenchError(f"{run_file}: no teacher path in it (not a compress run?)") from None
+        if not teacher_dir.is_dir():
+            raise BenchError(f"{run_file} names teacher {teacher_dir}, which is not there")
+        student = _last_stage(path)
+        return [Target(TEACHER, ModelRef.from_path(teacher_dir, f"teacher ({teacher_dir.parent.name}/{teacher_dir.name})"),
+                       tuple(engine_names())),
+                Target(STUDENT, ModelRef.from_path(student, f"student ({path.name}/{student.name})"),
+                       STUDENT_ENGINES)]
+    ref = ModelRef.from_path(path)
+    return [Target(MODEL, ref, tuple(engine_names()) if ref.folder is not None else ("pakd",))]
+
+
+def sample_image(targets: list[Target], index: int = 0, data_dir: str | None = None) -> tuple[np.ndarray, str]:
+    """One real test image (1, C, H, W) of the data set the models were trained on."""
+    from ..data import load_dataset
+
+    names = {t.model.spec()["data"]["name"] for t in targets if t.model.folder is not None}
+    if len(names) > 1:
+        raise BenchError(f"the models were trained on different data sets: {sorted(names)}")
+    name = names.pop() if names else "fashion-mnist"
+    test = load_dataset(name, data_dir).test
+    if not 0 <= index < len(test):
+        raise BenchError(f"image index {index} out of range 0..{len(test) - 1}")
+    return test.images[index:index + 1].numpy().copy(), name
+
+
+Progress = Callable[[int, int, str], None]  # (done, total, what is being timed now)
+
+
+def run_local(targets: list[Target], config: BenchConfig, x: np.ndarray,
+              progress: Progress | None = None) -> list[Row]:
+    """Time every (threads, target, engine) in one process, then fill in the ratios."""
+    import torch
+
+    references = {}
+    for t in targets:
+        if t.model.folder is not None:
+            with torch.inference_mode():
+                references[t.model.label] = load_module(t.model)(torch.from_numpy(x)).numpy()
+    total = len(config.threads) * sum(len(t.engines) for t in targets)
+    rows: list[Row] = []
+    for threads in config.threads:
+        for target in targets:
+            for name in target.engines:
+                if progress:
+                    progress(len(rows), total, f"{target.model.label} on {name}, {threads} thread(s)")
+                rows.append(_time_one(name, target, threads, config, x, references.get(target.model.label)))
+    if progress:
+        progress(total, total, "done")
+    return with_ratios(rows)
+
+
+def _time_one(name: str, target: Target, threads: int, config: BenchConfig, x: np.ndarray,
+              reference: np.ndarray | None) -> Row:
+    base = dict(engine=name, role=target.role, model=target.model.label, threads=threads)
+    engine = get_engine(name)
+    reason = engine.availability()
+    if reason:
+        return Row(**base, reason=reason)
+    try:
+        runner = engine.open(target.model, threads)
+    except EngineUnavailable as exc:
+        return Row(**base, reason=str(exc))
+    out = np.asarray(runner(x))
+    diff = float(np.max(np.abs(out - reference))) if reference is not None and out.shape == reference.shape else None
+    timing = measure(lambda: runner(x), warmup=config.warmup, repeats=config.repeats, min_time_s=config.min_time_s)
+    return Row(**base, timing=timing, max_abs_diff=diff, info=dict(runner.info))
+
+
+def with_ratios(rows: list[Row]) -> list[Row]:
+    """Fill ``vs_best_teacher`` and ``same_engine`` per thread count. The teacher is a compress
+    run's teacher; without one (a single model) the model is its own baseline."""
+    from dataclasses import replace
+
+    out = []
+    for row in rows:
+        peers = [r for r in rows if r.threads == row.threads and r.timing is not None]
+        base_role = TEACHER if any(r.role == TEACHER for r in peers) else MODEL
+        teacher = [r for r in peers if r.role == base_role]
+        if row.timing is None or not teacher:
+            out.append(row)
+            continue
+        best = min(teacher, key=lambda r: r.timing.median_us)
+        same = next((r for r in teacher if r.engine == row.engine), None)
+        out.append(replace(row, vs_best_teacher=best.timing.median_us / row.timing.median_us,
+                           same_engine=same.timing.median_us / row.timing.median_us if same else None,
+                           baseline=row is best))
+    return out
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {"platform": platform.platform(), "machine": platform.machine(), "cpu": cpu or platform.processor(),
+            "logical_cpus": os.cpu_count(), "load_avg_1_5_15": list(load) if load else None}
+
+
+def report_dict(rows: list[Row], config: BenchConfig, source: str, data: str,
+                machine_before: dict[str, Any]) -> dict[str, Any]:
+    from ..modelio import library_versions
+
+    return {"format": "pakd-bench/1", "device": "local", "source": source, "batch": 1,
+            "input": {"data": data, "split": "test", "index": config.image_index},
+            "config": {**asdict(config), "threads": list(config.threads)},
+            "machine": machine_before, "load_avg_after": machine_info()["load_avg_1_5_15"],
+            "versions": library_versions(), "rows": [r.to_dict() for r in rows]}
+
+
+def rows_table(rows: list[Row], title: str = ""):
+    """The rich table of a benchmark: one row per (engine, model, threads)."""
+    from rich.table import Table
+
+    table = Table(title=title, caption="ratios at equal threads: the teacher's median (fastest engine, or the same "
+                                       "engine) / the row's median; above 1 = faster. max |diff|: vs PyTorch eager")
+    for col in ("engine", "model", "threads", "median us", "p90 us", "vs best teacher", "same engine",
+                "max |diff|", "note"):
+        table.add_column(col, justify="left" if col in ("engine", "model", "note") else "right",
+                         no_wrap=col != "note")
+    for r in rows:
+        if r.timing is None:
+            table.add_row(r.engine, r.model, str(r.threads), "-", "-", "-", "-", "-",
+                          f"[yellow]{r.reason}[/]")
+            continue
+        vs = f"{r.vs_best_teacher:.2f}x" if r.vs_best_teacher is not None else "-"
+        same = f"{r.same_engine:.2f}x" if r.same_engine is not None else "-"
+        diff = f"{r.max_abs_diff:.1e}" if r.max_abs_diff is not None else "-"
+        note = "best teacher engine" if r.baseline else ""
+        table.add_row(r.engine, r.model, str(r.threads), f"{r.timing.median_us:,.1f}", f"{r.timing.p90_us:,.1f}",
+                      vs, same, diff, note)
+    return table
