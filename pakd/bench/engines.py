@@ -138,23 +138,13 @@ def _check_threads(threads: int) -> None:
 
 
 def load_module(model: ModelRef):
-    """The torch module of a model folder, rebuilt with its pruned channel counts when the spec
-    records them (structured pruning), in eval mode."""
-    import torch
-
-    from ..models import build_model, load_weights
-    from ..modelio import WEIGHTS_FILE
+    """The torch module of a model folder (channel-pruned students rebuilt by
+    ``pakd.modelio.load_model``), in eval mode."""
+    from ..modelio import load_model
 
     if model.folder is None:
         raise EngineUnavailable(f"{model.label}: a bare .pakd file has no torch model (give the model folder)")
-    spec = model.spec()
-    net = build_model(spec["model"]["name"], **spec["model"].get("args", {}))
-    if spec.get("structure"):
-        from ..prune.depgraph import apply_channel_config
-
-        shape = spec.get("data", {}).get("input_shape", [1, 28, 28])
-        net = apply_channel_config(net, torch.zeros(1, *shape), spec["structure"])
-    return load_weights(net, model.folder / WEIGHTS_FILE).eval()
+    return load_model(model.folder)[0].eval()
 
 
 @register_engine("torch")
@@ -263,22 +253,23 @@ class PakdNative(Engine):
         if reason:
             raise EngineUnavailable(reason)
         session_cls = native_session_class()
+        session, lowered, error = None, False, None
         if model.pakd_file is not None:
-            source: str | bytes = str(model.pakd_file)
-            lowered = False
-        else:
-            export = native_exporter()
-            if export is None:
-                raise EngineUnavailable("no model.pakd here and pakd.lower.native.export_pakd is not there yet")
+            try:
+                session = session_cls(str(model.pakd_file), num_threads=threads)
+            except ValueError as exc:  # e.g. a weights-only file written before the runtime existed
+                error = exc
+        if session is None and model.folder is not None:
             with tempfile.TemporaryDirectory(prefix="pakd-lower-") as tmp:
                 out = Path(tmp) / PAKD_FILE
-                export(model.folder, out)
-                source = out.read_bytes()
-            lowered = True
-        try:
-            session = session_cls(source, num_threads=threads)
-        except Exception as exc:  # the runtime's own message (bad format, unsupported op, ...)
-            raise EngineUnavailable(f"pakd._core.Session cannot load {model.label}: {exc}") from None
+                try:
+                    native_exporter()(model.folder, out)
+                    session = session_cls(out.read_bytes(), num_threads=threads)
+                    lowered = True
+                except Exception as exc:  # noqa: BLE001 - lowering or loading: the message is the reason
+                    error = exc
+        if session is None:
+            raise EngineUnavailable(f"pakd._core.Session cannot load {model.label}: {error}")
 
         def run(x: np.ndarray) -> np.ndarray:
             return session.run(x)
