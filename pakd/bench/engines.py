@@ -232,11 +232,9 @@ def native_session_class():
 
 
 def native_exporter():
-    """``pakd.lower.native.export_pakd(model_folder_or_module, out_path)``, or None while it is missing."""
-    try:
-        from ..lower.native import export_pakd  # type: ignore[import-not-found]
-    except ImportError:
-        return None
+    """``pakd.lower.native.export_pakd(model_folder_or_module, out_path)``."""
+    from ..lower.native import export_pakd
+
     return export_pakd
 
 

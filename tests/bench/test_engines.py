@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -110,51 +112,31 @@ def test_pakd_without_a_native_session_says_so(monkeypatch, lenet5_folder):
         engine.open(ModelRef.from_path(lenet5_folder), 1)
 
 
-class _RecordingSession:
-    """Stands in for pakd._core.Session to check the engine's calls (the real one is tested below)."""
+def test_pakd_opens_the_stage_file_with_the_thread_count(tmp_path, lenet5_folder, test_image):
+    from pakd.lower.native import export_pakd
 
-    made: list = []
-
-    def __init__(self, source, num_threads=1):
-        type(self).made.append((source, num_threads))
-
-    def run(self, x):
-        return np.zeros((x.shape[0], 10), np.float32)
-
-
-def test_pakd_opens_the_stage_file_with_the_thread_count(monkeypatch, tmp_path, zoo_folder):
-    monkeypatch.setattr(engines_mod, "native_session_class", lambda: _RecordingSession)
-    _RecordingSession.made.clear()
-    stage = zoo_folder(tmp_path / "stage-1", "lenet5")
-    (stage / "model.pakd").write_bytes(b"PAKD")
+    stage = tmp_path / "stage-1"
+    shutil.copytree(lenet5_folder, stage)
+    export_pakd(stage, stage / "model.pakd")
     runner = get_engine("pakd").open(ModelRef.from_path(stage), 2)
-    assert _RecordingSession.made == [(str(stage / "model.pakd"), 2)]
-    assert runner(np.zeros((1, 1, 28, 28), np.float32)).shape == (1, 10)
+    assert runner.threads == 2 and runner.info["lowered_here"] is False
+    np.testing.assert_allclose(runner(test_image), _expected(lenet5_folder, test_image), rtol=0, atol=TOL)
 
 
-def test_pakd_teacher_without_a_lowering_function_is_skipped_with_a_reason(monkeypatch, lenet5_folder):
-    monkeypatch.setattr(engines_mod, "native_session_class", lambda: _RecordingSession)
-    monkeypatch.setattr(engines_mod, "native_exporter", lambda: None)
-    with pytest.raises(EngineUnavailable, match="export_pakd is not there yet"):
-        get_engine("pakd").open(ModelRef.from_path(lenet5_folder), 1)
+def test_pakd_lowers_a_weights_only_stage_file(tmp_path, lenet5_folder, test_image):
+    """A model.pakd written before the runtime existed has no op graph: the folder is lowered."""
+    from pakd.lower.format import write_pakd
+    from pakd.modelio import load_model
+    from pakd.quant.accountant import tensor_plans
 
-
-def test_pakd_teacher_is_lowered_when_the_exporter_exists(monkeypatch, lenet5_folder):
-    def fake_export(folder, out):
-        out.write_bytes(b"lowered:" + str(folder).encode())
-
-    monkeypatch.setattr(engines_mod, "native_session_class", lambda: _RecordingSession)
-    monkeypatch.setattr(engines_mod, "native_exporter", lambda: fake_export)
-    _RecordingSession.made.clear()
-    runner = get_engine("pakd").open(ModelRef.from_path(lenet5_folder), 1)
-    assert _RecordingSession.made == [(b"lowered:" + str(lenet5_folder).encode(), 1)]
+    stage = tmp_path / "stage-1"
+    shutil.copytree(lenet5_folder, stage)
+    (stage / "model.pakd").write_bytes(write_pakd(tensor_plans(load_model(stage)[0]), {}))
+    runner = get_engine("pakd").open(ModelRef.from_path(stage), 1)
     assert runner.info["lowered_here"] is True
+    np.testing.assert_allclose(runner(test_image), _expected(lenet5_folder, test_image), rtol=0, atol=TOL)
 
 
-@pytest.mark.skipif(engines_mod.native_session_class() is None, reason="pakd._core has no Session yet")
 def test_native_runtime_matches_the_model_when_lowered(tmp_path, lenet5_folder, test_image):
-    export = engines_mod.native_exporter()
-    if export is None:
-        pytest.skip("pakd.lower.native.export_pakd is not there yet")
     out = get_engine("pakd").open(ModelRef.from_path(lenet5_folder), 1)(test_image)
     np.testing.assert_allclose(out, _expected(lenet5_folder, test_image), rtol=0, atol=TOL)
