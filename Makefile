@@ -21,6 +21,7 @@ NATIVE_SRC  := pyproject.toml CMakeLists.txt $(shell find csrc -type f 2>/dev/nu
 demo: setup
 	$(VENV)/bin/pakd train --model lenet5 --data fashion-mnist
 	$(VENV)/bin/pakd compress --teacher runs/lenet5-fashion-mnist/teacher --recipe recipes/lenet5.toml
+	$(VENV)/bin/pakd bench runs/lenet5
 
 test: setup
 	$(PY) -m pytest
