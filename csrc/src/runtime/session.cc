@@ -24,7 +24,7 @@ namespace pakd {
 namespace {
 
 constexpr std::size_t kAlignFloats = 16;          // 64-byte aligned value buffers
-constexpr std::size_t kMinParallelMacs = 1 << 16;  // below this an op runs on one thread
+constexpr std::size_t kMinParallelMacs = 1 << 18;  // below this an op runs on one thread
 // Weight-shared sparse layers keep u8 codes + the codebook (4x less weight
 // traffic) only when memory bandwidth is the limit: from this many nonzeros
 // (benchmarks/test_bench_spmm.py: the codebook kernel wins on 4096x9216 at

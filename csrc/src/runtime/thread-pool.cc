@@ -1,5 +1,14 @@
 #include "runtime/thread-pool.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define PAKD_CPU_RELAX() _mm_pause()
+#elif defined(__aarch64__) || defined(__arm__)
+#define PAKD_CPU_RELAX() __asm__ __volatile__("yield")
+#else
+#define PAKD_CPU_RELAX() std::this_thread::yield()
+#endif
+
 namespace pakd {
 
 ThreadPool::ThreadPool(int num_threads) {
@@ -26,10 +35,12 @@ void ThreadPool::run_tasks(Job& job) {
 void ThreadPool::worker_loop() {
   std::uint64_t seen = 0;
   for (;;) {
-    // Spin a little for the next job (batch-1 inference runs many small
-    // parallel ops back to back), then sleep.
-    for (int spin = 0; spin < 4000 && generation_.load(std::memory_order_acquire) == seen; ++spin) {
-      std::this_thread::yield();
+    // Spin for the next job (batch-1 inference runs many small parallel
+    // ops back to back, each shorter than a futex wake-up: a sleeping
+    // worker would arrive after the caller had done all the tasks itself),
+    // then sleep. 2^18 pauses are a few milliseconds.
+    for (int spin = 0; spin < (1 << 18) && generation_.load(std::memory_order_acquire) == seen; ++spin) {
+      PAKD_CPU_RELAX();
     }
     Job* job = nullptr;
     {
