@@ -84,7 +84,7 @@ class _NormImportance:
         for c in group.couplings:
             rows = channel_rows(self.model.get_submodule(c.module), c.role)
             if rows is not None:
-                per_position = rows.abs().pow(self.p).sum(1).float()
+                per_position = rows.detach().abs().pow(self.p).sum(1).float().cpu()  # scores live on the CPU
                 score += c.gather(per_position, group.size).pow(1.0 / self.p)
         return score
 
@@ -125,7 +125,7 @@ class TaylorImportance:
 def _site_scores(group: ChannelGroup, per_module: Mapping[str, torch.Tensor]) -> torch.Tensor:
     score = torch.zeros(group.size)
     for c in group.sites:
-        score += c.gather(per_module[c.module].float(), group.size)
+        score += c.gather(per_module[c.module].detach().float().cpu(), group.size)  # scores live on the CPU
     return score
 
 

@@ -135,7 +135,8 @@ class UnstructuredPruner:
 
     def _update(self, model: nn.Module, sparsity: float) -> None:
         params = self._params(model)
-        keep = self.masks or {n: p.detach() != 0 for n, p in params.items()}
+        keep = ({n: m.to(params[n].device) for n, m in self.masks.items()} if self.masks
+                else {n: p.detach() != 0 for n, p in params.items()})
         self.masks = masks_for_sparsity(self.scores(model, params), sparsity, self.cfg.scope, keep)
         self._apply(model)
 
@@ -177,7 +178,9 @@ class UnstructuredPruner:
         self._apply(model)
 
     def finalize(self, model: nn.Module) -> nn.Module:
-        if self.current_sparsity() + 1e-6 < self.cfg.amount:
+        # masks keep round(amount * N) weights: within half a weight of the target is on target
+        total = max(1, sum(m.numel() for m in self.masks.values()))
+        if self.current_sparsity() + 0.5 / total < self.cfg.amount:
             self._update(model, self.cfg.amount)  # a stage too short for its ramp still reaches the target
         self._apply(model)
         return model

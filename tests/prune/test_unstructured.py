@@ -126,3 +126,20 @@ def test_masks_for_sparsity_handles_ties():
     scores = {"a": torch.ones(10), "b": torch.ones(10)}
     masks = masks_for_sparsity(scores, 0.5, "global")
     assert sum(int((~m).sum()) for m in masks.values()) == 10
+
+
+def test_finalize_keeps_masks_whose_rounding_falls_just_short_of_the_target():
+    """0.85 of 85,426 weights is 72,612.1: the masks keep round() of it, and finalize must not
+    prune again (it used to, with the masks on the training device and the model on the CPU)."""
+    from pakd.prune.base import PruneConfig
+    from pakd.prune.unstructured import UnstructuredPruner
+
+    model = torch.nn.Sequential(torch.nn.Linear(85426, 1, bias=False))
+    cfg = PruneConfig(method="unstructured", amount=0.85, schedule="oneshot")
+    ctx = type("Ctx", (), {"total_epochs": 1, "steps_per_epoch": 1})()
+    pruner = UnstructuredPruner(cfg, ctx)
+    pruner.setup(model)
+    masks = {n: m.clone() for n, m in pruner.masks.items()}
+    pruner.finalize(model)
+    assert all(torch.equal(masks[n], m) for n, m in pruner.masks.items())
+    assert abs(pruner.current_sparsity() - 0.85) < 1.0 / 85426
