@@ -9,8 +9,9 @@ PYTHON      ?= python3
 VENV        ?= .venv
 PY          := $(VENV)/bin/python
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# dataset-fashion-mnist: the real data; g++/cmake: the C++ core
-APT_PACKAGES := dataset-fashion-mnist g++ cmake
+# dataset-fashion-mnist: the real data; g++/cmake: the C++ core; the ARM cross compilers and
+# qemu-user: ARM builds verified under emulation (pakd build, pakd verify)
+APT_PACKAGES := dataset-fashion-mnist g++ cmake g++-aarch64-linux-gnu g++-arm-linux-gnueabihf qemu-user
 TORCH       := torch==2.13.0
 BUILD_DEPS  := "scikit-build-core>=0.10" "pybind11>=2.13" ninja
 INSTALLED   := $(VENV)/.pakd-installed

@@ -62,6 +62,30 @@ def models_cmd() -> None:
     console.print("User models: --model package.module:factory [--weights file.safetensors]")
 
 
+@app.command("targets")
+def targets_cmd(
+    targets_dir: Optional[Path] = typer.Option(None, "--targets-dir", help="A folder of your own board TOML files (searched first)."),
+) -> None:
+    """List the boards PaKD builds for (targets/*.toml), and whether their toolchain is installed."""
+    import os
+    import shutil
+
+    from .deploy import list_targets
+    from .ui import console
+
+    table = Table(title="PaKD targets")
+    for col in ("name", "arch", "triple", "cpu", "cores", "compiler", "emulator", "description"):
+        table.add_column(col)
+    for t in list_targets(targets_dir):
+        if t.requires_env and not os.environ.get(t.requires_env):
+            have_cc = f"set {t.requires_env}"
+        else:
+            have_cc = "ok" if not t.compiler.missing() else "apt install " + " ".join(t.apt)
+        emu = "-" if not t.emulator else ("ok" if shutil.which(t.emulator[0]) else "apt install " + " ".join(t.emulator_apt))
+        table.add_row(t.name, t.arch, t.triple, t.cpu, str(t.cores), have_cc, emu, t.description)
+    console.print(table)
+
+
 @app.command("train")
 def train_cmd(
     model: str = typer.Option(..., "--model", "-m", help="Zoo model name (see `pakd models`) or package.module:factory."),
