@@ -1,0 +1,103 @@
+"""Bundles: the folder ``pakd build`` writes and ``pakd verify`` checks.
+
+A bundle holds everything a board needs for one model (artifacts, runner, libraries) plus
+``manifest.json``: target, backend, versions, the sha256 and size of every file, and a golden
+input with its expected output (computed on the host). A bundle whose files do not match the
+manifest is refused; no manifest path may leave the bundle folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import PakdError
+
+MANIFEST = "manifest.json"
+FORMAT = "pakd-bundle/1"
+
+
+class BundleError(PakdError):
+    """A bundle that is incomplete, altered, or not a bundle."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def safe_member(root: Path, rel: str) -> Path:
+    """``root/rel`` for a manifest path, refusing absolute paths, ``..`` and symlinks that leave
+    the bundle."""
+    p = Path(rel)
+    if not rel or p.is_absolute() or ".." in p.parts or rel.startswith("~"):
+        raise BundleError(f"{root}: manifest path {rel!r} escapes the bundle")
+    full = root / p
+    try:
+        full.resolve().relative_to(root.resolve())
+    except ValueError:
+        raise BundleError(f"{root}: {rel!r} resolves outside the bundle") from None
+    return full
+
+
+@dataclass(frozen=True)
+class Bundle:
+    root: Path
+    manifest: dict[str, Any]
+
+    def file(self, role: str) -> Path:
+        """The bundle file with this role (e.g. "runner", "model", "golden-input")."""
+        for rel, entry in self.manifest["files"].items():
+            if entry["role"] == role:
+                return safe_member(self.root, rel)
+        raise BundleError(f"{self.root}: no file with role {role!r} in the manifest")
+
+    @property
+    def target(self) -> str:
+        return self.manifest["target"]["name"]
+
+    @property
+    def backend(self) -> str:
+        return self.manifest["backend"]
+
+
+def write_manifest(root: Path, files: dict[str, str], **fields: Any) -> dict[str, Any]:
+    """Hash ``files`` ({relative path: role}) and write ``manifest.json`` with ``fields``."""
+    entries = {}
+    for rel, role in sorted(files.items()):
+        path = safe_member(root, rel)
+        entries[rel] = {"role": role, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    manifest = {"format": FORMAT, **fields, "files": entries}
+    tmp = root / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, root / MANIFEST)
+    return manifest
+
+
+def open_bundle(root: str | Path, check_hashes: bool = True) -> Bundle:
+    """Read a bundle and (by default) check every file against its manifest."""
+    root = Path(root)
+    path = root / MANIFEST
+    if not path.is_file():
+        raise BundleError(f"{root}: not a bundle (no {MANIFEST}; make one with `pakd build`)")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("files"), dict):
+        raise BundleError(f"{path}: not a PaKD bundle manifest (format {FORMAT!r} expected)")
+    if check_hashes:
+        for rel, entry in manifest["files"].items():
+            full = safe_member(root, rel)
+            if not full.is_file():
+                raise BundleError(f"{root}: {rel} is missing")
+            if full.stat().st_size != entry.get("bytes") or sha256_file(full) != entry.get("sha256"):
+                raise BundleError(f"{root}: {rel} does not match its manifest hash (altered or corrupted; rebuild with `pakd build`)")
+    return Bundle(root, manifest)
