@@ -4,10 +4,15 @@
  *   pakd-run MODEL.pakd [--input FILE.f32] [--expect FILE.f32] [--atol X]
  *            [--threads N] [--save-output FILE.f32] [--json]
  *            [--bench] [--warmup N] [--repeats N] [--min-time SECONDS]
+ *            [--iters N]
  *
  * Input, expected and saved output files are raw little-endian float32, one
  * sample (no header). Without --input the sample is a fixed pattern (see
  * fill_pattern) so that runs are reproducible across machines.
+ *
+ * --iters N loads the model, prepares the input, runs N inferences and exits
+ * 0 printing nothing: for counting instructions under an emulator, where the
+ * difference between --iters N and --iters 0 is N inferences and nothing else.
  *
  * Exit status: 0 success, 1 output differs from --expect, 2 usage or input
  * error (bad arguments, unreadable files, wrong sizes, a model the library
@@ -52,6 +57,9 @@ static const char* const kUsage =
     "  --warmup N          untimed runs before timing (default 10)\n"
     "  --repeats N         at least N timed runs (default 50)\n"
     "  --min-time SECONDS  and at least this long in total (default 1.0)\n"
+    "  --iters N           run N inferences (N >= 0), print nothing, exit 0:\n"
+    "                      for instruction counts under an emulator\n"
+    "                      (not with --bench/--expect/--save-output/--json)\n"
     "  --help              this text\n"
     "\n"
     "Exit status: 0 ok, 1 output mismatch, 2 usage/input error, 3 runtime error.\n";
@@ -68,6 +76,7 @@ typedef struct options {
   long warmup;
   long repeats;
   double min_time;
+  long iters; /* -1: not given */
 } options;
 
 static void die(int code, const char* fmt, ...) {
@@ -110,11 +119,12 @@ static void parse_args(int argc, char** argv, options* o) {
   o->warmup = 10;
   o->repeats = 50;
   o->min_time = 1.0;
+  o->iters = -1;
   for (i = 1; i < argc; ++i) {
     const char* a = argv[i];
     /* Flags that take a value. */
     const char* const valued[] = {"--input", "--expect", "--atol", "--threads", "--save-output",
-                                  "--warmup", "--repeats", "--min-time"};
+                                  "--warmup", "--repeats", "--min-time", "--iters"};
     size_t k;
     int takes_value = 0;
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -140,6 +150,8 @@ static void parse_args(int argc, char** argv, options* o) {
       o->repeats = parse_long(a, argv[++i], 1);
     } else if (strcmp(a, "--min-time") == 0) {
       o->min_time = parse_double(a, argv[++i]);
+    } else if (strcmp(a, "--iters") == 0) {
+      o->iters = parse_long(a, argv[++i], 0);
     } else if (strcmp(a, "--json") == 0) {
       o->json = 1;
     } else if (strcmp(a, "--bench") == 0) {
@@ -153,6 +165,9 @@ static void parse_args(int argc, char** argv, options* o) {
     }
   }
   if (o->model == NULL) die(EXIT_USAGE, "no model given (usage: pakd-run MODEL.pakd [options]; see --help)");
+  if (o->iters >= 0 && (o->bench || o->expect || o->save_output || o->json)) {
+    die(EXIT_USAGE, "--iters cannot be combined with --bench, --expect, --save-output or --json");
+  }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -360,6 +375,15 @@ int main(int argc, char** argv) {
     expected = (float*)malloc((info.output_size ? info.output_size : 1) * sizeof(float));
     if (expected == NULL) die(EXIT_RUNTIME, "out of memory");
     read_f32_file(o.expect, "expected output", expected, info.output_size);
+  }
+
+  if (o.iters >= 0) {
+    long k;
+    for (k = 0; k < o.iters; ++k) run_once(session, input, output, info.output_size);
+    free(output);
+    free(input);
+    pakd_session_destroy(session);
+    return 0;
   }
 
   run_once(session, input, output, info.output_size);

@@ -1,0 +1,148 @@
+"""Running a target's binaries without the board: qemu-user, and guest instruction counts.
+
+Emulated seconds say nothing about the board (qemu's cost per guest instruction varies wildly:
+NEON is expensive to emulate), so speed under emulation is measured in *executed guest
+instructions*, counted by a small TCG plugin (``csrc/tools/qemu-insn-count.c``) that this module
+compiles with the host's gcc. Counts are deterministic for a single-threaded guest in a fixed
+environment, so every run here gets an empty one (like ``env -i``). Per inference::
+
+    (count(pakd-run MODEL --iters N) - count(pakd-run MODEL --iters 0)) / N
+
+which cancels the process start, the model load and everything else but the N inferences.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import PakdError
+from .targets import Target
+
+PLUGIN_SOURCE = Path(__file__).resolve().parents[2] / "csrc" / "tools" / "qemu-insn-count.c"
+PLUGIN_CC = ("gcc", "cc")  # the host C compiler that builds the plugin, first found
+PLUGIN_APT = "gcc"
+# Host variables qemu itself may need to start (its own shared libraries); kept for qemu and
+# unset in the guest (qemu -U), so the guest's environment is empty whatever the host's.
+_QEMU_HOST_ENV = ("LD_LIBRARY_PATH",)
+
+
+class EmulationError(PakdError):
+    """qemu or the plugin compiler is missing, the plugin cannot be loaded, or a run failed."""
+
+
+@dataclass(frozen=True)
+class EmulatedRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    instructions: int | None  # executed guest instructions; None when not counted
+
+
+def default_cache_dir() -> Path:
+    """Where the compiled plugin is kept: $PAKD_CACHE_DIR, else $XDG_CACHE_HOME/pakd, else ~/.cache/pakd."""
+    base = os.environ.get("PAKD_CACHE_DIR")
+    if base:
+        return Path(base)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "pakd"
+
+
+def build_plugin(cache_dir: str | Path | None = None, source: str | Path = PLUGIN_SOURCE) -> Path:
+    """Compiles the instruction-count plugin with the host compiler, once per source version:
+    the file name carries a hash of the source, so an edited plugin is rebuilt."""
+    source = Path(source)
+    if not source.is_file():
+        raise EmulationError(f"plugin source {source} not found (a PaKD checkout has it in csrc/tools/)")
+    text = source.read_bytes()
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    out = cache / f"qemu-insn-count-{hashlib.sha256(text).hexdigest()[:16]}.so"
+    if out.is_file():
+        return out
+    cc = next((c for c in PLUGIN_CC if shutil.which(c)), None)
+    if cc is None:
+        raise EmulationError(f"no host C compiler ({' or '.join(PLUGIN_CC)}) to build the qemu instruction-count "
+                             f"plugin; install with: sudo apt-get install -y {PLUGIN_APT}")
+    cache.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=out.stem, suffix=".so.tmp", dir=cache)
+    os.close(fd)
+    try:
+        r = subprocess.run([cc, "-shared", "-fPIC", "-O2", "-Wall", "-o", tmp, str(source)],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            first = next((ln for ln in r.stderr.splitlines() if "error" in ln), r.stderr.strip()[-300:])
+            raise EmulationError(f"{cc} could not build the qemu plugin {source.name}: {first}")
+        os.replace(tmp, out)  # atomic: a concurrent build never sees half a file
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
+def _emulator_argv(target: Target) -> list[str]:
+    target.check_emulator()  # TargetError naming the apt package when qemu is missing
+    return [shutil.which(target.emulator[0]) or target.emulator[0], *target.emulator[1:]]
+
+
+def run_emulated(target: Target, argv: Sequence[str | os.PathLike], *, cwd: str | Path | None = None,
+                 count_instructions: bool = False, timeout: float | None = 600,
+                 plugin: str | Path | None = None) -> EmulatedRun:
+    """Runs ``argv`` (a binary built for ``target`` and its arguments) under the target's qemu,
+    with an empty guest environment; with ``count_instructions`` through the counting plugin
+    (``plugin``, else :func:`build_plugin` in the default cache)."""
+    cmd = _emulator_argv(target)
+    host_env = {k: os.environ[k] for k in _QEMU_HOST_ENV if k in os.environ}
+    for k in host_env:
+        cmd += ["-U", k]
+    with tempfile.TemporaryDirectory(prefix="pakd-qemu-") as tmp:
+        outfile = Path(tmp) / "insns.txt"
+        if count_instructions:
+            so = Path(plugin) if plugin is not None else build_plugin()
+            if "," in str(so) or "," in str(outfile):
+                raise EmulationError(f"qemu plugin paths cannot contain ',': {so}, {outfile}")
+            cmd += ["-plugin", f"{so},outfile={outfile}", "-d", "plugin"]
+        cmd += [str(a) for a in argv]
+        try:
+            r = subprocess.run(cmd, cwd=cwd, env=host_env, capture_output=True, text=True, timeout=timeout,
+                               errors="replace")
+        except subprocess.TimeoutExpired:
+            raise EmulationError(f"{Path(str(argv[0])).name} under {target.emulator[0]} did not finish "
+                                 f"within {timeout:g} s") from None
+        instructions = None
+        if count_instructions:
+            plugin_lines = [ln for ln in r.stderr.splitlines() if "plugin" in ln.lower()]
+            if not outfile.exists() and plugin_lines:  # e.g. a qemu built without plugin support
+                raise EmulationError(f"{target.emulator[0]} cannot load the instruction-count plugin: "
+                                     f"{plugin_lines[-1].strip()}")
+            if outfile.exists():
+                text = outfile.read_text().strip()
+                if text.startswith("insns:"):
+                    instructions = int(text.split()[1])
+    return EmulatedRun(r.returncode, r.stdout, r.stderr, instructions)
+
+
+def instructions_per_inference(target: Target, argv_without_iters: Sequence[str | os.PathLike], *,
+                               iters: int = 10, cwd: str | Path | None = None, timeout: float | None = 600,
+                               plugin: str | Path | None = None) -> int:
+    """Guest instructions of one inference: pakd-run (``argv_without_iters``: the binary, the
+    model, options such as ``--threads 1``) counted with ``--iters N`` and with ``--iters 0``,
+    the difference divided by N. Use one thread: spinning workers make counts noisy."""
+    if iters < 1:
+        raise ValueError("iters must be >= 1")
+    so = Path(plugin) if plugin is not None else build_plugin()
+    counts = []
+    for n in (iters, 0):
+        r = run_emulated(target, [*argv_without_iters, "--iters", str(n)], cwd=cwd, count_instructions=True,
+                         timeout=timeout, plugin=so)
+        if r.returncode != 0 or r.instructions is None:
+            last = (r.stderr.strip().splitlines() or ["no output"])[-1]
+            raise EmulationError(f"{Path(str(argv_without_iters[0])).name} --iters {n} under "
+                                 f"{target.emulator[0]} failed (exit {r.returncode}): {last}")
+        counts.append(r.instructions)
+    return round((counts[0] - counts[1]) / iters)
