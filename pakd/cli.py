@@ -247,6 +247,66 @@ def compress_cmd(
                   f"test top-1 {100 * final['test_top1']:.2f}% (teacher {100 * rows[0]['test_top1']:.2f}%, {-drop:+.2f} pt)")
 
 
+@app.command("build")
+def build_cmd(
+    student: Path = typer.Argument(..., help="A compress run folder (its last stage), a model folder, or a .pakd file."),
+    target: str = typer.Option(..., "--target", "-t", help="A board from `pakd targets` (or a path to a target .toml)."),
+    backend: str = typer.Option("native", help="native (PaKD's runtime), tvm (Apache TVM), or auto (the faster on the host)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Bundle folder [default: build/<target>]."),
+    tune_trials: int = typer.Option(0, "--tune-trials", help="TVM only: MetaSchedule trials (0 = untuned; tuning is slow)."),
+    targets_dir: Optional[Path] = typer.Option(None, "--targets-dir", help="A folder of your own board TOML files."),
+    data_dir: Optional[Path] = DataDirOpt,
+) -> None:
+    """Build a deployable bundle of a model for a board: artifacts, runner, libraries, manifest.json.
+
+    The manifest records the sha256 of every file and a golden input with its expected output;
+    rebuilding an unchanged model for the same target is a no-op.
+    """
+    from .deploy import load_target
+    from .deploy.build import BuildConfig, build
+    from .ui import console
+
+    t = load_target(target, targets_dir)
+    out_dir = out or Path("build") / t.name
+    result = build(student, BuildConfig(target=t, backend=backend, out_dir=out_dir,
+                                        cache_dir=Path("build") / ".cache", tune_trials=tune_trials,
+                                        data_dir=data_dir))
+    m = result.bundle.manifest
+    if result.choice:
+        console.print(f"--backend auto: host medians {result.choice['median_us']} -> {m['backend']}")
+    state = "up to date" if result.up_to_date else "built"
+    total = sum(f["bytes"] for f in m["files"].values())
+    console.print(f"[bold green]{state}[/] {out_dir}: {m['model']} for {t.name} ({t.triple}), backend {m['backend']}, "
+                  f"{len(m['files'])} files, {total:,} bytes (model {m['sizes']['model_bytes']:,})")
+
+
+@app.command("verify")
+def verify_cmd(
+    bundle: Path = typer.Argument(..., help="A bundle folder written by `pakd build`."),
+    emulate: bool = typer.Option(False, "--emulate", help="Run an ARM bundle here under qemu-user."),
+    count: bool = typer.Option(False, "--count", help="Also count emulated instructions per inference (with --emulate)."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="Another bundle for the same target (e.g. the teacher): prints the instruction ratio."),
+    targets_dir: Optional[Path] = typer.Option(None, "--targets-dir", help="A folder of your own board TOML files."),
+) -> None:
+    """Check a bundle: every file against its manifest hash, then the golden output (on this
+    machine, or under qemu with --emulate; with --count, the emulated instructions of one
+    inference — emulated seconds mean nothing and are never reported)."""
+    from .deploy.build import verify
+    from .ui import console
+
+    rep = verify(bundle, emulate=emulate, count=count or emulate, baseline=baseline, targets_dir=targets_dir)
+    where = f"under qemu ({rep.target})" if rep.emulated else f"on this machine ({rep.target})"
+    verdict = "[bold green]outputs match[/]" if rep.ok else "[bold red]outputs DIFFER[/]"
+    console.print(f"{verdict} {where}: max |diff| {rep.max_abs_diff:.2e}, top-1 {'equal' if rep.argmax_equal else 'different'}")
+    if rep.instructions is not None:
+        console.print(f"emulated instructions per inference: {rep.instructions:,} (1 thread)")
+    if rep.baseline_instructions is not None:
+        console.print(f"baseline {baseline}: {rep.baseline_instructions:,}; ratio baseline/this = "
+                      f"[bold]{rep.instruction_ratio:.2f}x[/]")
+    if not rep.ok:
+        raise typer.Exit(1)
+
+
 @app.command("bench")
 def bench_cmd(
     target: Path = typer.Argument(..., help="A compress run folder (runs/lenet5: teacher + final student), "

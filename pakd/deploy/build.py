@@ -1,0 +1,362 @@
+"""``pakd build`` and ``pakd verify``: a model becomes a bundle for one target, and a bundle is
+checked (hashes, golden output; under qemu with instruction counts when the target is not this
+machine).
+
+Backends, one entry each in ``BACKENDS``:
+  native  the .pakd file + ``pakd-run`` and ``libpakd`` (static and shared) cross-compiled from csrc/
+  tvm     the model compiled by TVM (``pakd.lower.tvm``) + the target's TVM runtime + a runner
+  auto    both built for the host, the faster one (median batch-1 latency) is built for the target
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import PakdError
+from .bundle import MANIFEST, Bundle, BundleError, open_bundle, sha256_file, write_manifest
+from .targets import Target, load_target
+
+GOLDEN_ATOL = 1e-4
+
+
+class BuildError(PakdError):
+    """A build that cannot be made: unknown backend, unusable model, failed compile."""
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    target: Target
+    backend: str = "native"
+    out_dir: Path = Path("build")
+    cache_dir: Path = Path("build/.cache")
+    tune_trials: int = 0
+    data_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class Student:
+    """What to build: a model folder (torch model + spec) and/or a .pakd file."""
+
+    label: str
+    folder: Path | None
+    pakd_file: Path | None
+
+    def pakd_bytes(self) -> bytes:
+        if self.folder is not None:
+            from ..lower.native import export_pakd
+
+            return export_pakd(self.folder)
+        assert self.pakd_file is not None
+        return self.pakd_file.read_bytes()
+
+    def input_shape(self) -> list[int]:
+        if self.folder is not None:
+            spec = json.loads((self.folder / "spec.json").read_text())
+            return list(spec.get("data", {}).get("input_shape") or [1, 28, 28])
+        from .._core import Session
+
+        return list(Session(str(self.pakd_file)).input_shape)
+
+
+def resolve_student(path: str | Path) -> Student:
+    """A compress run folder (its last stage), a model folder, or a .pakd file."""
+    p = Path(path)
+    if p.is_file() and p.suffix == ".pakd":
+        return Student(p.name, None, p)
+    if (p / "run.json").is_file():
+        stages = sorted((s for s in p.glob("stage-*") if (s / "spec.json").is_file()),
+                        key=lambda s: int(s.name.split("-")[1]))
+        if not stages:
+            raise BuildError(f"{p}: the run has no finished stage yet")
+        p = stages[-1]
+    if (p / "spec.json").is_file():
+        return Student(f"{p.parent.name}/{p.name}", p, None)
+    raise BuildError(f"{path}: not a compress run, a model folder (spec.json) or a .pakd file")
+
+
+def golden_input(shape: list[int], data_dir: Path | None) -> np.ndarray:
+    """Fashion-MNIST test image 0, normalized as in training; data the code makes when the
+    model does not take 1x28x28 images."""
+    if list(shape) == [1, 28, 28]:
+        from ..data import load_dataset
+
+        kwargs = {"data_dir": data_dir} if data_dir else {}
+        return load_dataset("fashion-mnist", **kwargs).test.images[:1].numpy().astype(np.float32)
+    return np.random.default_rng(0).standard_normal((1, *shape)).astype(np.float32)
+
+
+def _run(cmd: list[str], cwd: Path | None = None, what: str = "") -> subprocess.CompletedProcess:
+    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if r.returncode != 0:
+        tail = (r.stderr or r.stdout).strip().splitlines()[-5:]
+        raise BuildError(f"{what or cmd[0]} failed (exit {r.returncode}): " + " | ".join(tail))
+    return r
+
+
+# ----------------------------------------------------------------------------------------------
+# Backends
+# ----------------------------------------------------------------------------------------------
+
+def _native(student: Student, cfg: BuildConfig, out: Path, x: np.ndarray) -> tuple[dict[str, str], dict[str, Any]]:
+    from .._core import Session
+    from .crossbuild import cross_build_native
+
+    art = cross_build_native(cfg.target, cfg.cache_dir / "native")
+    blob = student.pakd_bytes()
+    (out / "model.pakd").write_bytes(blob)
+    for sub in ("bin", "lib", "include/pakd"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    shutil.copy2(art.pakd_run, out / "bin" / "pakd-run")
+    shutil.copy2(art.static_lib, out / "lib" / "libpakd.a")
+    shutil.copy2(art.shared_lib, out / "lib" / "libpakd.so")
+    include = Path(__file__).resolve().parents[2] / "csrc" / "include" / "pakd"
+    for h in ("pakd.h", "pakd.hpp"):
+        if (include / h).is_file():
+            shutil.copy2(include / h, out / "include" / "pakd" / h)
+    expected = Session(blob).run(x)
+    files = {"model.pakd": "model", "bin/pakd-run": "runner", "lib/libpakd.a": "static-library",
+             "lib/libpakd.so": "shared-library"}
+    files.update({f"include/pakd/{h}": "header" for h in ("pakd.h", "pakd.hpp") if (out / "include" / "pakd" / h).is_file()})
+    run = {"argv": ["bin/pakd-run", "model.pakd", "--input", "input.f32", "--threads", "1"],
+           "output_option": "--save-output", "iters_option": "--iters"}
+    return files, {"run": run, "expected": expected, "model_bytes": len(blob)}
+
+
+def _tvm(student: Student, cfg: BuildConfig, out: Path, x: np.ndarray) -> tuple[dict[str, str], dict[str, Any]]:
+    import torch
+
+    from ..lower import tvm as tvm_backend
+    from ..modelio import load_model
+
+    reason = tvm_backend.tvm_available()
+    if reason:
+        raise BuildError(f"the tvm backend is unavailable: {reason}")
+    if student.folder is None:
+        raise BuildError(f"{student.label}: the tvm backend needs the model folder, not a .pakd file")
+    model, _ = load_model(student.folder)
+    built = tvm_backend.compile_tvm(model, tuple(student.input_shape()), cfg.target, out,
+                                    tune_trials=cfg.tune_trials, tuning_db=cfg.cache_dir / "tvm-tuning" / cfg.target.name)
+    libs = tvm_backend.fetch_tvm_runtime(cfg.target, cfg.cache_dir / "tvm-runtime")
+    (out / "lib").mkdir(exist_ok=True)
+    for lib in libs:
+        shutil.copy2(lib, out / "lib" / lib.name)
+    runner = tvm_backend.build_tvm_runner(cfg.target, out / "bin", cfg.cache_dir / "tvm-runtime")
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    files = {"model.so": "model", f"bin/{runner.name}": "runner"}
+    files.update({f"lib/{lib.name}": "runtime-library" for lib in libs})
+    run = {"argv": [f"bin/{runner.name}", "./model.so", "--input", "input.f32"],
+           "output_option": "--output", "iters_option": "--iters"}
+    return files, {"run": run, "expected": expected, "model_bytes": (out / "model.so").stat().st_size,
+                   "tuned": bool(getattr(built, "tuned", False))}
+
+
+BACKENDS: dict[str, Callable] = {"native": _native, "tvm": _tvm}
+
+
+# ----------------------------------------------------------------------------------------------
+# Build
+# ----------------------------------------------------------------------------------------------
+
+def _sources_digest() -> str:
+    """Hash of the native sources and the lowering code: a bundle built from other sources is stale."""
+    root = Path(__file__).resolve().parents[2]
+    h = hashlib.sha256()
+    for d in ("csrc", "pakd/lower"):
+        for f in sorted((root / d).rglob("*")):
+            if f.is_file() and f.suffix in {".cc", ".c", ".h", ".hpp", ".inc", ".py", ".txt"}:
+                h.update(str(f.relative_to(root)).encode())
+                h.update(f.read_bytes())
+    cm = root / "CMakeLists.txt"
+    if cm.is_file():
+        h.update(cm.read_bytes())
+    return h.hexdigest()
+
+
+def _input_key(student: Student, cfg: BuildConfig, backend: str) -> str:
+    h = hashlib.sha256()
+    src = student.folder / "model.safetensors" if student.folder else student.pakd_file
+    h.update(sha256_file(src).encode())
+    if student.folder is not None:
+        h.update((student.folder / "spec.json").read_bytes())
+    h.update(cfg.target.path.read_bytes() if cfg.target.path else json.dumps(cfg.target.describe()).encode())
+    h.update(f"{backend}:{cfg.tune_trials}:{_sources_digest()}".encode())
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    bundle: Bundle
+    up_to_date: bool
+    choice: dict[str, Any] | None = None  # --backend auto: the host latencies that decided
+
+
+def build(student_path: str | Path, cfg: BuildConfig) -> BuildResult:
+    student = resolve_student(student_path)
+    if cfg.backend not in (*BACKENDS, "auto"):
+        raise BuildError(f"unknown backend {cfg.backend!r} (choose native, tvm or auto)")
+    cfg.target.check_toolchain()
+    choice = None
+    backend = cfg.backend
+    if backend == "auto":
+        backend, choice = _choose_backend(student, cfg)
+    out = cfg.out_dir
+    key = _input_key(student, cfg, backend)
+    if (out / MANIFEST).is_file():
+        try:
+            existing = open_bundle(out)
+            if existing.manifest.get("inputs_key") == key:
+                return BuildResult(existing, True, choice)
+        except BundleError:
+            pass  # altered or partial: rebuild
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    x = golden_input(student.input_shape(), cfg.data_dir)
+    files, info = BACKENDS[backend](student, cfg, out, x)
+    x.astype("<f4").tofile(out / "input.f32")
+    np.asarray(info["expected"], dtype="<f4").tofile(out / "expected.f32")
+    files.update({"input.f32": "golden-input", "expected.f32": "golden-output"})
+    import torch
+
+    from .. import __version__
+
+    manifest = write_manifest(
+        out, files, target={**cfg.target.describe(), "file_sha256": sha256_file(cfg.target.path) if cfg.target.path else None},
+        backend=backend, model=student.label, inputs_key=key,
+        versions={"pakd": __version__, "torch": torch.__version__, **_tvm_versions(backend)},
+        golden={"input": "input.f32", "expected": "expected.f32", "shape": list(x.shape),
+                "output_shape": list(np.asarray(info["expected"]).shape), "atol": GOLDEN_ATOL},
+        run=info["run"], sizes={"model_bytes": info["model_bytes"]},
+        **({"tuned": info["tuned"]} if "tuned" in info else {}),
+        **({"auto_choice": choice} if choice else {}))
+    return BuildResult(Bundle(out, manifest), False, choice)
+
+
+def _tvm_versions(backend: str) -> dict[str, str]:
+    if backend != "tvm":
+        return {}
+    from importlib.metadata import version
+
+    return {"apache-tvm": version("apache-tvm"), "apache-tvm-ffi": version("apache-tvm-ffi")}
+
+
+def _choose_backend(student: Student, cfg: BuildConfig) -> tuple[str, dict[str, Any]]:
+    """Build both backends for the host and keep the one with the lower median latency."""
+    from dataclasses import replace
+
+    host = load_target("host")
+    medians: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="pakd-auto-") as tmp:
+        for backend in BACKENDS:
+            try:
+                r = build(student.folder or student.pakd_file,
+                          replace(cfg, target=host, backend=backend, out_dir=Path(tmp) / backend))
+                medians[backend] = bench_bundle(r.bundle, repeats=100)["median_us"]
+            except PakdError as exc:
+                medians[backend] = float("inf")
+                medians[f"{backend}_error"] = str(exc)  # type: ignore[assignment]
+    best = min(BACKENDS, key=lambda b: medians[b])
+    if medians[best] == float("inf"):
+        raise BuildError(f"--backend auto: no backend builds for the host ({medians})")
+    return best, {"measured_on": "host", "median_us": medians, "chosen": best}
+
+
+# ----------------------------------------------------------------------------------------------
+# Verify
+# ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class VerifyReport:
+    bundle: Path
+    target: str
+    backend: str
+    emulated: bool
+    max_abs_diff: float
+    argmax_equal: bool
+    ok: bool
+    instructions: int | None = None
+    baseline_instructions: int | None = None
+
+    @property
+    def instruction_ratio(self) -> float | None:
+        if self.instructions and self.baseline_instructions:
+            return self.baseline_instructions / self.instructions
+        return None
+
+
+def _runner_argv(bundle: Bundle, output: Path | None = None, iters: int | None = None) -> list[str]:
+    run = bundle.manifest["run"]
+    argv = list(run["argv"])
+    argv[0] = str(bundle.root / argv[0])
+    if output is not None:
+        argv += [run["output_option"], str(output)]
+    if iters is not None:
+        argv += [run["iters_option"], str(iters)]
+    return argv
+
+
+def _execute(bundle: Bundle, target: Target, argv: list[str], emulate: bool) -> subprocess.CompletedProcess:
+    if target.is_host:
+        return subprocess.run(argv, cwd=bundle.root, capture_output=True, text=True, timeout=600)
+    if not emulate:
+        raise BuildError(f"{bundle.root} is built for {target.name} ({target.arch}); run it on the board "
+                         f"(pakd bench --device ...) or here under qemu with --emulate")
+    from .emulate import run_emulated
+
+    r = run_emulated(target, argv, cwd=bundle.root, count_instructions=False, timeout=600)
+    return subprocess.CompletedProcess(argv, r.returncode, r.stdout, r.stderr)
+
+
+def verify(bundle_dir: str | Path, *, emulate: bool = False, count: bool = False,
+           baseline: str | Path | None = None, targets_dir: Path | None = None) -> VerifyReport:
+    bundle = open_bundle(bundle_dir)  # refuses altered files
+    target = load_target(bundle.target, targets_dir)
+    with tempfile.TemporaryDirectory(prefix="pakd-verify-") as tmp:
+        out_file = Path(tmp) / "output.f32"
+        r = _execute(bundle, target, _runner_argv(bundle, out_file), emulate)
+        if r.returncode != 0 or not out_file.is_file():
+            raise BuildError(f"{bundle.root}: the runner failed (exit {r.returncode}): {(r.stderr or r.stdout).strip()[-300:]}")
+        got = np.fromfile(out_file, dtype="<f4")
+    expected = np.fromfile(bundle.file("golden-output"), dtype="<f4")
+    if got.shape != expected.shape:
+        raise BuildError(f"{bundle.root}: the runner wrote {got.size} values, {expected.size} expected")
+    diff = float(np.abs(got - expected).max()) if got.size else 0.0
+    argmax_ok = bool(got.argmax() == expected.argmax())
+    atol = float(bundle.manifest["golden"].get("atol", GOLDEN_ATOL))
+    instructions = base = None
+    if count or baseline is not None:
+        if target.is_host and not emulate:
+            raise BuildError("instruction counts come from qemu: add --emulate (ARM targets)")
+        instructions = _instructions(bundle, target)
+        if baseline is not None:
+            other = open_bundle(baseline)
+            if other.target != bundle.target:
+                raise BuildError(f"--baseline {baseline} is built for {other.target}, not {bundle.target}")
+            base = _instructions(other, target)
+    return VerifyReport(bundle.root, target.name, bundle.backend, not target.is_host, diff, argmax_ok,
+                        diff <= atol and argmax_ok, instructions, base)
+
+
+def _instructions(bundle: Bundle, target: Target) -> int:
+    from .emulate import instructions_per_inference
+
+    return instructions_per_inference(target, _runner_argv(bundle), cwd=bundle.root)
+
+
+def bench_bundle(bundle: Bundle, repeats: int = 200) -> dict[str, Any]:
+    """Host-only: the runner's own bench mode (median/p90 JSON)."""
+    argv = _runner_argv(bundle) + ["--bench", "--json", "--repeats", str(repeats)]
+    r = subprocess.run(argv, cwd=bundle.root, capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        raise BuildError(f"{bundle.root}: bench failed: {(r.stderr or r.stdout).strip()[-300:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
