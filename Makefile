@@ -1,5 +1,5 @@
 # PaKD's two commands (see README.md):
-#   make demo   the main job end to end on Fashion-MNIST
+#   make demo   the main job end to end on Fashion-MNIST: train, compress, bench, build for rpi4, verify under qemu
 #   make test   the test suite (what CI runs)
 # Both install what they need first: Debian packages (through apt-get, with sudo when not root),
 # a virtual environment in .venv, torch==2.13.0 (CPU, pinned) and PaKD itself, built with
@@ -21,8 +21,11 @@ NATIVE_SRC  := pyproject.toml CMakeLists.txt $(shell find csrc -type f 2>/dev/nu
 
 demo: setup
 	$(VENV)/bin/pakd train --model lenet5 --data fashion-mnist
-	$(VENV)/bin/pakd compress --teacher runs/lenet5-fashion-mnist/teacher --recipe recipes/lenet5.toml
-	$(VENV)/bin/pakd bench runs/lenet5
+	$(VENV)/bin/pakd compress --teacher runs/lenet5-fashion-mnist/teacher --recipe recipes/lenet5-fast.toml
+	$(VENV)/bin/pakd bench runs/lenet5-fast
+	$(VENV)/bin/pakd build runs/lenet5-fashion-mnist/teacher --target rpi4 -o build/rpi4-teacher
+	$(VENV)/bin/pakd build runs/lenet5-fast --target rpi4 -o build/rpi4
+	$(VENV)/bin/pakd verify build/rpi4 --emulate --baseline build/rpi4-teacher
 
 test: setup
 	$(PY) -m pytest
