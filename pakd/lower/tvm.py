@@ -94,7 +94,7 @@ class TvmBuild:
     input_shape: tuple[int, ...]               # with the batch dimension
     output_shape: tuple[int, ...]
     tvm_target: dict[str, Any] = field(default_factory=dict)
-    tuned: bool = False                        # schedules from a MetaSchedule database applied
+    tuned: bool = False                        # at least one kernel scheduled from the database
     tune_trials: int = 0                       # trials run by this build (0: none, maybe reused)
     tuning_db: Path | None = None              # the per-target database folder used, if any
     tvm_version: str = ""
@@ -117,8 +117,11 @@ def _tvm_target(target: Target):
     if not target.tvm_target:
         raise TvmError(f"target {target.name} has no [tvm] section in {target.path or 'its target file'} "
                        f"(add e.g. target = {{ kind = \"llvm\", mtriple = \"{target.triple}\" }})")
+    spec = dict(target.tvm_target)
+    if spec.get("kind") == "llvm":  # MetaSchedule needs the core count; the target file has it
+        spec.setdefault("num-cores", target.cores)
     try:
-        return tvm.target.Target(dict(target.tvm_target))
+        return tvm.target.Target(spec)
     except Exception as exc:  # TVM raises its own error types for a malformed target dict
         raise TvmError(f"target {target.name}: TVM rejects [tvm] target {target.tvm_target!r}: "
                        f"{str(exc).strip().splitlines()[-1]}") from None
@@ -170,16 +173,21 @@ def _tuned_executable(mod, tvm_target, target: Target, db_dir: Path, trials: int
     mod = relax.get_pipeline("zero")(mod)
     db_dir.mkdir(parents=True, exist_ok=True)
     if trials > 0:
-        # Builder workers import tvm.s_tir.tensor_intrin (35-50 s): the default 30 s timeout
-        # completes zero trials.
+        # The task scheduler visits the tasks in turn, num_trials_per_iter at a time: spread a
+        # small budget over every task instead of spending it all on the first. Builder workers
+        # import tvm.s_tir.tensor_intrin (35-50 s): the default 30 s timeout completes no trial.
+        tasks = len(ms.relax_integration.extract_tasks(mod, tvm_target))
+        per_iter = max(1, min(64, trials // max(1, tasks)))
         database = ms.relax_integration.tune_relax(
             mod=mod, params={}, target=tvm_target, work_dir=str(db_dir), max_trials_global=trials,
-            num_trials_per_iter=min(64, trials), builder=ms.builder.LocalBuilder(timeout_sec=600))
+            num_trials_per_iter=per_iter, builder=ms.builder.LocalBuilder(timeout_sec=600))
     else:
         database = ms.database.JSONDatabase(work_dir=str(db_dir))
     with tvm_target, database:
         mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
-    return tvm.compile(mod, target=tvm_target, relax_pipeline="default")
+    scheduled = sum(1 for f in mod.functions.values()
+                    if isinstance(f, tvm.tirx.PrimFunc) and f.attrs is not None and "tirx.is_scheduled" in f.attrs)
+    return tvm.compile(mod, target=tvm_target, relax_pipeline="default"), scheduled
 
 
 def compile_tvm(model: nn.Module, input_shape: tuple[int, ...], target: Target, out_dir: Path, *,
@@ -211,9 +219,10 @@ def compile_tvm(model: nn.Module, input_shape: tuple[int, ...], target: Target, 
     tvm_target = _tvm_target(target)
     shape = (batch, *(int(d) for d in input_shape))
     mod, out_shape = _to_relax(model, shape)
-    tuned = tune_trials > 0 or _database_has_records(db_dir)
-    if tuned:
-        executable = _tuned_executable(mod, tvm_target, target, db_dir, tune_trials)
+    tuned = False
+    if tune_trials > 0 or _database_has_records(db_dir):
+        executable, scheduled = _tuned_executable(mod, tvm_target, target, db_dir, tune_trials)
+        tuned = scheduled > 0  # records for other models leave every kernel unscheduled
     else:
         executable = tvm.compile(mod, target=tvm_target, relax_pipeline=relax.get_default_pipeline(tvm_target))
 
