@@ -127,7 +127,7 @@ def _native(student: Student, cfg: BuildConfig, out: Path, x: np.ndarray) -> tup
              "lib/libpakd.so": "shared-library"}
     files.update({f"include/pakd/{h}": "header" for h in ("pakd.h", "pakd.hpp") if (out / "include" / "pakd" / h).is_file()})
     run = {"argv": ["bin/pakd-run", "model.pakd", "--input", "input.f32", "--threads", "1"],
-           "output_option": "--save-output", "iters_option": "--iters"}
+           "output_option": "--save-output", "iters_option": "--iters", "json_option": "--json"}
     return files, {"run": run, "expected": expected, "model_bytes": len(blob)}
 
 
@@ -143,21 +143,21 @@ def _tvm(student: Student, cfg: BuildConfig, out: Path, x: np.ndarray) -> tuple[
     if student.folder is None:
         raise BuildError(f"{student.label}: the tvm backend needs the model folder, not a .pakd file")
     model, _ = load_model(student.folder)
-    built = tvm_backend.compile_tvm(model, tuple(student.input_shape()), cfg.target, out,
-                                    tune_trials=cfg.tune_trials, tuning_db=cfg.cache_dir / "tvm-tuning" / cfg.target.name)
-    libs = tvm_backend.fetch_tvm_runtime(cfg.target, cfg.cache_dir / "tvm-runtime")
-    (out / "lib").mkdir(exist_ok=True)
-    for lib in libs:
-        shutil.copy2(lib, out / "lib" / lib.name)
-    runner = tvm_backend.build_tvm_runner(cfg.target, out / "bin", cfg.cache_dir / "tvm-runtime")
+    import warnings
+
+    with warnings.catch_warnings():  # torch.export's deprecation chatter is not the user's business
+        warnings.simplefilter("ignore", FutureWarning)
+        built = tvm_backend.compile_tvm(model, tuple(student.input_shape()), cfg.target, out,
+                                        tune_trials=cfg.tune_trials, tuning_db=cfg.cache_dir / "tvm-tuning")
+    runner = tvm_backend.build_tvm_runner(cfg.target, out, cfg.cache_dir / "tvm-runtime")  # + out/lib/*.so
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy()
-    files = {"model.so": "model", f"bin/{runner.name}": "runner"}
-    files.update({f"lib/{lib.name}": "runtime-library" for lib in libs})
-    run = {"argv": [f"bin/{runner.name}", "./model.so", "--input", "input.f32"],
-           "output_option": "--output", "iters_option": "--iters"}
-    return files, {"run": run, "expected": expected, "model_bytes": (out / "model.so").stat().st_size,
-                   "tuned": bool(getattr(built, "tuned", False))}
+    files = {"model.so": "model", runner.name: "runner"}
+    files.update({f"lib/{lib.name}": "runtime-library" for lib in sorted((out / "lib").glob("*.so*"))})
+    run = {"argv": [runner.name, "./model.so", "--input", "input.f32", "--threads", "1"],
+           "output_option": "--output", "iters_option": "--iters", "json_option": None}
+    return files, {"run": run, "expected": expected, "model_bytes": built.model.stat().st_size,
+                   "tuned": bool(built.tuned), "tvm_build": built.to_dict()}
 
 
 BACKENDS: dict[str, Callable] = {"native": _native, "tvm": _tvm}
@@ -237,7 +237,7 @@ def build(student_path: str | Path, cfg: BuildConfig) -> BuildResult:
         golden={"input": "input.f32", "expected": "expected.f32", "shape": list(x.shape),
                 "output_shape": list(np.asarray(info["expected"]).shape), "atol": GOLDEN_ATOL},
         run=info["run"], sizes={"model_bytes": info["model_bytes"]},
-        **({"tuned": info["tuned"]} if "tuned" in info else {}),
+        **({"tuned": info["tuned"], "tvm_build": info["tvm_build"]} if "tuned" in info else {}),
         **({"auto_choice": choice} if choice else {}))
     return BuildResult(Bundle(out, manifest), False, choice)
 
@@ -355,7 +355,8 @@ def _instructions(bundle: Bundle, target: Target) -> int:
 
 def bench_bundle(bundle: Bundle, repeats: int = 200) -> dict[str, Any]:
     """Host-only: the runner's own bench mode (median/p90 JSON)."""
-    argv = _runner_argv(bundle) + ["--bench", "--json", "--repeats", str(repeats)]
+    json_option = bundle.manifest["run"].get("json_option")
+    argv = _runner_argv(bundle) + ["--bench", "--repeats", str(repeats)] + ([json_option] if json_option else [])
     r = subprocess.run(argv, cwd=bundle.root, capture_output=True, text=True, timeout=600)
     if r.returncode != 0:
         raise BuildError(f"{bundle.root}: bench failed: {(r.stderr or r.stdout).strip()[-300:]}")

@@ -132,3 +132,33 @@ def test_cli_unknown_backend_and_target_are_one_line_errors(models, tmp_path):
     assert r.returncode == 2 and "unknown target 'pi9'" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("build", str(models["small"]), "--target", "host", "--backend", "gpu", "-o", str(tmp_path / "x"))
     assert r.returncode == 2 and "unknown backend 'gpu'" in r.stderr
+
+
+def _require_tvm():
+    from pakd.lower.tvm import tvm_available
+
+    reason = tvm_available()
+    if reason:
+        pytest.skip(f"TVM backend unavailable: {reason}")
+
+
+def test_tvm_bundle_for_rpi4_runs_under_qemu(cfg_for, models, tmp_path):
+    _require_tvm()
+    from dataclasses import replace
+
+    cfg = replace(cfg_for("rpi4", tmp_path / "tvm"), backend="tvm")
+    m = build(models["small"], cfg).bundle.manifest
+    assert m["backend"] == "tvm" and m["tuned"] is False and m["versions"]["apache-tvm"].startswith("0.27")
+    assert {e["role"] for e in m["files"].values()} >= {"model", "runner", "runtime-library"}
+    rep = verify(tmp_path / "tvm", emulate=True, count=True)
+    assert rep.ok and rep.instructions > 0
+
+
+def test_auto_backend_measures_both_on_the_host(cfg_for, models, tmp_path):
+    _require_tvm()
+    from dataclasses import replace
+
+    result = build(models["small"], replace(cfg_for("host", tmp_path / "auto"), backend="auto"))
+    medians = result.choice["median_us"]
+    assert set(medians) >= {"native", "tvm"} and result.bundle.backend == min(("native", "tvm"), key=medians.get)
+    assert result.bundle.manifest["auto_choice"]["chosen"] == result.bundle.backend
