@@ -53,10 +53,26 @@ def cfg_for(tmp_path_factory):
     return make
 
 
+def _student(root: Path) -> Path:
+    """A compressed LeNet-5 as `pakd compress` leaves it: 90% magnitude-pruned, weight-shared
+    (k-means 6/4-bit), saved as a model folder."""
+    from pakd.quant import KMeansConfig, WeightSharing
+
+    torch.manual_seed(0)
+    model = build_model("lenet5")
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p[p.abs() < p.abs().flatten().quantile(0.9)] = 0
+    WeightSharing(KMeansConfig(bits={"conv": 6, "linear": 4})).setup(model)
+    spec = {"model": {"name": "lenet5", "args": {}}, "data": {"name": "fashion-mnist", "input_shape": [1, 28, 28]}}
+    return save_model(root / "student", model, spec)
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
-    return {"teacher": _folder(root, "lenet5"), "small": _folder(root, "lenet-300-100")}
+    return {"teacher": _folder(root, "lenet5"), "small": _folder(root, "lenet-300-100"), "student": _student(root)}
 
 
 def test_host_bundle_runs_and_matches_its_golden_output(cfg_for, models, tmp_path, fmnist_dir):
@@ -76,6 +92,15 @@ def test_rpi4_bundle_under_qemu_with_instruction_counts(cfg_for, models, tmp_pat
     assert rep.ok and rep.emulated and rep.target == "rpi4"
     # LeNet-5 (2.3M MACs) against LeNet-300-100 (0.27M MACs): clearly more instructions
     assert rep.instructions > 0 and rep.instruction_ratio > 3
+
+
+@pytest.mark.parametrize("board", ["host", "rpi4"])
+def test_compressed_student_bundle_matches(cfg_for, models, tmp_path, board):
+    """The sparse, weight-shared student: a small model file, same outputs as on the host."""
+    result = build(models["student"], cfg_for(board, tmp_path / board))
+    assert result.bundle.manifest["sizes"]["model_bytes"] < 4 * 431_080 / 10  # >10x below fp32
+    rep = verify(tmp_path / board, emulate=board != "host")
+    assert rep.ok
 
 
 def test_arm_bundle_without_emulate_says_how_to_run_it(cfg_for, models, tmp_path):

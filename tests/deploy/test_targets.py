@@ -85,3 +85,17 @@ def test_cli_lists_targets():
     assert r.returncode == 0, r.stderr
     for name in SHIPPED:
         assert name in r.stdout
+
+
+def test_cmake_presets_compose_a_toolchain_per_board():
+    """CMakePresets.json: base + toolchain + build type for each cross board, toolchain files present."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    presets = {p["name"]: p for p in json.loads((root / "CMakePresets.json").read_text())["configurePresets"]}
+    for board in ("rpi4", "rpi3", "android-arm64"):
+        preset = presets[f"{board}-release"]
+        assert "release" in preset["inherits"]
+        toolchain = presets[f"toolchain-{board}"]["toolchainFile"].replace("${sourceDir}", str(root))
+        assert Path(toolchain) == load_target(board).cmake_toolchain and Path(toolchain).is_file()

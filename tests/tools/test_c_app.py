@@ -78,3 +78,28 @@ def test_rejects_an_image_of_the_wrong_size(c_app, lenet: Model, tmp_path):
     r = run([c_app, lenet.path, image], check=False)
     assert r.returncode == 1
     assert "expected 784 raw bytes (28x28) or a binary PGM" in r.stderr
+
+
+@pytest.mark.parametrize("board", ["rpi4", "rpi3"])
+def test_cross_compiled_app_classifies_under_qemu(cmake_build, board, lenet: Model, image0, tmp_path):
+    """The same app cross-compiled with the board's CMake toolchain file, run under qemu-user."""
+    from pakd.deploy import TargetError, load_target
+    from pakd.deploy.emulate import run_emulated
+
+    target = load_target(board)
+    try:
+        target.check_toolchain()
+        target.check_emulator()
+    except TargetError as exc:
+        pytest.skip(str(exc))
+    build = cmake_build(f"c_app-{board}", REPO / "deploy/examples/c_app",
+                        {"PAKD_SOURCE_DIR": str(REPO), "CMAKE_BUILD_TYPE": "Release",
+                         "CMAKE_TOOLCHAIN_FILE": str(target.cmake_toolchain)}, ["c_app"])
+    image = tmp_path / "image0.raw"
+    image.write_bytes(image0.astype(np.uint8).tobytes())
+    r = run_emulated(target, [build / "c_app", lenet.path, image], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    index, name, scores = _parse(r.stdout)
+    expected = _session_scores(lenet.path, image0, NORMALIZE["mean"], NORMALIZE["std"])
+    np.testing.assert_allclose(scores, expected, atol=1e-5, rtol=0)
+    assert index == int(np.argmax(expected)) and name == CLASSES[index]
