@@ -319,6 +319,8 @@ def bench_cmd(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write every number (and the machine) to this JSON file."),
     data_dir: Optional[Path] = DataDirOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    same_process: bool = typer.Option(False, "--same-process", help="Time every row in this process (faster; "
+                                      "other engines' spinning thread pools then disturb multi-thread rows)."),
 ) -> None:
     """Batch-1 latency (median, p90) of a teacher on every dense engine here and of its student on PaKD.
 
@@ -335,7 +337,8 @@ def bench_cmd(
     if device != "local":
         raise PakdError(f"--device {device}: only 'local' is supported here; remote devices come with "
                         "the remote benchmarking work (pakd/deploy)")
-    config = BenchConfig(threads=parse_threads(threads), repeats=repeats, warmup=warmup, min_time_s=min_time)
+    config = BenchConfig(threads=parse_threads(threads), repeats=repeats, warmup=warmup, min_time_s=min_time,
+                         isolate=not same_process)
     targets = plan_targets(target)
     x, data = sample_image(targets, config.image_index, str(data_dir) if data_dir else None)
     machine = machine_info()

@@ -12,7 +12,7 @@ from pakd.models import build_model
 from tests.conftest import run_cli
 
 SPEC = {"model": {"name": "lenet-300-100", "args": {}}, "data": {"name": "fashion-mnist", "input_shape": [1, 28, 28]}}
-FAST = ("--repeats", "5", "--warmup", "1", "--min-time", "0", "--quiet")
+FAST = ("--repeats", "5", "--warmup", "1", "--min-time", "0", "--quiet", "--same-process")
 
 
 @pytest.fixture(scope="module")

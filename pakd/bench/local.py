@@ -39,6 +39,9 @@ class BenchConfig:
     warmup: int = 20
     min_time_s: float = 0.2
     image_index: int = 0
+    # Each row in a fresh process: thread pools that spin after their run (PyTorch's OpenMP,
+    # ONNX Runtime's) would otherwise take cores from the next engine's threads.
+    isolate: bool = True
 
     def __post_init__(self) -> None:
         if not self.threads or any(t < 1 for t in self.threads):
@@ -140,7 +143,8 @@ Progress = Callable[[int, int, str], None]  # (done, total, what is being timed 
 
 def run_local(targets: list[Target], config: BenchConfig, x: np.ndarray,
               progress: Progress | None = None) -> list[Row]:
-    """Time every (threads, target, engine) in one process, then fill in the ratios."""
+    """Time every (threads, target, engine) (each in its own process unless ``config.isolate`` is
+    off), then fill in the ratios."""
     import torch
 
     references = {}
@@ -155,10 +159,21 @@ def run_local(targets: list[Target], config: BenchConfig, x: np.ndarray,
             for name in target.engines:
                 if progress:
                     progress(len(rows), total, f"{target.model.label} on {name}, {threads} thread(s)")
-                rows.append(_time_one(name, target, threads, config, x, references.get(target.model.label)))
+                time_row = _time_isolated if config.isolate else _time_one
+                rows.append(time_row(name, target, threads, config, x, references.get(target.model.label)))
     if progress:
         progress(total, total, "done")
     return with_ratios(rows)
+
+
+def _time_isolated(name: str, target: Target, threads: int, config: BenchConfig, x: np.ndarray,
+                   reference: np.ndarray | None) -> Row:
+    """_time_one in a fresh (spawned) process that exits afterwards."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_time_one, name, target, threads, config, x, reference).result()
 
 
 def _time_one(name: str, target: Target, threads: int, config: BenchConfig, x: np.ndarray,
