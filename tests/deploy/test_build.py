@@ -11,23 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from pakd.deploy import TargetError, load_target
 from pakd.deploy.build import BuildConfig, BuildError, build, resolve_student, verify
 from pakd.deploy.bundle import BundleError
 from pakd.models import build_model
 from pakd.modelio import save_model
 from tests.conftest import run_cli
-
-
-def _require(name: str, emulator: bool = False):
-    t = load_target(name)
-    try:
-        t.check_toolchain()
-        if emulator:
-            t.check_emulator()
-    except TargetError as exc:
-        pytest.skip(str(exc))
-    return t
+from tests.deploy.conftest import require_target
 
 
 def _folder(root: Path, name: str, seed: int = 0, **args) -> Path:
@@ -49,7 +38,7 @@ def cfg_for(tmp_path_factory):
         (cache / "native").symlink_to(shared)
 
     def make(name: str, out: Path) -> BuildConfig:
-        return BuildConfig(target=_require(name, emulator=name != "host"), backend="native", out_dir=out, cache_dir=cache)
+        return BuildConfig(target=require_target(name, emulator=name != "host"), backend="native", out_dir=out, cache_dir=cache)
     return make
 
 
@@ -141,7 +130,7 @@ def test_a_compress_run_builds_its_last_stage(tmp_path):
 
 
 def test_cli_build_and_verify(models, tmp_path):
-    _require("rpi4", emulator=True)
+    require_target("rpi4", emulator=True)
     r = run_cli("build", str(models["small"]), "--target", "rpi4", "-o", str(tmp_path / "b"), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "built" in r.stdout and "rpi4" in r.stdout

@@ -17,21 +17,10 @@ import torch
 from pakd.deploy.crossbuild import CrossBuildError, NativeArtifacts, cross_build_native
 from pakd.deploy.emulate import run_emulated
 from pakd.deploy.targets import Compiler, Target, TargetError, load_target
+from tests.deploy.conftest import require_target
 
 ELF_MACHINE = {"x86_64": 62, "aarch64": 183, "armv7": 40}
 _builds: dict[str, NativeArtifacts] = {}
-
-
-def require(name: str, emulator: bool = False) -> Target:
-    """The target, or a skip that says what to install."""
-    target = load_target(name)
-    try:
-        target.check_toolchain()
-        if emulator:
-            target.check_emulator()
-    except TargetError as exc:
-        pytest.skip(str(exc))
-    return target
 
 
 def native(name: str, tmp_path_factory) -> NativeArtifacts:
@@ -41,7 +30,7 @@ def native(name: str, tmp_path_factory) -> NativeArtifacts:
     if name not in _builds:
         root = tmp_path_factory.getbasetemp() / "pakd-native"
         root.mkdir(exist_ok=True)
-        _builds[name] = cross_build_native(require(name), root)
+        _builds[name] = cross_build_native(require_target(name), root)
     return _builds[name]
 
 
@@ -122,7 +111,7 @@ def test_host_pakd_run_matches_the_binding(tmp_path_factory, lenet_pakd: Lenet, 
 
 @pytest.mark.parametrize("name", ["rpi4", "rpi3"])
 def test_arm_pakd_run_under_qemu_matches_the_binding(name, tmp_path_factory, lenet_pakd: Lenet, tmp_path):
-    target = require(name, emulator=True)
+    target = require_target(name, emulator=True)
     a = native(name, tmp_path_factory)
     out = tmp_path / "out.f32"
     r = run_emulated(target, [a.pakd_run, lenet_pakd.path, "--input", lenet_pakd.input_file,
