@@ -13,7 +13,8 @@ def _supported(kernel: str) -> bool:
     return kernel.endswith("scalar") or (_core.cpu_features()["avx2"] and _core.cpu_features()["fma"])
 
 
-@pytest.mark.parametrize("kernel", ["4x24-scalar", "4x24-avx2", "6x16-scalar", "6x16-avx2"])
+@pytest.mark.parametrize("kernel", ["4x24-scalar", "4x24-avx2", "6x16-scalar", "6x16-avx2",
+                                    "sparse-1x32-scalar", "sparse-1x32-avx2"])
 @pytest.mark.parametrize("cin, cout, h, w, k, pad", [
     (1, 1, 5, 5, 3, 1), (3, 5, 7, 9, 3, 1), (16, 16, 28, 28, 3, 1), (8, 33, 7, 7, 3, 1),
     (2, 4, 6, 6, 5, 0), (20, 50, 12, 12, 5, 0), (4, 6, 3, 3, 3, 2), (1, 9, 28, 28, 1, 0), (3, 4, 10, 10, 2, 0),
@@ -25,6 +26,8 @@ def test_direct_conv_matches_torch(kernel, cin, cout, h, w, k, pad):
     rng = np.random.default_rng(cin * 100 + cout)
     x = rng.standard_normal((cin, h, w)).astype(np.float32)
     wt = rng.standard_normal((cout, cin, k, k)).astype(np.float32)
+    if kernel.startswith("sparse"):
+        wt[rng.random(wt.shape) < 0.6] = 0  # the sparse kernel skips zeros
     y = _core.conv2d_direct(x, wt, pad, pad, kernel)
     ref = torch.nn.functional.conv2d(torch.from_numpy(x)[None], torch.from_numpy(wt), padding=pad)[0].numpy()
     np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-4 * np.sqrt(cin * k * k))

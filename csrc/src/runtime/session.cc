@@ -30,6 +30,11 @@ constexpr std::size_t kMinParallelMacs = 1 << 18;  // below this an op runs on o
 // (benchmarks/test_bench_spmm.py: the codebook kernel wins on 4096x9216 at
 // 70-90% sparsity, loses on the zoo's small layers). Smaller ones run f32.
 constexpr std::size_t kCodebookMinNonzeros = std::size_t{1} << 21;
+// Stride-1 convolutions run the sparse direct kernel up to this density: per
+// nonzero and 8 positions it costs ~1.25x a dense tap (load-bound instead of
+// FMA-bound), and it needs no tile padding of the channels (measured on
+// LeNet-5's conv2 at 55% nonzeros: 11.3 -> 7 us).
+constexpr double kSparseDirectMaxDensity = 0.7;
 
 inline float activate(float v, Act act) {
   switch (act) {
@@ -90,6 +95,7 @@ struct ConvGeometry {
   std::size_t hp() const { return h + 2 * static_cast<std::size_t>(ph); }
   std::size_t wp() const { return w + 2 * static_cast<std::size_t>(pw); }
   std::size_t wide_n() const { return (ho * wp() + kDconvTile - 1) / kDconvTile * kDconvTile; }
+  std::size_t sparse_n() const { return (ho * wp() + 7) / 8 * 8; }  // the sparse kernel's 8-multiples
   std::size_t padded_input() const { return cin * hp() * wp() + (wide_n() - ho * wp()) + kw; }
   std::size_t cout_padded() const { return (cout + kDconvOcBlock - 1) / kDconvOcBlock * kDconvOcBlock; }
 };
@@ -161,6 +167,7 @@ std::size_t round_up(std::size_t v, std::size_t a) { return (v + a - 1) / a * a;
 
 std::size_t PreparedWeight::bytes() const {
   return dense.size() * 4 + row_ptr.size() * 4 + col_idx.size() * 4 + values.size() * 4 + codes.size() +
+         sdconv_offsets.size() * 4 +
          table.size() * 4 + reference.size() * 4;
 }
 
@@ -178,9 +185,12 @@ Session::Session(const std::uint8_t* data, std::size_t size, const SessionConfig
                                                      : pakd_f32_dconv_ukernel_4x24__scalar),
       dconv_oc_(cpu_features().has(kCpuAvx2 | kCpuFma) ? pakd_f32_dconv_ukernel_6x16__avx2
                                                         : pakd_f32_dconv_ukernel_6x16__scalar),
+      sdconv_(cpu_features().has(kCpuAvx2 | kCpuFma) ? pakd_f32_sdconv_ukernel_1x32__avx2
+                                                      : pakd_f32_sdconv_ukernel_1x32__scalar),
 #else
       dconv_(pakd_f32_dconv_ukernel_4x24__scalar),
       dconv_oc_(pakd_f32_dconv_ukernel_6x16__scalar),
+      sdconv_(pakd_f32_sdconv_ukernel_1x32__scalar),
 #endif
       pool_(std::max(1, config.num_threads)) {
   if (config_.max_batch == 0) config_.max_batch = 1;
@@ -223,8 +233,28 @@ void Session::prepare(const ModelFile& file) {
       std::size_t nnz = 0;
       for (float v : t.values) nnz += v != 0.0f;
       const double density = static_cast<double>(nnz) / static_cast<double>(t.numel);
+      ConvGeometry cg{};
+      if (is_conv) {
+        p.kh = t.dims[2];
+        p.kw = t.dims[3];
+        cg = geometry(p);
+      }
       if (config_.reference) {
         w.reference = t.values;
+      } else if (is_conv && cg.direct() && config_.sparse_max_density >= 0.0f && density <= kSparseDirectMaxDensity) {
+        // CSR over (output channel, tap) with each tap's offset into the padded input
+        const std::size_t plane = cg.hp() * cg.wp(), taps = cg.kh * cg.kw;
+        w.row_ptr.assign(w.rows + 1, 0);
+        for (std::size_t r = 0; r < w.rows; ++r) {
+          for (std::size_t c = 0; c < w.cols; ++c) {
+            const float v = t.values[r * w.cols + c];
+            if (v == 0.0f) continue;
+            const std::size_t ic = c / taps, ky = (c % taps) / cg.kw, kx = c % cg.kw;
+            w.sdconv_offsets.push_back(static_cast<std::uint32_t>(ic * plane + ky * cg.wp() + kx));
+            w.values.push_back(v);
+          }
+          w.row_ptr[r + 1] = static_cast<std::uint32_t>(w.values.size());
+        }
       } else if (groups == 1 && config_.sparse_max_density >= 0.0f && density <= config_.sparse_max_density) {
         const bool codebook = t.encoding == Encoding::kCodebook && t.codebook.size() <= 256 &&
                               (config_.codebook_kernel > 0 ||
@@ -369,7 +399,10 @@ void Session::plan_memory(const Graph& graph) {
     if (config_.reference) break;
     if (op.desc.type == OpType::kConv2d) {
       const ConvGeometry g = geometry(op);
-      if (!op.weight.dconv_oc.empty()) {
+      if (op.weight.sparse_direct()) {
+        const std::size_t n = g.sparse_n();
+        scratch = std::max(scratch, g.cin * g.hp() * g.wp() + (n - g.ho * g.wp()) + g.kw + g.cout * n);
+      } else if (!op.weight.dconv_oc.empty()) {
         scratch = std::max(scratch, g.padded_input());
       } else if (!op.weight.dconv.empty()) {
         scratch = std::max(scratch, g.padded_input() + g.cout_padded() * g.wide_n());
@@ -424,7 +457,9 @@ std::string Session::op_description(std::size_t i) const {
     s += op.in_dims[0] == op.out_dims[0] && static_cast<std::size_t>(op.desc.attrs[6]) == op.in_dims[0] ? " depthwise" : " grouped";
   }
   if (op.desc.type == OpType::kConv2d || op.desc.type == OpType::kLinear) {
-    s += op.weight.form == PreparedWeight::Form::kDense ? " dense" : op.weight.form == PreparedWeight::Form::kCsr ? " csr" : " csr-codebook";
+    s += op.weight.sparse_direct() ? " sparse-direct"
+         : op.weight.form == PreparedWeight::Form::kDense ? " dense"
+         : op.weight.form == PreparedWeight::Form::kCsr ? " csr" : " csr-codebook";
   }
   s += " ";
   for (std::size_t d = 0; d < op.out_dims.size(); ++d) s += (d ? "x" : "") + std::to_string(op.out_dims[d]);
@@ -461,7 +496,7 @@ void Session::run_op(const PreparedOp& op, std::size_t batch) {
       } else if (static_cast<std::size_t>(d.attrs[6]) == op.in_dims[0] && op.in_dims[0] == op.out_dims[0] &&
                  d.attrs[6] > 1) {
         depthwise(op, x, y, batch);
-      } else if (!op.weight.dconv.empty() || !op.weight.dconv_oc.empty()) {
+      } else if (!op.weight.dconv.empty() || !op.weight.dconv_oc.empty() || op.weight.sparse_direct()) {
         direct_conv(op, x, y, batch);
       } else {
         conv(op, x, y, batch);
@@ -627,9 +662,10 @@ void Session::conv(const PreparedOp& op, const float* x, float* y, std::size_t b
 
 void Session::direct_conv(const PreparedOp& op, const float* x, float* y, std::size_t batch) {
   const ConvGeometry g = geometry(op);
-  const std::size_t hp = g.hp(), wp = g.wp(), plane = hp * wp, n = g.wide_n();
+  const bool sparse = op.weight.sparse_direct();
+  const std::size_t hp = g.hp(), wp = g.wp(), plane = hp * wp, n = sparse ? g.sparse_n() : g.wide_n();
   float* const xpad = scratch_.data();
-  float* const wide = xpad + g.padded_input();
+  float* const wide = xpad + (sparse ? g.cin * plane + (n - g.ho * wp) + g.kw : g.padded_input());
   std::fill(xpad, wide, 0.0f);  // borders and read slack stay zero for every sample
   const std::size_t macs = g.cout * g.n() * g.cin * g.kh * g.kw;
   for (std::size_t b = 0; b < batch; ++b) {
@@ -640,6 +676,19 @@ void Session::direct_conv(const PreparedOp& op, const float* x, float* y, std::s
         std::memcpy(xpad + c * plane + (iy + static_cast<std::size_t>(g.ph)) * wp + static_cast<std::size_t>(g.pw),
                     xb + (c * g.h + iy) * g.w, g.w * sizeof(float));
       }
+    }
+    if (sparse) {  // wide rows of each output channel from its nonzero taps, channels split across threads
+      const PreparedWeight& w = op.weight;
+      parallel_ranges(pool_, g.cout, 1, w.values.size() * n, [&](std::size_t o0, std::size_t o1) {
+        sdconv_(o0, o1, n, w.row_ptr.data(), w.sdconv_offsets.data(), w.values.data(), xpad, wide, n);
+        for (std::size_t oc = o0; oc < o1; ++oc) {
+          for (std::size_t oy = 0; oy < g.ho; ++oy) {
+            std::memcpy(yb + (oc * g.ho + oy) * g.wo, wide + oc * n + oy * wp, g.wo * sizeof(float));
+          }
+        }
+        epilogue(op, yb, g.cout, g.n(), o0, o1, 0, g.n());
+      });
+      continue;
     }
     if (!op.weight.dconv_oc.empty()) {  // straight into y, positions split across threads
       parallel_ranges(pool_, g.n(), kDconvOcPixels, macs, [&](std::size_t p0, std::size_t p1) {

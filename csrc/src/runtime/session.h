@@ -41,7 +41,10 @@ struct PreparedWeight {
   std::vector<float> reference;    // rows x cols, for reference mode
   std::vector<float> dconv;        // stride-1 direct convolution: 4-channel blocks
   std::vector<float> dconv_oc;     // the same vectorized over 16-channel blocks
+  std::vector<std::uint32_t> sdconv_offsets;  // sparse direct conv: input offset per nonzero tap
+                                              // (with row_ptr and values)
   std::size_t bytes() const;
+  bool sparse_direct() const { return !sdconv_offsets.empty(); }
 };
 
 struct PreparedOp {
@@ -99,6 +102,7 @@ class Session {
   const F32CbSpmmKernel* cbspmm_;
   F32DconvFn dconv_;
   F32DconvOcFn dconv_oc_;
+  F32SparseDconvFn sdconv_;
   std::string meta_;
   std::vector<PreparedOp> ops_;
   std::vector<std::size_t> input_dims_, output_dims_;
