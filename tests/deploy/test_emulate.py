@@ -12,7 +12,8 @@ import torch
 from pakd.deploy import emulate
 from pakd.deploy.emulate import EmulationError, build_plugin, instructions_per_inference, run_emulated
 from pakd.deploy.targets import TargetError, load_target
-from tests.deploy.test_crossbuild import native, require
+from tests.deploy.conftest import require_target
+from tests.deploy.test_crossbuild import native
 
 LOOP_C = r"""
 #include <stdio.h>
@@ -35,7 +36,7 @@ def plugin(tmp_path_factory):
 @pytest.fixture(scope="session")
 def loop_prog(tmp_path_factory):
     """A tiny C program cross-compiled for rpi4: sums 0..n-1 (n from argv)."""
-    target = require("rpi4", emulator=True)
+    target = require_target("rpi4", emulator=True)
     d = tmp_path_factory.mktemp("loop")
     (d / "loop.c").write_text(LOOP_C)
     r = subprocess.run([target.compiler.cc, "-O1", "-o", d / "loop", d / "loop.c"], capture_output=True, text=True)
@@ -84,7 +85,7 @@ def test_bigger_model_takes_clearly_more_instructions_per_inference(tmp_path_fac
     from pakd.lower.native import export_pakd
     from pakd.models import build_model
 
-    target = require("rpi4", emulator=True)
+    target = require_target("rpi4", emulator=True)
     pakd_run = native("rpi4", tmp_path_factory).pakd_run
     torch.manual_seed(0)
     export_pakd(build_model("lenet5").eval(), tmp_path / "lenet5.pakd")
@@ -101,7 +102,7 @@ def test_bigger_model_takes_clearly_more_instructions_per_inference(tmp_path_fac
 
 
 def test_iters_failure_is_one_line(tmp_path_factory, plugin, tmp_path):
-    target = require("rpi4", emulator=True)
+    target = require_target("rpi4", emulator=True)
     pakd_run = native("rpi4", tmp_path_factory).pakd_run
     with pytest.raises(EmulationError, match=r"pakd-run --iters 3 under qemu-aarch64 failed \(exit 2\): "
                                              r"pakd-run: cannot load model") as err:
