@@ -217,3 +217,13 @@ def test_profile_lists_every_op_with_its_kernel():
                                               "linear+relu", "linear"]
     assert rows[0][0] == "conv2d+relu dense 20x24x24"
     assert all(us >= 0 for _, us in rows) and sum(us for _, us in rows) > 0
+
+
+def test_a_layer_with_no_nonzero_weight_runs():
+    """An all-zero convolution (a fully pruned layer; found by the fuzzer) gives bias-only output."""
+    model = _zoo_model("lenet5")
+    with torch.no_grad():
+        model.features[3].weight.zero_()
+    x = _inputs(2)
+    for density in (0.35, -1.0):
+        assert_close(Session(export_pakd(model), max_batch=2, sparse_max_density=density).run(x), _torch(model, x))

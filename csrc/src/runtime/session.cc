@@ -244,6 +244,7 @@ void Session::prepare(const ModelFile& file) {
       } else if (is_conv && cg.direct() && config_.sparse_max_density >= 0.0f && density <= kSparseDirectMaxDensity) {
         // CSR over (output channel, tap) with each tap's offset into the padded input
         const std::size_t plane = cg.hp() * cg.wp(), taps = cg.kh * cg.kw;
+        w.sdconv = true;
         w.row_ptr.assign(w.rows + 1, 0);
         for (std::size_t r = 0; r < w.rows; ++r) {
           for (std::size_t c = 0; c < w.cols; ++c) {

@@ -44,7 +44,8 @@ struct PreparedWeight {
   std::vector<std::uint32_t> sdconv_offsets;  // sparse direct conv: input offset per nonzero tap
                                               // (with row_ptr and values)
   std::size_t bytes() const;
-  bool sparse_direct() const { return !sdconv_offsets.empty(); }
+  bool sparse_direct() const { return sdconv; }
+  bool sdconv = false;  // runs the sparse direct convolution (possibly with no nonzero at all)
 };
 
 struct PreparedOp {
