@@ -277,7 +277,6 @@ Tensor read_tensor(Reader& r, std::size_t index) {
             : unpack_bits(gblock, gap_bytes, gap_bits, n_symbols, what + " gaps");
     const std::uint64_t limit = (std::uint64_t{1} << gap_bits) - 1;
     std::uint64_t pos = 0;  // one past the previous element (start: -1 + 1)
-    bool first = true;
     t.positions.reserve(n_values);
     for (std::uint32_t s : sym) {
       if (s > limit) fail(what + ": gap symbol out of range");
@@ -292,9 +291,7 @@ Tensor read_tensor(Reader& r, std::size_t index) {
       if (t.positions.size() >= n_values) fail(what + ": more positions than nonzeros");
       t.positions.push_back(static_cast<std::uint32_t>(p));
       pos = p + 1;
-      first = false;
     }
-    (void)first;
     if (t.positions.size() != n_values) fail(what + ": sparse index stream inconsistent with the nonzero count");
   }
 

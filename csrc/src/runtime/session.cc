@@ -225,10 +225,6 @@ void Session::prepare(const ModelFile& file) {
       w.rows = t.dims[0];
       w.cols = t.numel / t.dims[0];
       const bool is_conv = d.type == OpType::kConv2d;
-      if (is_conv) {
-        p.kh = t.dims[2];
-        p.kw = t.dims[3];
-      }
       const std::size_t groups = is_conv ? static_cast<std::size_t>(d.attrs[6]) : 1;
       std::size_t nnz = 0;
       for (float v : t.values) nnz += v != 0.0f;
@@ -291,9 +287,7 @@ void Session::prepare(const ModelFile& file) {
         if (codebook) w.table = t.codebook;
       } else if (is_conv) {
         w.dense = t.values;  // rows x cols: [Cout, Cin/g * kh * kw]
-        p.kh = t.dims[2];
-        p.kw = t.dims[3];
-        const ConvGeometry g = geometry(p);
+        const ConvGeometry& g = cg;
         if (g.direct()) {
           // Two layouts; keep the one that computes fewer padded outputs:
           // wide rows (4 channels x 24 positions, wp columns per wo) or
