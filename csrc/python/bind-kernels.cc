@@ -481,6 +481,58 @@ py::array_t<float> conv2d_direct(const py::array_t<float, py::array::c_style | p
   return y;
 }
 
+// Winograd F(4x4, 3x3) through one kernel pair: x (Cin, H, W), w (Cout, Cin, 3, 3),
+// optional bias (Cout,), ReLU; stride 1, padding (ph, pw); tiles split into
+// `parts` consecutive ranges (as the session's threads would).
+py::array_t<float> conv2d_winograd(const FloatArray& x, const FloatArray& w, const std::optional<py::object>& bias,
+                                   std::size_t ph, std::size_t pw, bool relu, const std::string& kernel,
+                                   std::size_t parts) {
+  if (x.ndim() != 3 || w.ndim() != 4 || w.shape(1) != x.shape(0) || w.shape(2) != 3 || w.shape(3) != 3) {
+    fail("conv2d_winograd expects x (Cin, H, W) and w (Cout, Cin, 3, 3), got " + shape_string(x) + " and " +
+         shape_string(w));
+  }
+  pakd::F32Wino4x4Fn fn = pakd_f32_wino4x4_ukernel_6x16__scalar;
+  pakd::F32Wino4x4PackFn pack = pakd_f32_wino4x4_pack_ukernel_8x8__scalar;
+  if (kernel == "wino4x4-6x16-avx2") {
+#if PAKD_ENABLE_X86_AVX2
+    if (!pakd::cpu_features().has(pakd::kCpuAvx2 | pakd::kCpuFma)) {
+      PyErr_SetString(PyExc_NotImplementedError, "this CPU lacks AVX2/FMA");
+      throw py::error_already_set();
+    }
+    fn = pakd_f32_wino4x4_ukernel_6x16__avx2;
+    pack = pakd_f32_wino4x4_pack_ukernel_8x8__avx2;
+#else
+    PyErr_SetString(PyExc_NotImplementedError, "the avx2 Winograd kernel is not compiled in");
+    throw py::error_already_set();
+#endif
+  } else if (kernel != "wino4x4-6x16-scalar") {
+    fail("unknown Winograd kernel '" + kernel + "' (wino4x4-6x16-scalar, wino4x4-6x16-avx2)");
+  }
+  const std::size_t cin = x.shape(0), h = x.shape(1), wd = x.shape(2), cout = w.shape(0);
+  if (cin == 0 || cout == 0 || h == 0 || wd == 0) fail("conv2d_winograd: empty input or weights");
+  if (h + 2 * ph < 3 || wd + 2 * pw < 3) fail("conv2d_winograd: kernel larger than the padded input");
+  if (parts == 0) fail("parts must be >= 1");
+  std::optional<FloatArray> b = bias_vector(bias, cout);
+  const std::size_t ho = h + 2 * ph - 2, wo = wd + 2 * pw - 2;
+  const std::size_t tx = (wo + 3) / 4, ty = (ho + 3) / 4, hpp = 4 * ty + 2, wpp = 4 * tx + 2;
+  const std::size_t cin_p = (cin + 7) / 8 * 8, cout_p = (cout + 15) / 16 * 16;
+  std::vector<float> u(pakd::kWinoPositions * cin_p * cout_p), xh(cin_p * hpp * wpp), bp(cout_p, 0.0f);
+  pakd::pack_wino4x4_weights(cout, cin, w.data(), nullptr, u.data());
+  if (b) std::copy(b->data(), b->data() + cout, bp.begin());
+  py::array_t<float> y({static_cast<py::ssize_t>(cout), static_cast<py::ssize_t>(ho), static_cast<py::ssize_t>(wo)});
+  float* out = y.mutable_data();
+  {
+    py::gil_scoped_release release;
+    pack(cin, h, wd, ph, pw, x.data(), xh.data(), hpp, wpp);
+    const std::size_t tiles = tx * ty, chunk = (tiles + parts - 1) / parts;
+    for (std::size_t t0 = 0; t0 < tiles; t0 += chunk) {
+      fn(t0, std::min(tiles, t0 + chunk), tx, cin_p, cout, u.data(), b ? bp.data() : nullptr, relu ? 1 : 0,
+         xh.data(), hpp, wpp, out, ho, wo);
+    }
+  }
+  return y;
+}
+
 }  // namespace
 
 namespace pakd_python {
@@ -555,6 +607,12 @@ Validates everything (ValueError); see CsrMatrix for the arguments.)doc");
         "Stride-1 convolution of x (Cin, H, W) by w (Cout, Cin, kh, kw) through one direct-convolution "
         "kernel ('4x24-scalar', '4x24-avx2', '6x16-scalar', '6x16-avx2', 'sparse-1x32-scalar', "
         "'sparse-1x32-avx2': zeros of w skipped); for tests and benchmarks.");
+  m.def("conv2d_winograd", &conv2d_winograd, py::arg("x"), py::arg("w"), py::arg("bias") = py::none(),
+        py::arg("ph") = 1, py::arg("pw") = 1, py::arg("relu") = false, py::arg("kernel") = "wino4x4-6x16-scalar",
+        py::arg("parts") = 1,
+        "Stride-1 3x3 convolution of x (Cin, H, W) by w (Cout, Cin, 3, 3) (+ bias, ReLU) through the "
+        "Winograd F(4x4, 3x3) kernels ('wino4x4-6x16-scalar', 'wino4x4-6x16-avx2'), tiles split into "
+        "`parts` calls; for tests and benchmarks.");
   m.def("quantize_s8", &quantize_s8, py::arg("x"),
         "Symmetric int8 quantization: (q, scale) with scale = max|x| / 127, q = round(x / scale).");
   m.def("qs8_gemm", &qs8_gemm, py::arg("a_q"), py::arg("a_scale"), py::arg("x"),

@@ -19,7 +19,7 @@ using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>
 class Session {
  public:
   Session(const py::object& source, int num_threads, std::size_t max_batch, float sparse_max_density,
-          bool reference, const std::optional<std::string>& gemm_kernel, int codebook_kernel) {
+          bool reference, const std::optional<std::string>& gemm_kernel, int codebook_kernel, int winograd) {
     if (num_threads < 1) throw py::value_error("num_threads must be >= 1");
     if (max_batch < 1) throw py::value_error("max_batch must be >= 1");
     pakd_session_options options;
@@ -30,6 +30,7 @@ class Session {
     options.reference = reference ? 1 : 0;
     options.gemm_kernel = gemm_kernel ? gemm_kernel->c_str() : nullptr;
     options.codebook_kernel = codebook_kernel;
+    options.winograd = winograd;
     pakd_status status;
     if (py::isinstance<py::bytes>(source) || py::isinstance<py::bytearray>(source) ||
         py::isinstance<py::memoryview>(source)) {
@@ -137,15 +138,15 @@ void bind_session(py::module_& m) {
   py::class_<Session>(m, "Session", R"doc(A .pakd model loaded by the native runtime.
 
 Session(source, num_threads=1, max_batch=1, sparse_max_density=0.35,
-        reference=False, gemm_kernel=None, codebook_kernel=0)
+        reference=False, gemm_kernel=None, codebook_kernel=0, winograd=0)
 
 source is a path or the file's bytes. Every offset and shape in the file is
 checked: a malformed file raises ValueError with the reason. Memory is planned
 once for max_batch samples; run() never allocates inside the runtime.)doc")
-      .def(py::init<const py::object&, int, std::size_t, float, bool, const std::optional<std::string>&, int>(),
+      .def(py::init<const py::object&, int, std::size_t, float, bool, const std::optional<std::string>&, int, int>(),
            py::arg("source"), py::arg("num_threads") = 1, py::arg("max_batch") = 1,
            py::arg("sparse_max_density") = 0.35f, py::arg("reference") = false,
-           py::arg("gemm_kernel") = py::none(), py::arg("codebook_kernel") = 0)
+           py::arg("gemm_kernel") = py::none(), py::arg("codebook_kernel") = 0, py::arg("winograd") = 0)
       .def("run", &Session::run, py::arg("x"),
            "Runs one sample (C, H, W) or a batch (N, C, H, W) of float32; returns the outputs "
            "(batches larger than max_batch run in chunks). Releases the GIL.")

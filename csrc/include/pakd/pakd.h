@@ -146,6 +146,10 @@ typedef struct pakd_session_options {
                                kernel for layers of >= 2M nonzeros, where it
                                is faster; f32 values otherwise), 1 = always
                                the codebook kernel, -1 = never */
+  int winograd;             /* dense 3x3 stride-1 convolutions through
+                               Winograd F(4x4, 3x3): 0 = auto (layers where
+                               it beats the direct kernels), 1 = every such
+                               layer, -1 = never */
 } pakd_session_options;
 
 /* Fills `options` with the defaults (1 thread, max_batch 1, best kernels,

@@ -121,6 +121,48 @@ using F32SparseDconvFn = void (*)(std::size_t oc_begin, std::size_t oc_end, std:
 constexpr std::size_t kDconvOcVector = 16;
 constexpr std::size_t kDconvOcPixels = 6;
 
+// Winograd F(4x4, 3x3) convolution (stride 1, no dilation, one group):
+// each 4x4 block of output positions ("tile") is computed from the 6x6 input
+// patch under it as  Y = A^T [ sum_ic (G g G^T) . (B^T d B) ] A,  i.e. 36
+// independent GEMMs over (output channel, input channel) per tile, 4x fewer
+// multiply-adds than the direct convolution for 2x (weights) + 1x (input)
+// + 1x (output) transform overhead. Layouts (cin_p: input channels rounded
+// up to 8, cout_p: output channels rounded up to 16):
+//   packed input  xh[cin_p / 8][hpp][wpp][8]: the zero-padded input of one
+//                 sample, 8 channels interleaved; hpp = 4 * tiles_y + 2,
+//                 wpp = 4 * tiles_x + 2 (tiles cover the output, rounded up
+//                 to whole tiles; the extra rows/columns are zero).
+//   weights       u[36][cout_p / 16][cin_p][16] = G g G^T per output channel
+//                 block, zero-padded (pack_wino4x4_weights).
+//   bias          cout_p floats (zero-padded) or nullptr.
+// F32Wino4x4Fn computes output tiles [tile_begin, tile_end) (tile index
+// ty * tiles_x + tx) of all `cout` channels into y[oc][oy][ox] (ho x wo
+// planes), adding bias and applying ReLU when relu != 0; positions outside
+// ho x wo are not written. Scratch from kernel_workspace. May throw
+// std::bad_alloc (workspace); nothing else.
+using F32Wino4x4Fn = void (*)(std::size_t tile_begin, std::size_t tile_end, std::size_t tiles_x,
+                              std::size_t cin_p, std::size_t cout, const float* u, const float* bias,
+                              int relu, const float* xh, std::size_t hpp, std::size_t wpp, float* y,
+                              std::size_t ho, std::size_t wo);
+// Packs one sample x[cin][h][w] into xh (layout above) with ph / pw zero rows
+// / columns before the image; every other element of xh is zeroed. Never
+// throws.
+using F32Wino4x4PackFn = void (*)(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph,
+                                  std::size_t pw, const float* x, float* xh, std::size_t hpp,
+                                  std::size_t wpp);
+constexpr std::size_t kWinoTile = 4;          // output positions per tile side
+constexpr std::size_t kWinoAlpha = 6;         // input patch side: tile + 3 - 1
+constexpr std::size_t kWinoPositions = 36;    // kWinoAlpha^2 transformed positions
+constexpr std::size_t kWinoCinBlock = 8;
+constexpr std::size_t kWinoCoutBlock = 16;
+constexpr std::size_t kWinoTileChunk = 24;    // tiles transformed per GEMM pass
+
+// u (layout above) from w[cout][cin][3][3] with each output channel's
+// weights multiplied by scale[oc] (nullptr: 1), computed in double
+// (kernels/f32-wino4x4-weights.cc). u must hold
+// 36 * round_up(cout, 16) * round_up(cin, 8) floats. Never throws.
+void pack_wino4x4_weights(std::size_t cout, std::size_t cin, const float* w, const float* scale, float* u);
+
 // Per-thread scratch memory for kernels (kernels/workspace.cc): at least
 // `bytes` bytes, 64-byte aligned, uninitialized, valid until the next call on
 // the same thread. Lives in a file compiled without ISA flags. May throw
@@ -171,7 +213,21 @@ void pakd_f32_dconv_ukernel_6x16__scalar(std::size_t oc_begin, std::size_t oc_en
 void pakd_f32_sdconv_ukernel_1x32__scalar(std::size_t oc_begin, std::size_t oc_end, std::size_t n,
                                           const std::uint32_t* row_ptr, const std::uint32_t* offsets,
                                           const float* values, const float* x, float* y, std::size_t ldy);
+void pakd_f32_wino4x4_ukernel_6x16__scalar(std::size_t tile_begin, std::size_t tile_end, std::size_t tiles_x,
+                                           std::size_t cin_p, std::size_t cout, const float* u,
+                                           const float* bias, int relu, const float* xh, std::size_t hpp,
+                                           std::size_t wpp, float* y, std::size_t ho, std::size_t wo);
+void pakd_f32_wino4x4_pack_ukernel_8x8__scalar(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph,
+                                               std::size_t pw, const float* x, float* xh, std::size_t hpp,
+                                               std::size_t wpp);
 #if PAKD_ENABLE_X86_AVX2
+void pakd_f32_wino4x4_ukernel_6x16__avx2(std::size_t tile_begin, std::size_t tile_end, std::size_t tiles_x,
+                                         std::size_t cin_p, std::size_t cout, const float* u,
+                                         const float* bias, int relu, const float* xh, std::size_t hpp,
+                                         std::size_t wpp, float* y, std::size_t ho, std::size_t wo);
+void pakd_f32_wino4x4_pack_ukernel_8x8__avx2(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph,
+                                             std::size_t pw, const float* x, float* xh, std::size_t hpp,
+                                             std::size_t wpp);
 void pakd_f32_sdconv_ukernel_1x32__avx2(std::size_t oc_begin, std::size_t oc_end, std::size_t n,
                                         const std::uint32_t* row_ptr, const std::uint32_t* offsets,
                                         const float* values, const float* x, float* y, std::size_t ldy);

@@ -182,6 +182,7 @@ void pakd_session_options_init(pakd_session_options* options) {
   options->sparse_max_density = 0.35f;
   options->reference = 0;
   options->codebook_kernel = 0;
+  options->winograd = 0;
 }
 
 namespace {
@@ -200,6 +201,7 @@ pakd_status make_config(const pakd_session_options* options, pakd::SessionConfig
   config->sparse_max_density = o.sparse_max_density;
   config->reference = o.reference != 0;
   config->codebook_kernel = o.codebook_kernel;
+  config->winograd = o.winograd;
   if (o.gemm_kernel != nullptr) {
     config->gemm = pakd::f32_gemm_find(o.gemm_kernel);
     if (config->gemm == nullptr) return set_error(PAKD_ERR_INVALID_ARGUMENT, std::string("unknown GEMM kernel '") + o.gemm_kernel + "'");

@@ -98,6 +98,14 @@ struct ConvGeometry {
   std::size_t sparse_n() const { return (ho * wp() + 7) / 8 * 8; }  // the sparse kernel's 8-multiples
   std::size_t padded_input() const { return cin * hp() * wp() + (wide_n() - ho * wp()) + kw; }
   std::size_t cout_padded() const { return (cout + kDconvOcBlock - 1) / kDconvOcBlock * kDconvOcBlock; }
+  // Winograd F(4x4, 3x3): 3x3, stride 1, no dilation, one group.
+  bool winograd_shape() const { return kh == 3 && kw == 3 && sh == 1 && sw == 1 && dh == 1 && dw == 1 && groups == 1; }
+  std::size_t wino_tiles_x() const { return (wo + kWinoTile - 1) / kWinoTile; }
+  std::size_t wino_tiles() const { return wino_tiles_x() * ((ho + kWinoTile - 1) / kWinoTile); }
+  std::size_t wino_hpp() const { return (ho + kWinoTile - 1) / kWinoTile * kWinoTile + 2; }
+  std::size_t wino_wpp() const { return wino_tiles_x() * kWinoTile + 2; }
+  std::size_t wino_cin() const { return (cin + kWinoCinBlock - 1) / kWinoCinBlock * kWinoCinBlock; }
+  std::size_t wino_cout() const { return (cout + kWinoCoutBlock - 1) / kWinoCoutBlock * kWinoCoutBlock; }
 };
 
 ConvGeometry geometry(const PreparedOp& op) {
@@ -163,11 +171,29 @@ void im2col(const ConvGeometry& g, const float* x, std::size_t c0, float* col) {
 
 std::size_t round_up(std::size_t v, std::size_t a) { return (v + a - 1) / a * a; }
 
+// Winograd F(4x4, 3x3) against the direct kernels, in FMA-vector units:
+// its 36 GEMMs over padded channels (tiles in rows of 6) plus the transforms
+// (per tile and 8 channels: ~30 vector ops in, ~20 out), against the
+// cheaper of the two direct layouts (their padded work, as in prepare).
+// TODO(tuned on Zen 4 with benchmarks/test_bench_conv.py).
+bool winograd_wins(const ConvGeometry& g) {
+  const std::size_t tiles = g.wino_tiles(), cin_p = g.wino_cin(), cout_p = g.wino_cout();
+  const double gemm = 36.0 * static_cast<double>(round_up(std::min(tiles, kWinoTileChunk), 6)) *
+                      static_cast<double>((tiles + kWinoTileChunk - 1) / kWinoTileChunk) *
+                      static_cast<double>(cin_p) * static_cast<double>(cout_p) / 8.0;
+  const double transforms = static_cast<double>(tiles) * (30.0 * cin_p / 8.0 + 20.0 * cout_p / 8.0) * 2.0;
+  const double taps = static_cast<double>(g.cin * 9);
+  const double wide = static_cast<double>(g.cout_padded() * g.wide_n()) * taps / 8.0;
+  const double oc = static_cast<double>(round_up(g.cout, kDconvOcVector) * round_up(g.n(), kDconvOcPixels)) *
+                    taps / 8.0 * 1.1;
+  return gemm + transforms < std::min(wide, oc);
+}
+
 }  // namespace
 
 std::size_t PreparedWeight::bytes() const {
   return dense.size() * 4 + row_ptr.size() * 4 + col_idx.size() * 4 + values.size() * 4 + codes.size() +
-         sdconv_offsets.size() * 4 +
+         sdconv_offsets.size() * 4 + wino.size() * 4 + wino_bias.size() * 4 +
          table.size() * 4 + reference.size() * 4;
 }
 
@@ -187,10 +213,16 @@ Session::Session(const std::uint8_t* data, std::size_t size, const SessionConfig
                                                         : pakd_f32_dconv_ukernel_6x16__scalar),
       sdconv_(cpu_features().has(kCpuAvx2 | kCpuFma) ? pakd_f32_sdconv_ukernel_1x32__avx2
                                                       : pakd_f32_sdconv_ukernel_1x32__scalar),
+      wino_(cpu_features().has(kCpuAvx2 | kCpuFma) ? pakd_f32_wino4x4_ukernel_6x16__avx2
+                                                    : pakd_f32_wino4x4_ukernel_6x16__scalar),
+      wino_pack_(cpu_features().has(kCpuAvx2 | kCpuFma) ? pakd_f32_wino4x4_pack_ukernel_8x8__avx2
+                                                         : pakd_f32_wino4x4_pack_ukernel_8x8__scalar),
 #else
       dconv_(pakd_f32_dconv_ukernel_4x24__scalar),
       dconv_oc_(pakd_f32_dconv_ukernel_6x16__scalar),
       sdconv_(pakd_f32_sdconv_ukernel_1x32__scalar),
+      wino_(pakd_f32_wino4x4_ukernel_6x16__scalar),
+      wino_pack_(pakd_f32_wino4x4_pack_ukernel_8x8__scalar),
 #endif
       pool_(std::max(1, config.num_threads)) {
   if (config_.max_batch == 0) config_.max_batch = 1;
@@ -288,7 +320,19 @@ void Session::prepare(const ModelFile& file) {
       } else if (is_conv) {
         w.dense = t.values;  // rows x cols: [Cout, Cin/g * kh * kw]
         const ConvGeometry& g = cg;
-        if (g.direct()) {
+        if (g.winograd_shape() && (d.act == Act::kNone || d.act == Act::kRelu) && config_.winograd >= 0 &&
+            (config_.winograd > 0 || winograd_wins(g))) {
+          // scale folded into the transformed weights; bias and ReLU in the output transform
+          w.wino.assign(kWinoPositions * g.wino_cout() * g.wino_cin(), 0.0f);
+          pack_wino4x4_weights(g.cout, g.cin, t.values.data(), p.scale.empty() ? nullptr : p.scale.data(),
+                               w.wino.data());
+          if (!p.bias.empty()) {
+            w.wino_bias.assign(g.wino_cout(), 0.0f);
+            std::copy(p.bias.begin(), p.bias.end(), w.wino_bias.begin());
+          }
+          w.dense.clear();
+          w.dense.shrink_to_fit();
+        } else if (g.direct()) {
           // Two layouts; keep the one that computes fewer padded outputs:
           // wide rows (4 channels x 24 positions, wp columns per wo) or
           // 16 channels x 6 positions (exact positions, channels rounded
@@ -397,6 +441,8 @@ void Session::plan_memory(const Graph& graph) {
       if (op.weight.sparse_direct()) {
         const std::size_t n = g.sparse_n();
         scratch = std::max(scratch, g.cin * g.hp() * g.wp() + (n - g.ho * g.wp()) + g.kw + g.cout * n);
+      } else if (!op.weight.wino.empty()) {
+        scratch = std::max(scratch, g.wino_cin() * g.wino_hpp() * g.wino_wpp());
       } else if (!op.weight.dconv_oc.empty()) {
         scratch = std::max(scratch, g.padded_input());
       } else if (!op.weight.dconv.empty()) {
@@ -453,6 +499,7 @@ std::string Session::op_description(std::size_t i) const {
   }
   if (op.desc.type == OpType::kConv2d || op.desc.type == OpType::kLinear) {
     s += op.weight.sparse_direct() ? " sparse-direct"
+         : !op.weight.wino.empty() ? " winograd"
          : op.weight.form == PreparedWeight::Form::kDense ? " dense"
          : op.weight.form == PreparedWeight::Form::kCsr ? " csr" : " csr-codebook";
   }
@@ -491,6 +538,8 @@ void Session::run_op(const PreparedOp& op, std::size_t batch) {
       } else if (static_cast<std::size_t>(d.attrs[6]) == op.in_dims[0] && op.in_dims[0] == op.out_dims[0] &&
                  d.attrs[6] > 1) {
         depthwise(op, x, y, batch);
+      } else if (!op.weight.wino.empty()) {
+        winograd_conv(op, x, y, batch);
       } else if (!op.weight.dconv.empty() || !op.weight.dconv_oc.empty() || op.weight.sparse_direct()) {
         direct_conv(op, x, y, batch);
       } else {
@@ -701,6 +750,27 @@ void Session::direct_conv(const PreparedOp& op, const float* x, float* y, std::s
         }
       }
       if (o0 < c1) epilogue(op, yb, g.cout, g.n(), o0, c1, 0, g.n());
+    });
+  }
+}
+
+// Winograd F(4x4, 3x3): the sample packed once (8 channels interleaved,
+// zero-padded to whole tiles), then tiles split across threads; the kernel
+// writes y with bias and ReLU applied.
+void Session::winograd_conv(const PreparedOp& op, const float* x, float* y, std::size_t batch) {
+  const ConvGeometry g = geometry(op);
+  const PreparedWeight& w = op.weight;
+  const std::size_t hpp = g.wino_hpp(), wpp = g.wino_wpp(), tiles = g.wino_tiles();
+  const float* bias = w.wino_bias.empty() ? nullptr : w.wino_bias.data();
+  const int relu = op.desc.act == Act::kRelu ? 1 : 0;
+  float* const xh = scratch_.data();
+  const std::size_t macs = 36 * tiles * g.wino_cin() * g.wino_cout();
+  for (std::size_t b = 0; b < batch; ++b) {
+    float* yb = y + b * op.out_size;
+    wino_pack_(g.cin, g.h, g.w, static_cast<std::size_t>(g.ph), static_cast<std::size_t>(g.pw), x + b * op.in_size,
+               xh, hpp, wpp);
+    parallel_ranges(pool_, tiles, 1, macs, [&](std::size_t t0, std::size_t t1) {
+      wino_(t0, t1, g.wino_tiles_x(), g.wino_cin(), g.cout, w.wino.data(), bias, relu, xh, hpp, wpp, yb, g.ho, g.wo);
     });
   }
 }

@@ -27,6 +27,10 @@ struct SessionConfig {
   float sparse_max_density = 0.35f;
   bool reference = false;  // every op through its naive reference kernel
   int codebook_kernel = 0;  // 0 auto (by layer size), 1 always, -1 never
+  // Dense 3x3 stride-1 convolutions through Winograd F(4x4, 3x3):
+  // 0 auto (where its cost model beats the direct kernels), 1 every eligible
+  // layer, -1 never.
+  int winograd = 0;
 };
 
 // How a conv / linear weight is held for its kernel.
@@ -41,6 +45,8 @@ struct PreparedWeight {
   std::vector<float> reference;    // rows x cols, for reference mode
   std::vector<float> dconv;        // stride-1 direct convolution: 4-channel blocks
   std::vector<float> dconv_oc;     // the same vectorized over 16-channel blocks
+  std::vector<float> wino;         // Winograd F(4x4, 3x3): transformed weights (scale folded in)
+  std::vector<float> wino_bias;    // its bias, zero-padded to 16-channel blocks (may be empty)
   std::vector<std::uint32_t> sdconv_offsets;  // sparse direct conv: input offset per nonzero tap
                                               // (with row_ptr and values)
   std::size_t bytes() const;
@@ -92,6 +98,7 @@ class Session {
   void conv(const PreparedOp& op, const float* x, float* y, std::size_t batch);
   void conv_reference(const PreparedOp& op, const float* x, float* y, std::size_t batch);
   void direct_conv(const PreparedOp& op, const float* x, float* y, std::size_t batch);
+  void winograd_conv(const PreparedOp& op, const float* x, float* y, std::size_t batch);
   void depthwise(const PreparedOp& op, const float* x, float* y, std::size_t batch);
   void linear(const PreparedOp& op, const float* x, float* y, std::size_t batch);
   void epilogue(const PreparedOp& op, float* y, std::size_t channels, std::size_t spatial,
@@ -104,6 +111,8 @@ class Session {
   F32DconvFn dconv_;
   F32DconvOcFn dconv_oc_;
   F32SparseDconvFn sdconv_;
+  F32Wino4x4Fn wino_;
+  F32Wino4x4PackFn wino_pack_;
   std::string meta_;
   std::vector<PreparedOp> ops_;
   std::vector<std::size_t> input_dims_, output_dims_;
