@@ -57,8 +57,9 @@ def _inputs(n: int = 4) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", list(ZOO))
-@pytest.mark.parametrize("options", [{}, {"num_threads": 2, "max_batch": 4}, {"reference": True}],
-                         ids=["1-thread", "2-threads-batch4", "reference"])
+@pytest.mark.parametrize("options", [{}, {"num_threads": 2, "max_batch": 4}, {"reference": True},
+                                     {"winograd": 1, "num_threads": 2, "max_batch": 4}, {"winograd": -1}],
+                         ids=["1-thread", "2-threads-batch4", "reference", "winograd-always", "winograd-never"])
 def test_zoo_model_matches_pytorch(name, options):
     model = _zoo_model(name)
     x = _inputs()
@@ -227,3 +228,40 @@ def test_a_layer_with_no_nonzero_weight_runs():
     x = _inputs(2)
     for density in (0.35, -1.0):
         assert_close(Session(export_pakd(model), max_batch=2, sparse_max_density=density).run(x), _torch(model, x))
+
+
+def _odd_conv_net() -> nn.Module:
+    """3x3 stride-1 convolutions with channel counts off the kernels' blocks, odd image sizes,
+    padding 0 and 1, with and without batch norm and ReLU."""
+    torch.manual_seed(3)
+    return _randomize_bn(nn.Sequential(
+        nn.Conv2d(5, 13, 3, padding=1), nn.BatchNorm2d(13), nn.ReLU(),
+        nn.Conv2d(13, 20, 3, padding=0, bias=False), nn.BatchNorm2d(20),
+        nn.Conv2d(20, 9, 3, padding=1), nn.ReLU(),
+        nn.Flatten(), nn.Linear(9 * 9 * 7, 10)))
+
+
+@pytest.mark.parametrize("winograd", [1, 0, -1], ids=["always", "auto", "never"])
+@pytest.mark.parametrize("options", [{}, {"num_threads": 2, "max_batch": 3}], ids=["1-thread", "2-threads-batch3"])
+def test_winograd_convolutions_match_pytorch(winograd, options):
+    model = _odd_conv_net()
+    x = np.random.default_rng(4).standard_normal((3, 5, 11, 9)).astype(np.float32)
+    session = Session(export_pakd(model, input_shape=(5, 11, 9)), winograd=winograd, **options)
+    assert_close(session.run(x), _torch(model, x))
+
+
+def test_winograd_option_picks_the_kernel():
+    """Auto runs ResNet-20's 3x3 stride-1 convolutions through Winograd, never the 1-channel stem
+    (its padded channels would cost more than the direct kernel); -1 forces the direct kernels."""
+    model = _zoo_model("resnet20")
+    blob = export_pakd(model)
+    eligible = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)
+                and m.stride == (1, 1) and m.in_channels > 1]
+    x = _inputs(1)[0]
+    auto = [d for d, _ in Session(blob).profile(x, repeats=1) if d.startswith("conv2d")]
+    assert auto[0] == "conv2d+relu dense 16x28x28"
+    assert sum("winograd" in d for d in auto) == len(eligible) == 16
+    always = [d for d, _ in Session(blob, winograd=1).profile(x, repeats=1) if d.startswith("conv2d")]
+    assert always[0] == "conv2d+relu winograd 16x28x28"
+    never = [d for d, _ in Session(blob, winograd=-1).profile(x, repeats=1)]
+    assert not any("winograd" in d for d in never)

@@ -35,6 +35,10 @@ constexpr std::size_t kCodebookMinNonzeros = std::size_t{1} << 21;
 // FMA-bound), and it needs no tile padding of the channels (measured on
 // LeNet-5's conv2 at 55% nonzeros: 11.3 -> 7 us).
 constexpr double kSparseDirectMaxDensity = 0.7;
+// Dense im2col convolutions (strided, dilated) whose im2col matrix has at
+// most this many floats (it stays in L2) run on the 6x16 direct kernel as
+// 1x1 convolutions over the im2col rows instead of the GEMM.
+constexpr std::size_t kIm2colOcMaxFloats = std::size_t{1} << 17;
 
 inline float activate(float v, Act act) {
   switch (act) {
@@ -193,7 +197,7 @@ bool winograd_wins(const ConvGeometry& g) {
 
 std::size_t PreparedWeight::bytes() const {
   return dense.size() * 4 + row_ptr.size() * 4 + col_idx.size() * 4 + values.size() * 4 + codes.size() +
-         sdconv_offsets.size() * 4 + wino.size() * 4 + wino_bias.size() * 4 +
+         sdconv_offsets.size() * 4 + wino.size() * 4 + im2col_oc.size() * 4 + wino_bias.size() * 4 +
          table.size() * 4 + reference.size() * 4;
 }
 
@@ -347,6 +351,20 @@ void Session::prepare(const ModelFile& file) {
           for (std::size_t oc = 0; oc < g.cout; ++oc) {  // [block][ic][ky][kx][block], zero-padded channels
             for (std::size_t tap = 0; tap < taps; ++tap) {
               packed[(oc / block) * taps * block + tap * block + oc % block] = t.values[oc * taps + tap];
+            }
+          }
+          w.dense.clear();
+          w.dense.shrink_to_fit();
+        } else if (g.groups == 1 && !g.pointwise() && g.k() * g.n() <= kIm2colOcMaxFloats) {
+          // im2col rows as the input planes of a 1x1 convolution on the 6x16
+          // direct kernel: no GEMM packing (ResNet-20's stride-2 layers:
+          // 42 -> 26 us, benchmarks/test_bench_conv.py)
+          const std::size_t k = g.k();
+          w.im2col_oc.assign(round_up(g.cout, kDconvOcVector) * k, 0.0f);
+          for (std::size_t oc = 0; oc < g.cout; ++oc) {
+            for (std::size_t tap = 0; tap < k; ++tap) {
+              w.im2col_oc[(oc / kDconvOcVector) * k * kDconvOcVector + tap * kDconvOcVector + oc % kDconvOcVector] =
+                  t.values[oc * k + tap];
             }
           }
           w.dense.clear();
@@ -682,7 +700,12 @@ void Session::conv(const PreparedOp& op, const float* x, float* y, std::size_t b
       }
       float* yg = yb + grp * m * n;
       const std::size_t macs = m * n * k;
-      if (w.form == PreparedWeight::Form::kDense) {
+      if (!w.im2col_oc.empty()) {  // groups == 1: K planes of n positions, one 1x1 tap each
+        parallel_ranges(pool_, n, kDconvOcPixels, macs, [&](std::size_t p0, std::size_t p1) {
+          dconv_oc_(0, m, p0, p1, k, 1, 1, g.wo, g.wo, n, w.im2col_oc.data(), col, yg, n);
+          epilogue(op, yb, g.cout, n, 0, m, p0, p1);
+        });
+      } else if (w.form == PreparedWeight::Form::kDense) {
         const float* a = w.dense.data() + grp * m * k;
         parallel_ranges(pool_, n, 16, macs, [&](std::size_t j0, std::size_t j1) {
           gemm_->fn(m, j1 - j0, k, a, k, col + j0, n, yg + j0, n);
