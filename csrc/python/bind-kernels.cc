@@ -399,7 +399,7 @@ py::array_t<float> qs8_gemm(const py::object& a_obj, const py::object& a_scale_o
 // zero padding (ph, pw).
 py::array_t<float> conv2d_direct(const py::array_t<float, py::array::c_style | py::array::forcecast>& x,
                                  const py::array_t<float, py::array::c_style | py::array::forcecast>& w,
-                                 std::size_t ph, std::size_t pw, const std::string& kernel) {
+                                 std::size_t ph, std::size_t pw, const std::string& kernel, std::size_t stride) {
   if (x.ndim() != 3 || w.ndim() != 4 || w.shape(1) != x.shape(0)) {
     throw py::value_error("conv2d_direct expects x (Cin, H, W) and w (Cout, Cin, kh, kw)");
   }
@@ -431,7 +431,10 @@ py::array_t<float> conv2d_direct(const py::array_t<float, py::array::c_style | p
   const std::size_t cout = w.shape(0), kh = w.shape(2), kw = w.shape(3);
   const std::size_t hp = h + 2 * ph, wp = wd + 2 * pw;
   if (kh > hp || kw > wp) throw py::value_error("kernel larger than the padded input");
-  const std::size_t ho = hp - kh + 1, wo = wp - kw + 1, plane = hp * wp;
+  if (stride == 0 || (stride > 1 && !oc_kernel)) {
+    throw py::value_error("stride must be >= 1 (> 1 only for the 6x16 kernels)");
+  }
+  const std::size_t ho = (hp - kh) / stride + 1, wo = (wp - kw) / stride + 1, plane = hp * wp;
   const std::size_t T = pakd::kDconvTile, R = oc_kernel ? pakd::kDconvOcVector : pakd::kDconvOcBlock;
   const std::size_t n = (ho * wp + T - 1) / T * T, cp = (cout + R - 1) / R * R, taps = cin * kh * kw;
   std::vector<float> xpad(cin * plane + (n - ho * wp) + kw, 0.0f), packed(cp * taps, 0.0f), wide(cp * n);
@@ -470,7 +473,7 @@ py::array_t<float> conv2d_direct(const py::array_t<float, py::array::c_style | p
         for (std::size_t oy = 0; oy < ho; ++oy)
           for (std::size_t ox = 0; ox < wo; ++ox) out[(oc * ho + oy) * wo + ox] = rows[oc * n8 + oy * wp + ox];
     } else if (oc_kernel) {
-      oc_fn(0, cout, 0, ho * wo, cin, kh, kw, wp, wo, plane, packed.data(), xpad.data(), out, ho * wo);
+      oc_fn(0, cout, 0, ho * wo, cin, kh, kw, wp, wo, stride, plane, packed.data(), xpad.data(), out, ho * wo);
     } else {
       wide_fn(0, cp, n, cin, kh, kw, wp, plane, packed.data(), xpad.data(), wide.data(), n);
       for (std::size_t oc = 0; oc < cout; ++oc)
@@ -603,10 +606,11 @@ Validates everything (ValueError); see CsrMatrix for the arguments.)doc");
         [] { return std::string(pakd::f32_cbspmm_kernels().best().name); });
 
   m.def("conv2d_direct", &conv2d_direct, py::arg("x"), py::arg("w"), py::arg("ph") = 0, py::arg("pw") = 0,
-        py::arg("kernel") = "4x24-scalar",
-        "Stride-1 convolution of x (Cin, H, W) by w (Cout, Cin, kh, kw) through one direct-convolution "
+        py::arg("kernel") = "4x24-scalar", py::arg("stride") = 1,
+        "Convolution of x (Cin, H, W) by w (Cout, Cin, kh, kw) through one direct-convolution "
         "kernel ('4x24-scalar', '4x24-avx2', '6x16-scalar', '6x16-avx2', 'sparse-1x32-scalar', "
-        "'sparse-1x32-avx2': zeros of w skipped); for tests and benchmarks.");
+        "'sparse-1x32-avx2': zeros of w skipped); stride 1, or any stride for the 6x16 kernels; "
+        "for tests and benchmarks.");
   m.def("conv2d_winograd", &conv2d_winograd, py::arg("x"), py::arg("w"), py::arg("bias") = py::none(),
         py::arg("ph") = 1, py::arg("pw") = 1, py::arg("relu") = false, py::arg("kernel") = "wino4x4-6x16-scalar",
         py::arg("parts") = 1,

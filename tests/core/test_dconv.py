@@ -36,3 +36,26 @@ def test_direct_conv_matches_torch(kernel, cin, cout, h, w, k, pad):
 def test_unknown_direct_conv_kernel():
     with pytest.raises(ValueError, match="unknown direct convolution kernel 'x'"):
         _core.conv2d_direct(np.zeros((1, 3, 3), np.float32), np.zeros((1, 1, 3, 3), np.float32), 0, 0, "x")
+
+
+@pytest.mark.parametrize("kernel", ["6x16-scalar", "6x16-avx2"])
+@pytest.mark.parametrize("cin, cout, h, w, k, pad, stride", [
+    (16, 32, 28, 28, 3, 1, 2), (32, 64, 14, 14, 3, 1, 2), (16, 32, 28, 28, 1, 0, 2),  # ResNet-20's
+    (3, 5, 9, 7, 3, 1, 2), (5, 17, 11, 10, 3, 0, 3), (7, 9, 8, 8, 1, 0, 2), (4, 6, 13, 13, 5, 2, 2),
+])
+def test_strided_direct_conv_matches_torch(kernel, cin, cout, h, w, k, pad, stride):
+    if not _supported(kernel):
+        pytest.skip(f"{kernel} direct convolution needs a CPU feature this machine lacks")
+    rng = np.random.default_rng(cin * 10 + stride)
+    x = rng.standard_normal((cin, h, w)).astype(np.float32)
+    wt = rng.standard_normal((cout, cin, k, k)).astype(np.float32)
+    y = _core.conv2d_direct(x, wt, pad, pad, kernel, stride=stride)
+    ref = torch.nn.functional.conv2d(torch.from_numpy(x)[None], torch.from_numpy(wt), padding=pad,
+                                     stride=stride)[0].numpy()
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-4 * np.sqrt(cin * k * k))
+
+
+def test_stride_only_for_the_6x16_kernels():
+    with pytest.raises(ValueError, match="stride must be >= 1"):
+        _core.conv2d_direct(np.zeros((1, 5, 5), np.float32), np.zeros((1, 1, 3, 3), np.float32), 0, 0,
+                            "4x24-scalar", stride=2)

@@ -95,16 +95,18 @@ using F32DconvFn = void (*)(std::size_t oc_begin, std::size_t oc_end, std::size_
 constexpr std::size_t kDconvOcBlock = 4;
 constexpr std::size_t kDconvTile = 24;
 
-// Direct stride-1 convolution vectorized over output channels instead:
-// tiles of 6 output positions x 16 output channels, input values broadcast,
-// no wide-row waste (for small images and many channels). Same padded input
-// planes as F32DconvFn; computes y[oc * ldy + p] for oc in [oc_begin, oc_end)
-// (oc_begin a multiple of 16) and output positions p in [p_begin, p_end)
-// (p = oy * wo + ox). Weights packed by 16 output channels:
-// [block][ic][ky][kx][16]. Reads only inside the padded planes. Never throws.
+// Direct convolution vectorized over output channels instead: tiles of 6
+// output positions x 16 output channels, input values broadcast, no
+// wide-row waste (for small images and many channels). Same padded input
+// planes as F32DconvFn, any stride (the same in both directions): output
+// position p = oy * wo + ox reads x[ic * plane + (oy * wp + ox) * stride +
+// ky * wp + kx]. Computes y[oc * ldy + p] for oc in [oc_begin, oc_end)
+// (oc_begin a multiple of 16) and p in [p_begin, p_end). Weights packed by
+// 16 output channels: [block][ic][ky][kx][16]. Reads only inside the padded
+// planes. Never throws.
 using F32DconvOcFn = void (*)(std::size_t oc_begin, std::size_t oc_end, std::size_t p_begin,
                               std::size_t p_end, std::size_t cin, std::size_t kh, std::size_t kw,
-                              std::size_t wp, std::size_t wo, std::size_t plane, const float* w,
+                              std::size_t wp, std::size_t wo, std::size_t stride, std::size_t plane, const float* w,
                               const float* x, float* y, std::size_t ldy);
 // Sparse direct stride-1 convolution over the same wide rows: per output
 // channel a CSR row of nonzero taps, each with its input offset
@@ -208,7 +210,7 @@ void pakd_f32_dconv_ukernel_4x24__scalar(std::size_t oc_begin, std::size_t oc_en
                                          const float* x, float* y, std::size_t ldy);
 void pakd_f32_dconv_ukernel_6x16__scalar(std::size_t oc_begin, std::size_t oc_end, std::size_t p_begin,
                                          std::size_t p_end, std::size_t cin, std::size_t kh, std::size_t kw,
-                                         std::size_t wp, std::size_t wo, std::size_t plane, const float* w,
+                                         std::size_t wp, std::size_t wo, std::size_t stride, std::size_t plane, const float* w,
                                          const float* x, float* y, std::size_t ldy);
 void pakd_f32_sdconv_ukernel_1x32__scalar(std::size_t oc_begin, std::size_t oc_end, std::size_t n,
                                           const std::uint32_t* row_ptr, const std::uint32_t* offsets,
@@ -233,7 +235,7 @@ void pakd_f32_sdconv_ukernel_1x32__avx2(std::size_t oc_begin, std::size_t oc_end
                                         const float* values, const float* x, float* y, std::size_t ldy);
 void pakd_f32_dconv_ukernel_6x16__avx2(std::size_t oc_begin, std::size_t oc_end, std::size_t p_begin,
                                        std::size_t p_end, std::size_t cin, std::size_t kh, std::size_t kw,
-                                       std::size_t wp, std::size_t wo, std::size_t plane, const float* w,
+                                       std::size_t wp, std::size_t wo, std::size_t stride, std::size_t plane, const float* w,
                                        const float* x, float* y, std::size_t ldy);
 void pakd_f32_dconv_ukernel_4x24__avx2(std::size_t oc_begin, std::size_t oc_end, std::size_t n,
                                        std::size_t cin, std::size_t kh, std::size_t kw,

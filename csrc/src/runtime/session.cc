@@ -35,10 +35,6 @@ constexpr std::size_t kCodebookMinNonzeros = std::size_t{1} << 21;
 // FMA-bound), and it needs no tile padding of the channels (measured on
 // LeNet-5's conv2 at 55% nonzeros: 11.3 -> 7 us).
 constexpr double kSparseDirectMaxDensity = 0.7;
-// Dense im2col convolutions (strided, dilated) whose im2col matrix has at
-// most this many floats (it stays in L2) run on the 6x16 direct kernel as
-// 1x1 convolutions over the im2col rows instead of the GEMM.
-constexpr std::size_t kIm2colOcMaxFloats = std::size_t{1} << 17;
 
 inline float activate(float v, Act act) {
   switch (act) {
@@ -96,6 +92,10 @@ struct ConvGeometry {
   bool direct() const {
     return sh == 1 && sw == 1 && dh == 1 && dw == 1 && groups == 1 && kh * kw > 1 && wide_n() <= 2 * ho * wo;
   }
+  // The 6x16 direct kernel also takes strided convolutions (ResNet-20's
+  // stride-2 3x3 and 1x1 layers: 38 -> 15 and 6.3 -> 2 us against im2col +
+  // GEMM, benchmarks/test_bench_conv.py).
+  bool strided_direct() const { return sh == sw && sh > 1 && dh == 1 && dw == 1 && groups == 1; }
   std::size_t hp() const { return h + 2 * static_cast<std::size_t>(ph); }
   std::size_t wp() const { return w + 2 * static_cast<std::size_t>(pw); }
   std::size_t wide_n() const { return (ho * wp() + kDconvTile - 1) / kDconvTile * kDconvTile; }
@@ -196,8 +196,8 @@ bool winograd_wins(const ConvGeometry& g) {
 }  // namespace
 
 std::size_t PreparedWeight::bytes() const {
-  return dense.size() * 4 + row_ptr.size() * 4 + col_idx.size() * 4 + values.size() * 4 + codes.size() +
-         sdconv_offsets.size() * 4 + wino.size() * 4 + im2col_oc.size() * 4 + wino_bias.size() * 4 +
+  return dense.size() * 4 + dconv.size() * 4 + dconv_oc.size() * 4 + row_ptr.size() * 4 + col_idx.size() * 4 + values.size() * 4 + codes.size() +
+         sdconv_offsets.size() * 4 + wino.size() * 4 + wino_bias.size() * 4 +
          table.size() * 4 + reference.size() * 4;
 }
 
@@ -336,7 +336,7 @@ void Session::prepare(const ModelFile& file) {
           }
           w.dense.clear();
           w.dense.shrink_to_fit();
-        } else if (g.direct()) {
+        } else if (g.direct() || g.strided_direct()) {
           // Two layouts; keep the one that computes fewer padded outputs:
           // wide rows (4 channels x 24 positions, wp columns per wo) or
           // 16 channels x 6 positions (exact positions, channels rounded
@@ -345,26 +345,12 @@ void Session::prepare(const ModelFile& file) {
           const std::size_t cost_wide = g.cout_padded() * g.wide_n();
           const std::size_t cost_oc = (g.cout + kDconvOcVector - 1) / kDconvOcVector * kDconvOcVector *
                                       ((g.n() + kDconvOcPixels - 1) / kDconvOcPixels * kDconvOcPixels) * 11 / 10;
-          const std::size_t block = cost_oc < cost_wide ? kDconvOcVector : kDconvOcBlock;
+          const std::size_t block = cost_oc < cost_wide || !g.direct() ? kDconvOcVector : kDconvOcBlock;
           std::vector<float>& packed = block == kDconvOcVector ? w.dconv_oc : w.dconv;
           packed.assign((g.cout + block - 1) / block * block * taps, 0.0f);
           for (std::size_t oc = 0; oc < g.cout; ++oc) {  // [block][ic][ky][kx][block], zero-padded channels
             for (std::size_t tap = 0; tap < taps; ++tap) {
               packed[(oc / block) * taps * block + tap * block + oc % block] = t.values[oc * taps + tap];
-            }
-          }
-          w.dense.clear();
-          w.dense.shrink_to_fit();
-        } else if (g.groups == 1 && !g.pointwise() && g.k() * g.n() <= kIm2colOcMaxFloats) {
-          // im2col rows as the input planes of a 1x1 convolution on the 6x16
-          // direct kernel: no GEMM packing (ResNet-20's stride-2 layers:
-          // 42 -> 26 us, benchmarks/test_bench_conv.py)
-          const std::size_t k = g.k();
-          w.im2col_oc.assign(round_up(g.cout, kDconvOcVector) * k, 0.0f);
-          for (std::size_t oc = 0; oc < g.cout; ++oc) {
-            for (std::size_t tap = 0; tap < k; ++tap) {
-              w.im2col_oc[(oc / kDconvOcVector) * k * kDconvOcVector + tap * kDconvOcVector + oc % kDconvOcVector] =
-                  t.values[oc * k + tap];
             }
           }
           w.dense.clear();
@@ -700,12 +686,7 @@ void Session::conv(const PreparedOp& op, const float* x, float* y, std::size_t b
       }
       float* yg = yb + grp * m * n;
       const std::size_t macs = m * n * k;
-      if (!w.im2col_oc.empty()) {  // groups == 1: K planes of n positions, one 1x1 tap each
-        parallel_ranges(pool_, n, kDconvOcPixels, macs, [&](std::size_t p0, std::size_t p1) {
-          dconv_oc_(0, m, p0, p1, k, 1, 1, g.wo, g.wo, n, w.im2col_oc.data(), col, yg, n);
-          epilogue(op, yb, g.cout, n, 0, m, p0, p1);
-        });
-      } else if (w.form == PreparedWeight::Form::kDense) {
+      if (w.form == PreparedWeight::Form::kDense) {
         const float* a = w.dense.data() + grp * m * k;
         parallel_ranges(pool_, n, 16, macs, [&](std::size_t j0, std::size_t j1) {
           gemm_->fn(m, j1 - j0, k, a, k, col + j0, n, yg + j0, n);
@@ -733,12 +714,14 @@ void Session::direct_conv(const PreparedOp& op, const float* x, float* y, std::s
   const std::size_t hp = g.hp(), wp = g.wp(), plane = hp * wp, n = sparse ? g.sparse_n() : g.wide_n();
   float* const xpad = scratch_.data();
   float* const wide = xpad + (sparse ? g.cin * plane + (n - g.ho * wp) + g.kw : g.padded_input());
-  std::fill(xpad, wide, 0.0f);  // borders and read slack stay zero for every sample
+  // the 6x16 kernel reads only inside the planes: an unpadded input is read in place
+  const bool in_place = !op.weight.dconv_oc.empty() && g.ph == 0 && g.pw == 0;
+  if (!in_place) std::fill(xpad, wide, 0.0f);  // borders and read slack stay zero for every sample
   const std::size_t macs = g.cout * g.n() * g.cin * g.kh * g.kw;
   for (std::size_t b = 0; b < batch; ++b) {
     const float* xb = x + b * op.in_size;
     float* yb = y + b * op.out_size;
-    for (std::size_t c = 0; c < g.cin; ++c) {
+    for (std::size_t c = 0; c < g.cin && !in_place; ++c) {
       for (std::size_t iy = 0; iy < g.h; ++iy) {
         std::memcpy(xpad + c * plane + (iy + static_cast<std::size_t>(g.ph)) * wp + static_cast<std::size_t>(g.pw),
                     xb + (c * g.h + iy) * g.w, g.w * sizeof(float));
@@ -759,7 +742,8 @@ void Session::direct_conv(const PreparedOp& op, const float* x, float* y, std::s
     }
     if (!op.weight.dconv_oc.empty()) {  // straight into y, positions split across threads
       parallel_ranges(pool_, g.n(), kDconvOcPixels, macs, [&](std::size_t p0, std::size_t p1) {
-        dconv_oc_(0, g.cout, p0, p1, g.cin, g.kh, g.kw, wp, g.wo, plane, op.weight.dconv_oc.data(), xpad, yb, g.n());
+        dconv_oc_(0, g.cout, p0, p1, g.cin, g.kh, g.kw, wp, g.wo, static_cast<std::size_t>(g.sh), plane,
+                  op.weight.dconv_oc.data(), in_place ? xb : xpad, yb, g.n());
         epilogue(op, yb, g.cout, g.n(), 0, g.cout, p0, p1);
       });
       continue;

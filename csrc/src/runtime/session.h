@@ -44,9 +44,7 @@ struct PreparedWeight {
   std::vector<float> table;        // kCsrCodebook
   std::vector<float> reference;    // rows x cols, for reference mode
   std::vector<float> dconv;        // stride-1 direct convolution: 4-channel blocks
-  std::vector<float> dconv_oc;     // the same vectorized over 16-channel blocks
-  std::vector<float> im2col_oc;    // im2col convolutions run as 1x1 convolutions of the 6x16
-                                   // direct kernel over the im2col rows: dconv_oc's layout, K taps
+  std::vector<float> dconv_oc;     // the same vectorized over 16-channel blocks (also strided)
   std::vector<float> wino;         // Winograd F(4x4, 3x3): transformed weights (scale folded in)
   std::vector<float> wino_bias;    // its bias, zero-padded to 16-channel blocks (may be empty)
   std::vector<std::uint32_t> sdconv_offsets;  // sparse direct conv: input offset per nonzero tap
