@@ -103,6 +103,15 @@ void pakd_f32_wino4x4_pack_ukernel_8x8__avx2(std::size_t cin, std::size_t h, std
           transpose8(r);
           for (std::size_t k = 0; k < 8; ++k) _mm256_storeu_ps(out + (ix + k) * L, r[k]);
         }
+        if (ix + 4 <= w) {  // 4 columns: the low halves of an 8x8 transpose
+          __m256 r[8];
+          for (std::size_t k = 0; k < 8; ++k) {
+            r[k] = _mm256_insertf128_ps(_mm256_setzero_ps(), _mm_loadu_ps(xr + k * h * w + ix), 0);
+          }
+          transpose8(r);
+          for (std::size_t k = 0; k < 4; ++k) _mm256_storeu_ps(out + (ix + k) * L, r[k]);
+          ix += 4;
+        }
       }
       for (; ix < w; ++ix) {
         for (std::size_t k = 0; k < L && c0 + k < cin; ++k) out[ix * L + k] = xr[k * h * w + ix];
@@ -195,15 +204,13 @@ void pakd_f32_wino4x4_ukernel_6x16__avx2(std::size_t tile_begin, std::size_t til
             _mm_storeu_ps(yp + 2 * wo, _mm256_castps256_ps128(out[1][k]));
             _mm_storeu_ps(yp + 3 * wo, _mm256_extractf128_ps(out[1][k], 1));
           }
-        } else {
-          alignas(32) float buf[2][8];
+        } else {  // a tile on the bottom / right edge: rows x cols of it, masked stores
+          const __m128i mask = _mm_cmpgt_epi32(_mm_set1_epi32(static_cast<int>(cols)), _mm_setr_epi32(0, 1, 2, 3));
           for (std::size_t k = 0; k < lanes; ++k) {
-            _mm256_store_ps(buf[0], out[0][k]);
-            _mm256_store_ps(buf[1], out[1][k]);
             float* yp = yt + (o0 + k) * plane;
-            for (std::size_t a = 0; a < rows; ++a) {
-              for (std::size_t c = 0; c < cols; ++c) yp[a * wo + c] = buf[a / 2][(a % 2) * 4 + c];
-            }
+            const __m128 q[4] = {_mm256_castps256_ps128(out[0][k]), _mm256_extractf128_ps(out[0][k], 1),
+                                 _mm256_castps256_ps128(out[1][k]), _mm256_extractf128_ps(out[1][k], 1)};
+            for (std::size_t a = 0; a < rows; ++a) _mm_maskstore_ps(yp + a * wo, mask, q[a]);
           }
         }
       }

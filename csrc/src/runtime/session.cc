@@ -568,6 +568,13 @@ void Session::run_op(const PreparedOp& op, std::size_t batch) {
     case OpType::kAdd: {
       const float* x2 = value_ptr_[d.inputs[1]];
       const std::size_t n = batch * op.out_size;
+      if (d.act == Act::kRelu) {  // one pass (a residual block's add + ReLU)
+        for (std::size_t i = 0; i < n; ++i) {
+          const float v = x[i] + x2[i];
+          y[i] = v > 0.0f ? v : 0.0f;
+        }
+        break;
+      }
       for (std::size_t i = 0; i < n; ++i) y[i] = x[i] + x2[i];
       activate_range(y, n, d.act);
       break;
