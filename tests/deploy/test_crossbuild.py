@@ -122,6 +122,50 @@ def test_arm_pakd_run_under_qemu_matches_the_binding(name, tmp_path_factory, len
     np.testing.assert_allclose(np.fromfile(out, dtype="<f4"), lenet_pakd.output, atol=1e-5, rtol=0)
 
 
+@pytest.fixture(scope="session")
+def conv3x3_pakd(tmp_path_factory) -> Lenet:
+    """A small residual-style net of 3x3 convolutions (Winograd on the host and on the boards:
+    the session's choice does not depend on the CPU), stride-2 convolutions and odd channel
+    counts, as .pakd with a random input and pakd._core's output on this host."""
+    from torch import nn
+
+    from pakd._core import Session
+    from pakd.lower.native import export_pakd
+
+    d = tmp_path_factory.mktemp("conv3x3-xb")
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 24, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(24, 21, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(21, 32, 1, stride=2), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.Flatten(),
+        nn.Linear(32 * 7 * 7, 10)).eval()
+    path = d / "conv3x3.pakd"
+    export_pakd(model, path)
+    x = np.random.default_rng(2).standard_normal((1, 1, 28, 28)).astype("<f4")
+    session = Session(str(path))
+    assert sum("winograd" in desc for desc, _ in session.profile(x[0], repeats=1)) == 3
+    y = np.asarray(session.run(x), dtype="<f4")[0]
+    x.tofile(d / "input.f32")
+    y.tofile(d / "output.f32")
+    return Lenet(path, d / "input.f32", y, d / "output.f32")
+
+
+@pytest.mark.parametrize("name", ["rpi4", "rpi3"])
+def test_arm_winograd_and_strided_convolutions_under_qemu_match_the_host(name, tmp_path_factory, conv3x3_pakd,
+                                                                         tmp_path):
+    """The portable Winograd and strided direct kernels on ARM (NEON through the compiler) give the
+    host's AVX2 numbers within 1e-4 of the output scale (different summation orders)."""
+    target = require_target(name, emulator=True)
+    a = native(name, tmp_path_factory)
+    out = tmp_path / "out.f32"
+    atol = 1e-4 * max(1.0, float(np.abs(conv3x3_pakd.output).max()))
+    r = run_emulated(target, [a.pakd_run, conv3x3_pakd.path, "--input", conv3x3_pakd.input_file,
+                              "--save-output", out, "--expect", conv3x3_pakd.output_file, "--atol", str(atol)],
+                     cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    np.testing.assert_allclose(np.fromfile(out, dtype="<f4"), conv3x3_pakd.output, atol=atol, rtol=0)
+
+
 def test_missing_cross_compiler_names_the_apt_package(tmp_path):
     target = dataclasses.replace(load_target("rpi4"), compiler=Compiler("no-such-gcc", "no-such-g++"),
                                  apt=("g++-no-such-arch",))
