@@ -1,18 +1,17 @@
-"""Same-process, interleaved batch-1 latency of one model on ONNX Runtime and on PaKD's runtime
-(with its default kernel choice, and with Winograd off), for a box shared with other work.
+"""Same-process, interleaved batch-1 latency of a teacher on ONNX Runtime and on PaKD's runtime
+(default kernel choice, and Winograd off), and of its student on PaKD, for a shared machine.
 
 Run:  .venv/bin/python benchmarks/interleaved_teachers.py runs/resnet20 --rounds 7 --calls 300
 
-Each round times `--calls` single-image calls on every engine in turn (order rotated every round)
-and records each engine's median; a load spike then hits all engines of that round, not one row.
-Prints every round and the median over rounds, one thread each. The model is a compress run
-folder (its teacher is used), a model folder, or a .pakd file (PaKD rows only).
+Each round times `--calls` single-image calls (one real Fashion-MNIST test image) on every row in
+turn (order rotated every round) and records each row's median, so a load spike hits every row of
+that round rather than one. Prints every round, the median over rounds and, for a compress run
+folder, the student's ratio to the fastest teacher row of each round. One thread everywhere.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
@@ -20,40 +19,44 @@ import time
 from pathlib import Path
 
 from pakd._core import Session
-from pakd.bench import ModelRef, get_engine
-from pakd.data import load_fashion_mnist
+from pakd.bench import get_engine, plan_targets
+from pakd.bench.local import STUDENT, sample_image
 from pakd.lower.native import export_pakd
 
-def _teacher_folder(path: Path) -> Path:
-    run = path / "run.json"
-    if run.is_file():
-        return Path(json.loads(run.read_text())["teacher"])
-    return path
+
+def _pakd_blob(ref) -> bytes:
+    if ref.pakd_file is not None:
+        return ref.pakd_file.read_bytes()
+    with tempfile.TemporaryDirectory() as tmp:
+        return export_pakd(ref.folder, Path(tmp) / "model.pakd")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", type=Path)
+    parser.add_argument("model", type=Path, help="compress run folder, model folder or .pakd file")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--calls", type=int, default=300)
     args = parser.parse_args()
-    folder = _teacher_folder(args.model)
-    x = load_fashion_mnist().test.images[:1].numpy().copy()
-    runners = {}
-    if folder.suffix != ".pakd":
-        runners["onnxruntime"] = get_engine("onnxruntime").open(ModelRef.from_path(folder), 1)
-        with tempfile.TemporaryDirectory() as tmp:
-            blob = export_pakd(folder, Path(tmp) / "model.pakd")
-    else:
-        blob = folder.read_bytes()
-    for name, winograd in (("pakd", 0), ("pakd winograd=-1", -1)):
-        session = Session(blob, num_threads=1, winograd=winograd)
-        runners[name] = session.run
+    targets = plan_targets(args.model)
+    x, _ = sample_image(targets)
+    runners, teacher_rows = {}, []
+    for target in targets:
+        role = target.role  # teacher, student, or model (a plain model folder / .pakd file)
+        if role != STUDENT and target.model.folder is not None:
+            runners[f"{role} onnxruntime"] = get_engine("onnxruntime").open(target.model, 1)
+            teacher_rows.append(f"{role} onnxruntime")
+        blob = _pakd_blob(target.model)
+        for suffix, winograd in (("", 0), (" winograd=-1", -1)):
+            name = f"{role} pakd{suffix}"
+            runners[name] = Session(blob, num_threads=1, winograd=winograd).run
+            if role != STUDENT:
+                teacher_rows.append(name)
     names = list(runners)
     for name in names:  # warm-up
         for _ in range(50):
             runners[name](x)
     medians: dict[str, list[float]] = {n: [] for n in names}
-    print(f"{folder}  load average {os.getloadavg()[0]:.2f}")
+    print(f"{args.model}  load average before {os.getloadavg()[0]:.2f}")
     for r in range(args.rounds):
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
@@ -64,9 +67,14 @@ def main() -> None:
                 run(x)
                 times.append(time.perf_counter() - t0)
             medians[name].append(statistics.median(times) * 1e6)
-        print(f"round {r + 1}: " + "  ".join(f"{n} {medians[n][-1]:.1f} us" for n in names), flush=True)
-    print("median over rounds: " + "  ".join(f"{n} {statistics.median(medians[n]):.1f} us" for n in names))
-    print(f"load average {os.getloadavg()[0]:.2f}")
+        line = "  ".join(f"{n} {medians[n][-1]:.1f}" for n in names)
+        if "student pakd" in medians:
+            best = min(medians[n][-1] for n in teacher_rows)
+            line += f"  | best teacher / student {best / medians['student pakd'][-1]:.2f}x"
+        print(f"round {r + 1} (us): {line}", flush=True)
+    print("median over rounds (us): " + "  ".join(f"{n} {statistics.median(medians[n]):.1f}" for n in names))
+    print(f"load average after {os.getloadavg()[0]:.2f}")
+
 
 if __name__ == "__main__":
     main()

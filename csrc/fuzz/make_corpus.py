@@ -59,6 +59,22 @@ class ConvNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(y, 1), 1))
 
 
+class WinoNet(nn.Module):
+    """3x3 convolutions the session runs through Winograd F(4x4, 3x3) (12 -> 10 channels at
+    14x14) and the direct kernels (the 1-channel stem; a strided 1x1), and a linear head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 12, 3, padding=1)
+        self.conv2 = nn.Conv2d(12, 10, 3, padding=1)
+        self.conv3 = nn.Conv2d(10, 6, 1, stride=2)
+        self.fc = nn.Linear(6 * 7 * 7, 3)
+
+    def forward(self, x):
+        x = F.relu(self.conv2(F.relu(self.conv1(x))))
+        return self.fc(torch.flatten(self.conv3(x), 1))
+
+
 def _init(model: nn.Module, seed: int) -> nn.Module:
     torch.manual_seed(seed)
     for m in model.modules():
@@ -105,6 +121,9 @@ def main() -> None:
         # A fully pruned int8 layer: a sparse tensor without nonzeros (once UB in the loader).
         "conv-int8-empty-layer.pakd": to_pakd(_sparse(_init(ConvNet(), 5), 0.0), {"model": "conv",
                                               "input_shape": [1, 8, 8]}, quant=Int8Quantizer()),
+        # Winograd and strided direct convolutions (int8 weights keep the seed small).
+        "conv-winograd-int8.pakd": to_pakd(_init(WinoNet(), 6), {"model": "wino", "input_shape": [1, 14, 14]},
+                                           quant=Int8Quantizer()),
     }
     for name, blob in valid.items():
         (OUT / name).write_bytes(blob)

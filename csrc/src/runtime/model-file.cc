@@ -433,6 +433,7 @@ void check_op(const ModelFile& f, const OpDesc& op, std::size_t index) {
       break;
     }
     case OpType::kAffine: {
+      if (op.weight != -1) fail(what + ": takes no weight tensor");  // (fuzzer finding: an unchecked index)
       vector_of(tensor(op.scale, "scale", true), in[0], "scale");
       vector_of(tensor(op.bias, "bias", true), in[0], "bias");
       expect_out(in);
