@@ -47,6 +47,32 @@ inline float activate(float v, Act act) {
   return v;
 }
 
+// Output channels [c0, c1) from wide rows (row oy of channel oc at
+// wide[oc * n + oy * wp], wo of its wp columns kept) into y[oc][oy][ox],
+// with the per-channel scale, bias and activation applied in the same pass.
+void wide_rows_to_output(const PreparedOp& op, const float* wide, std::size_t n, std::size_t wp, std::size_t ho,
+                         std::size_t wo, std::size_t c0, std::size_t c1, float* y) {
+  const bool has_scale = !op.scale.empty(), has_bias = !op.bias.empty();
+  const Act act = op.desc.act;
+  for (std::size_t oc = c0; oc < c1; ++oc) {
+    const float s = has_scale ? op.scale[oc] : 1.0f, b = has_bias ? op.bias[oc] : 0.0f;
+    for (std::size_t oy = 0; oy < ho; ++oy) {
+      const float* src = wide + oc * n + oy * wp;
+      float* dst = y + (oc * ho + oy) * wo;
+      if (act == Act::kRelu) {
+        for (std::size_t ox = 0; ox < wo; ++ox) {
+          const float v = src[ox] * s + b;
+          dst[ox] = v > 0.0f ? v : 0.0f;
+        }
+      } else if (act == Act::kNone) {
+        for (std::size_t ox = 0; ox < wo; ++ox) dst[ox] = src[ox] * s + b;
+      } else {
+        for (std::size_t ox = 0; ox < wo; ++ox) dst[ox] = activate(src[ox] * s + b, act);
+      }
+    }
+  }
+}
+
 void activate_range(float* y, std::size_t n, Act act) {
   if (act == Act::kNone) return;
   if (act == Act::kRelu) {
@@ -726,7 +752,18 @@ void Session::direct_conv(const PreparedOp& op, const float* x, float* y, std::s
   float* const wide = xpad + (sparse ? g.cin * plane + (n - g.ho * wp) + g.kw : g.padded_input());
   // the 6x16 kernel reads only inside the planes: an unpadded input is read in place
   const bool in_place = !op.weight.dconv_oc.empty() && g.ph == 0 && g.pw == 0;
-  if (!in_place) std::fill(xpad, wide, 0.0f);  // borders and read slack stay zero for every sample
+  if (!in_place) {  // zero what the per-sample copy leaves alone: the plane borders and the read slack
+    const std::size_t ph = static_cast<std::size_t>(g.ph), pw = static_cast<std::size_t>(g.pw);
+    for (std::size_t c = 0; c < g.cin; ++c) {
+      float* p = xpad + c * plane;
+      std::fill(p, p + ph * wp + pw, 0.0f);  // top rows, left of the first image row
+      for (std::size_t iy = 0; iy < g.h; ++iy) {  // right of each image row + left of the next row
+        std::fill(p + (ph + iy) * wp + pw + g.w, std::min(p + (ph + iy + 1) * wp + pw, p + plane), 0.0f);
+      }
+      std::fill(std::min(p + (ph + g.h) * wp + pw, p + plane), p + plane, 0.0f);  // bottom rows
+    }
+    std::fill(xpad + g.cin * plane, wide, 0.0f);
+  }
   const std::size_t macs = g.cout * g.n() * g.cin * g.kh * g.kw;
   for (std::size_t b = 0; b < batch; ++b) {
     const float* xb = x + b * op.in_size;
@@ -741,12 +778,7 @@ void Session::direct_conv(const PreparedOp& op, const float* x, float* y, std::s
       const PreparedWeight& w = op.weight;
       parallel_ranges(pool_, g.cout, 1, w.values.size() * n, [&](std::size_t o0, std::size_t o1) {
         sdconv_(o0, o1, n, w.row_ptr.data(), w.sdconv_offsets.data(), w.values.data(), xpad, wide, n);
-        for (std::size_t oc = o0; oc < o1; ++oc) {
-          for (std::size_t oy = 0; oy < g.ho; ++oy) {
-            std::memcpy(yb + (oc * g.ho + oy) * g.wo, wide + oc * n + oy * wp, g.wo * sizeof(float));
-          }
-        }
-        epilogue(op, yb, g.cout, g.n(), o0, o1, 0, g.n());
+        wide_rows_to_output(op, wide, n, wp, g.ho, g.wo, o0, o1, yb);
       });
       continue;
     }
@@ -760,13 +792,7 @@ void Session::direct_conv(const PreparedOp& op, const float* x, float* y, std::s
     }
     parallel_ranges(pool_, g.cout_padded(), kDconvOcBlock, macs, [&](std::size_t o0, std::size_t o1) {
       dconv_(o0, o1, n, g.cin, g.kh, g.kw, wp, plane, op.weight.dconv.data(), xpad, wide, n);
-      const std::size_t c1 = std::min(o1, g.cout);
-      for (std::size_t oc = o0; oc < c1; ++oc) {
-        for (std::size_t oy = 0; oy < g.ho; ++oy) {
-          std::memcpy(yb + (oc * g.ho + oy) * g.wo, wide + oc * n + oy * wp, g.wo * sizeof(float));
-        }
-      }
-      if (o0 < c1) epilogue(op, yb, g.cout, g.n(), o0, c1, 0, g.n());
+      wide_rows_to_output(op, wide, n, wp, g.ho, g.wo, o0, std::min(o1, g.cout), yb);
     });
   }
 }
