@@ -10,8 +10,10 @@ VENV        ?= .venv
 PY          := $(VENV)/bin/python
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # dataset-fashion-mnist: the real data; g++/cmake: the C++ core; the ARM cross compilers and
-# qemu-user: ARM builds verified under emulation (pakd build, pakd verify)
-APT_PACKAGES := dataset-fashion-mnist g++ cmake g++-aarch64-linux-gnu g++-arm-linux-gnueabihf qemu-user
+# qemu-user: ARM builds verified under emulation (pakd build, pakd verify); openssh-server: the
+# "remote device" of the tests (a real sshd on 127.0.0.1); chromium: renders the report in its test
+APT_PACKAGES := dataset-fashion-mnist g++ cmake g++-aarch64-linux-gnu g++-arm-linux-gnueabihf qemu-user \
+                openssh-server openssh-client chromium
 TORCH       := torch==2.13.0
 BUILD_DEPS  := "scikit-build-core>=0.10" "pybind11>=2.13" ninja
 INSTALLED   := $(VENV)/.pakd-installed

@@ -64,11 +64,12 @@ def test_bench_two_thread_counts_give_rows_for_each(run_folder):
 
 
 @pytest.mark.parametrize("device", ["pi4", "rpi4"])
-def test_remote_device_is_a_one_line_error(run_folder, device):
+def test_model_on_a_device_asks_for_bundles(run_folder, device):
+    """A model or run is timed on this machine's engines; a device takes bundles."""
     res = run_cli("bench", str(run_folder), "--device", device)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
-    assert f"--device {device}" in res.stderr and "remote" in res.stderr
+    assert f"--device {device}" in res.stderr and "pakd build" in res.stderr
 
 
 @pytest.mark.parametrize("args,message", [(("--threads", "0"), "--threads"),
