@@ -1,5 +1,6 @@
 # PaKD's two commands (see README.md):
-#   make demo   the main job end to end on Fashion-MNIST: train, compress, bench, build for rpi4, verify under qemu
+#   make demo   the main job end to end on Fashion-MNIST (pakd demo): train, compress, build for host
+#               and rpi4, verify rpi4 under qemu, bench here, write the report, print the summary
 #   make test   the test suite (what CI runs)
 # Both install what they need first: Debian packages (through apt-get, with sudo when not root),
 # a virtual environment in .venv, torch==2.13.0 (CPU, pinned) and PaKD itself, built with
@@ -22,12 +23,7 @@ NATIVE_SRC  := pyproject.toml CMakeLists.txt $(shell find csrc -type f 2>/dev/nu
 .PHONY: demo test apt-deps setup
 
 demo: setup
-	$(VENV)/bin/pakd train --model lenet5 --data fashion-mnist
-	$(VENV)/bin/pakd compress --teacher runs/lenet5-fashion-mnist/teacher --recipe recipes/lenet5-fast.toml
-	$(VENV)/bin/pakd bench runs/lenet5-fast
-	$(VENV)/bin/pakd build runs/lenet5-fashion-mnist/teacher --target rpi4 -o build/rpi4-teacher
-	$(VENV)/bin/pakd build runs/lenet5-fast --target rpi4 -o build/rpi4
-	$(VENV)/bin/pakd verify build/rpi4 --emulate --baseline build/rpi4-teacher
+	$(VENV)/bin/pakd demo
 
 test: setup
 	$(PY) -m pytest

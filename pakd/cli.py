@@ -516,6 +516,37 @@ def results_cmd(
     console.print(table)
 
 
+@app.command("demo")
+def demo_cmd(
+    model: str = typer.Option("lenet5", "--model", "-m", help="Zoo model of the teacher."),
+    recipe: Path = typer.Option(Path("recipes/lenet5-fast.toml"), help="Compression recipe."),
+    board: str = typer.Option("rpi4", help="The ARM board to build for and verify under qemu."),
+    runs_dir: Path = typer.Option(Path("runs"), help="Folder holding runs."),
+    build_dir: Path = typer.Option(Path("build/demo"), help="Folder for the bundles."),
+    db: Path = typer.Option(Path("results.db"), "--db", help="The results store."),
+    data_dir: Optional[Path] = DataDirOpt,
+    threads: int = typer.Option(0, help="Training threads (0 = one per core)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the summary figures to this JSON file."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """The whole path on Fashion-MNIST: train (or reuse) the teacher, compress it, build for the
+    host and a board, verify the board build under qemu, bench here, write the report, and print
+    one line: size ratio, speed ratio, accuracy drop. A second run reuses finished work."""
+    from .demo import DemoConfig, demo_summary_json, run_demo
+    from .modelio import write_json_atomic
+    from .ui import console
+
+    cfg = DemoConfig(model=model, recipe=recipe, board=board, runs_dir=runs_dir, build_dir=build_dir, db=db,
+                     data_dir=data_dir, threads=threads, quiet=quiet)
+    result = run_demo(cfg)
+    console.rule()
+    console.print(f"[bold]{result.summary(board)}[/]", soft_wrap=True)
+    if result.report:
+        console.print(f"report: {result.report}")
+    if json_out is not None:
+        write_json_atomic(json_out, demo_summary_json(result, board))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr, never a traceback."""
     from .ui import err_console

@@ -263,9 +263,10 @@ def rows_table(rows: list[Row], title: str = ""):
     return table
 
 
-def store_rows(rows: list[Row], targets: list[Target], store: Any, config: BenchConfig) -> str:
+def store_rows(rows: list[Row], targets: list[Target], store: Any, config: BenchConfig,
+               session: str | None = None) -> str:
     """Put the timed rows into the results store (``pakd.deploy.results``) as device ``local``,
-    one new session per benchmark. Returns the session id."""
+    under ``session`` (default: a new one). Returns the session id."""
     import hashlib
 
     from ..deploy.bundle import sha256_file
@@ -282,7 +283,7 @@ def store_rows(rows: list[Row], targets: list[Target], store: Any, config: Bench
             digests[key] = sha256_file(path) if path is not None and path.is_file() else hashlib.sha256(key.encode()).hexdigest()
         return digests[key]
 
-    session = session_id({"engines": sorted({r.engine for r in rows}), "models": sorted(k[1] for k in refs),
+    session = session or session_id({"engines": sorted({r.engine for r in rows}), "models": sorted(k[1] for k in refs),
                           "config": {**asdict(config), "threads": list(config.threads)}}, fresh=True)
     facts = parse_facts(_local_facts())
     for r in rows:
