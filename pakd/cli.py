@@ -526,6 +526,8 @@ def demo_cmd(
     db: Path = typer.Option(Path("results.db"), "--db", help="The results store."),
     data_dir: Optional[Path] = DataDirOpt,
     threads: int = typer.Option(0, help="Training threads (0 = one per core)."),
+    epochs: Optional[int] = typer.Option(None, help="Teacher epochs [default: the model's]."),
+    cache_dir: Path = typer.Option(Path("build/.cache"), "--cache-dir", help="Cross-build and tool cache."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the summary figures to this JSON file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
@@ -537,7 +539,7 @@ def demo_cmd(
     from .ui import console
 
     cfg = DemoConfig(model=model, recipe=recipe, board=board, runs_dir=runs_dir, build_dir=build_dir, db=db,
-                     data_dir=data_dir, threads=threads, quiet=quiet)
+                     data_dir=data_dir, threads=threads, epochs=epochs, cache_dir=cache_dir, quiet=quiet)
     result = run_demo(cfg)
     console.rule()
     console.print(f"[bold]{result.summary(board)}[/]", soft_wrap=True)

@@ -32,6 +32,8 @@ class DemoConfig:
     data_dir: Path | None = None
     board: str = "rpi4"
     threads: int = 0
+    epochs: int | None = None          # teacher epochs [default: the zoo's]
+    cache_dir: Path = Path("build/.cache")
     quiet: bool = False
 
 
@@ -76,6 +78,8 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
 
     entry = zoo_entry(cfg.model)
     settings = dict(entry.train_defaults) if entry else {}
+    if cfg.epochs is not None:
+        settings["epochs"] = cfg.epochs
     tcfg = TrainConfig.from_dict({**settings, "batch_size": 128, "seed": 0, "threads": cfg.threads})
     job = TeacherJob(model=cfg.model, data=cfg.data, model_args=(), train=tcfg,
                      data_dir=str(cfg.data_dir) if cfg.data_dir else None)
@@ -110,7 +114,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
         target = load_target(target_name)
         for role, src in (("teacher", teacher_dir), ("student", run_dir)):
             out = cfg.build_dir / f"{target_name}-{role}"
-            built = build(src, BuildConfig(target=target, out_dir=out, cache_dir=Path("build") / ".cache",
+            built = build(src, BuildConfig(target=target, out_dir=out, cache_dir=cfg.cache_dir,
                                            data_dir=cfg.data_dir))
             result.bundles[f"{target_name}-{role}"] = out
             m = built.bundle.manifest
