@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from tests.deploy.conftest import require_target
+from tests.deploy.conftest import require_target, shared_build_cache
 
 RECIPE = """
 [recipe]
@@ -45,13 +45,7 @@ bits = { linear = 5 }
 @pytest.fixture(scope="module")
 def demo_dirs(tmp_path_factory):
     require_target("rpi4", emulator=True)
-    base = tmp_path_factory.getbasetemp()
-    cache = base / "pakd-build-cache"          # shared with tests/deploy/test_build.py
-    cache.mkdir(exist_ok=True)
-    shared = base / "pakd-native"
-    shared.mkdir(exist_ok=True)
-    if not (cache / "native").exists():
-        (cache / "native").symlink_to(shared)
+    cache = shared_build_cache(tmp_path_factory)
     root = tmp_path_factory.mktemp("demo")
     (root / "recipe.toml").write_text(RECIPE)
     return root, cache

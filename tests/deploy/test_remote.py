@@ -23,7 +23,7 @@ from pakd.deploy.transport import SshTransport
 from pakd.models import build_model
 from pakd.modelio import save_model
 from tests.conftest import run_cli
-from tests.deploy.conftest import require_target
+from tests.deploy.conftest import require_target, shared_build_cache
 from tests.deploy.sshd import SshServer
 
 PLAN = BenchPlan(threads=("1", "all"), runs=2, repeats=20, warmup=2, min_time_s=0.05)
@@ -40,14 +40,8 @@ def _model(root: Path, seed: int, **args) -> Path:
 def bundles(tmp_path_factory):
     """A host bundle of a LeNet-5 "teacher" and of a pruned "student" that sits in a compress run
     folder (so its manifest says role=student)."""
-    base = tmp_path_factory.getbasetemp()
     root = tmp_path_factory.mktemp("remote-bundles")
-    cache = base / "pakd-build-cache"
-    cache.mkdir(exist_ok=True)
-    shared = base / "pakd-native"
-    shared.mkdir(exist_ok=True)
-    if not (cache / "native").exists():
-        (cache / "native").symlink_to(shared)
+    cache = shared_build_cache(tmp_path_factory)
     host = require_target("host")
     teacher = _model(root / "teacher", 0)
     run = root / "run"
