@@ -93,7 +93,7 @@ def _stage_rows(data: RunData) -> list[list[str]]:
     return rows
 
 
-STAGE_HEAD = ["stage", "val top-1", "test top-1", "drop (pt)", "params", "nonzero", "weight sparsity", "MACs",
+STAGE_HEAD = ["stage", "val top-1", "test top-1", "drop (pt)", "params", "nonzero", "sparsity", "MACs",
               "size (bytes)", "size ratio", "MAC ratio", "train time"]
 LAYER_HEAD = ["layer", "type", "in ch", "out ch (teacher)", "weights", "zero", "MACs"]
 SPEED_HEAD = ["device", "threads", "session", "teacher best", "student best", "speedup", "same engine", "verdict"]

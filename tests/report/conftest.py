@@ -113,3 +113,20 @@ def chromium(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
     return subprocess.run([chromium_binary(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                            "--no-first-run", "--disable-extensions", *args],
                           capture_output=True, text=True, timeout=timeout)
+
+
+def row(role: str, source: Path, engine: str, median_us: float, *, device: str = "local", threads: int = 1,
+        session: str = "s1", started_at: str = "2026-01-01T00:00:00Z", run: int = 0, **extra) -> dict:
+    """One results-store row built by hand (for the logic tests; tests/report/timed.py makes real ones)."""
+    return {"session": session, "started_at": started_at,
+            "bundle_sha256": f"{role}-{Path(source).name}-{engine}-{median_us}-{extra.get('model', '')}",
+            "bundle": f"build/{role}-{engine}", "source": str(source), "role": role, "model": role, "engine": engine,
+            "target": "host", "device": device, "threads": threads, "run": run, "median_us": median_us,
+            "p90_us": median_us * 1.1, "iterations": 200, "golden_ok": 1, **extra}
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tiny_run) -> Path:
+    import json
+
+    return Path(json.loads((tiny_run / "run.json").read_text())["teacher"])
