@@ -371,6 +371,9 @@ def report_cmd(
     """Write a self-contained HTML page (plots inline) and a Markdown summary of a compress run:
     per-stage table, accuracy vs size and vs latency, per-layer channels and sparsity, speedups
     per device, and the verdict against the 11x smaller / 4x faster / <= 1 pt drop goals."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display, ever (the figures are matplotlib Figure objects saved as SVG)
     from .report import Status, make_report
     from .ui import console
 

@@ -23,9 +23,6 @@ __all__ = ["RESULTS_SCHEMA", "ReportError", "RunData", "gather", "read_results",
 def make_report(run_dir: str | Path, db_path: str | Path | None = None, out_dir: str | Path | None = None,
                 command: str = "") -> tuple[Report, Path, Path]:
     """Gather, judge and write ``report.html`` + ``report.md`` (into RUN/report/ by default)."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # never a display; the figures are written as SVG text
     rep = Report.of(gather(run_dir, db_path), command)
     page, md = write(rep, out_dir if out_dir is not None else Path(run_dir) / "report")
     return rep, page, md

@@ -36,6 +36,20 @@ def _us(x: float, _pos=None) -> str:
     return f"{x / 1000:g} ms" if x >= 1000 else f"{x:g} µs"
 
 
+def _log_axis(axis, major, span: float) -> None:
+    """Label a log axis with ``major``; when it spans less than two decades, also at 2x and 5x."""
+    import math
+
+    def minor(x: float, _pos=None) -> str:
+        mantissa = round(x / 10 ** math.floor(math.log10(x)), 6) if x > 0 else 0
+        return major(x) if span < 100 and mantissa in (2.0, 5.0) else ""
+
+    axis.set_major_formatter(FuncFormatter(major))
+    axis.set_minor_formatter(FuncFormatter(minor))
+    if span < 100:  # minor labels on the same baseline as the major ones
+        axis.set_tick_params(which="minor", length=axis.get_major_ticks()[0].tick1line.get_markersize())
+
+
 def to_svg(fig: Figure, name: str, title: str) -> str:
     """The figure as an <svg> element to inline: ids prefixed with ``name`` (several figures share
     one page), scaled to the page's width, with a <title> for screen readers."""
@@ -94,8 +108,7 @@ def accuracy_vs_size(data: RunData) -> str:
         ax.set_xscale("log")
         ax.set_xlim(lo_x, hi_x)
         ax.set_ylim(lo_y, hi_y)
-        ax.xaxis.set_major_formatter(FuncFormatter(_bytes))
-        ax.xaxis.set_minor_formatter(FuncFormatter(lambda *_: ""))
+        _log_axis(ax.xaxis, _bytes, hi_x / lo_x)
         ax.set_xlabel("model size: .pakd bytes (teacher: fp32 dense bytes), log scale")
         ax.set_ylabel("test top-1 (%)")
         ax.set_title("Accuracy vs size, per stage")
@@ -132,12 +145,12 @@ def accuracy_vs_latency(data: RunData, comparisons: list[Comparison]) -> str | N
                 final = stage == data.student.label
                 for e, t in per_engine.items():
                     points.append((t.median_us, acc[stage], e, FINAL_COLOR if final else STUDENT_COLOR, stage))
-            for x, y, engine, color, stage in points:
+            for k, (x, y, engine, color, stage) in enumerate(points):
                 engines_seen.add(engine)
                 ax.scatter([x], [y], marker=ENGINE_MARKERS.get(engine, "X"), s=46, color=color, zorder=3,
                            edgecolors="white", linewidths=0.8)
                 ax.annotate(f"{engine}" if stage == "teacher" else f"{stage.split(': ')[-1]} / {engine}", (x, y),
-                            textcoords="offset points", xytext=(6, 3), fontsize=7, color=color)
+                            textcoords="offset points", xytext=(6, 4 if k % 2 == 0 else -11), fontsize=7, color=color)
             ys = [p[1] for p in points]
             ax.axhline(acc[data.teacher.label] - MAX_DROP_PT, color=GOAL_COLOR, ls="--", lw=1)
             ax.set_ylim(min(ys + [acc[data.teacher.label] - MAX_DROP_PT]) - 0.6, min(100.0, max(ys) + 0.6) + 0.05)
@@ -149,8 +162,7 @@ def accuracy_vs_latency(data: RunData, comparisons: list[Comparison]) -> str | N
             ax.set_xscale("log")
             xs = [p[0] for p in points] + ([best.median_us / SPEED_GOAL] if best else [])
             ax.set_xlim(min(xs) / 1.8, max(xs) * 2.5)
-            ax.xaxis.set_major_formatter(FuncFormatter(_us))
-            ax.xaxis.set_minor_formatter(FuncFormatter(lambda *_: ""))
+            _log_axis(ax.xaxis, _us, max(xs) * 2.5 / (min(xs) / 1.8))
             ax.set_title(f"{c.device}, {c.threads} thread{'s' if c.threads != 1 else ''}")
             ax.set_xlabel("median batch-1 latency, log scale")
             ax.set_ylabel("test top-1 (%)")
