@@ -18,22 +18,23 @@ from typing import Any
 
 from ..errors import PakdError
 
-# The results store's table, as `pakd bench` writes it (pakd/deploy/results.py owns the store).
+# The results store's table, as `pakd bench` writes it (pakd/deploy/results.py owns the store;
+# this copy is what the tests create stores with).
 RESULTS_SCHEMA = """\
 CREATE TABLE IF NOT EXISTS results (
   id INTEGER PRIMARY KEY,
-  session TEXT NOT NULL,
-  started_at TEXT NOT NULL,
-  bundle_sha256 TEXT NOT NULL,
+  session TEXT,
+  started_at TEXT,
+  bundle_sha256 TEXT,
   bundle TEXT,
   source TEXT,
   role TEXT,
   model TEXT,
   engine TEXT,
   target TEXT,
-  device TEXT NOT NULL,
-  threads INTEGER NOT NULL,
-  run INTEGER NOT NULL,
+  device TEXT,
+  threads INTEGER,
+  run INTEGER,
   median_us REAL,
   p90_us REAL,
   min_us REAL,
@@ -144,6 +145,7 @@ class Comparison:
     students: dict[str, dict[str, EngineTime]]  # stage label -> engine -> time
     student_stage: str  # the stage the verdict is about (the run's final one)
     facts: dict[str, Any]
+    failed: tuple[str, ...] = ()  # "model on engine" rows left out: their output failed the golden check
 
     @property
     def teacher_best(self) -> EngineTime | None:
@@ -212,8 +214,8 @@ class RunData:
 
 def read_results(db_path: str | Path, teacher_dir: str | Path, run_dir: str | Path) -> list[dict[str, Any]]:
     """The rows of ``results`` that belong to run ``run_dir``: role 'student' with ``source`` inside
-    the run folder, role 'teacher' with ``source`` = its teacher folder. The store is opened
-    read-only. Each row is a dict of the table's columns."""
+    the run folder, role 'teacher' with ``source`` = its teacher folder (or a file in it). The
+    store is opened read-only. Each row is a dict of the table's columns."""
     path = Path(db_path)
     try:
         con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
@@ -231,7 +233,7 @@ def read_results(db_path: str | Path, teacher_dir: str | Path, run_dir: str | Pa
     out = []
     for r in rows:
         source = _norm(r.get("source") or "")
-        if r["role"] == "teacher" and source == teacher:
+        if r["role"] == "teacher" and (source == teacher or teacher in source.parents):
             out.append(r)
         elif r["role"] == "student" and (source == run or run in source.parents):
             out.append(r)
@@ -259,8 +261,9 @@ def _measurements(rows: list[dict[str, Any]], run_dir: Path, stages: tuple[Stage
                 if top not in by_folder:
                     continue  # a stage the ledger does not list (an unfinished or removed one)
                 stage = by_folder[top]
-        if r.get("median_us") is None:
-            continue
+        if r.get("median_us") is None or r.get("device") is None or r.get("threads") is None \
+                or r.get("session") is None:
+            continue  # a failed or partial row: nothing to compare
         try:
             facts = json.loads(r.get("facts") or "{}")
         except json.JSONDecodeError:
@@ -284,15 +287,17 @@ def _engine_time(engine: str, rows: list[Measurement]) -> EngineTime:
 def compare(measurements: tuple[Measurement, ...] | list[Measurement], student_stage: str) -> list[Comparison]:
     """One comparison per (device, threads): the latest session that timed both the teacher and
     ``student_stage`` there (ratios are only taken within one session); where no session has
-    both, the latest session with any of the run's rows (its speedup is then None)."""
+    both, the latest session with any of the run's rows (its speedup is then None). Rows whose
+    output failed the bundle's golden check are left out (and named in ``failed``)."""
     groups: dict[tuple[str, int], dict[str, list[Measurement]]] = {}
-    for m in measurements:
+    for m in measurements:  # rows that failed the golden check stay (to be listed) but never count
         groups.setdefault((m.device, m.threads), {}).setdefault(m.session, []).append(m)
     out = []
     for (device, threads), sessions in sorted(groups.items()):
         def complete(rows: list[Measurement]) -> bool:
-            return (any(m.role == "teacher" for m in rows)
-                    and any(m.stage == student_stage and m.engine in DEPLOY_ENGINES for m in rows))
+            good = [m for m in rows if m.golden_ok is not False]
+            return (any(m.role == "teacher" for m in good)
+                    and any(m.stage == student_stage and m.engine in DEPLOY_ENGINES for m in good))
 
         def started(item: tuple[str, list[Measurement]]) -> str:
             return max(m.started_at for m in item[1])
@@ -302,7 +307,10 @@ def compare(measurements: tuple[Measurement, ...] | list[Measurement], student_s
         session, rows = (full or ordered)[-1]
         teacher: dict[str, list[Measurement]] = {}
         students: dict[str, dict[str, list[Measurement]]] = {}
+        failed = tuple(sorted({f"{m.stage} on {m.engine}" for m in rows if m.golden_ok is False}))
         for m in rows:
+            if m.golden_ok is False:
+                continue
             if m.role == "teacher":
                 teacher.setdefault(m.engine, []).append(m)
             else:
@@ -314,7 +322,7 @@ def compare(measurements: tuple[Measurement, ...] | list[Measurement], student_s
             device=device, threads=threads, session=session, started_at=min(m.started_at for m in rows),
             teacher={e: _engine_time(e, ms) for e, ms in sorted(teacher.items())},
             students={s: {e: _engine_time(e, ms) for e, ms in sorted(es.items())} for s, es in students.items()},
-            student_stage=student_stage, facts=facts))
+            student_stage=student_stage, facts=facts, failed=failed))
     return out
 
 

@@ -229,6 +229,10 @@ def _speed_html(rep: Report) -> str:
                  f'student\'s median on its fastest PaKD deployment ({" or ".join(DEPLOY_ENGINES)}), in the same bench '
                  'session at equal threads; same engine = teacher / student on one engine. Where a device has '
                  'several sessions, the latest that timed both is shown.</p>')
+    failed = [f"{c.device}, {c.threads} thread(s): {', '.join(c.failed)}" for c in rep.comparisons if c.failed]
+    if failed:
+        parts.append('<p class="missing"><strong>Left out:</strong> rows whose output failed the golden check '
+                     f"(a wrong answer is not a speedup): {escape('; '.join(failed))}.</p>")
     parts.append('<h3>Verdict per device and threads</h3><ul class="lines">' + "".join(
         f"<li>{_pill(v.status, v.headline)} <strong>{escape(v.scope)}</strong>: {escape(v.criteria())}</li>"
         for v in rep.device_verdicts) + "</ul>")
@@ -338,6 +342,9 @@ def markdown(rep: Report) -> str:
         out += [_md_table(SPEED_HEAD, [r for r, _ in _speed_rows(rep)], left=(0, 2, 3, 4, 6, 7)), "",
                 "Per device and threads:", ""]
         out += [f"- `{dv.line()}`" for dv in rep.device_verdicts]
+        failed = [f"{c.device}, {c.threads} thread(s): {', '.join(c.failed)}" for c in rep.comparisons if c.failed]
+        if failed:
+            out += ["", "Left out (output failed the golden check): " + "; ".join(failed) + "."]
     else:
         out += [f"Speed: **not measured** (no latency rows for this run in `{data.db_path}`). "
                 f"`{BENCH_COMMAND}` produces them; then `{rep.command}` again."]

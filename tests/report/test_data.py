@@ -171,3 +171,16 @@ def test_trained_runs(run):
     if data.student.folder is not None and (data.student.folder / "model.pakd").is_file():
         assert data.student.deployed_bytes == (data.student.folder / "model.pakd").stat().st_size
         assert data.layers
+
+
+def test_a_wrong_output_is_not_a_speedup(tiny_run, tiny_teacher, tmp_path):
+    s3 = tiny_run / "stage-3"
+    db = make_db(tmp_path / "results.db", [
+        row("teacher", tiny_teacher, "torch", 800.0),
+        row("student", s3, "tvm", 10.0, golden_ok=0),  # fast and wrong: left out
+        row("student", s3, "pakd", 200.0),
+        row("teacher", tiny_teacher / "model.pakd", "pakd", 700.0),  # a file in the teacher folder counts
+    ])
+    (c,) = gather(tiny_run, db).comparisons()
+    assert c.student_best.engine == "pakd" and c.speedup == pytest.approx(700.0 / 200.0)
+    assert c.failed == ("3: share on tvm",)
