@@ -172,6 +172,7 @@ ul.lines li { margin: 4px 0; font-size: 13px; }
 td.wrap { white-space: normal; }
 .missing { border: 1px dashed var(--unknown); background: #fffbeb; border-radius: 8px; padding: 12px 16px; }
 details { margin: 8px 0; } summary { cursor: pointer; color: #1d4ed8; }
+@media (max-width: 760px) { .checks { grid-template-columns: 1fr; } main { padding: 16px; } }
 footer { margin-top: 40px; font-size: 12px; color: var(--muted); border-top: 1px solid var(--line); padding-top: 10px; }
 """
 
