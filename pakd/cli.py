@@ -549,6 +549,34 @@ def demo_cmd(
         write_json_atomic(json_out, demo_summary_json(result, board))
 
 
+@app.command("report")
+def report_cmd(
+    run: Path = typer.Argument(..., help="A compress run folder, e.g. runs/lenet5-fast."),
+    db: Optional[Path] = typer.Option(None, "--db", help="The results store `pakd bench` writes "
+                                      "[default: ./results.db; none there = speed not measured]."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for report.html and report.md "
+                                       "[default: RUN/report]."),
+) -> None:
+    """Write a self-contained HTML page (plots inline) and a Markdown summary of a compress run:
+    per-stage table, accuracy vs size and vs latency, per-layer channels and sparsity, speedups
+    per device, and the verdict against the 11x smaller / 4x faster / <= 1 pt drop goals."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display, ever (the figures are matplotlib Figure objects saved as SVG)
+    from .report import Status, make_report
+    from .ui import console
+
+    args = [str(run)] + ([f"--db {db}"] if db is not None else []) + ([f"-o {out}"] if out is not None else [])
+    rep, page, md = make_report(run, db, out, command="pakd report " + " ".join(args))
+    color = {Status.MET: "green", Status.NOT_MET: "red", Status.NOT_MEASURED: "yellow"}[rep.verdict.status]
+    console.print(f"wrote {page}\nwrote {md}", highlight=False)
+    console.print(f"[bold {color}]{rep.verdict.headline}[/] {rep.verdict.criteria()}", highlight=False)
+    for v in rep.device_verdicts:
+        console.print(f"  {v.line()}", highlight=False)
+    if any(c.status is Status.NOT_MEASURED for c in rep.verdict.checks):
+        console.print(rep.verdict.note, highlight=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr, never a traceback."""
     from .ui import err_console

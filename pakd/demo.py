@@ -190,16 +190,16 @@ def _bench_engines(cfg: DemoConfig, run_dir: Path, store, console) -> str:
     return key
 
 
-def _write_report(run_dir: Path, db: Path, console) -> Path | None:
-    try:
-        from .report import write_report
-    except ImportError:
-        console.print("[yellow]no report module in this build[/]")
-        return None
-    paths = write_report(run_dir, db=db)
-    html = paths[0] if isinstance(paths, (list, tuple)) else paths
-    console.print(f"wrote {html}")
-    return Path(html)
+def _write_report(run_dir: Path, db: Path, console) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display, ever
+    from .report import make_report
+
+    rep, page, md = make_report(run_dir, db, command=f"pakd report {run_dir} --db {db}")
+    console.print(f"wrote {page} and {md}")
+    console.print(f"verdict: {rep.verdict.headline} {rep.verdict.criteria()}", highlight=False)
+    return page
 
 
 def demo_summary_json(result: DemoResult, board: str) -> dict[str, Any]:
