@@ -404,13 +404,13 @@ py::array_t<float> conv2d_direct(const py::array_t<float, py::array::c_style | p
     throw py::value_error("conv2d_direct expects x (Cin, H, W) and w (Cout, Cin, kh, kw)");
   }
   const bool oc_kernel = kernel.rfind("6x16-", 0) == 0;
-  const bool sparse_kernel = kernel.rfind("sparse-1x32-", 0) == 0;
-  const bool avx2 = kernel == "4x24-avx2" || kernel == "6x16-avx2" || kernel == "sparse-1x32-avx2";
-  if (!avx2 && kernel != "4x24-scalar" && kernel != "6x16-scalar" && kernel != "sparse-1x32-scalar") {
+  const bool sparse_kernel = kernel.rfind("sparse-", 0) == 0;
+  const bool avx2 = kernel == "4x24-avx2" || kernel == "6x16-avx2" || kernel == "sparse-8x8-avx2";
+  if (!avx2 && kernel != "4x24-scalar" && kernel != "6x16-scalar" && kernel != "sparse-4x8-scalar") {
     throw py::value_error("unknown direct convolution kernel '" + kernel +
-                          "' (4x24-scalar, 4x24-avx2, 6x16-scalar, 6x16-avx2, sparse-1x32-scalar, sparse-1x32-avx2)");
+                          "' (4x24-scalar, 4x24-avx2, 6x16-scalar, 6x16-avx2, sparse-4x8-scalar, sparse-8x8-avx2)");
   }
-  pakd::F32SparseDconvFn sparse_fn = pakd_f32_sdconv_ukernel_1x32__scalar;
+  pakd::F32SparseDconvFn sparse_fn = pakd_f32_sdconv_ukernel_4x8__scalar;
   pakd::F32DconvFn wide_fn = pakd_f32_dconv_ukernel_4x24__scalar;
   pakd::F32DconvOcFn oc_fn = pakd_f32_dconv_ukernel_6x16__scalar;
   if (avx2) {
@@ -421,7 +421,7 @@ py::array_t<float> conv2d_direct(const py::array_t<float, py::array::c_style | p
     }
     wide_fn = pakd_f32_dconv_ukernel_4x24__avx2;
     oc_fn = pakd_f32_dconv_ukernel_6x16__avx2;
-    sparse_fn = pakd_f32_sdconv_ukernel_1x32__avx2;
+    sparse_fn = pakd_f32_sdconv_ukernel_8x8__avx2;
 #else
     PyErr_SetString(PyExc_NotImplementedError, "the avx2 direct convolutions are not compiled in");
     throw py::error_already_set();
@@ -444,31 +444,30 @@ py::array_t<float> conv2d_direct(const py::array_t<float, py::array::c_style | p
     for (std::size_t t = 0; t < taps; ++t) packed[(oc / R) * taps * R + t * R + oc % R] = pwt[oc * taps + t];
   py::array_t<float> y({static_cast<py::ssize_t>(cout), static_cast<py::ssize_t>(ho), static_cast<py::ssize_t>(wo)});
   float* out = y.mutable_data();
-  // the sparse kernel: CSR over (output channel, tap) with input offsets; n in 8-multiples
+  // the sparse kernel: CSR over (output channel, tap) with offsets into the packed input
   std::vector<std::uint32_t> row_ptr(cout + 1, 0), offsets;
-  std::vector<float> values;
-  const std::size_t n8 = (ho * wp + 7) / 8 * 8;
+  std::vector<float> values, packed_x;
+  const std::size_t rs = pakd::sdconv_row_stride(kw), cs = pakd::sdconv_input_size(1, hp, wo, kw);
   if (sparse_kernel) {
     for (std::size_t oc = 0; oc < cout; ++oc) {
       for (std::size_t t = 0; t < taps; ++t) {
         const float v = pwt[oc * taps + t];
         if (v == 0.0f) continue;
         const std::size_t ic = t / (kh * kw), ky = (t % (kh * kw)) / kw, kx = t % kw;
-        offsets.push_back(static_cast<std::uint32_t>(ic * plane + ky * wp + kx));
+        offsets.push_back(static_cast<std::uint32_t>(ic * cs + ky * rs + kx));
         values.push_back(v);
       }
       row_ptr[oc + 1] = static_cast<std::uint32_t>(values.size());
     }
-    xpad.resize(std::max(xpad.size(), cin * plane + (n8 - ho * wp) + kw), 0.0f);
+    // exactly the packed input: the kernel reads nothing past it
+    packed_x.resize(pakd::sdconv_input_size(cin, hp, wo, kw));
+    pakd::sdconv_pack_input(px, cin, h, wd, ph, pw, wo, kw, packed_x.data());
   }
   {
     py::gil_scoped_release release;
     if (sparse_kernel) {
-      std::vector<float> rows(cout * n8);
-      sparse_fn(0, cout, n8, row_ptr.data(), offsets.data(), values.data(), xpad.data(), rows.data(), n8);
-      for (std::size_t oc = 0; oc < cout; ++oc)
-        for (std::size_t oy = 0; oy < ho; ++oy)
-          for (std::size_t ox = 0; ox < wo; ++ox) out[(oc * ho + oy) * wo + ox] = rows[oc * n8 + oy * wp + ox];
+      sparse_fn(0, cout, ho, wo, rs, hp * rs, row_ptr.data(), offsets.data(), values.data(), packed_x.data(), out,
+                ho * wo);
     } else if (oc_kernel) {
       oc_fn(0, cout, 0, ho * wo, cin, kh, kw, wp, wo, plane, packed.data(), xpad.data(), out, ho * wo);
     } else {
@@ -553,8 +552,8 @@ Validates everything (ValueError); see CsrMatrix for the arguments.)doc");
   m.def("conv2d_direct", &conv2d_direct, py::arg("x"), py::arg("w"), py::arg("ph") = 0, py::arg("pw") = 0,
         py::arg("kernel") = "4x24-scalar",
         "Stride-1 convolution of x (Cin, H, W) by w (Cout, Cin, kh, kw) through one direct-convolution "
-        "kernel ('4x24-scalar', '4x24-avx2', '6x16-scalar', '6x16-avx2', 'sparse-1x32-scalar', "
-        "'sparse-1x32-avx2': zeros of w skipped); for tests and benchmarks.");
+        "kernel ('4x24-scalar', '4x24-avx2', '6x16-scalar', '6x16-avx2', 'sparse-4x8-scalar', "
+        "'sparse-8x8-avx2': zeros of w skipped); for tests and benchmarks.");
   m.def("quantize_s8", &quantize_s8, py::arg("x"),
         "Symmetric int8 quantization: (q, scale) with scale = max|x| / 127, q = round(x / scale).");
   m.def("qs8_gemm", &qs8_gemm, py::arg("a_q"), py::arg("a_scale"), py::arg("x"),

@@ -106,17 +106,33 @@ using F32DconvOcFn = void (*)(std::size_t oc_begin, std::size_t oc_end, std::siz
                               std::size_t p_end, std::size_t cin, std::size_t kh, std::size_t kw,
                               std::size_t wp, std::size_t wo, std::size_t plane, const float* w,
                               const float* x, float* y, std::size_t ldy);
-// Sparse direct stride-1 convolution over the same wide rows: per output
-// channel a CSR row of nonzero taps, each with its input offset
-// ic * plane + ky * wp + kx (computed at load). For oc in [oc_begin, oc_end)
-// and q in [0, n) (n a multiple of 8):
-//   y[oc * ldy + q] = sum_{j in [row_ptr[oc], row_ptr[oc + 1])} values[j] * x[offsets[j] + q]
-// Cost follows the nonzeros: at LeNet-5-sized layers it beats the dense
-// dense direct kernels below about 70% nonzeros (measured on LeNet-5 conv2).
-// Never throws.
-using F32SparseDconvFn = void (*)(std::size_t oc_begin, std::size_t oc_end, std::size_t n,
+// Sparse direct stride-1 convolution over 2-D output tiles of 8 columns:
+// per output channel a CSR row of nonzero taps, each with its input offset
+// ic * cs + ky * rs + kx (computed at load). The zero-padded input is laid
+// out per input channel and per 8-column output tile t: hp rows of rs floats
+// holding padded columns [8t, 8t + rs) (rs >= kw + 7, a multiple of 16 so that
+// rows start on 64-byte lines when x does), tiles ts = hp * rs apart,
+// channels cs = ceil(wo / 8) * ts apart. For oc in [oc_begin, oc_end),
+// oy < ho, ox = 8t + u < wo:
+//   y[oc * ldy + oy * wo + ox] = sum_{j in [row_ptr[oc], row_ptr[oc + 1])}
+//                                values[j] * x[offsets[j] + t * ts + oy * rs + u]
+// Exact output positions, straight into the NCHW output; reads
+// x[offsets[j] + t * ts + oy * rs + u] for u < 8 only (inside the tile's
+// rows). Cost follows the nonzeros. Never throws.
+using F32SparseDconvFn = void (*)(std::size_t oc_begin, std::size_t oc_end, std::size_t ho,
+                                  std::size_t wo, std::size_t rs, std::size_t ts,
                                   const std::uint32_t* row_ptr, const std::uint32_t* offsets,
                                   const float* values, const float* x, float* y, std::size_t ldy);
+constexpr std::size_t kSdconvTileCols = 8;
+// That input layout (kernels/f32-sdconv-pack.cc): the row stride rs for a
+// kernel width kw; the floats of the packed input of cin channels; and the
+// packing of x (cin x h x w, NCHW) with zero padding (ph, pw) for an output
+// width wo into out (sdconv_input_size floats, all written). The offset of
+// tap (ic, ky, kx) is ic * cs + ky * rs + kx, cs = ceil(wo / 8) * hp * rs.
+std::size_t sdconv_row_stride(std::size_t kw);
+std::size_t sdconv_input_size(std::size_t cin, std::size_t hp, std::size_t wo, std::size_t kw);
+void sdconv_pack_input(const float* x, std::size_t cin, std::size_t h, std::size_t w, std::size_t ph,
+                       std::size_t pw, std::size_t wo, std::size_t kw, float* out);
 
 constexpr std::size_t kDconvOcVector = 16;
 constexpr std::size_t kDconvOcPixels = 6;
@@ -168,13 +184,15 @@ void pakd_f32_dconv_ukernel_6x16__scalar(std::size_t oc_begin, std::size_t oc_en
                                          std::size_t p_end, std::size_t cin, std::size_t kh, std::size_t kw,
                                          std::size_t wp, std::size_t wo, std::size_t plane, const float* w,
                                          const float* x, float* y, std::size_t ldy);
-void pakd_f32_sdconv_ukernel_1x32__scalar(std::size_t oc_begin, std::size_t oc_end, std::size_t n,
-                                          const std::uint32_t* row_ptr, const std::uint32_t* offsets,
-                                          const float* values, const float* x, float* y, std::size_t ldy);
+void pakd_f32_sdconv_ukernel_4x8__scalar(std::size_t oc_begin, std::size_t oc_end, std::size_t ho,
+                                         std::size_t wo, std::size_t rs, std::size_t ts,
+                                         const std::uint32_t* row_ptr, const std::uint32_t* offsets,
+                                         const float* values, const float* x, float* y, std::size_t ldy);
 #if PAKD_ENABLE_X86_AVX2
-void pakd_f32_sdconv_ukernel_1x32__avx2(std::size_t oc_begin, std::size_t oc_end, std::size_t n,
-                                        const std::uint32_t* row_ptr, const std::uint32_t* offsets,
-                                        const float* values, const float* x, float* y, std::size_t ldy);
+void pakd_f32_sdconv_ukernel_8x8__avx2(std::size_t oc_begin, std::size_t oc_end, std::size_t ho,
+                                       std::size_t wo, std::size_t rs, std::size_t ts,
+                                       const std::uint32_t* row_ptr, const std::uint32_t* offsets,
+                                       const float* values, const float* x, float* y, std::size_t ldy);
 void pakd_f32_dconv_ukernel_6x16__avx2(std::size_t oc_begin, std::size_t oc_end, std::size_t p_begin,
                                        std::size_t p_end, std::size_t cin, std::size_t kh, std::size_t kw,
                                        std::size_t wp, std::size_t wo, std::size_t plane, const float* w,

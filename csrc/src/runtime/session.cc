@@ -95,7 +95,6 @@ struct ConvGeometry {
   std::size_t hp() const { return h + 2 * static_cast<std::size_t>(ph); }
   std::size_t wp() const { return w + 2 * static_cast<std::size_t>(pw); }
   std::size_t wide_n() const { return (ho * wp() + kDconvTile - 1) / kDconvTile * kDconvTile; }
-  std::size_t sparse_n() const { return (ho * wp() + 7) / 8 * 8; }  // the sparse kernel's 8-multiples
   std::size_t padded_input() const { return cin * hp() * wp() + (wide_n() - ho * wp()) + kw; }
   std::size_t cout_padded() const { return (cout + kDconvOcBlock - 1) / kDconvOcBlock * kDconvOcBlock; }
 };
@@ -185,12 +184,12 @@ Session::Session(const std::uint8_t* data, std::size_t size, const SessionConfig
                                                      : pakd_f32_dconv_ukernel_4x24__scalar),
       dconv_oc_(cpu_features().has(kCpuAvx2 | kCpuFma) ? pakd_f32_dconv_ukernel_6x16__avx2
                                                         : pakd_f32_dconv_ukernel_6x16__scalar),
-      sdconv_(cpu_features().has(kCpuAvx2 | kCpuFma) ? pakd_f32_sdconv_ukernel_1x32__avx2
-                                                      : pakd_f32_sdconv_ukernel_1x32__scalar),
+      sdconv_(cpu_features().has(kCpuAvx2 | kCpuFma) ? pakd_f32_sdconv_ukernel_8x8__avx2
+                                                      : pakd_f32_sdconv_ukernel_4x8__scalar),
 #else
       dconv_(pakd_f32_dconv_ukernel_4x24__scalar),
       dconv_oc_(pakd_f32_dconv_ukernel_6x16__scalar),
-      sdconv_(pakd_f32_sdconv_ukernel_1x32__scalar),
+      sdconv_(pakd_f32_sdconv_ukernel_4x8__scalar),
 #endif
       pool_(std::max(1, config.num_threads)) {
   if (config_.max_batch == 0) config_.max_batch = 1;
@@ -238,8 +237,9 @@ void Session::prepare(const ModelFile& file) {
       if (config_.reference) {
         w.reference = t.values;
       } else if (is_conv && cg.direct() && config_.sparse_max_density >= 0.0f && density <= kSparseDirectMaxDensity) {
-        // CSR over (output channel, tap) with each tap's offset into the padded input
-        const std::size_t plane = cg.hp() * cg.wp(), taps = cg.kh * cg.kw;
+        // CSR over (output channel, tap) with each tap's offset into the packed padded input
+        const std::size_t rs = sdconv_row_stride(cg.kw), taps = cg.kh * cg.kw;
+        const std::size_t cs = sdconv_input_size(1, cg.hp(), cg.wo, cg.kw);  // floats per input channel
         w.sdconv = true;
         w.row_ptr.assign(w.rows + 1, 0);
         for (std::size_t r = 0; r < w.rows; ++r) {
@@ -247,7 +247,7 @@ void Session::prepare(const ModelFile& file) {
             const float v = t.values[r * w.cols + c];
             if (v == 0.0f) continue;
             const std::size_t ic = c / taps, ky = (c % taps) / cg.kw, kx = c % cg.kw;
-            w.sdconv_offsets.push_back(static_cast<std::uint32_t>(ic * plane + ky * cg.wp() + kx));
+            w.sdconv_offsets.push_back(static_cast<std::uint32_t>(ic * cs + ky * rs + kx));
             w.values.push_back(v);
           }
           w.row_ptr[r + 1] = static_cast<std::uint32_t>(w.values.size());
@@ -395,8 +395,7 @@ void Session::plan_memory(const Graph& graph) {
     if (op.desc.type == OpType::kConv2d) {
       const ConvGeometry g = geometry(op);
       if (op.weight.sparse_direct()) {
-        const std::size_t n = g.sparse_n();
-        scratch = std::max(scratch, g.cin * g.hp() * g.wp() + (n - g.ho * g.wp()) + g.kw + g.cout * n);
+        scratch = std::max(scratch, sdconv_input_size(g.cin, g.hp(), g.wo, g.kw) + 16);  // + alignment slack
       } else if (!op.weight.dconv_oc.empty()) {
         scratch = std::max(scratch, g.padded_input());
       } else if (!op.weight.dconv.empty()) {
@@ -657,10 +656,27 @@ void Session::conv(const PreparedOp& op, const float* x, float* y, std::size_t b
 
 void Session::direct_conv(const PreparedOp& op, const float* x, float* y, std::size_t batch) {
   const ConvGeometry g = geometry(op);
-  const bool sparse = op.weight.sparse_direct();
-  const std::size_t hp = g.hp(), wp = g.wp(), plane = hp * wp, n = sparse ? g.sparse_n() : g.wide_n();
+  const std::size_t hp = g.hp(), wp = g.wp(), plane = hp * wp, n = g.wide_n();
+  if (op.weight.sparse_direct()) {  // exact output tiles of each channel from its nonzero taps
+    const PreparedWeight& w = op.weight;
+    // 64-byte aligned (scratch_ has the slack), so the kernel's input rows never split a cache line
+    const std::size_t skew = reinterpret_cast<std::uintptr_t>(scratch_.data()) % 64 / sizeof(float);
+    float* const xt = scratch_.data() + (16 - skew) % 16;
+    const std::size_t rs = sdconv_row_stride(g.kw);
+    for (std::size_t b = 0; b < batch; ++b) {
+      float* yb = y + b * op.out_size;
+      sdconv_pack_input(x + b * op.in_size, g.cin, g.h, g.w, static_cast<std::size_t>(g.ph),
+                        static_cast<std::size_t>(g.pw), g.wo, g.kw, xt);
+      parallel_ranges(pool_, g.cout, 1, w.values.size() * g.n(), [&](std::size_t o0, std::size_t o1) {
+        sdconv_(o0, o1, g.ho, g.wo, rs, hp * rs, w.row_ptr.data(), w.sdconv_offsets.data(), w.values.data(), xt,
+                yb, g.n());
+        epilogue(op, yb, g.cout, g.n(), o0, o1, 0, g.n());
+      });
+    }
+    return;
+  }
   float* const xpad = scratch_.data();
-  float* const wide = xpad + (sparse ? g.cin * plane + (n - g.ho * wp) + g.kw : g.padded_input());
+  float* const wide = xpad + g.padded_input();
   std::fill(xpad, wide, 0.0f);  // borders and read slack stay zero for every sample
   const std::size_t macs = g.cout * g.n() * g.cin * g.kh * g.kw;
   for (std::size_t b = 0; b < batch; ++b) {
@@ -671,19 +687,6 @@ void Session::direct_conv(const PreparedOp& op, const float* x, float* y, std::s
         std::memcpy(xpad + c * plane + (iy + static_cast<std::size_t>(g.ph)) * wp + static_cast<std::size_t>(g.pw),
                     xb + (c * g.h + iy) * g.w, g.w * sizeof(float));
       }
-    }
-    if (sparse) {  // wide rows of each output channel from its nonzero taps, channels split across threads
-      const PreparedWeight& w = op.weight;
-      parallel_ranges(pool_, g.cout, 1, w.values.size() * n, [&](std::size_t o0, std::size_t o1) {
-        sdconv_(o0, o1, n, w.row_ptr.data(), w.sdconv_offsets.data(), w.values.data(), xpad, wide, n);
-        for (std::size_t oc = o0; oc < o1; ++oc) {
-          for (std::size_t oy = 0; oy < g.ho; ++oy) {
-            std::memcpy(yb + (oc * g.ho + oy) * g.wo, wide + oc * n + oy * wp, g.wo * sizeof(float));
-          }
-        }
-        epilogue(op, yb, g.cout, g.n(), o0, o1, 0, g.n());
-      });
-      continue;
     }
     if (!op.weight.dconv_oc.empty()) {  // straight into y, positions split across threads
       parallel_ranges(pool_, g.n(), kDconvOcPixels, macs, [&](std::size_t p0, std::size_t p1) {
