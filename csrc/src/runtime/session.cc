@@ -30,11 +30,14 @@ constexpr std::size_t kMinParallelMacs = 1 << 18;  // below this an op runs on o
 // (benchmarks/test_bench_spmm.py: the codebook kernel wins on 4096x9216 at
 // 70-90% sparsity, loses on the zoo's small layers). Smaller ones run f32.
 constexpr std::size_t kCodebookMinNonzeros = std::size_t{1} << 21;
-// Stride-1 convolutions run the sparse direct kernel up to this density: per
-// nonzero and 8 positions it costs ~1.25x a dense tap (load-bound instead of
-// FMA-bound), and it needs no tile padding of the channels (measured on
-// LeNet-5's conv2 at 55% nonzeros: 11.3 -> 7 us).
-constexpr double kSparseDirectMaxDensity = 0.7;
+// A stride-1 convolution runs the sparse direct kernel when its work, one
+// unit per (nonzero tap, output position with columns rounded to 8), times
+// this factor is below the dense direct kernels' (dense_direct_units): a unit
+// costs 25-35 ps there against 17-22 ps for a dense unit (AVX2, LeNet-5 and
+// ResNet-20 shapes). So LeNet-5's conv1 (1 input channel, 86% nonzeros) goes
+// sparse (4.4 -> 3.3 us), a dense layer never does, and 3x3 layers with few
+// channels stay dense down to ~60% nonzeros.
+constexpr double kSparseDirectUnitCost = 1.5;
 
 inline float activate(float v, Act act) {
   switch (act) {
@@ -118,6 +121,19 @@ ConvGeometry geometry(const PreparedOp& op) {
   g.dw = a[5];
   g.groups = static_cast<std::size_t>(a[6]);
   return g;
+}
+
+// Work of the dense direct kernels on g, in padded multiply-adds: the
+// cheaper of the two weight layouts (wide rows: 4 channels x 24 positions, wp
+// columns per wo; or 16 channels x 6 exact positions, +10% for its
+// transposing store). Session::prepare keeps that layout.
+std::size_t dense_direct_units(const ConvGeometry& g, bool* oc_layout) {
+  const std::size_t taps = g.cin * g.kh * g.kw;
+  const std::size_t wide = g.cout_padded() * g.wide_n() * taps;
+  const std::size_t oc = (g.cout + kDconvOcVector - 1) / kDconvOcVector * kDconvOcVector *
+                         ((g.n() + kDconvOcPixels - 1) / kDconvOcPixels * kDconvOcPixels) * taps * 11 / 10;
+  if (oc_layout != nullptr) *oc_layout = oc < wide;
+  return std::min(oc, wide);
 }
 
 // im2col for channels [c0, c0 + cin_g) of one sample into col[K, Ho*Wo].
@@ -236,7 +252,9 @@ void Session::prepare(const ModelFile& file) {
       }
       if (config_.reference) {
         w.reference = t.values;
-      } else if (is_conv && cg.direct() && config_.sparse_max_density >= 0.0f && density <= kSparseDirectMaxDensity) {
+      } else if (is_conv && cg.direct() && config_.sparse_max_density >= 0.0f &&
+                 kSparseDirectUnitCost * static_cast<double>(nnz * cg.ho * ((cg.wo + 7) / 8 * 8)) <
+                     static_cast<double>(dense_direct_units(cg, nullptr))) {
         // CSR over (output channel, tap) with each tap's offset into the packed padded input
         const std::size_t rs = sdconv_row_stride(cg.kw), taps = cg.kh * cg.kw;
         const std::size_t cs = sdconv_input_size(1, cg.hp(), cg.wo, cg.kw);  // floats per input channel
@@ -289,15 +307,10 @@ void Session::prepare(const ModelFile& file) {
         w.dense = t.values;  // rows x cols: [Cout, Cin/g * kh * kw]
         const ConvGeometry& g = cg;
         if (g.direct()) {
-          // Two layouts; keep the one that computes fewer padded outputs:
-          // wide rows (4 channels x 24 positions, wp columns per wo) or
-          // 16 channels x 6 positions (exact positions, channels rounded
-          // to 16, +10% for its transposing store).
+          bool oc_layout = false;
+          dense_direct_units(g, &oc_layout);
           const std::size_t taps = g.cin * g.kh * g.kw;
-          const std::size_t cost_wide = g.cout_padded() * g.wide_n();
-          const std::size_t cost_oc = (g.cout + kDconvOcVector - 1) / kDconvOcVector * kDconvOcVector *
-                                      ((g.n() + kDconvOcPixels - 1) / kDconvOcPixels * kDconvOcPixels) * 11 / 10;
-          const std::size_t block = cost_oc < cost_wide ? kDconvOcVector : kDconvOcBlock;
+          const std::size_t block = oc_layout ? kDconvOcVector : kDconvOcBlock;
           std::vector<float>& packed = block == kDconvOcVector ? w.dconv_oc : w.dconv;
           packed.assign((g.cout + block - 1) / block * block * taps, 0.0f);
           for (std::size_t oc = 0; oc < g.cout; ++oc) {  // [block][ic][ky][kx][block], zero-padded channels
