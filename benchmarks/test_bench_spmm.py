@@ -18,6 +18,11 @@ contenders side by side with each one's ratio to the fastest, all from one run:
             quantized on every call (included in the time), vs dense f32;
   conv ...  a convolution lowered to W[Cout, Cin*kh*kw] x im2col[Cin*kh*kw, H*W]:
             dense gemm vs spmm / spmm-cb with n = H*W.
+  fc-session ...  one batch-1 linear layer (+ bias + ReLU) in a pakd._core.Session:
+            "dense" (sparse_max_density=-1), "csr" (CSR SpMM: a session made
+            for batch 2 run at batch 1) and "auto" (a batch-1 session: the
+            blocked kernel f32-spmv-8x8 where it is cheaper than CSR;
+            extra_info["form"] says which).
   direct-conv ...  one stride-1 convolution (+ bias + ReLU) as the runtime runs
             it: a one-layer model in a pakd._core.Session, "dense" forced onto
             the dense direct kernels (sparse_max_density=-1), "auto" the
@@ -61,6 +66,9 @@ CONV_LAYERS = [
 CONV_SPARSITY = [0.7, 0.9]
 
 SPARSE_IMPLS = ["dense", "spmm", "spmm-cb"]
+
+FC_SESSION_LAYERS = ["lenet5-fast-fc1", "lenet300-fc1", "lenet5-fc1"]
+FC_SESSION_SPARSITY = [0.7, 0.84, 0.9, 0.95]
 
 # name, (Cin, Cout, H, W, k, pad)
 DIRECT_CONV_LAYERS = [
@@ -185,3 +193,33 @@ def test_direct_conv(benchmark, layer, density, impl):
     benchmark.extra_info["form"] = session.profile(x, 1)[0][0]
     y = benchmark(session.run, x)
     np.testing.assert_allclose(y, reference.run(x), rtol=1e-4, atol=1e-4 * np.sqrt(cin * k * k))
+
+
+@functools.lru_cache(maxsize=1)
+def _linear_model(m: int, k: int, sparsity: float) -> bytes:
+    """A one-layer .pakd (linear + bias + ReLU) with weights pruned at random to `sparsity`."""
+    import torch
+
+    from pakd.lower.native import export_pakd
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(k, m), torch.nn.ReLU()).eval()
+    with torch.no_grad():
+        weight = net[1].weight
+        weight[torch.rand(weight.shape, generator=torch.Generator().manual_seed(1)) < sparsity] = 0.0
+    return export_pakd(net, input_shape=(1, 1, k), huffman=False)
+
+
+@pytest.mark.parametrize("impl", ["dense", "csr", "auto"])
+@pytest.mark.parametrize("sparsity", FC_SESSION_SPARSITY, ids=lambda s: f"{round(s * 100)}%")
+@pytest.mark.parametrize("layer", FC_SESSION_LAYERS)
+def test_fc_session(benchmark, layer, sparsity, impl):
+    m, k = dict(FC_LAYERS)[layer]
+    model = _linear_model(m, k, sparsity)
+    options = {"dense": {"sparse_max_density": -1.0}, "csr": {"max_batch": 2}, "auto": {}}[impl]
+    session = _core.Session(model, num_threads=1, **options)
+    x = np.random.default_rng(4).standard_normal((1, 1, 1, k), dtype=np.float32)
+    benchmark.group = f"fc-session {layer} {m}x{k} {round(sparsity * 100)}% sparse (batch 1)"
+    benchmark.extra_info["form"] = session.profile(x, 1)[1][0]
+    y = benchmark(session.run, x)
+    np.testing.assert_allclose(y, _core.Session(model, reference=True).run(x), rtol=1e-4, atol=1e-4 * np.sqrt(k))

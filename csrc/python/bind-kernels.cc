@@ -480,6 +480,63 @@ py::array_t<float> conv2d_direct(const py::array_t<float, py::array::c_style | p
   return y;
 }
 
+// y = W x through one blocked batch-1 sparse kernel ("8x8-scalar" or
+// "8x8-avx2"): W (m, k) dense, its nonzeros packed the way the session packs
+// a sparse linear layer (CSR, then kernels/f32-spmv-pack.cc).
+py::array_t<float> spmv_blocked(const py::array_t<float, py::array::c_style | py::array::forcecast>& w,
+                                const py::array_t<float, py::array::c_style | py::array::forcecast>& x,
+                                const std::string& kernel) {
+  if (w.ndim() != 2 || x.ndim() != 1 || x.shape(0) != w.shape(1)) {
+    throw py::value_error("spmv_blocked expects w (m, k) and x (k,), got shapes " + shape_string(w) + " and " +
+                          shape_string(x));
+  }
+  pakd::F32BlockSpmvFn fn = pakd_f32_spmv_ukernel_8x8__scalar;
+  if (kernel == "8x8-avx2") {
+#if PAKD_ENABLE_X86_AVX2
+    if (!pakd::cpu_features().has(pakd::kCpuAvx2 | pakd::kCpuFma)) {
+      PyErr_SetString(PyExc_NotImplementedError, "this CPU lacks AVX2/FMA");
+      throw py::error_already_set();
+    }
+    fn = pakd_f32_spmv_ukernel_8x8__avx2;
+#else
+    PyErr_SetString(PyExc_NotImplementedError, "the avx2 blocked spmv kernel is not compiled in");
+    throw py::error_already_set();
+#endif
+  } else if (kernel != "8x8-scalar") {
+    throw py::value_error("unknown blocked spmv kernel '" + kernel + "' (8x8-scalar, 8x8-avx2)");
+  }
+  const auto m = static_cast<std::size_t>(w.shape(0)), k = static_cast<std::size_t>(w.shape(1));
+  const float* pw = w.data();
+  std::vector<std::uint32_t> row_ptr(m + 1, 0), col_idx;
+  std::vector<float> values;
+  for (std::size_t r = 0; r < m; ++r) {
+    for (std::size_t c = 0; c < k; ++c) {
+      if (pw[r * k + c] == 0.0f) continue;
+      col_idx.push_back(static_cast<std::uint32_t>(c));
+      values.push_back(pw[r * k + c]);
+    }
+    row_ptr[r + 1] = static_cast<std::uint32_t>(values.size());
+  }
+  py::array_t<float> y(static_cast<py::ssize_t>(m));
+  if (m == 0) return y;
+  if (k > pakd::kBlockSpmvMaxPanels * pakd::kBlockSpmvCols) {
+    throw py::value_error("spmv_blocked: k = " + std::to_string(k) + " is above the format's " +
+                          std::to_string(pakd::kBlockSpmvMaxPanels * pakd::kBlockSpmvCols) + " columns");
+  }
+  const std::size_t steps = pakd::block_spmv_steps(m, k, row_ptr.data(), col_idx.data());
+  std::vector<std::uint32_t> slices((m + pakd::kBlockSpmvRows - 1) / pakd::kBlockSpmvRows + 1), words(steps);
+  std::vector<float> packed(steps * pakd::kBlockSpmvRows);
+  pakd::block_spmv_pack(m, k, row_ptr.data(), col_idx.data(), values.data(), slices.data(), words.data(),
+                        packed.data());
+  float* out = y.mutable_data();
+  const float* px = x.data();
+  {
+    py::gil_scoped_release release;
+    fn(m, k, 0, slices.size() - 1, slices.data(), words.data(), packed.data(), px, out);
+  }
+  return y;
+}
+
 }  // namespace
 
 namespace pakd_python {
@@ -554,6 +611,10 @@ Validates everything (ValueError); see CsrMatrix for the arguments.)doc");
         "Stride-1 convolution of x (Cin, H, W) by w (Cout, Cin, kh, kw) through one direct-convolution "
         "kernel ('4x24-scalar', '4x24-avx2', '6x16-scalar', '6x16-avx2', 'sparse-4x8-scalar', "
         "'sparse-8x8-avx2': zeros of w skipped); for tests and benchmarks.");
+  m.def("spmv_blocked", &spmv_blocked, py::arg("w"), py::arg("x"), py::arg("kernel") = "8x8-scalar",
+        "w @ x for a dense w (m, k) whose nonzeros go through the blocked batch-1 sparse kernel "
+        "('8x8-scalar' or '8x8-avx2'; 8-row slices x 8-column panels, packed as the session packs a "
+        "sparse linear layer); for tests and benchmarks.");
   m.def("quantize_s8", &quantize_s8, py::arg("x"),
         "Symmetric int8 quantization: (q, scale) with scale = max|x| / 127, q = round(x / scale).");
   m.def("qs8_gemm", &qs8_gemm, py::arg("a_q"), py::arg("a_scale"), py::arg("x"),

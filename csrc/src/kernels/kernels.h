@@ -137,6 +137,29 @@ void sdconv_pack_input(const float* x, std::size_t cin, std::size_t h, std::size
 constexpr std::size_t kDconvOcVector = 16;
 constexpr std::size_t kDconvOcPixels = 6;
 
+// Batch-1 sparse matrix-vector product y = W x over a blocked format built
+// from CSR at load (kernels/f32-spmv-pack.cc): rows in slices of 8, columns
+// in panels of 8. A slice's nonzeros are a list of steps, panel by panel;
+// step t holds 8 values (values[8t + r] for row 8s + r, 0 for padding) and
+// one word: bits 3r..3r+2 = the column of lane r inside the panel, bits
+// 24..31 = the panel (so k <= 8 * 256). Padding lanes have value 0 (an
+// infinite or NaN x entry in their panel makes them NaN, as in a dense
+// product). For slices s in [s_begin, s_end):
+//   y[8s + r] = sum_{t in [slice_ptr[s], slice_ptr[s + 1])} values[8t + r] * x[8 * panel(t) + col_r(t)]
+// for rows 8s + r < m; reads x[0, k) only. Never throws.
+using F32BlockSpmvFn = void (*)(std::size_t m, std::size_t k, std::size_t s_begin, std::size_t s_end,
+                                const std::uint32_t* slice_ptr, const std::uint32_t* words,
+                                const float* values, const float* x, float* y);
+constexpr std::size_t kBlockSpmvRows = 8, kBlockSpmvCols = 8, kBlockSpmvMaxPanels = 256;
+// Steps of the blocked format of an m x k CSR matrix (columns ascending in
+// each row), or 0 when k is too large for it (> 2048 columns).
+std::size_t block_spmv_steps(std::size_t m, std::size_t k, const std::uint32_t* row_ptr,
+                             const std::uint32_t* col_idx);
+// Fills slice_ptr (ceil(m / 8) + 1 entries), words (steps) and packed
+// (8 * steps floats).
+void block_spmv_pack(std::size_t m, std::size_t k, const std::uint32_t* row_ptr, const std::uint32_t* col_idx,
+                     const float* values, std::uint32_t* slice_ptr, std::uint32_t* words, float* packed);
+
 // Per-thread scratch memory for kernels (kernels/workspace.cc): at least
 // `bytes` bytes, 64-byte aligned, uninitialized, valid until the next call on
 // the same thread. Lives in a file compiled without ISA flags. May throw
@@ -188,7 +211,13 @@ void pakd_f32_sdconv_ukernel_4x8__scalar(std::size_t oc_begin, std::size_t oc_en
                                          std::size_t wo, std::size_t rs, std::size_t ts,
                                          const std::uint32_t* row_ptr, const std::uint32_t* offsets,
                                          const float* values, const float* x, float* y, std::size_t ldy);
+void pakd_f32_spmv_ukernel_8x8__scalar(std::size_t m, std::size_t k, std::size_t s_begin, std::size_t s_end,
+                                       const std::uint32_t* slice_ptr, const std::uint32_t* words,
+                                       const float* values, const float* x, float* y);
 #if PAKD_ENABLE_X86_AVX2
+void pakd_f32_spmv_ukernel_8x8__avx2(std::size_t m, std::size_t k, std::size_t s_begin, std::size_t s_end,
+                                     const std::uint32_t* slice_ptr, const std::uint32_t* words,
+                                     const float* values, const float* x, float* y);
 void pakd_f32_sdconv_ukernel_8x8__avx2(std::size_t oc_begin, std::size_t oc_end, std::size_t ho,
                                        std::size_t wo, std::size_t rs, std::size_t ts,
                                        const std::uint32_t* row_ptr, const std::uint32_t* offsets,
