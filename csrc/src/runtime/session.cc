@@ -261,7 +261,8 @@ void Session::prepare(const ModelFile& file) {
       if (config_.reference) {
         w.reference = t.values;
       } else if (is_conv && cg.direct() && config_.sparse_max_density >= 0.0f &&
-                 kSparseDirectUnitCost * static_cast<double>(nnz * cg.ho * ((cg.wo + 7) / 8 * 8)) <
+                 sdconv_input_size(cg.cin, cg.hp(), cg.wo, cg.kw) <= std::numeric_limits<std::uint32_t>::max() &&
+                 kSparseDirectUnitCost * static_cast<double>(nnz * cg.ho * round_up(cg.wo, kSdconvTileCols)) <
                      static_cast<double>(dense_direct_units(cg, nullptr))) {
         // CSR over (output channel, tap) with each tap's offset into the packed padded input
         const std::size_t rs = sdconv_row_stride(cg.kw), taps = cg.kh * cg.kw;
@@ -319,6 +320,9 @@ void Session::prepare(const ModelFile& file) {
             w.spmv_values.resize(steps * kBlockSpmvRows);
             block_spmv_pack(w.rows, w.cols, w.row_ptr.data(), w.col_idx.data(), w.values.data(),
                             w.spmv_slices.data(), w.spmv_words.data(), w.spmv_values.data());
+            // a batch-1 session never runs the CSR form then: keep one copy of the weight
+            std::vector<std::uint32_t>().swap(w.col_idx);
+            std::vector<float>().swap(w.values);
           }
         }
       } else if (is_conv) {
