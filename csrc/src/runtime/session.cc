@@ -35,8 +35,9 @@ constexpr std::size_t kCodebookMinNonzeros = std::size_t{1} << 21;
 // this factor is below the dense direct kernels' (dense_direct_units): a unit
 // costs 25-35 ps there against 17-22 ps for a dense unit (AVX2, LeNet-5 and
 // ResNet-20 shapes). So LeNet-5's conv1 (1 input channel, 86% nonzeros) goes
-// sparse (4.4 -> 3.3 us), a dense layer never does, and 3x3 layers with few
-// channels stay dense down to ~60% nonzeros.
+// sparse (4.4 -> 3.3 us); a dense layer only where its shape wastes much of
+// the dense tiles (10 -> 21 channels on 12x12: 9.8 vs 11.9 us at 100%); 3x3
+// layers with few channels stay dense down to ~60% nonzeros.
 constexpr double kSparseDirectUnitCost = 1.5;
 // A batch-1 sparse linear layer runs the blocked kernel (F32BlockSpmvFn)
 // when it has at least this many nonzeros per step of 8 lanes: a step costs
