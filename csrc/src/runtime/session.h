@@ -41,6 +41,8 @@ struct PreparedWeight {
   std::vector<float> reference;    // rows x cols, for reference mode
   std::vector<float> dconv;        // stride-1 direct convolution: 4-channel blocks
   std::vector<float> dconv_oc;     // the same vectorized over 16-channel blocks
+  std::vector<std::uint32_t> spmv_slices, spmv_words;  // linear, batch-1 session: the blocked form
+  std::vector<float> spmv_values;  // (F32BlockSpmvFn) when cheaper; col_idx and values are dropped
   std::vector<std::uint32_t> sdconv_offsets;  // sparse direct conv: input offset per nonzero tap
                                               // (with row_ptr and values)
   std::size_t bytes() const;
@@ -104,6 +106,7 @@ class Session {
   F32DconvFn dconv_;
   F32DconvOcFn dconv_oc_;
   F32SparseDconvFn sdconv_;
+  F32BlockSpmvFn block_spmv_ = nullptr;  // nullptr: none faster than CSR on this CPU
   std::string meta_;
   std::vector<PreparedOp> ops_;
   std::vector<std::size_t> input_dims_, output_dims_;
