@@ -1,5 +1,6 @@
 # PaKD's two commands (see README.md):
-#   make demo   the main job end to end on Fashion-MNIST: train, compress, bench, build for rpi4, verify under qemu
+#   make demo   the main job end to end on Fashion-MNIST (pakd demo): train, compress, build for host
+#               and rpi4, verify rpi4 under qemu, bench here, write the report, print the summary
 #   make test   the test suite (what CI runs)
 # Both install what they need first: Debian packages (through apt-get, with sudo when not root),
 # a virtual environment in .venv, torch==2.13.0 (CPU, pinned) and PaKD itself, built with
@@ -10,8 +11,10 @@ VENV        ?= .venv
 PY          := $(VENV)/bin/python
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # dataset-fashion-mnist: the real data; g++/cmake: the C++ core; the ARM cross compilers and
-# qemu-user: ARM builds verified under emulation (pakd build, pakd verify)
-APT_PACKAGES := dataset-fashion-mnist g++ cmake g++-aarch64-linux-gnu g++-arm-linux-gnueabihf qemu-user
+# qemu-user: ARM builds verified under emulation (pakd build, pakd verify); openssh-server: the
+# "remote device" of the tests (a real sshd on 127.0.0.1); chromium: renders the report in its test
+APT_PACKAGES := dataset-fashion-mnist g++ cmake g++-aarch64-linux-gnu g++-arm-linux-gnueabihf qemu-user \
+                openssh-server openssh-client chromium
 TORCH       := torch==2.13.0
 BUILD_DEPS  := "scikit-build-core>=0.10" "pybind11>=2.13" ninja
 INSTALLED   := $(VENV)/.pakd-installed
@@ -20,12 +23,7 @@ NATIVE_SRC  := pyproject.toml CMakeLists.txt $(shell find csrc -type f 2>/dev/nu
 .PHONY: demo test apt-deps setup
 
 demo: setup
-	$(VENV)/bin/pakd train --model lenet5 --data fashion-mnist
-	$(VENV)/bin/pakd compress --teacher runs/lenet5-fashion-mnist/teacher --recipe recipes/lenet5-fast.toml
-	$(VENV)/bin/pakd bench runs/lenet5-fast
-	$(VENV)/bin/pakd build runs/lenet5-fashion-mnist/teacher --target rpi4 -o build/rpi4-teacher
-	$(VENV)/bin/pakd build runs/lenet5-fast --target rpi4 -o build/rpi4
-	$(VENV)/bin/pakd verify build/rpi4 --emulate --baseline build/rpi4-teacher
+	$(VENV)/bin/pakd demo
 
 test: setup
 	$(PY) -m pytest

@@ -18,6 +18,18 @@ contenders side by side with each one's ratio to the fastest, all from one run:
             quantized on every call (included in the time), vs dense f32;
   conv ...  a convolution lowered to W[Cout, Cin*kh*kw] x im2col[Cin*kh*kw, H*W]:
             dense gemm vs spmm / spmm-cb with n = H*W.
+  fc-session ...  one batch-1 linear layer (+ bias + ReLU) in a pakd._core.Session:
+            "dense" (sparse_max_density=-1), "csr" (CSR SpMM: a session made
+            for batch 2 run at batch 1) and "auto" (a batch-1 session: the
+            blocked kernel f32-spmv-8x8 where it is cheaper than CSR;
+            extra_info["form"] says which).
+  direct-conv ...  one stride-1 convolution (+ bias + ReLU) as the runtime runs
+            it: a one-layer model in a pakd._core.Session, "dense" forced onto
+            the dense direct kernels (sparse_max_density=-1), "auto" the
+            session's own choice (the sparse direct kernel f32-sdconv-8x8 when
+            its nonzero-tap work is cheaper; extra_info["form"] says which).
+            Shapes of LeNet-5 (teacher and the lenet5-fast student) and
+            ResNet-20; pruned at random to the given density.
 
 Shapes: Deep Compression's Table 8 (AlexNet fc6/fc7/fc8) and the FC layers of
 the zoo's lenet-300-100 and lenet5 (pakd/models/zoo.py). Sparsity is random
@@ -41,6 +53,7 @@ FC_LAYERS = [
     ("lenet300-fc2", (100, 300)),
     ("lenet5-fc1", (500, 800)),
     ("lenet5-fc2", (10, 500)),
+    ("lenet5-fast-fc1", (231, 336)),
 ]
 FC_SPARSITY = [0.5, 0.7, 0.9, 0.95]
 
@@ -53,6 +66,19 @@ CONV_LAYERS = [
 CONV_SPARSITY = [0.7, 0.9]
 
 SPARSE_IMPLS = ["dense", "spmm", "spmm-cb"]
+
+FC_SESSION_LAYERS = ["lenet5-fast-fc1", "lenet300-fc1", "lenet5-fc1"]
+FC_SESSION_SPARSITY = [0.7, 0.84, 0.9, 0.95]
+
+# name, (Cin, Cout, H, W, k, pad)
+DIRECT_CONV_LAYERS = [
+    ("lenet5-fast-conv1", (1, 10, 28, 28, 5, 0)),
+    ("lenet5-fast-conv2", (10, 21, 12, 12, 5, 0)),
+    ("lenet5-conv2", (20, 50, 12, 12, 5, 0)),
+    ("resnet20-16x16-32x32", (16, 16, 32, 32, 3, 1)),
+    ("resnet20-64x64-8x8", (64, 64, 8, 8, 3, 1)),
+]
+DIRECT_CONV_DENSITY = [1.0, 0.86, 0.55, 0.3]
 
 
 @functools.lru_cache(maxsize=1)
@@ -137,3 +163,63 @@ def test_conv(benchmark, layer, sparsity, impl):
         _check(benchmark(csr.matmul, cols), w, cols)
     else:
         _check(benchmark(csr_cb.matmul, cols), w_cb, cols)
+
+
+@functools.lru_cache(maxsize=1)
+def _direct_conv_model(cin: int, cout: int, h: int, w: int, k: int, pad: int, density: float) -> bytes:
+    """A one-layer .pakd (conv + bias + ReLU) with weights pruned at random to `density`."""
+    import torch
+
+    from pakd.lower.native import export_pakd
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(cin, cout, k, padding=pad), torch.nn.ReLU()).eval()
+    with torch.no_grad():
+        weight = net[0].weight
+        weight[torch.rand(weight.shape, generator=torch.Generator().manual_seed(1)) >= density] = 0.0
+    return export_pakd(net, input_shape=(cin, h, w), huffman=False)
+
+
+@pytest.mark.parametrize("impl", ["dense", "auto"])
+@pytest.mark.parametrize("density", DIRECT_CONV_DENSITY, ids=lambda d: f"{round(d * 100)}%")
+@pytest.mark.parametrize("layer", DIRECT_CONV_LAYERS, ids=lambda layer: layer[0])
+def test_direct_conv(benchmark, layer, density, impl):
+    name, (cin, cout, h, w, k, pad) = layer
+    model = _direct_conv_model(cin, cout, h, w, k, pad, density)
+    session = _core.Session(model, num_threads=1, sparse_max_density=-1.0 if impl == "dense" else 0.35)
+    reference = _core.Session(model, num_threads=1, reference=True)
+    x = np.random.default_rng(4).standard_normal((1, cin, h, w), dtype=np.float32)
+    benchmark.group = f"direct-conv {name} {round(density * 100)}% nonzeros"
+    benchmark.extra_info["form"] = session.profile(x, 1)[0][0]
+    y = benchmark(session.run, x)
+    np.testing.assert_allclose(y, reference.run(x), rtol=1e-4, atol=1e-4 * np.sqrt(cin * k * k))
+
+
+@functools.lru_cache(maxsize=1)
+def _linear_model(m: int, k: int, sparsity: float) -> bytes:
+    """A one-layer .pakd (linear + bias + ReLU) with weights pruned at random to `sparsity`."""
+    import torch
+
+    from pakd.lower.native import export_pakd
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(k, m), torch.nn.ReLU()).eval()
+    with torch.no_grad():
+        weight = net[1].weight
+        weight[torch.rand(weight.shape, generator=torch.Generator().manual_seed(1)) < sparsity] = 0.0
+    return export_pakd(net, input_shape=(1, 1, k), huffman=False)
+
+
+@pytest.mark.parametrize("impl", ["dense", "csr", "auto"])
+@pytest.mark.parametrize("sparsity", FC_SESSION_SPARSITY, ids=lambda s: f"{round(s * 100)}%")
+@pytest.mark.parametrize("layer", FC_SESSION_LAYERS)
+def test_fc_session(benchmark, layer, sparsity, impl):
+    m, k = dict(FC_LAYERS)[layer]
+    model = _linear_model(m, k, sparsity)
+    options = {"dense": {"sparse_max_density": -1.0}, "csr": {"max_batch": 2}, "auto": {}}[impl]
+    session = _core.Session(model, num_threads=1, **options)
+    x = np.random.default_rng(4).standard_normal((1, 1, 1, k), dtype=np.float32)
+    benchmark.group = f"fc-session {layer} {m}x{k} {round(sparsity * 100)}% sparse (batch 1)"
+    benchmark.extra_info["form"] = session.profile(x, 1)[1][0]
+    y = benchmark(session.run, x)
+    np.testing.assert_allclose(y, _core.Session(model, reference=True).run(x), rtol=1e-4, atol=1e-4 * np.sqrt(k))

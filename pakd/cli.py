@@ -309,34 +309,75 @@ def verify_cmd(
 
 @app.command("bench")
 def bench_cmd(
-    target: Path = typer.Argument(..., help="A compress run folder (runs/lenet5: teacher + final student), "
-                                            "a model folder, or a .pakd file."),
-    device: str = typer.Option("local", help="Where to run: local (this machine). Boards come with remote benchmarking."),
-    threads: str = typer.Option("1", help="Thread counts, e.g. 1 or 1,2 (each is a full pass)."),
-    repeats: int = typer.Option(200, help="Timed batch-1 calls per row (at least)."),
-    warmup: int = typer.Option(20, help="Untimed calls before timing."),
-    min_time: float = typer.Option(0.2, "--min-time", help="Time each row for at least this many seconds."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write every number (and the machine) to this JSON file."),
+    paths: list[Path] = typer.Argument(..., help="Bundles from `pakd build` (timed on --device), or one compress run "
+                                                 "folder / model folder / .pakd file (every engine on this machine)."),
+    device: list[str] = typer.Option(["local"], "--device", "-d", help="local, a name from devices.toml, or "
+                                     "ssh://user@host:port; repeat it to bench several devices in parallel."),
+    devices_file: Optional[Path] = typer.Option(None, "--devices", help="The devices file [default: ./devices.toml]."),
+    threads: Optional[str] = typer.Option(None, help="Thread counts, e.g. 1 or 1,2; bundles also take 'all' "
+                                          "(every core of the device) [default: bundles 1,all; models 1]."),
+    runs: int = typer.Option(3, help="Bundles: timed runner invocations per bundle and thread count."),
+    repeats: Optional[int] = typer.Option(None, help="Timed batch-1 calls per row, at least [default: bundles 100, models 200]."),
+    warmup: Optional[int] = typer.Option(None, help="Untimed calls before timing [default: bundles 10, models 20]."),
+    min_time: Optional[float] = typer.Option(None, "--min-time", help="Time each row for at least this many seconds "
+                                             "[default: bundles 0.5, models 0.2]."),
+    db: Path = typer.Option(Path("results.db"), "--db", help="The results store (SQLite) every row goes to."),
+    teacher: Optional[Path] = typer.Option(None, "--teacher", help="Bundles: which one is the teacher (default: from "
+                                           "each bundle's manifest)."),
+    new_session: bool = typer.Option(False, "--new-session", help="Bundles: measure again even what this same "
+                                     "command already stored (default: a rerun only fills in what is missing)."),
+    accept_new_host_key: bool = typer.Option(False, "--accept-new-host-key", help="Trust an SSH host key not yet in "
+                                             "known_hosts (and record it). A changed key is always refused."),
+    identity: Optional[Path] = typer.Option(None, "--identity", "-i", help="SSH private key (for ssh:// devices)."),
+    known_hosts: Optional[Path] = typer.Option(None, "--known-hosts", help="known_hosts file for ssh:// devices "
+                                               "[default: ~/.ssh/known_hosts]."),
+    connect_timeout: Optional[float] = typer.Option(None, "--connect-timeout", help="Seconds to connect [default 10]."),
+    command_timeout: Optional[float] = typer.Option(None, "--command-timeout", help="Seconds a remote command may take [default 600]."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Models: also write every number (and the machine) to this JSON file."),
     data_dir: Optional[Path] = DataDirOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    same_process: bool = typer.Option(False, "--same-process", help="Time every row in this process (faster; "
+    same_process: bool = typer.Option(False, "--same-process", help="Models: time every row in this process (faster; "
                                       "other engines' spinning thread pools then disturb multi-thread rows)."),
 ) -> None:
-    """Batch-1 latency (median, p90) of a teacher on every dense engine here and of its student on PaKD.
+    """Batch-1 latency (median, p90) of teacher and student, with their ratios from one run.
 
-    Ratios are taken in this one run at equal threads: "vs best teacher" against the fastest
-    engine the teacher ran on, "same engine" against the teacher on the row's engine.
+    Bundles (`pakd build` output) run on each --device through their own runner: uploaded
+    content-addressed over SSH (or copied for local), hashes checked on the device, golden output
+    checked, then timed at 1 thread and all cores. A model or compress run is timed here on every
+    dense engine (PyTorch, ONNX Runtime, PaKD). Every row goes to the results store (--db).
     """
+    from .deploy.bundle import MANIFEST
+
+    bundles = [p for p in paths if (p / MANIFEST).is_file()]
+    if bundles and len(bundles) == len(paths):
+        _bench_bundles(bundles, device, devices_file, threads or "1,all", runs, 100 if repeats is None else repeats, 10 if warmup is None else warmup,
+                       0.5 if min_time is None else min_time, db, teacher, new_session,
+                       dict(accept_new_host_key=True if accept_new_host_key else None,
+                            identity_file=identity, known_hosts=known_hosts, connect_timeout=connect_timeout,
+                            command_timeout=command_timeout), quiet)
+        return
+    if bundles:
+        raise PakdError(f"{bundles[0]} is a bundle but {next(p for p in paths if p not in bundles)} is not: give only "
+                        "bundles, or one model / compress run")
+    if len(paths) != 1:
+        raise PakdError("give bundles (from `pakd build`), or exactly one compress run, model folder or .pakd file")
+    if device != ["local"]:
+        raise PakdError(f"--device {device[0]}: a model or run is timed on this machine's engines; to time it on a "
+                        f"device, build bundles first (pakd build {paths[0]} --target BOARD) and bench those")
+    _bench_models(paths[0], threads or "1", 200 if repeats is None else repeats, 20 if warmup is None else warmup,
+                  0.2 if min_time is None else min_time, json_out, data_dir, quiet, same_process, db)
+
+
+def _bench_models(target: Path, threads: str, repeats: int, warmup: int, min_time: float, json_out: Optional[Path],
+                  data_dir: Optional[Path], quiet: bool, same_process: bool, db: Path) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .bench import BenchConfig, parse_threads, plan_targets, rows_table, run_local
-    from .bench.local import machine_info, report_dict, sample_image
+    from .bench.local import machine_info, report_dict, sample_image, store_rows
+    from .deploy.results import open_store
     from .modelio import write_json_atomic
     from .ui import console
 
-    if device != "local":
-        raise PakdError(f"--device {device}: only 'local' is supported here; remote devices come with "
-                        "the remote benchmarking work (pakd/deploy)")
     config = BenchConfig(threads=parse_threads(threads), repeats=repeats, warmup=warmup, min_time_s=min_time,
                          isolate=not same_process)
     targets = plan_targets(target)
@@ -355,9 +396,185 @@ def bench_cmd(
     load = machine["load_avg_1_5_15"]
     console.print(f"{machine['cpu']} ({machine['logical_cpus']} logical CPUs), load average before "
                   f"{load[0]:.2f}" if load else machine["cpu"])
+    with open_store(db) as store:
+        session = store_rows(rows, targets, store, config)
+    console.print(f"stored in {db} (session {session})")
     if json_out is not None:
         write_json_atomic(json_out, report_dict(rows, config, str(target), data, machine))
         console.print(f"wrote {json_out}")
+
+
+def _bench_bundles(bundles: list[Path], device_specs: list[str], devices_file: Optional[Path], threads: str, runs: int,
+                   repeats: int, warmup: int, min_time: float, db: Path, teacher: Optional[Path], fresh: bool,
+                   overrides: dict, quiet: bool) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .deploy.devices import resolve_device
+    from .deploy.remote import BenchPlan, bench_bundles, compare
+    from .deploy.results import open_store
+    from .ui import console, err_console
+
+    thread_list = tuple(t.strip() for t in threads.split(",") if t.strip())
+    if not thread_list or any(t != "all" and (not t.isdigit() or int(t) < 1) for t in thread_list):
+        raise PakdError(f"--threads {threads!r}: give counts >= 1 and/or 'all', like 1,all")
+    if runs < 1 or repeats < 1 or warmup < 0 or min_time < 0:
+        raise PakdError("need --runs >= 1, --repeats >= 1, --warmup >= 0, --min-time >= 0")
+    devices = [resolve_device(d, devices_file, **overrides) for d in device_specs]
+    plan = BenchPlan(threads=thread_list, runs=runs, repeats=repeats, warmup=warmup, min_time_s=min_time)
+    with open_store(db) as store, Progress(TextColumn("[bold]{task.fields[dev]}"), BarColumn(), MofNCompleteColumn(),
+                                           TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                                           transient=True, disable=quiet) as bar:
+        tasks = {d.name: bar.add_task("", total=None, dev=d.name) for d in devices}
+
+        def progress(dev: str, done: int, total: int, what: str) -> None:
+            bar.update(tasks[dev], completed=done, total=total or None, **({"description": what} if what else {}))
+
+        session, outcomes = bench_bundles(bundles, devices, plan, store, teacher=teacher, fresh=fresh, progress=progress)
+        rows = store.rows(session=session)
+    table = Table(title=f"batch 1, golden input; median of {runs} run(s) of >= {repeats} calls (session {session})")
+    for col in ("device", "bundle", "role", "engine", "threads", "median us", "p90 us", "peak RSS KiB", "model bytes"):
+        table.add_column(col, justify="left" if col in ("device", "bundle", "role", "engine") else "right")
+    from .deploy.results import summarize
+
+    seen: dict[tuple, list[dict]] = {}
+    for r in rows:
+        seen.setdefault((r["device"], r["bundle"], r["role"] or "-", r["engine"], r["threads"]), []).append(r)
+    for (dev, bundle, role, engine, thr), rs in seen.items():
+        med, p90, rss = (summarize(x[k] for x in rs) for k in ("median_us", "p90_us", "peak_rss_kb"))
+        table.add_row(dev, bundle, role, engine, str(thr), f"{med:,.1f}" if med else "-", f"{p90:,.1f}" if p90 else "-",
+                      f"{rss:,.0f}" if rss else "-", f"{rs[0]['model_bytes']:,}" if rs[0]["model_bytes"] else "-")
+    if rows:
+        console.print(table)
+    comps = compare(rows)
+    if comps:
+        ct = Table(title="teacher vs student (teacher = the fastest teacher bundle on that device and thread count)")
+        for col in ("device", "threads", "size", "median", "p90", "memory", "teacher us", "student us"):
+            ct.add_column(col, justify="left" if col == "device" else "right")
+        for c in comps:
+            def fmt(v: Optional[float]) -> str:
+                return f"{v:.2f}x" if v else "-"
+            ct.add_row(c.device, str(c.threads), fmt(c.size_ratio), fmt(c.median_ratio), fmt(c.p90_ratio),
+                       fmt(c.memory_ratio), f"{c.teacher_median_us:,.1f}", f"{c.student_median_us:,.1f}")
+        console.print(ct)
+    elif rows:
+        console.print("[yellow]no teacher/student pair to compare[/] (bench a teacher bundle and a student bundle "
+                      "together; --teacher BUNDLE names the teacher)")
+    failed = 0
+    for o in outcomes:
+        facts = o.facts
+        where = ", ".join(str(facts[k]) for k in ("cpu_model", "board", "os") if facts.get(k))
+        console.print(f"{o.device.describe()}: {where or 'no facts'}; measured {o.measured}, already stored {o.skipped}, "
+                      f"files sent {o.uploaded}, already there {o.reused}")
+        if o.error:
+            failed += 1
+            err_console.print(f"[bold red]error:[/] {o.error}", highlight=False, soft_wrap=True)
+    console.print(f"results in {db} (session {session}); `pakd results --session {session}` lists them")
+    if failed:
+        if any(o.measured or o.skipped for o in outcomes):
+            err_console.print("finished rows are kept; run the same command again to complete the rest")
+        raise typer.Exit(1)
+
+
+@app.command("results")
+def results_cmd(
+    db: Path = typer.Option(Path("results.db"), "--db", help="The results store."),
+    device: Optional[str] = typer.Option(None, "--device", "-d", help="Only devices whose name contains this."),
+    model: Optional[str] = typer.Option(None, "--model", help="Only models whose label contains this."),
+    session: Optional[str] = typer.Option(None, "--session", help="Only this session."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Only this thread count."),
+    role: Optional[str] = typer.Option(None, "--role", help="teacher or student."),
+    engine: Optional[str] = typer.Option(None, "--engine", help="pakd, tvm, onnxruntime or torch."),
+    last: Optional[int] = typer.Option(None, "--last", help="Only the newest N rows."),
+    json_out: bool = typer.Option(False, "--json", help="Print the rows as JSON lines instead of a table."),
+) -> None:
+    """List stored benchmark rows (one per bundle, device, threads and run), filtered."""
+    import json
+
+    from .deploy.results import read_rows
+    from .ui import console
+
+    if not db.exists():
+        raise PakdError(f"{db}: no results store yet (pakd bench writes it)")
+    if role is not None and role not in ("teacher", "student"):
+        raise PakdError("--role must be teacher or student")
+    rows = read_rows(db, device=device, model=model, session=session, threads=threads, role=role, engine=engine,
+                     limit=last)
+    if json_out:
+        for r in rows:
+            typer.echo(json.dumps(r, sort_keys=True))
+        return
+    table = Table(title=f"{db}: {len(rows)} row(s)")
+    for col in ("when", "session", "device", "model", "role", "engine", "thr", "run", "median us", "p90 us", "RSS KiB", "golden"):
+        table.add_column(col, justify="right" if col in ("thr", "run", "median us", "p90 us", "RSS KiB") else "left")
+    for r in rows:
+        golden = "-" if r["golden_ok"] is None else ("ok" if r["golden_ok"] else "[red]WRONG[/]")
+        table.add_row(r["started_at"].replace("+00:00", "Z"), r["session"][:8], r["device"], r["model"] or "-",
+                      r["role"] or "-", r["engine"], str(r["threads"]), str(r["run"]),
+                      f"{r['median_us']:,.1f}" if r["median_us"] is not None else "-",
+                      f"{r['p90_us']:,.1f}" if r["p90_us"] is not None else "-",
+                      f"{r['peak_rss_kb']:,}" if r["peak_rss_kb"] else "-", golden)
+    console.print(table)
+
+
+@app.command("demo")
+def demo_cmd(
+    model: str = typer.Option("lenet5", "--model", "-m", help="Zoo model of the teacher."),
+    recipe: Path = typer.Option(Path("recipes/lenet5-fast.toml"), help="Compression recipe."),
+    board: str = typer.Option("rpi4", help="The ARM board to build for and verify under qemu."),
+    runs_dir: Path = typer.Option(Path("runs"), help="Folder holding runs."),
+    build_dir: Path = typer.Option(Path("build/demo"), help="Folder for the bundles."),
+    db: Path = typer.Option(Path("results.db"), "--db", help="The results store."),
+    data_dir: Optional[Path] = DataDirOpt,
+    threads: int = typer.Option(0, help="Training threads (0 = one per core)."),
+    epochs: Optional[int] = typer.Option(None, help="Teacher epochs [default: the model's]."),
+    cache_dir: Path = typer.Option(Path("build/.cache"), "--cache-dir", help="Cross-build and tool cache."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the summary figures to this JSON file."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """The whole path on Fashion-MNIST: train (or reuse) the teacher, compress it, build for the
+    host and a board, verify the board build under qemu, bench here, write the report, and print
+    one line: size ratio, speed ratio, accuracy drop. A second run reuses finished work."""
+    from .demo import DemoConfig, demo_summary_json, run_demo
+    from .modelio import write_json_atomic
+    from .ui import console
+
+    cfg = DemoConfig(model=model, recipe=recipe, board=board, runs_dir=runs_dir, build_dir=build_dir, db=db,
+                     data_dir=data_dir, threads=threads, epochs=epochs, cache_dir=cache_dir, quiet=quiet)
+    result = run_demo(cfg)
+    console.rule()
+    console.print(f"[bold]{result.summary(board)}[/]", soft_wrap=True)
+    if result.report:
+        console.print(f"report: {result.report}")
+    if json_out is not None:
+        write_json_atomic(json_out, demo_summary_json(result, board))
+
+
+@app.command("report")
+def report_cmd(
+    run: Path = typer.Argument(..., help="A compress run folder, e.g. runs/lenet5-fast."),
+    db: Optional[Path] = typer.Option(None, "--db", help="The results store `pakd bench` writes "
+                                      "[default: ./results.db; none there = speed not measured]."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for report.html and report.md "
+                                       "[default: RUN/report]."),
+) -> None:
+    """Write a self-contained HTML page (plots inline) and a Markdown summary of a compress run:
+    per-stage table, accuracy vs size and vs latency, per-layer channels and sparsity, speedups
+    per device, and the verdict against the 11x smaller / 4x faster / <= 1 pt drop goals."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display, ever (the figures are matplotlib Figure objects saved as SVG)
+    from .report import Status, make_report
+    from .ui import console
+
+    args = [str(run)] + ([f"--db {db}"] if db is not None else []) + ([f"-o {out}"] if out is not None else [])
+    rep, page, md = make_report(run, db, out, command="pakd report " + " ".join(args))
+    color = {Status.MET: "green", Status.NOT_MET: "red", Status.NOT_MEASURED: "yellow"}[rep.verdict.status]
+    console.print(f"wrote {page}\nwrote {md}", highlight=False)
+    console.print(f"[bold {color}]{rep.verdict.headline}[/] {rep.verdict.criteria()}", highlight=False)
+    for v in rep.device_verdicts:
+        console.print(f"  {v.line()}", highlight=False)
+    if any(c.status is Status.NOT_MEASURED for c in rep.verdict.checks):
+        console.print(rep.verdict.note, highlight=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -365,7 +582,9 @@ def main(argv: list[str] | None = None) -> int:
     from .ui import err_console
 
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:   # typer.Exit(n) inside a command comes back as its return value
+            return code
     except PakdError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return exc.exit_code

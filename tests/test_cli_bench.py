@@ -34,7 +34,8 @@ def run_folder(tmp_path_factory):
 
 def test_bench_local_times_teacher_and_student_and_writes_json(run_folder, tmp_path):
     out = tmp_path / "bench.json"
-    res = run_cli("bench", str(run_folder), "--device", "local", *FAST, "--json", str(out))
+    db = tmp_path / "results.db"
+    res = run_cli("bench", str(run_folder), "--device", "local", *FAST, "--json", str(out), "--db", str(db))
     assert res.returncode == 0, res.stderr
     for text in ("engine", "median us", "p90 us", "vs best teacher", "same engine", "onnxruntime", "torch",
                  "pakd", "teacher (tiny-fashion-mnist/teacher)", "student (tiny/stage-1)", "best teacher engine"):
@@ -54,21 +55,31 @@ def test_bench_local_times_teacher_and_student_and_writes_json(run_folder, tmp_p
     assert sum(r["baseline"] for r in report["rows"]) == 1
     for row in report["rows"]:  # the native runtime may not be built yet: then a reason, not a crash
         assert (row["timing"] is None) == bool(row["reason"])
+    # the same rows went to the results store, one session, device local, roles and sources kept
+    from pakd.deploy.results import read_rows
+
+    stored = {(r["role"], r["engine"]): r for r in read_rows(db)}
+    assert set(stored) == set(rows) and len({r["session"] for r in stored.values()}) == 1
+    for key, r in stored.items():
+        assert r["device"] == "local" and r["median_us"] == pytest.approx(rows[key]["timing"]["median_us"])
+    assert stored[("student", "pakd")]["source"] == str((run_folder / "stage-1").resolve())
+    assert stored[("teacher", "onnxruntime")]["source"] == str((run_folder.parent / "tiny-fashion-mnist" / "teacher").resolve())
 
 
-def test_bench_two_thread_counts_give_rows_for_each(run_folder):
-    res = run_cli("bench", str(run_folder), "--threads", "1,2", *FAST)
+def test_bench_two_thread_counts_give_rows_for_each(run_folder, tmp_path):
+    res = run_cli("bench", str(run_folder), "--threads", "1,2", *FAST, "--db", str(tmp_path / "r.db"))
     assert res.returncode == 0, res.stderr
     lines = [l for l in res.stdout.splitlines() if "onnxruntime" in l and "teacher" in l]
     assert len(lines) == 2
 
 
 @pytest.mark.parametrize("device", ["pi4", "rpi4"])
-def test_remote_device_is_a_one_line_error(run_folder, device):
+def test_model_on_a_device_asks_for_bundles(run_folder, device):
+    """A model or run is timed on this machine's engines; a device takes bundles."""
     res = run_cli("bench", str(run_folder), "--device", device)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
-    assert f"--device {device}" in res.stderr and "remote" in res.stderr
+    assert f"--device {device}" in res.stderr and "pakd build" in res.stderr
 
 
 @pytest.mark.parametrize("args,message", [(("--threads", "0"), "--threads"),

@@ -404,13 +404,13 @@ py::array_t<float> conv2d_direct(const py::array_t<float, py::array::c_style | p
     throw py::value_error("conv2d_direct expects x (Cin, H, W) and w (Cout, Cin, kh, kw)");
   }
   const bool oc_kernel = kernel.rfind("6x16-", 0) == 0;
-  const bool sparse_kernel = kernel.rfind("sparse-1x32-", 0) == 0;
-  const bool avx2 = kernel == "4x24-avx2" || kernel == "6x16-avx2" || kernel == "sparse-1x32-avx2";
-  if (!avx2 && kernel != "4x24-scalar" && kernel != "6x16-scalar" && kernel != "sparse-1x32-scalar") {
+  const bool sparse_kernel = kernel.rfind("sparse-", 0) == 0;
+  const bool avx2 = kernel == "4x24-avx2" || kernel == "6x16-avx2" || kernel == "sparse-8x8-avx2";
+  if (!avx2 && kernel != "4x24-scalar" && kernel != "6x16-scalar" && kernel != "sparse-4x8-scalar") {
     throw py::value_error("unknown direct convolution kernel '" + kernel +
-                          "' (4x24-scalar, 4x24-avx2, 6x16-scalar, 6x16-avx2, sparse-1x32-scalar, sparse-1x32-avx2)");
+                          "' (4x24-scalar, 4x24-avx2, 6x16-scalar, 6x16-avx2, sparse-4x8-scalar, sparse-8x8-avx2)");
   }
-  pakd::F32SparseDconvFn sparse_fn = pakd_f32_sdconv_ukernel_1x32__scalar;
+  pakd::F32SparseDconvFn sparse_fn = pakd_f32_sdconv_ukernel_4x8__scalar;
   pakd::F32DconvFn wide_fn = pakd_f32_dconv_ukernel_4x24__scalar;
   pakd::F32DconvOcFn oc_fn = pakd_f32_dconv_ukernel_6x16__scalar;
   if (avx2) {
@@ -421,7 +421,7 @@ py::array_t<float> conv2d_direct(const py::array_t<float, py::array::c_style | p
     }
     wide_fn = pakd_f32_dconv_ukernel_4x24__avx2;
     oc_fn = pakd_f32_dconv_ukernel_6x16__avx2;
-    sparse_fn = pakd_f32_sdconv_ukernel_1x32__avx2;
+    sparse_fn = pakd_f32_sdconv_ukernel_8x8__avx2;
 #else
     PyErr_SetString(PyExc_NotImplementedError, "the avx2 direct convolutions are not compiled in");
     throw py::error_already_set();
@@ -447,31 +447,30 @@ py::array_t<float> conv2d_direct(const py::array_t<float, py::array::c_style | p
     for (std::size_t t = 0; t < taps; ++t) packed[(oc / R) * taps * R + t * R + oc % R] = pwt[oc * taps + t];
   py::array_t<float> y({static_cast<py::ssize_t>(cout), static_cast<py::ssize_t>(ho), static_cast<py::ssize_t>(wo)});
   float* out = y.mutable_data();
-  // the sparse kernel: CSR over (output channel, tap) with input offsets; n in 8-multiples
+  // the sparse kernel: CSR over (output channel, tap) with offsets into the packed input
   std::vector<std::uint32_t> row_ptr(cout + 1, 0), offsets;
-  std::vector<float> values;
-  const std::size_t n8 = (ho * wp + 7) / 8 * 8;
+  std::vector<float> values, packed_x;
+  const std::size_t rs = pakd::sdconv_row_stride(kw), cs = pakd::sdconv_input_size(1, hp, wo, kw);
   if (sparse_kernel) {
     for (std::size_t oc = 0; oc < cout; ++oc) {
       for (std::size_t t = 0; t < taps; ++t) {
         const float v = pwt[oc * taps + t];
         if (v == 0.0f) continue;
         const std::size_t ic = t / (kh * kw), ky = (t % (kh * kw)) / kw, kx = t % kw;
-        offsets.push_back(static_cast<std::uint32_t>(ic * plane + ky * wp + kx));
+        offsets.push_back(static_cast<std::uint32_t>(ic * cs + ky * rs + kx));
         values.push_back(v);
       }
       row_ptr[oc + 1] = static_cast<std::uint32_t>(values.size());
     }
-    xpad.resize(std::max(xpad.size(), cin * plane + (n8 - ho * wp) + kw), 0.0f);
+    // exactly the packed input: the kernel reads nothing past it
+    packed_x.resize(pakd::sdconv_input_size(cin, hp, wo, kw));
+    pakd::sdconv_pack_input(px, cin, h, wd, ph, pw, wo, kw, packed_x.data());
   }
   {
     py::gil_scoped_release release;
     if (sparse_kernel) {
-      std::vector<float> rows(cout * n8);
-      sparse_fn(0, cout, n8, row_ptr.data(), offsets.data(), values.data(), xpad.data(), rows.data(), n8);
-      for (std::size_t oc = 0; oc < cout; ++oc)
-        for (std::size_t oy = 0; oy < ho; ++oy)
-          for (std::size_t ox = 0; ox < wo; ++ox) out[(oc * ho + oy) * wo + ox] = rows[oc * n8 + oy * wp + ox];
+      sparse_fn(0, cout, ho, wo, rs, hp * rs, row_ptr.data(), offsets.data(), values.data(), packed_x.data(), out,
+                ho * wo);
     } else if (oc_kernel) {
       oc_fn(0, cout, 0, ho * wo, cin, kh, kw, wp, wo, stride, plane, packed.data(), xpad.data(), out, ho * wo);
     } else {
@@ -480,6 +479,63 @@ py::array_t<float> conv2d_direct(const py::array_t<float, py::array::c_style | p
         for (std::size_t oy = 0; oy < ho; ++oy)
           for (std::size_t ox = 0; ox < wo; ++ox) out[(oc * ho + oy) * wo + ox] = wide[oc * n + oy * wp + ox];
     }
+  }
+  return y;
+}
+
+// y = W x through one blocked batch-1 sparse kernel ("8x8-scalar" or
+// "8x8-avx2"): W (m, k) dense, its nonzeros packed the way the session packs
+// a sparse linear layer (CSR, then kernels/f32-spmv-pack.cc).
+py::array_t<float> spmv_blocked(const py::array_t<float, py::array::c_style | py::array::forcecast>& w,
+                                const py::array_t<float, py::array::c_style | py::array::forcecast>& x,
+                                const std::string& kernel) {
+  if (w.ndim() != 2 || x.ndim() != 1 || x.shape(0) != w.shape(1)) {
+    throw py::value_error("spmv_blocked expects w (m, k) and x (k,), got shapes " + shape_string(w) + " and " +
+                          shape_string(x));
+  }
+  pakd::F32BlockSpmvFn fn = pakd_f32_spmv_ukernel_8x8__scalar;
+  if (kernel == "8x8-avx2") {
+#if PAKD_ENABLE_X86_AVX2
+    if (!pakd::cpu_features().has(pakd::kCpuAvx2 | pakd::kCpuFma)) {
+      PyErr_SetString(PyExc_NotImplementedError, "this CPU lacks AVX2/FMA");
+      throw py::error_already_set();
+    }
+    fn = pakd_f32_spmv_ukernel_8x8__avx2;
+#else
+    PyErr_SetString(PyExc_NotImplementedError, "the avx2 blocked spmv kernel is not compiled in");
+    throw py::error_already_set();
+#endif
+  } else if (kernel != "8x8-scalar") {
+    throw py::value_error("unknown blocked spmv kernel '" + kernel + "' (8x8-scalar, 8x8-avx2)");
+  }
+  const auto m = static_cast<std::size_t>(w.shape(0)), k = static_cast<std::size_t>(w.shape(1));
+  const float* pw = w.data();
+  std::vector<std::uint32_t> row_ptr(m + 1, 0), col_idx;
+  std::vector<float> values;
+  for (std::size_t r = 0; r < m; ++r) {
+    for (std::size_t c = 0; c < k; ++c) {
+      if (pw[r * k + c] == 0.0f) continue;
+      col_idx.push_back(static_cast<std::uint32_t>(c));
+      values.push_back(pw[r * k + c]);
+    }
+    row_ptr[r + 1] = static_cast<std::uint32_t>(values.size());
+  }
+  py::array_t<float> y(static_cast<py::ssize_t>(m));
+  if (m == 0) return y;
+  if (k > pakd::kBlockSpmvMaxPanels * pakd::kBlockSpmvCols) {
+    throw py::value_error("spmv_blocked: k = " + std::to_string(k) + " is above the format's " +
+                          std::to_string(pakd::kBlockSpmvMaxPanels * pakd::kBlockSpmvCols) + " columns");
+  }
+  const std::size_t steps = pakd::block_spmv_steps(m, k, row_ptr.data(), col_idx.data());
+  std::vector<std::uint32_t> slices((m + pakd::kBlockSpmvRows - 1) / pakd::kBlockSpmvRows + 1), words(steps);
+  std::vector<float> packed(steps * pakd::kBlockSpmvRows);
+  pakd::block_spmv_pack(m, k, row_ptr.data(), col_idx.data(), values.data(), slices.data(), words.data(),
+                        packed.data());
+  float* out = y.mutable_data();
+  const float* px = x.data();
+  {
+    py::gil_scoped_release release;
+    fn(m, k, 0, slices.size() - 1, slices.data(), words.data(), packed.data(), px, out);
   }
   return y;
 }
@@ -608,8 +664,8 @@ Validates everything (ValueError); see CsrMatrix for the arguments.)doc");
   m.def("conv2d_direct", &conv2d_direct, py::arg("x"), py::arg("w"), py::arg("ph") = 0, py::arg("pw") = 0,
         py::arg("kernel") = "4x24-scalar", py::arg("stride") = 1,
         "Convolution of x (Cin, H, W) by w (Cout, Cin, kh, kw) through one direct-convolution "
-        "kernel ('4x24-scalar', '4x24-avx2', '6x16-scalar', '6x16-avx2', 'sparse-1x32-scalar', "
-        "'sparse-1x32-avx2': zeros of w skipped); stride 1, or any stride for the 6x16 kernels; "
+        "kernel ('4x24-scalar', '4x24-avx2', '6x16-scalar', '6x16-avx2', 'sparse-4x8-scalar', "
+        "'sparse-8x8-avx2': zeros of w skipped); stride 1, or any stride for the 6x16 kernels; "
         "for tests and benchmarks.");
   m.def("conv2d_winograd", &conv2d_winograd, py::arg("x"), py::arg("w"), py::arg("bias") = py::none(),
         py::arg("ph") = 1, py::arg("pw") = 1, py::arg("relu") = false, py::arg("kernel") = "wino4x4-6x16-scalar",
@@ -617,6 +673,10 @@ Validates everything (ValueError); see CsrMatrix for the arguments.)doc");
         "Stride-1 3x3 convolution of x (Cin, H, W) by w (Cout, Cin, 3, 3) (+ bias, ReLU) through the "
         "Winograd F(4x4, 3x3) kernels ('wino4x4-6x16-scalar', 'wino4x4-6x16-avx2'), tiles split into "
         "`parts` calls; for tests and benchmarks.");
+  m.def("spmv_blocked", &spmv_blocked, py::arg("w"), py::arg("x"), py::arg("kernel") = "8x8-scalar",
+        "w @ x for a dense w (m, k) whose nonzeros go through the blocked batch-1 sparse kernel "
+        "('8x8-scalar' or '8x8-avx2'; 8-row slices x 8-column panels, packed as the session packs a "
+        "sparse linear layer); for tests and benchmarks.");
   m.def("quantize_s8", &quantize_s8, py::arg("x"),
         "Symmetric int8 quantization: (q, scale) with scale = max|x| / 127, q = round(x / scale).");
   m.def("qs8_gemm", &qs8_gemm, py::arg("a_q"), py::arg("a_scale"), py::arg("x"),

@@ -84,7 +84,8 @@ class Runner:
 
 class Engine:
     """Base class: ``availability()`` says whether the engine can run at all here (None = yes,
-    else the reason); ``open(model, threads)`` loads one model or raises EngineUnavailable."""
+    else the reason); ``open(model, threads)`` loads one model or raises EngineUnavailable.
+    Subclasses implement ``load`` (threads and availability are checked before it)."""
 
     name: ClassVar[str] = ""
 
@@ -92,6 +93,14 @@ class Engine:
         return None
 
     def open(self, model: ModelRef, threads: int) -> Runner:
+        if threads < 1:
+            raise BenchError(f"threads must be >= 1 (got {threads})")
+        reason = self.availability()
+        if reason:
+            raise EngineUnavailable(reason)
+        return self.load(model, threads)
+
+    def load(self, model: ModelRef, threads: int) -> Runner:
         raise NotImplementedError
 
 
@@ -132,11 +141,6 @@ def _missing_modules(*names: str) -> list[str]:
     return missing
 
 
-def _check_threads(threads: int) -> None:
-    if threads < 1:
-        raise BenchError(f"threads must be >= 1 (got {threads})")
-
-
 def load_module(model: ModelRef):
     """The torch module of a model folder (channel-pruned students rebuilt by
     ``pakd.modelio.load_model``), in eval mode."""
@@ -149,10 +153,9 @@ def load_module(model: ModelRef):
 
 @register_engine("torch")
 class TorchEager(Engine):
-    def open(self, model: ModelRef, threads: int) -> Runner:
+    def load(self, model: ModelRef, threads: int) -> Runner:
         import torch
 
-        _check_threads(threads)
         net = load_module(model)
         torch.set_num_threads(threads)
 
@@ -191,11 +194,7 @@ class OnnxRuntime(Engine):
             return f"{', '.join(missing)} not installed (pip install -e . installs the pinned versions)"
         return None
 
-    def open(self, model: ModelRef, threads: int) -> Runner:
-        _check_threads(threads)
-        reason = self.availability()
-        if reason:
-            raise EngineUnavailable(reason)
+    def load(self, model: ModelRef, threads: int) -> Runner:
         import onnxruntime as ort
 
         net = load_module(model)
@@ -245,11 +244,7 @@ class PakdNative(Engine):
             return "native runtime not built yet: pakd._core has no Session"
         return None
 
-    def open(self, model: ModelRef, threads: int) -> Runner:
-        _check_threads(threads)
-        reason = self.availability()
-        if reason:
-            raise EngineUnavailable(reason)
+    def load(self, model: ModelRef, threads: int) -> Runner:
         session_cls = native_session_class()
         session, lowered, error = None, False, None
         if model.pakd_file is not None:

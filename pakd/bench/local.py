@@ -261,3 +261,54 @@ def rows_table(rows: list[Row], title: str = ""):
         table.add_row(r.engine, r.model, str(r.threads), f"{r.timing.median_us:,.1f}", f"{r.timing.p90_us:,.1f}",
                       vs, same, diff, note)
     return table
+
+
+def store_rows(rows: list[Row], targets: list[Target], store: Any, config: BenchConfig,
+               session: str | None = None) -> str:
+    """Put the timed rows into the results store (``pakd.deploy.results``) as device ``local``,
+    under ``session`` (default: a new one). Returns the session id."""
+    import hashlib
+
+    from ..deploy.bundle import sha256_file
+    from ..deploy.remote import parse_facts
+    from ..deploy.results import session_id
+
+    refs = {(t.role, t.model.label): t.model for t in targets}
+    digests: dict[str, str] = {}
+
+    def model_digest(ref: ModelRef) -> str:
+        path = ref.folder / "model.safetensors" if ref.folder is not None else ref.pakd_file
+        key = str(path)
+        if key not in digests:
+            digests[key] = sha256_file(path) if path is not None and path.is_file() else hashlib.sha256(key.encode()).hexdigest()
+        return digests[key]
+
+    session = session or session_id({"engines": sorted({r.engine for r in rows}), "models": sorted(k[1] for k in refs),
+                          "config": {**asdict(config), "threads": list(config.threads)}}, fresh=True)
+    facts = parse_facts(_local_facts())
+    for r in rows:
+        ref = refs.get((r.role, r.model))
+        if r.timing is None or ref is None:
+            continue
+        src = (ref.folder or ref.pakd_file).resolve()
+        t = r.timing
+        sha = hashlib.sha256(f"{model_digest(ref)}:{r.engine}".encode()).hexdigest()
+        store.add({"session": session, "bundle_sha256": sha, "bundle": None, "source": str(src),
+                   "role": r.role if r.role in (TEACHER, STUDENT) else None, "model": r.model, "engine": r.engine,
+                   "target": "host", "device": "local", "threads": r.threads, "run": 0,
+                   "median_us": t.median_us, "p90_us": t.p90_us, "min_us": t.min_us, "max_us": t.max_us,
+                   "mean_us": t.mean_us, "stdev_us": t.stdev_us, "iterations": t.count,
+                   "model_bytes": ref.pakd_file.stat().st_size if ref.pakd_file is not None else None,
+                   "golden_max_abs_diff": r.max_abs_diff, "facts": facts})  # vs PyTorch eager
+    return session
+
+
+def _local_facts() -> str:
+    import subprocess
+
+    from ..deploy.remote import FACTS_SCRIPT
+
+    try:
+        return subprocess.run(["sh", "-c", FACTS_SCRIPT], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""

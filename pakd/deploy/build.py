@@ -49,6 +49,13 @@ class Student:
     label: str
     folder: Path | None
     pakd_file: Path | None
+    role: str | None = None   # "teacher" (a trained dense model), "student" (a compress run's stage), None
+
+    def source(self) -> dict[str, Any]:
+        """What the bundle was built from (the results store and reports match on this)."""
+        path = (self.folder or self.pakd_file).resolve()
+        run = path.parent if self.folder is not None and (path.parent / "run.json").is_file() else None
+        return {"path": str(path), "role": self.role, "run": str(run) if run else None}
 
     def pakd_bytes(self) -> bytes:
         if self.folder is not None:
@@ -71,7 +78,7 @@ def resolve_student(path: str | Path) -> Student:
     """A compress run folder (its last stage), a model folder, or a .pakd file."""
     p = Path(path)
     if p.is_file() and p.suffix == ".pakd":
-        return Student(p.name, None, p)
+        return Student(p.name, None, p, "student" if (p.parent.parent / "run.json").is_file() else None)
     if (p / "run.json").is_file():
         stages = sorted((s for s in p.glob("stage-*") if (s / "spec.json").is_file()),
                         key=lambda s: int(s.name.split("-")[1]))
@@ -79,7 +86,8 @@ def resolve_student(path: str | Path) -> Student:
             raise BuildError(f"{p}: the run has no finished stage yet")
         p = stages[-1]
     if (p / "spec.json").is_file():
-        return Student(f"{p.parent.name}/{p.name}", p, None)
+        role = "student" if (p.parent / "run.json").is_file() else "teacher"
+        return Student(f"{p.parent.name}/{p.name}", p, None, role)
     raise BuildError(f"{path}: not a compress run, a model folder (spec.json) or a .pakd file")
 
 
@@ -214,7 +222,7 @@ def build(student_path: str | Path, cfg: BuildConfig) -> BuildResult:
     if (out / MANIFEST).is_file():
         try:
             existing = open_bundle(out)
-            if existing.manifest.get("inputs_key") == key:
+            if existing.manifest.get("inputs_key") == key and existing.manifest.get("source") == student.source():
                 return BuildResult(existing, True, choice)
         except BundleError:
             pass  # altered or partial: rebuild
@@ -232,7 +240,7 @@ def build(student_path: str | Path, cfg: BuildConfig) -> BuildResult:
 
     manifest = write_manifest(
         out, files, target={**cfg.target.describe(), "file_sha256": sha256_file(cfg.target.path) if cfg.target.path else None},
-        backend=backend, model=student.label, inputs_key=key,
+        backend=backend, model=student.label, inputs_key=key, source=student.source(),
         versions={"pakd": __version__, "torch": torch.__version__, **_tvm_versions(backend)},
         golden={"input": "input.f32", "expected": "expected.f32", "shape": list(x.shape),
                 "output_shape": list(np.asarray(info["expected"]).shape), "atol": GOLDEN_ATOL},

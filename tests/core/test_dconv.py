@@ -1,4 +1,4 @@
-"""Direct stride-1 convolution kernels (kernels/f32-dconv-4x24-*.cc) against PyTorch's conv2d."""
+"""Direct stride-1 convolution kernels (kernels/f32-dconv-*.cc, f32-sdconv-*.cc) against PyTorch's conv2d."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def _supported(kernel: str) -> bool:
 
 
 @pytest.mark.parametrize("kernel", ["4x24-scalar", "4x24-avx2", "6x16-scalar", "6x16-avx2",
-                                    "sparse-1x32-scalar", "sparse-1x32-avx2"])
+                                    "sparse-4x8-scalar", "sparse-8x8-avx2"])
 @pytest.mark.parametrize("cin, cout, h, w, k, pad", [
     (1, 1, 5, 5, 3, 1), (3, 5, 7, 9, 3, 1), (16, 16, 28, 28, 3, 1), (8, 33, 7, 7, 3, 1),
     (2, 4, 6, 6, 5, 0), (20, 50, 12, 12, 5, 0), (4, 6, 3, 3, 3, 2), (1, 9, 28, 28, 1, 0), (3, 4, 10, 10, 2, 0),
@@ -36,6 +36,24 @@ def test_direct_conv_matches_torch(kernel, cin, cout, h, w, k, pad):
 def test_unknown_direct_conv_kernel():
     with pytest.raises(ValueError, match="unknown direct convolution kernel 'x'"):
         _core.conv2d_direct(np.zeros((1, 3, 3), np.float32), np.zeros((1, 1, 3, 3), np.float32), 0, 0, "x")
+
+
+@pytest.mark.parametrize("kernel", ["sparse-4x8-scalar", "sparse-8x8-avx2"])
+@pytest.mark.parametrize("density", [0.0, 0.1, 0.55, 1.0])
+@pytest.mark.parametrize("cin, cout, h, w, k, pad", [
+    (10, 21, 12, 12, 5, 0), (1, 10, 28, 28, 5, 0), (2, 3, 6, 20, 11, 5), (3, 4, 5, 5, 3, 9), (4, 5, 17, 23, 3, 1),
+])
+def test_sparse_direct_conv_tiles_and_densities(kernel, density, cin, cout, h, w, k, pad):
+    """2-D output tiles: rows and columns past multiples of 8, pads wider than a tile, kernels wider than 9."""
+    if not _supported(kernel):
+        pytest.skip(f"{kernel} direct convolution needs a CPU feature this machine lacks")
+    rng = np.random.default_rng(cin * 1000 + cout * 10 + k)
+    x = rng.standard_normal((cin, h, w)).astype(np.float32)
+    wt = rng.standard_normal((cout, cin, k, k)).astype(np.float32)
+    wt[rng.random(wt.shape) >= density] = 0
+    y = _core.conv2d_direct(x, wt, pad, pad, kernel)
+    ref = torch.nn.functional.conv2d(torch.from_numpy(x)[None], torch.from_numpy(wt), padding=pad)[0].numpy()
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-4 * np.sqrt(cin * k * k))
 
 
 @pytest.mark.parametrize("kernel", ["6x16-scalar", "6x16-avx2"])

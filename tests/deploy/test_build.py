@@ -16,7 +16,7 @@ from pakd.deploy.bundle import BundleError
 from pakd.models import build_model
 from pakd.modelio import save_model
 from tests.conftest import run_cli
-from tests.deploy.conftest import require_target
+from tests.deploy.conftest import require_target, shared_build_cache
 
 
 def _folder(root: Path, name: str, seed: int = 0, **args) -> Path:
@@ -29,13 +29,7 @@ def _folder(root: Path, name: str, seed: int = 0, **args) -> Path:
 @pytest.fixture(scope="module")
 def cfg_for(tmp_path_factory):
     """BuildConfig per target; native builds shared with tests/deploy/test_crossbuild.py."""
-    base = tmp_path_factory.getbasetemp()
-    cache = base / "pakd-build-cache"
-    cache.mkdir(exist_ok=True)
-    shared = base / "pakd-native"
-    shared.mkdir(exist_ok=True)
-    if not (cache / "native").exists():
-        (cache / "native").symlink_to(shared)
+    cache = shared_build_cache(tmp_path_factory)
 
     def make(name: str, out: Path) -> BuildConfig:
         return BuildConfig(target=require_target(name, emulator=name != "host"), backend="native", out_dir=out, cache_dir=cache)

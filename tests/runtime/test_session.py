@@ -230,6 +230,33 @@ def test_a_layer_with_no_nonzero_weight_runs():
         assert_close(Session(export_pakd(model), max_batch=2, sparse_max_density=density).run(x), _torch(model, x))
 
 
+@pytest.mark.parametrize("density", [0.02, 0.16, 0.3])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_batch1_sparse_linear_matches_pytorch(density, threads):
+    """Batch-1 sessions run a sparse linear layer on the blocked kernel where it is cheaper than CSR
+    (AVX2 CPUs), on CSR otherwise; shapes off multiples of 8 on both sides."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(333, 77), nn.ReLU(), nn.Linear(77, 10)).eval()
+    with torch.no_grad():
+        weight = model[1].weight
+        weight[torch.rand(weight.shape, generator=torch.Generator().manual_seed(1)) >= density] = 0
+    session = Session(export_pakd(model, input_shape=(1, 9, 37)), num_threads=threads)
+    x = torch.randn(4, 1, 9, 37, generator=torch.Generator().manual_seed(2)).numpy()
+    for sample in x:
+        assert_close(session.run(sample[None]), _torch(model, sample[None]))
+    form = session.profile(x[:1], repeats=1)[1][0]
+    if density == 0.3 and _core_avx2():
+        assert form == "linear+relu csr-blocked 77"
+    elif density == 0.02:
+        assert form == "linear+relu csr 77"  # one nonzero per step or so: CSR is cheaper
+
+
+def _core_avx2() -> bool:
+    from pakd import _core
+
+    return bool(_core.cpu_features()["avx2"] and _core.cpu_features()["fma"])
+
+
 def _odd_conv_net() -> nn.Module:
     """3x3 stride-1 convolutions with channel counts off the kernels' blocks, odd image sizes,
     padding 0 and 1, with and without batch norm and ReLU."""

@@ -108,17 +108,33 @@ using F32DconvOcFn = void (*)(std::size_t oc_begin, std::size_t oc_end, std::siz
                               std::size_t p_end, std::size_t cin, std::size_t kh, std::size_t kw,
                               std::size_t wp, std::size_t wo, std::size_t stride, std::size_t plane, const float* w,
                               const float* x, float* y, std::size_t ldy);
-// Sparse direct stride-1 convolution over the same wide rows: per output
-// channel a CSR row of nonzero taps, each with its input offset
-// ic * plane + ky * wp + kx (computed at load). For oc in [oc_begin, oc_end)
-// and q in [0, n) (n a multiple of 8):
-//   y[oc * ldy + q] = sum_{j in [row_ptr[oc], row_ptr[oc + 1])} values[j] * x[offsets[j] + q]
-// Cost follows the nonzeros: at LeNet-5-sized layers it beats the dense
-// dense direct kernels below about 70% nonzeros (measured on LeNet-5 conv2).
-// Never throws.
-using F32SparseDconvFn = void (*)(std::size_t oc_begin, std::size_t oc_end, std::size_t n,
+// Sparse direct stride-1 convolution over 2-D output tiles of 8 columns:
+// per output channel a CSR row of nonzero taps, each with its input offset
+// ic * cs + ky * rs + kx (computed at load). The zero-padded input is laid
+// out per input channel and per 8-column output tile t: hp rows of rs floats
+// holding padded columns [8t, 8t + rs) (rs >= kw + 7, a multiple of 16 so that
+// rows start on 64-byte lines when x does), tiles ts = hp * rs apart,
+// channels cs = ceil(wo / 8) * ts apart. For oc in [oc_begin, oc_end),
+// oy < ho, ox = 8t + u < wo:
+//   y[oc * ldy + oy * wo + ox] = sum_{j in [row_ptr[oc], row_ptr[oc + 1])}
+//                                values[j] * x[offsets[j] + t * ts + oy * rs + u]
+// Exact output positions, straight into the NCHW output; reads
+// x[offsets[j] + t * ts + oy * rs + u] for u < 8 only (inside the tile's
+// rows). Cost follows the nonzeros. Never throws.
+using F32SparseDconvFn = void (*)(std::size_t oc_begin, std::size_t oc_end, std::size_t ho,
+                                  std::size_t wo, std::size_t rs, std::size_t ts,
                                   const std::uint32_t* row_ptr, const std::uint32_t* offsets,
                                   const float* values, const float* x, float* y, std::size_t ldy);
+constexpr std::size_t kSdconvTileCols = 8;
+// That input layout (kernels/f32-sdconv-pack.cc): the row stride rs for a
+// kernel width kw; the floats of the packed input of cin channels; and the
+// packing of x (cin x h x w, NCHW) with zero padding (ph, pw) for an output
+// width wo into out (sdconv_input_size floats, all written). The offset of
+// tap (ic, ky, kx) is ic * cs + ky * rs + kx, cs = ceil(wo / 8) * hp * rs.
+std::size_t sdconv_row_stride(std::size_t kw);
+std::size_t sdconv_input_size(std::size_t cin, std::size_t hp, std::size_t wo, std::size_t kw);
+void sdconv_pack_input(const float* x, std::size_t cin, std::size_t h, std::size_t w, std::size_t ph,
+                       std::size_t pw, std::size_t wo, std::size_t kw, float* out);
 
 constexpr std::size_t kDconvOcVector = 16;
 constexpr std::size_t kDconvOcPixels = 6;
@@ -164,6 +180,29 @@ constexpr std::size_t kWinoTileChunk = 24;    // tiles transformed per GEMM pass
 // (kernels/f32-wino4x4-weights.cc). u must hold
 // 36 * round_up(cout, 16) * round_up(cin, 8) floats. Never throws.
 void pack_wino4x4_weights(std::size_t cout, std::size_t cin, const float* w, const float* scale, float* u);
+
+// Batch-1 sparse matrix-vector product y = W x over a blocked format built
+// from CSR at load (kernels/f32-spmv-pack.cc): rows in slices of 8, columns
+// in panels of 8. A slice's nonzeros are a list of steps, panel by panel;
+// step t holds 8 values (values[8t + r] for row 8s + r, 0 for padding) and
+// one word: bits 3r..3r+2 = the column of lane r inside the panel, bits
+// 24..31 = the panel (so k <= 8 * 256). Padding lanes have value 0 (an
+// infinite or NaN x entry in their panel makes them NaN, as in a dense
+// product). For slices s in [s_begin, s_end):
+//   y[8s + r] = sum_{t in [slice_ptr[s], slice_ptr[s + 1])} values[8t + r] * x[8 * panel(t) + col_r(t)]
+// for rows 8s + r < m; reads x[0, k) only. Never throws.
+using F32BlockSpmvFn = void (*)(std::size_t m, std::size_t k, std::size_t s_begin, std::size_t s_end,
+                                const std::uint32_t* slice_ptr, const std::uint32_t* words,
+                                const float* values, const float* x, float* y);
+constexpr std::size_t kBlockSpmvRows = 8, kBlockSpmvCols = 8, kBlockSpmvMaxPanels = 256;
+// Steps of the blocked format of an m x k CSR matrix (columns ascending in
+// each row), or 0 when k is too large for it (> 2048 columns).
+std::size_t block_spmv_steps(std::size_t m, std::size_t k, const std::uint32_t* row_ptr,
+                             const std::uint32_t* col_idx);
+// Fills slice_ptr (ceil(m / 8) + 1 entries), words (steps) and packed
+// (8 * steps floats).
+void block_spmv_pack(std::size_t m, std::size_t k, const std::uint32_t* row_ptr, const std::uint32_t* col_idx,
+                     const float* values, std::uint32_t* slice_ptr, std::uint32_t* words, float* packed);
 
 // Per-thread scratch memory for kernels (kernels/workspace.cc): at least
 // `bytes` bytes, 64-byte aligned, uninitialized, valid until the next call on
@@ -212,9 +251,6 @@ void pakd_f32_dconv_ukernel_6x16__scalar(std::size_t oc_begin, std::size_t oc_en
                                          std::size_t p_end, std::size_t cin, std::size_t kh, std::size_t kw,
                                          std::size_t wp, std::size_t wo, std::size_t stride, std::size_t plane, const float* w,
                                          const float* x, float* y, std::size_t ldy);
-void pakd_f32_sdconv_ukernel_1x32__scalar(std::size_t oc_begin, std::size_t oc_end, std::size_t n,
-                                          const std::uint32_t* row_ptr, const std::uint32_t* offsets,
-                                          const float* values, const float* x, float* y, std::size_t ldy);
 void pakd_f32_wino4x4_ukernel_6x16__scalar(std::size_t tile_begin, std::size_t tile_end, std::size_t tiles_x,
                                            std::size_t cin_p, std::size_t cout, const float* u,
                                            const float* bias, int relu, const float* xh, std::size_t hpp,
@@ -222,6 +258,13 @@ void pakd_f32_wino4x4_ukernel_6x16__scalar(std::size_t tile_begin, std::size_t t
 void pakd_f32_wino4x4_pack_ukernel_8x8__scalar(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph,
                                                std::size_t pw, const float* x, float* xh, std::size_t hpp,
                                                std::size_t wpp);
+void pakd_f32_sdconv_ukernel_4x8__scalar(std::size_t oc_begin, std::size_t oc_end, std::size_t ho,
+                                         std::size_t wo, std::size_t rs, std::size_t ts,
+                                         const std::uint32_t* row_ptr, const std::uint32_t* offsets,
+                                         const float* values, const float* x, float* y, std::size_t ldy);
+void pakd_f32_spmv_ukernel_8x8__scalar(std::size_t m, std::size_t k, std::size_t s_begin, std::size_t s_end,
+                                       const std::uint32_t* slice_ptr, const std::uint32_t* words,
+                                       const float* values, const float* x, float* y);
 #if PAKD_ENABLE_X86_AVX2
 void pakd_f32_wino4x4_ukernel_6x16__avx2(std::size_t tile_begin, std::size_t tile_end, std::size_t tiles_x,
                                          std::size_t cin_p, std::size_t cout, const float* u,
@@ -230,9 +273,13 @@ void pakd_f32_wino4x4_ukernel_6x16__avx2(std::size_t tile_begin, std::size_t til
 void pakd_f32_wino4x4_pack_ukernel_8x8__avx2(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph,
                                              std::size_t pw, const float* x, float* xh, std::size_t hpp,
                                              std::size_t wpp);
-void pakd_f32_sdconv_ukernel_1x32__avx2(std::size_t oc_begin, std::size_t oc_end, std::size_t n,
-                                        const std::uint32_t* row_ptr, const std::uint32_t* offsets,
-                                        const float* values, const float* x, float* y, std::size_t ldy);
+void pakd_f32_spmv_ukernel_8x8__avx2(std::size_t m, std::size_t k, std::size_t s_begin, std::size_t s_end,
+                                     const std::uint32_t* slice_ptr, const std::uint32_t* words,
+                                     const float* values, const float* x, float* y);
+void pakd_f32_sdconv_ukernel_8x8__avx2(std::size_t oc_begin, std::size_t oc_end, std::size_t ho,
+                                       std::size_t wo, std::size_t rs, std::size_t ts,
+                                       const std::uint32_t* row_ptr, const std::uint32_t* offsets,
+                                       const float* values, const float* x, float* y, std::size_t ldy);
 void pakd_f32_dconv_ukernel_6x16__avx2(std::size_t oc_begin, std::size_t oc_end, std::size_t p_begin,
                                        std::size_t p_end, std::size_t cin, std::size_t kh, std::size_t kw,
                                        std::size_t wp, std::size_t wo, std::size_t stride, std::size_t plane, const float* w,

@@ -30,11 +30,20 @@ constexpr std::size_t kMinParallelMacs = 1 << 18;  // below this an op runs on o
 // (benchmarks/test_bench_spmm.py: the codebook kernel wins on 4096x9216 at
 // 70-90% sparsity, loses on the zoo's small layers). Smaller ones run f32.
 constexpr std::size_t kCodebookMinNonzeros = std::size_t{1} << 21;
-// Stride-1 convolutions run the sparse direct kernel up to this density: per
-// nonzero and 8 positions it costs ~1.25x a dense tap (load-bound instead of
-// FMA-bound), and it needs no tile padding of the channels (measured on
-// LeNet-5's conv2 at 55% nonzeros: 11.3 -> 7 us).
-constexpr double kSparseDirectMaxDensity = 0.7;
+// A stride-1 convolution runs the sparse direct kernel when its work, one
+// unit per (nonzero tap, output position with columns rounded to 8), times
+// this factor is below the dense direct kernels' (dense_direct_units): a unit
+// costs 25-35 ps there against 17-22 ps for a dense unit (AVX2, LeNet-5 and
+// ResNet-20 shapes). So LeNet-5's conv1 (1 input channel, 86% nonzeros) goes
+// sparse (4.4 -> 3.3 us); a dense layer only where its shape wastes much of
+// the dense tiles (10 -> 21 channels on 12x12: 9.8 vs 11.9 us at 100%); 3x3
+// layers with few channels stay dense down to ~60% nonzeros.
+constexpr double kSparseDirectUnitCost = 1.5;
+// A batch-1 sparse linear layer runs the blocked kernel (F32BlockSpmvFn)
+// when it has at least this many nonzeros per step of 8 lanes: a step costs
+// about 2x a CSR nonzero (random 231 x 336 matrices: equal at 1.5 nonzeros
+// per step (2% density); lenet5-fast's fc1, 3.2 per step: 2.1 vs 3.3 us).
+constexpr std::size_t kBlockSpmvMinNonzerosPerStep = 2;
 
 inline float activate(float v, Act act) {
   switch (act) {
@@ -125,7 +134,6 @@ struct ConvGeometry {
   std::size_t hp() const { return h + 2 * static_cast<std::size_t>(ph); }
   std::size_t wp() const { return w + 2 * static_cast<std::size_t>(pw); }
   std::size_t wide_n() const { return (ho * wp() + kDconvTile - 1) / kDconvTile * kDconvTile; }
-  std::size_t sparse_n() const { return (ho * wp() + 7) / 8 * 8; }  // the sparse kernel's 8-multiples
   std::size_t padded_input() const { return cin * hp() * wp() + (wide_n() - ho * wp()) + kw; }
   std::size_t cout_padded() const { return (cout + kDconvOcBlock - 1) / kDconvOcBlock * kDconvOcBlock; }
   // Winograd F(4x4, 3x3): 3x3, stride 1, no dilation, one group.
@@ -157,6 +165,19 @@ ConvGeometry geometry(const PreparedOp& op) {
   g.dw = a[5];
   g.groups = static_cast<std::size_t>(a[6]);
   return g;
+}
+
+// Work of the dense direct kernels on g, in padded multiply-adds: the
+// cheaper of the two weight layouts (wide rows: 4 channels x 24 positions, wp
+// columns per wo; or 16 channels x 6 exact positions, +10% for its
+// transposing store). Session::prepare keeps that layout.
+std::size_t dense_direct_units(const ConvGeometry& g, bool* oc_layout) {
+  const std::size_t taps = g.cin * g.kh * g.kw;
+  const std::size_t wide = g.cout_padded() * g.wide_n() * taps;
+  const std::size_t oc = (g.cout + kDconvOcVector - 1) / kDconvOcVector * kDconvOcVector *
+                         ((g.n() + kDconvOcPixels - 1) / kDconvOcPixels * kDconvOcPixels) * taps * 11 / 10;
+  if (oc_layout != nullptr) *oc_layout = oc < wide;
+  return std::min(oc, wide);
 }
 
 // im2col for channels [c0, c0 + cin_g) of one sample into col[K, Ho*Wo].
@@ -225,8 +246,9 @@ bool winograd_wins(const ConvGeometry& g) {
 }  // namespace
 
 std::size_t PreparedWeight::bytes() const {
-  return dense.size() * 4 + dconv.size() * 4 + dconv_oc.size() * 4 + row_ptr.size() * 4 + col_idx.size() * 4 + values.size() * 4 + codes.size() +
-         sdconv_offsets.size() * 4 + wino.size() * 4 + wino_bias.size() * 4 +
+  return dense.size() * 4 + dconv.size() * 4 + dconv_oc.size() * 4 + row_ptr.size() * 4 + col_idx.size() * 4 +
+         values.size() * 4 + codes.size() + sdconv_offsets.size() * 4 + wino.size() * 4 + wino_bias.size() * 4 +
+         (spmv_slices.size() + spmv_words.size() + spmv_values.size()) * 4 +
          table.size() * 4 + reference.size() * 4;
 }
 
@@ -244,8 +266,8 @@ Session::Session(const std::uint8_t* data, std::size_t size, const SessionConfig
                                                      : pakd_f32_dconv_ukernel_4x24__scalar),
       dconv_oc_(cpu_features().has(kCpuAvx2 | kCpuFma) ? pakd_f32_dconv_ukernel_6x16__avx2
                                                         : pakd_f32_dconv_ukernel_6x16__scalar),
-      sdconv_(cpu_features().has(kCpuAvx2 | kCpuFma) ? pakd_f32_sdconv_ukernel_1x32__avx2
-                                                      : pakd_f32_sdconv_ukernel_1x32__scalar),
+      sdconv_(cpu_features().has(kCpuAvx2 | kCpuFma) ? pakd_f32_sdconv_ukernel_8x8__avx2
+                                                      : pakd_f32_sdconv_ukernel_4x8__scalar),
       wino_(cpu_features().has(kCpuAvx2 | kCpuFma) ? pakd_f32_wino4x4_ukernel_6x16__avx2
                                                     : pakd_f32_wino4x4_ukernel_6x16__scalar),
       wino_pack_(cpu_features().has(kCpuAvx2 | kCpuFma) ? pakd_f32_wino4x4_pack_ukernel_8x8__avx2
@@ -253,12 +275,15 @@ Session::Session(const std::uint8_t* data, std::size_t size, const SessionConfig
 #else
       dconv_(pakd_f32_dconv_ukernel_4x24__scalar),
       dconv_oc_(pakd_f32_dconv_ukernel_6x16__scalar),
-      sdconv_(pakd_f32_sdconv_ukernel_1x32__scalar),
+      sdconv_(pakd_f32_sdconv_ukernel_4x8__scalar),
       wino_(pakd_f32_wino4x4_ukernel_6x16__scalar),
       wino_pack_(pakd_f32_wino4x4_pack_ukernel_8x8__scalar),
 #endif
       pool_(std::max(1, config.num_threads)) {
   if (config_.max_batch == 0) config_.max_batch = 1;
+#if PAKD_ENABLE_X86_AVX2
+  if (cpu_features().has(kCpuAvx2 | kCpuFma)) block_spmv_ = pakd_f32_spmv_ukernel_8x8__avx2;
+#endif
   if (config_.max_batch > (1u << 20)) throw std::invalid_argument("max_batch too large");
   ModelFile file = parse_model_file(data, size);
   meta_ = std::move(file.meta);
@@ -302,9 +327,13 @@ void Session::prepare(const ModelFile& file) {
       }
       if (config_.reference) {
         w.reference = t.values;
-      } else if (is_conv && cg.direct() && config_.sparse_max_density >= 0.0f && density <= kSparseDirectMaxDensity) {
-        // CSR over (output channel, tap) with each tap's offset into the padded input
-        const std::size_t plane = cg.hp() * cg.wp(), taps = cg.kh * cg.kw;
+      } else if (is_conv && cg.direct() && config_.sparse_max_density >= 0.0f &&
+                 sdconv_input_size(cg.cin, cg.hp(), cg.wo, cg.kw) <= std::numeric_limits<std::uint32_t>::max() &&
+                 kSparseDirectUnitCost * static_cast<double>(nnz * cg.ho * round_up(cg.wo, kSdconvTileCols)) <
+                     static_cast<double>(dense_direct_units(cg, nullptr))) {
+        // CSR over (output channel, tap) with each tap's offset into the packed padded input
+        const std::size_t rs = sdconv_row_stride(cg.kw), taps = cg.kh * cg.kw;
+        const std::size_t cs = sdconv_input_size(1, cg.hp(), cg.wo, cg.kw);  // floats per input channel
         w.sdconv = true;
         w.row_ptr.assign(w.rows + 1, 0);
         for (std::size_t r = 0; r < w.rows; ++r) {
@@ -312,7 +341,7 @@ void Session::prepare(const ModelFile& file) {
             const float v = t.values[r * w.cols + c];
             if (v == 0.0f) continue;
             const std::size_t ic = c / taps, ky = (c % taps) / cg.kw, kx = c % cg.kw;
-            w.sdconv_offsets.push_back(static_cast<std::uint32_t>(ic * plane + ky * cg.wp() + kx));
+            w.sdconv_offsets.push_back(static_cast<std::uint32_t>(ic * cs + ky * rs + kx));
             w.values.push_back(v);
           }
           w.row_ptr[r + 1] = static_cast<std::uint32_t>(w.values.size());
@@ -350,6 +379,19 @@ void Session::prepare(const ModelFile& file) {
           w.row_ptr[r + 1] = static_cast<std::uint32_t>(w.col_idx.size());
         }
         if (codebook) w.table = t.codebook;
+        if (!is_conv && !codebook && block_spmv_ != nullptr && config_.max_batch == 1) {
+          const std::size_t steps = block_spmv_steps(w.rows, w.cols, w.row_ptr.data(), w.col_idx.data());
+          if (steps > 0 && nnz >= kBlockSpmvMinNonzerosPerStep * steps) {
+            w.spmv_slices.resize((w.rows + kBlockSpmvRows - 1) / kBlockSpmvRows + 1);
+            w.spmv_words.resize(steps);
+            w.spmv_values.resize(steps * kBlockSpmvRows);
+            block_spmv_pack(w.rows, w.cols, w.row_ptr.data(), w.col_idx.data(), w.values.data(),
+                            w.spmv_slices.data(), w.spmv_words.data(), w.spmv_values.data());
+            // a batch-1 session never runs the CSR form then: keep one copy of the weight
+            std::vector<std::uint32_t>().swap(w.col_idx);
+            std::vector<float>().swap(w.values);
+          }
+        }
       } else if (is_conv) {
         w.dense = t.values;  // rows x cols: [Cout, Cin/g * kh * kw]
         const ConvGeometry& g = cg;
@@ -366,15 +408,10 @@ void Session::prepare(const ModelFile& file) {
           w.dense.clear();
           w.dense.shrink_to_fit();
         } else if (g.direct() || g.strided_direct()) {
-          // Two layouts; keep the one that computes fewer padded outputs:
-          // wide rows (4 channels x 24 positions, wp columns per wo) or
-          // 16 channels x 6 positions (exact positions, channels rounded
-          // to 16, +10% for its transposing store).
+          bool oc_layout = true;  // strided: the 6x16 kernel only
+          if (g.direct()) dense_direct_units(g, &oc_layout);
           const std::size_t taps = g.cin * g.kh * g.kw;
-          const std::size_t cost_wide = g.cout_padded() * g.wide_n();
-          const std::size_t cost_oc = (g.cout + kDconvOcVector - 1) / kDconvOcVector * kDconvOcVector *
-                                      ((g.n() + kDconvOcPixels - 1) / kDconvOcPixels * kDconvOcPixels) * 11 / 10;
-          const std::size_t block = cost_oc < cost_wide || !g.direct() ? kDconvOcVector : kDconvOcBlock;
+          const std::size_t block = oc_layout ? kDconvOcVector : kDconvOcBlock;
           std::vector<float>& packed = block == kDconvOcVector ? w.dconv_oc : w.dconv;
           packed.assign((g.cout + block - 1) / block * block * taps, 0.0f);
           for (std::size_t oc = 0; oc < g.cout; ++oc) {  // [block][ic][ky][kx][block], zero-padded channels
@@ -472,8 +509,7 @@ void Session::plan_memory(const Graph& graph) {
     if (op.desc.type == OpType::kConv2d) {
       const ConvGeometry g = geometry(op);
       if (op.weight.sparse_direct()) {
-        const std::size_t n = g.sparse_n();
-        scratch = std::max(scratch, g.cin * g.hp() * g.wp() + (n - g.ho * g.wp()) + g.kw + g.cout * n);
+        scratch = std::max(scratch, sdconv_input_size(g.cin, g.hp(), g.wo, g.kw) + 16);  // + alignment slack
       } else if (!op.weight.wino.empty()) {
         scratch = std::max(scratch, g.wino_cin() * g.wino_hpp() * g.wino_wpp());
       } else if (!op.weight.dconv_oc.empty()) {
@@ -534,7 +570,8 @@ std::string Session::op_description(std::size_t i) const {
     s += op.weight.sparse_direct() ? " sparse-direct"
          : !op.weight.wino.empty() ? " winograd"
          : op.weight.form == PreparedWeight::Form::kDense ? " dense"
-         : op.weight.form == PreparedWeight::Form::kCsr ? " csr" : " csr-codebook";
+         : op.weight.form == PreparedWeight::Form::kCsr ? (op.weight.spmv_words.empty() ? " csr" : " csr-blocked")
+                                                         : " csr-codebook";
   }
   s += " ";
   for (std::size_t d = 0; d < op.out_dims.size(); ++d) s += (d ? "x" : "") + std::to_string(op.out_dims[d]);
@@ -746,10 +783,27 @@ void Session::conv(const PreparedOp& op, const float* x, float* y, std::size_t b
 
 void Session::direct_conv(const PreparedOp& op, const float* x, float* y, std::size_t batch) {
   const ConvGeometry g = geometry(op);
-  const bool sparse = op.weight.sparse_direct();
-  const std::size_t hp = g.hp(), wp = g.wp(), plane = hp * wp, n = sparse ? g.sparse_n() : g.wide_n();
+  const std::size_t hp = g.hp(), wp = g.wp(), plane = hp * wp, n = g.wide_n();
+  if (op.weight.sparse_direct()) {  // exact output tiles of each channel from its nonzero taps
+    const PreparedWeight& w = op.weight;
+    // 64-byte aligned (scratch_ has the slack), so the kernel's input rows never split a cache line
+    const std::size_t skew = reinterpret_cast<std::uintptr_t>(scratch_.data()) % 64 / sizeof(float);
+    float* const xt = scratch_.data() + (16 - skew) % 16;
+    const std::size_t rs = sdconv_row_stride(g.kw);
+    for (std::size_t b = 0; b < batch; ++b) {
+      float* yb = y + b * op.out_size;
+      sdconv_pack_input(x + b * op.in_size, g.cin, g.h, g.w, static_cast<std::size_t>(g.ph),
+                        static_cast<std::size_t>(g.pw), g.wo, g.kw, xt);
+      parallel_ranges(pool_, g.cout, 1, w.values.size() * g.n(), [&](std::size_t o0, std::size_t o1) {
+        sdconv_(o0, o1, g.ho, g.wo, rs, hp * rs, w.row_ptr.data(), w.sdconv_offsets.data(), w.values.data(), xt,
+                yb, g.n());
+        epilogue(op, yb, g.cout, g.n(), o0, o1, 0, g.n());
+      });
+    }
+    return;
+  }
   float* const xpad = scratch_.data();
-  float* const wide = xpad + (sparse ? g.cin * plane + (n - g.ho * wp) + g.kw : g.padded_input());
+  float* const wide = xpad + g.padded_input();
   // the 6x16 kernel reads only inside the planes: an unpadded input is read in place
   const bool in_place = !op.weight.dconv_oc.empty() && g.ph == 0 && g.pw == 0;
   if (!in_place) {  // zero what the per-sample copy leaves alone: the plane borders and the read slack
@@ -773,14 +827,6 @@ void Session::direct_conv(const PreparedOp& op, const float* x, float* y, std::s
         std::memcpy(xpad + c * plane + (iy + static_cast<std::size_t>(g.ph)) * wp + static_cast<std::size_t>(g.pw),
                     xb + (c * g.h + iy) * g.w, g.w * sizeof(float));
       }
-    }
-    if (sparse) {  // wide rows of each output channel from its nonzero taps, channels split across threads
-      const PreparedWeight& w = op.weight;
-      parallel_ranges(pool_, g.cout, 1, w.values.size() * n, [&](std::size_t o0, std::size_t o1) {
-        sdconv_(o0, o1, n, w.row_ptr.data(), w.sdconv_offsets.data(), w.values.data(), xpad, wide, n);
-        wide_rows_to_output(op, wide, n, wp, g.ho, g.wo, o0, o1, yb);
-      });
-      continue;
     }
     if (!op.weight.dconv_oc.empty()) {  // straight into y, positions split across threads
       parallel_ranges(pool_, g.n(), kDconvOcPixels, macs, [&](std::size_t p0, std::size_t p1) {
@@ -930,6 +976,14 @@ void Session::linear(const PreparedOp& op, const float* x, float* y, std::size_t
     parallel_ranges(pool_, out, 16, batch * out * in, [&](std::size_t o0, std::size_t o1) {
       gemm_->fn(batch, o1 - o0, in, x, in, w.dense.data() + o0, out, y + o0, out);
       finish(o0, o1);
+    });
+    return;
+  }
+  if (batch == 1 && !w.spmv_words.empty()) {  // the blocked batch-1 kernel, slices split across threads
+    const std::size_t slices = w.spmv_slices.size() - 1;
+    parallel_ranges(pool_, slices, 1, w.spmv_values.size(), [&](std::size_t s0, std::size_t s1) {
+      block_spmv_(out, in, s0, s1, w.spmv_slices.data(), w.spmv_words.data(), w.spmv_values.data(), x, y);
+      finish(s0 * kBlockSpmvRows, std::min(out, s1 * kBlockSpmvRows));
     });
     return;
   }

@@ -47,6 +47,8 @@ struct PreparedWeight {
   std::vector<float> dconv_oc;     // the same vectorized over 16-channel blocks (also strided)
   std::vector<float> wino;         // Winograd F(4x4, 3x3): transformed weights (scale folded in)
   std::vector<float> wino_bias;    // its bias, zero-padded to 16-channel blocks (may be empty)
+  std::vector<std::uint32_t> spmv_slices, spmv_words;  // linear, batch-1 session: the blocked form
+  std::vector<float> spmv_values;  // (F32BlockSpmvFn) when cheaper; col_idx and values are dropped
   std::vector<std::uint32_t> sdconv_offsets;  // sparse direct conv: input offset per nonzero tap
                                               // (with row_ptr and values)
   std::size_t bytes() const;
@@ -113,6 +115,7 @@ class Session {
   F32SparseDconvFn sdconv_;
   F32Wino4x4Fn wino_;
   F32Wino4x4PackFn wino_pack_;
+  F32BlockSpmvFn block_spmv_ = nullptr;  // nullptr: none faster than CSR on this CPU
   std::string meta_;
   std::vector<PreparedOp> ops_;
   std::vector<std::size_t> input_dims_, output_dims_;

@@ -1,0 +1,213 @@
+"""The results store: one SQLite file (``results.db``) with a row per timed configuration.
+
+A row is one (bundle, device, threads, run) of one *session* — a ``pakd bench`` plan. The
+session id is derived from the plan (bundles, devices, threads, repeats), so running the same
+command again finds the rows that already finished and measures only what is missing: a
+benchmark that died halfway keeps its rows and a rerun completes it. ``--new-session`` measures
+everything again under a fresh id. Ratios (teacher vs student) are only ever taken between rows
+of one session: same machine, same plan.
+
+Rows are written one at a time as they finish (WAL journal, one writer lock), so several device
+workers can share one store.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from ..errors import PakdError
+
+DEFAULT_DB = Path("results.db")
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS results (
+    id INTEGER PRIMARY KEY,
+    session TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    bundle_sha256 TEXT NOT NULL,
+    bundle TEXT,
+    source TEXT,
+    role TEXT,
+    model TEXT,
+    engine TEXT NOT NULL,
+    target TEXT,
+    device TEXT NOT NULL,
+    threads INTEGER NOT NULL,
+    run INTEGER NOT NULL,
+    median_us REAL,
+    p90_us REAL,
+    min_us REAL,
+    max_us REAL,
+    mean_us REAL,
+    stdev_us REAL,
+    iterations INTEGER,
+    peak_rss_kb INTEGER,
+    model_bytes INTEGER,
+    bundle_bytes INTEGER,
+    golden_ok INTEGER,
+    golden_max_abs_diff REAL,
+    facts TEXT,
+    UNIQUE (bundle_sha256, device, threads, run, session)
+);
+CREATE INDEX IF NOT EXISTS results_session ON results (session);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+COLUMNS = ("session", "started_at", "bundle_sha256", "bundle", "source", "role", "model", "engine",
+           "target", "device", "threads", "run", "median_us", "p90_us", "min_us", "max_us", "mean_us",
+           "stdev_us", "iterations", "peak_rss_kb", "model_bytes", "bundle_bytes", "golden_ok",
+           "golden_max_abs_diff", "facts")
+_REQUIRED = ("session", "bundle_sha256", "engine", "device", "threads", "run")
+
+
+class ResultsError(PakdError):
+    """A results store that cannot be opened or a row that cannot be stored."""
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def session_id(plan: dict[str, Any], fresh: bool = False) -> str:
+    """A short id for a benchmark plan: the same plan gives the same id (so a rerun resumes);
+    ``fresh`` adds the current time (a new measurement of the same plan)."""
+    text = json.dumps(plan, sort_keys=True, default=str)
+    if fresh:
+        text += utc_now() + str(_dt.datetime.now().microsecond)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class ResultsStore:
+    """``results.db``: open (creating it and its table when missing), add rows, query rows."""
+
+    path: Path
+    _conn: sqlite3.Connection = field(init=False, repr=False)
+    _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+        if self.path.exists() and not self.path.is_file():
+            raise ResultsError(f"{self.path}: not a file (the results store is one SQLite file)")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.executescript(SCHEMA)
+            self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self._conn.commit()
+        except sqlite3.DatabaseError as exc:
+            raise ResultsError(f"{self.path}: not a usable results store ({exc})") from None
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> "ResultsStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def has(self, session: str, bundle_sha256: str, device: str, threads: int, run: int) -> bool:
+        with self._lock:
+            cur = self._conn.execute(
+                "SELECT 1 FROM results WHERE session=? AND bundle_sha256=? AND device=? AND threads=? AND run=?",
+                (session, bundle_sha256, device, int(threads), int(run)))
+            return cur.fetchone() is not None
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Store one finished row (committed at once: a crash later keeps it)."""
+        missing = [k for k in _REQUIRED if row.get(k) is None]
+        if missing:
+            raise ResultsError(f"a result row needs {', '.join(missing)}")
+        unknown = set(row) - set(COLUMNS)
+        if unknown:
+            raise ResultsError(f"unknown result fields: {', '.join(sorted(unknown))}")
+        values = dict(row)
+        values.setdefault("started_at", utc_now())
+        if isinstance(values.get("facts"), dict):
+            values["facts"] = json.dumps(values["facts"], sort_keys=True)
+        if isinstance(values.get("golden_ok"), bool):
+            values["golden_ok"] = int(values["golden_ok"])
+        cols = [c for c in COLUMNS if c in values]
+        sql = (f"INSERT OR REPLACE INTO results ({', '.join(cols)}) "
+               f"VALUES ({', '.join('?' for _ in cols)})")
+        with self._lock:
+            self._conn.execute(sql, [values[c] for c in cols])
+            self._conn.commit()
+
+    def rows(self, **filters: Any) -> list[dict[str, Any]]:
+        """Rows matching every filter (see :func:`query`), oldest first."""
+        with self._lock:
+            return query(self._conn, **filters)
+
+
+def open_store(path: str | Path | None = None) -> ResultsStore:
+    return ResultsStore(Path(path) if path is not None else DEFAULT_DB)
+
+
+def query(conn: sqlite3.Connection, *, session: str | None = None, device: str | None = None,
+          threads: int | None = None, model: str | None = None, role: str | None = None,
+          engine: str | None = None, bundle_sha256: str | None = None, sources: Sequence[str] | None = None,
+          limit: int | None = None) -> list[dict[str, Any]]:
+    """Rows matching every filter given (``model`` and ``device`` as substrings, ``bundle_sha256``
+    as a prefix), oldest first (the newest ``limit`` when given); ``facts`` parsed into a dict."""
+    where, args = [], []
+    for col, value in (("session", session), ("threads", threads), ("role", role), ("engine", engine)):
+        if value is not None:
+            where.append(f"{col} = ?")
+            args.append(value)
+    if bundle_sha256 is not None:
+        where.append("bundle_sha256 LIKE ?")
+        args.append(bundle_sha256 + "%")
+    for col, value in (("model", model), ("device", device)):
+        if value is not None:
+            where.append(f"{col} LIKE ?")
+            args.append(f"%{value}%")
+    if sources is not None:
+        where.append(f"source IN ({', '.join('?' for _ in sources)})" if sources else "0")
+        args.extend(sources)
+    sql = "SELECT * FROM results" + (" WHERE " + " AND ".join(where) if where else "")
+    if limit is not None:
+        sql = f"SELECT * FROM ({sql} ORDER BY id DESC LIMIT {int(limit)})"
+    conn.row_factory = sqlite3.Row
+    out = [dict(r) for r in conn.execute(sql + " ORDER BY id", args)]
+    for r in out:
+        try:
+            r["facts"] = json.loads(r["facts"]) if r.get("facts") else {}
+        except json.JSONDecodeError:
+            r["facts"] = {}
+    return out
+
+
+def read_rows(path: str | Path, **filters: Any) -> list[dict[str, Any]]:
+    """Rows of an existing store opened read-only (reports); [] when the file does not exist."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    try:
+        conn = sqlite3.connect(f"file:{p.resolve()}?mode=ro", uri=True)
+        try:
+            return query(conn, **filters)
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise ResultsError(f"{p}: not a usable results store ({exc})") from None
+
+
+def summarize(values: Iterable[float]) -> float | None:
+    """The median of several runs' medians (the figure a ratio uses)."""
+    v = sorted(x for x in values if x is not None)
+    if not v:
+        return None
+    n = len(v)
+    return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
