@@ -76,7 +76,7 @@ def local_device(workdir: Path | None = None) -> Device:
     """This machine: bundles are copied into a local work folder and run there."""
     from .emulate import default_cache_dir
 
-    return Device(name=LOCAL, target="host", workdir=str(workdir or default_cache_dir().parent / "device-local"))
+    return Device(name=LOCAL, target="host", workdir=str(workdir or default_cache_dir() / "device-local"))
 
 
 def parse_ssh_url(url: str) -> Device:
