@@ -122,7 +122,7 @@ void pakd_f32_wino4x4_pack_ukernel_8x8__avx2(std::size_t cin, std::size_t h, std
 
 void pakd_f32_wino4x4_ukernel_6x16__avx2(std::size_t tile_begin, std::size_t tile_end, std::size_t tiles_x,
                                          std::size_t cin_p, std::size_t cout, const float* u,
-                                         const float* bias, int relu, const float* xh, std::size_t hpp,
+                                         const float* bias, int relu, const float* residual, const float* xh, std::size_t hpp,
                                          std::size_t wpp, float* y, std::size_t ho, std::size_t wo) {
   const std::size_t cout_p = (cout + V - 1) / V * V, oblocks = cout_p / V;
   const std::size_t chunk = pakd::kWinoTileChunk;
@@ -189,13 +189,30 @@ void pakd_f32_wino4x4_ukernel_6x16__avx2(std::size_t tile_begin, std::size_t til
           output_1d(s[0][a], s[1][a], s[2][a], s[3][a], s[4][a], s[5][a], o);
           for (std::size_t c = 0; c < 4; ++c) {
             __m256 v = _mm256_add_ps(o[c], b);
-            if (relu != 0) v = _mm256_max_ps(v, _mm256_setzero_ps());  // max(v, 0): 0 for NaN, as Act::kRelu
+            // with a residual, ReLU after the transpose (once it is added)
+            if (relu != 0 && residual == nullptr) v = _mm256_max_ps(v, _mm256_setzero_ps());  // max(v, 0): 0 for NaN, as Act::kRelu
             out[a / 2][(a % 2) * 4 + c] = v;
           }
         }
         transpose8(out[0]);  // out[h][k]: channel o0 + k, rows 2h, 2h + 1
         transpose8(out[1]);
         const std::size_t lanes = cout - o0 < L ? cout - o0 : L;
+        if (residual != nullptr) {  // out[h][k] += the residual's rows 2h, 2h + 1 of channel o0 + k, then ReLU
+          const float* const rt = residual + (yt - y);
+          const __m128i mask = _mm_cmpgt_epi32(_mm_set1_epi32(static_cast<int>(cols)), _mm_setr_epi32(0, 1, 2, 3));
+          for (std::size_t k = 0; k < lanes; ++k) {
+            const float* rp = rt + (o0 + k) * plane;
+            __m128 q[4];
+            for (std::size_t a = 0; a < 4; ++a) {
+              q[a] = a >= rows ? _mm_setzero_ps() : cols == 4 ? _mm_loadu_ps(rp + a * wo) : _mm_maskload_ps(rp + a * wo, mask);
+            }
+            for (std::size_t h2 = 0; h2 < 2; ++h2) {
+              __m256 v = _mm256_add_ps(out[h2][k], _mm256_insertf128_ps(_mm256_castps128_ps256(q[2 * h2]), q[2 * h2 + 1], 1));
+              if (relu != 0) v = _mm256_max_ps(v, _mm256_setzero_ps());
+              out[h2][k] = v;
+            }
+          }
+        }
         if (rows == 4 && cols == 4) {
           for (std::size_t k = 0; k < lanes; ++k) {
             float* yp = yt + (o0 + k) * plane;
