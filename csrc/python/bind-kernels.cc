@@ -590,7 +590,7 @@ py::array_t<float> conv2d_winograd(const FloatArray& x, const FloatArray& w, con
     pack(cin, h, wd, ph, pw, x.data(), xh.data(), hpp, wpp);
     const std::size_t tiles = tx * ty, chunk = (tiles + parts - 1) / parts;
     for (std::size_t t0 = 0; t0 < tiles; t0 += chunk) {
-      fn(t0, std::min(tiles, t0 + chunk), tx, cin_p, cout, u.data(), b ? bp.data() : nullptr, relu ? 1 : 0, res,
+      fn(t0, std::min(tiles, t0 + chunk), tx, cin, cin_p, cout, u.data(), b ? bp.data() : nullptr, relu ? 1 : 0, res,
          xh.data(), hpp, wpp, out, ho, wo);
     }
   }

@@ -105,6 +105,39 @@ inline void gemm_rows(std::size_t cin, const float* v, std::size_t ldv, const fl
   }
 }
 
+// The same for the first 8 of the 16 columns (a last output block with <= 8
+// channels: its other 8 lanes are never read).
+template <int ROWS>
+inline void gemm_rows8(std::size_t cin, const float* v, std::size_t ldv, const float* w, float* m,
+                       std::size_t ldm) {
+  __m256 acc[ROWS];
+  for (int r = 0; r < ROWS; ++r) acc[r] = _mm256_setzero_ps();
+  for (std::size_t ic = 0; ic < cin; ++ic, w += V) {
+    const __m256 w0 = _mm256_loadu_ps(w);
+    for (int r = 0; r < ROWS; ++r) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(v + r * ldv + ic), w0, acc[r]);
+  }
+  for (int r = 0; r < ROWS; ++r) _mm256_store_ps(m + r * ldm, acc[r]);
+}
+
+// rows x 16 (or x 8 when half) output columns, in micro-tiles of 6 rows.
+template <bool HALF>
+inline void gemm_block(std::size_t nt, std::size_t cin, const float* v, std::size_t ldv, const float* w, float* m,
+                       std::size_t ldm) {
+  std::size_t r = 0;
+#define PAKD_WINO_ROWS(n) \
+  (HALF ? gemm_rows8<n>(cin, v + r * ldv, ldv, w, m + r * ldm, ldm) : gemm_rows<n>(cin, v + r * ldv, ldv, w, m + r * ldm, ldm))
+  for (; r + 6 <= nt; r += 6) PAKD_WINO_ROWS(6);
+  switch (nt - r) {
+    case 5: PAKD_WINO_ROWS(5); break;
+    case 4: PAKD_WINO_ROWS(4); break;
+    case 3: PAKD_WINO_ROWS(3); break;
+    case 2: PAKD_WINO_ROWS(2); break;
+    case 1: PAKD_WINO_ROWS(1); break;
+    default: break;
+  }
+#undef PAKD_WINO_ROWS
+}
+
 }  // namespace
 
 void pakd_f32_wino4x4_pack_ukernel_8x8__avx2(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph,
@@ -144,7 +177,7 @@ void pakd_f32_wino4x4_pack_ukernel_8x8__avx2(std::size_t cin, std::size_t h, std
 }
 
 void pakd_f32_wino4x4_ukernel_6x16__avx2(std::size_t tile_begin, std::size_t tile_end, std::size_t tiles_x,
-                                         std::size_t cin_p, std::size_t cout, const float* u,
+                                         std::size_t cin, std::size_t cin_p, std::size_t cout, const float* u,
                                          const float* bias, int relu, const float* residual, const float* xh, std::size_t hpp,
                                          std::size_t wpp, float* y, std::size_t ho, std::size_t wo) {
   const std::size_t cout_p = (cout + V - 1) / V * V, oblocks = cout_p / V;
@@ -179,15 +212,11 @@ void pakd_f32_wino4x4_ukernel_6x16__avx2(std::size_t tile_begin, std::size_t til
       float* mp = mbuf + pos * nt * cout_p;
       for (std::size_t ob = 0; ob < oblocks; ++ob) {
         const float* ub = u + (pos * oblocks + ob) * cin_p * V;
-        std::size_t r = 0;
-        for (; r + 6 <= nt; r += 6) gemm_rows<6>(cin_p, vp + r * cin_p, cin_p, ub, mp + r * cout_p + ob * V, cout_p);
-        switch (nt - r) {
-          case 5: gemm_rows<5>(cin_p, vp + r * cin_p, cin_p, ub, mp + r * cout_p + ob * V, cout_p); break;
-          case 4: gemm_rows<4>(cin_p, vp + r * cin_p, cin_p, ub, mp + r * cout_p + ob * V, cout_p); break;
-          case 3: gemm_rows<3>(cin_p, vp + r * cin_p, cin_p, ub, mp + r * cout_p + ob * V, cout_p); break;
-          case 2: gemm_rows<2>(cin_p, vp + r * cin_p, cin_p, ub, mp + r * cout_p + ob * V, cout_p); break;
-          case 1: gemm_rows<1>(cin_p, vp + r * cin_p, cin_p, ub, mp + r * cout_p + ob * V, cout_p); break;
-          default: break;
+        // the real input channels only (the packed padding ones are zero)
+        if (cout - ob * V <= L) {
+          gemm_block<true>(nt, cin, vp, cin_p, ub, mp + ob * V, cout_p);
+        } else {
+          gemm_block<false>(nt, cin, vp, cin_p, ub, mp + ob * V, cout_p);
         }
       }
     }

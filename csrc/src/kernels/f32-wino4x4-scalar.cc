@@ -55,7 +55,7 @@ void pakd_f32_wino4x4_pack_ukernel_8x8__scalar(std::size_t cin, std::size_t h, s
 }
 
 void pakd_f32_wino4x4_ukernel_6x16__scalar(std::size_t tile_begin, std::size_t tile_end, std::size_t tiles_x,
-                                           std::size_t cin_p, std::size_t cout, const float* u,
+                                           std::size_t cin, std::size_t cin_p, std::size_t cout, const float* u,
                                            const float* bias, int relu, const float* residual, const float* xh, std::size_t hpp,
                                            std::size_t wpp, float* y, std::size_t ho, std::size_t wo) {
   const std::size_t cout_p = (cout + V - 1) / V * V, oblocks = cout_p / V;
@@ -94,7 +94,7 @@ void pakd_f32_wino4x4_ukernel_6x16__scalar(std::size_t tile_begin, std::size_t t
           const std::size_t rows = nt - r0 < R ? nt - r0 : R;
           float acc[R][V] = {};
           const float* vr = vbuf + (pos * nt + r0) * cin_p;
-          for (std::size_t ic = 0; ic < cin_p; ++ic) {
+          for (std::size_t ic = 0; ic < cin; ++ic) {  // the padding channels are zero
             const float* wr = ub + ic * V;
             for (std::size_t r = 0; r < rows; ++r) {
               const float xv = vr[r * cin_p + ic];

@@ -954,7 +954,7 @@ void Session::winograd_conv(const PreparedOp& op, const float* x, float* y, std:
     wino_pack_(g.cin, g.h, g.w, static_cast<std::size_t>(g.ph), static_cast<std::size_t>(g.pw), x + b * op.in_size,
                xh, hpp, wpp);
     parallel_ranges(pool_, tiles, 1, macs, [&](std::size_t t0, std::size_t t1) {
-      wino_(t0, t1, g.wino_tiles_x(), g.wino_cin(), g.cout, w.wino.data(), bias, relu, residual(op, b), xh, hpp,
+      wino_(t0, t1, g.wino_tiles_x(), g.cin, g.wino_cin(), g.cout, w.wino.data(), bias, relu, residual(op, b), xh, hpp,
             wpp, yb, g.ho, g.wo);
     });
   }
