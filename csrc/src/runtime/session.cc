@@ -233,24 +233,26 @@ void im2col(const ConvGeometry& g, const float* x, std::size_t c0, float* col) {
 std::size_t round_up(std::size_t v, std::size_t a) { return (v + a - 1) / a * a; }
 
 // Winograd F(4x4, 3x3) against the direct kernels, in 8-lane FMA units:
-// its 36 GEMMs over padded channels (tiles in rows of 6, chunks of 24) and
-// its transforms (per tile and 8 channels ~30 vector ops in, ~20 out)
+// its 36 GEMMs (tiles in rows of 6, chunks of 24; the real input channels,
+// output channels in vectors of 8, as the AVX2 kernel runs them) and its
+// transforms (per tile and 8 padded channels ~30 vector ops in, ~20 out)
 // against the cheaper of the two direct layouts (their padded work, as in
-// prepare). The weights (transforms x6, direct x1.2, +1500 fixed) are a
-// least-squares fit of single-convolution timings on Zen 4, one thread
-// (48 shapes, 4..64 channels, 7x7..28x28: benchmarks/test_bench_conv.py
-// times a few); where the fit picks wrongly the loss is <= 12%.
+// prepare). The weights (transforms x3.75, direct x0.84) minimise the time
+// lost by wrong picks over single-convolution timings on Zen 4, one thread
+// (105 shapes: 4..16 channels at 28x28, 8..32 at 14x14, 8..64 at 7x7,
+// channel-pruned counts included; two picked wrongly, by <= 4%). The
+// teacher's shapes (16/32/64 channels) sit at 0.52-0.59 of the direct cost.
 bool winograd_wins(const ConvGeometry& g) {
   const std::size_t tiles = g.wino_tiles(), cin_p = g.wino_cin(), cout_p = g.wino_cout();
   const double gemm = 36.0 * static_cast<double>(round_up(std::min(tiles, kWinoTileChunk), 6)) *
                       static_cast<double>((tiles + kWinoTileChunk - 1) / kWinoTileChunk) *
-                      static_cast<double>(cin_p) * static_cast<double>(cout_p) / 8.0;
+                      static_cast<double>(g.cin) * static_cast<double>(round_up(g.cout, 8)) / 8.0;
   const double transforms = static_cast<double>(tiles) * (30.0 * cin_p / 8.0 + 20.0 * cout_p / 8.0) * 2.0;
   const double taps = static_cast<double>(g.cin * 9);
   const double wide = static_cast<double>(g.cout_padded() * g.wide_n()) * taps / 8.0;
   const double oc = static_cast<double>(round_up(g.cout, kDconvOcVector) * round_up(g.n(), kDconvOcPixels)) *
                     taps / 8.0 * 1.1;
-  return gemm + 6.0 * transforms < 1.2 * std::min(wide, oc) + 1500.0;
+  return gemm + 3.75 * transforms < 0.84 * std::min(wide, oc);
 }
 
 // The graph's ops with each residual add (two distinct inputs of the output's
