@@ -545,7 +545,7 @@ py::array_t<float> spmv_blocked(const py::array_t<float, py::array::c_style | py
 // `parts` consecutive ranges (as the session's threads would).
 py::array_t<float> conv2d_winograd(const FloatArray& x, const FloatArray& w, const std::optional<py::object>& bias,
                                    std::size_t ph, std::size_t pw, bool relu, const std::string& kernel,
-                                   std::size_t parts) {
+                                   std::size_t parts, const std::optional<FloatArray>& residual) {
   if (x.ndim() != 3 || w.ndim() != 4 || w.shape(1) != x.shape(0) || w.shape(2) != 3 || w.shape(3) != 3) {
     fail("conv2d_winograd expects x (Cin, H, W) and w (Cout, Cin, 3, 3), got " + shape_string(x) + " and " +
          shape_string(w));
@@ -579,13 +579,18 @@ py::array_t<float> conv2d_winograd(const FloatArray& x, const FloatArray& w, con
   pakd::pack_wino4x4_weights(cout, cin, w.data(), nullptr, u.data());
   if (b) std::copy(b->data(), b->data() + cout, bp.begin());
   py::array_t<float> y({static_cast<py::ssize_t>(cout), static_cast<py::ssize_t>(ho), static_cast<py::ssize_t>(wo)});
+  if (residual && (residual->ndim() != 3 || static_cast<std::size_t>(residual->shape(0)) != cout ||
+                   static_cast<std::size_t>(residual->shape(1)) != ho || static_cast<std::size_t>(residual->shape(2)) != wo)) {
+    fail("conv2d_winograd: residual must have the output's shape (Cout, Ho, Wo), got " + shape_string(*residual));
+  }
+  const float* res = residual ? residual->data() : nullptr;
   float* out = y.mutable_data();
   {
     py::gil_scoped_release release;
     pack(cin, h, wd, ph, pw, x.data(), xh.data(), hpp, wpp);
     const std::size_t tiles = tx * ty, chunk = (tiles + parts - 1) / parts;
     for (std::size_t t0 = 0; t0 < tiles; t0 += chunk) {
-      fn(t0, std::min(tiles, t0 + chunk), tx, cin_p, cout, u.data(), b ? bp.data() : nullptr, relu ? 1 : 0,
+      fn(t0, std::min(tiles, t0 + chunk), tx, cin, cin_p, cout, u.data(), b ? bp.data() : nullptr, relu ? 1 : 0, res,
          xh.data(), hpp, wpp, out, ho, wo);
     }
   }
@@ -669,8 +674,9 @@ Validates everything (ValueError); see CsrMatrix for the arguments.)doc");
         "for tests and benchmarks.");
   m.def("conv2d_winograd", &conv2d_winograd, py::arg("x"), py::arg("w"), py::arg("bias") = py::none(),
         py::arg("ph") = 1, py::arg("pw") = 1, py::arg("relu") = false, py::arg("kernel") = "wino4x4-6x16-scalar",
-        py::arg("parts") = 1,
-        "Stride-1 3x3 convolution of x (Cin, H, W) by w (Cout, Cin, 3, 3) (+ bias, ReLU) through the "
+        py::arg("parts") = 1, py::arg("residual") = py::none(),
+        "Stride-1 3x3 convolution of x (Cin, H, W) by w (Cout, Cin, 3, 3) (+ bias, + residual (Cout, Ho, "
+        "Wo), ReLU) through the "
         "Winograd F(4x4, 3x3) kernels ('wino4x4-6x16-scalar', 'wino4x4-6x16-avx2'), tiles split into "
         "`parts` calls; for tests and benchmarks.");
   m.def("spmv_blocked", &spmv_blocked, py::arg("w"), py::arg("x"), py::arg("kernel") = "8x8-scalar",

@@ -70,3 +70,28 @@ def test_bad_winograd_arguments_are_value_errors():
         _core.conv2d_winograd(np.zeros((2, 1, 1), np.float32), np.zeros((1, 2, 3, 3), np.float32), ph=0, pw=0)
     with pytest.raises(ValueError, match="bias must have shape"):
         _core.conv2d_winograd(x, np.zeros((1, 2, 3, 3), np.float32), np.zeros(3, np.float32))
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("cin, cout, h, w, pad", [(16, 16, 28, 28, 1), (10, 11, 14, 14, 1), (13, 7, 11, 6, 1),
+                                                  (9, 17, 3, 3, 0), (3, 5, 7, 9, 1)])
+@pytest.mark.parametrize("relu", [False, True])
+def test_winograd_with_a_residual_matches_torch(kernel, cin, cout, h, w, pad, relu):
+    """A fused residual add: relu?(conv + bias + residual), edge tiles included."""
+    if not _supported(kernel):
+        pytest.skip(f"{kernel} needs a CPU feature this machine lacks")
+    rng = np.random.default_rng(cin * 10 + cout + w)
+    x = rng.standard_normal((cin, h, w)).astype(np.float32)
+    wt = rng.standard_normal((cout, cin, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(cout).astype(np.float32)
+    ref = _reference(x, wt, b, pad, False)
+    r = (rng.standard_normal(ref.shape) * 4).astype(np.float32)
+    ref = ref + r
+    if relu:
+        ref = np.maximum(ref, 0)
+    tol = 2e-6 * np.sqrt(9 * cin) * max(1.0, float(np.abs(ref).max()))
+    for parts in (1, 3):
+        y = _core.conv2d_winograd(x, wt, b, pad, pad, relu, kernel, parts=parts, residual=r)
+        np.testing.assert_allclose(y, ref, rtol=0, atol=tol)
+    with pytest.raises(ValueError, match="residual"):
+        _core.conv2d_winograd(x, wt, b, pad, pad, relu, kernel, residual=r[:-1])

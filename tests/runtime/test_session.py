@@ -292,3 +292,71 @@ def test_winograd_option_picks_the_kernel():
     assert always[0] == "conv2d+relu winograd 16x28x28"
     never = [d for d, _ in Session(blob, winograd=-1).profile(x, repeats=1)]
     assert not any("winograd" in d for d in never)
+
+
+def _residual_net() -> nn.Module:
+    """Residual blocks off the kernels' channel blocks (a channel-pruned student's shapes): an
+    identity shortcut, a 1x1 stride-2 shortcut convolution run after the block's second 3x3
+    convolution, and an add without ReLU whose convolution output is also read elsewhere."""
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(1, 5, 3, padding=1, bias=False), nn.BatchNorm2d(5), nn.ReLU())
+            self.a1 = nn.Sequential(nn.Conv2d(5, 7, 3, padding=1, bias=False), nn.BatchNorm2d(7), nn.ReLU())
+            self.a2 = nn.Sequential(nn.Conv2d(7, 5, 3, padding=1, bias=False), nn.BatchNorm2d(5))
+            self.b1 = nn.Sequential(nn.Conv2d(5, 11, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(11),
+                                    nn.ReLU())
+            self.b2 = nn.Sequential(nn.Conv2d(11, 10, 3, padding=1, bias=False), nn.BatchNorm2d(10))
+            self.short = nn.Sequential(nn.Conv2d(5, 10, 1, stride=2, bias=False), nn.BatchNorm2d(10))
+            self.c1 = nn.Conv2d(10, 10, 3, padding=1)
+            self.head = nn.Linear(2 * 10 * 14 * 14, 10)
+
+        def forward(self, x):
+            x = self.stem(x)
+            x = torch.relu(self.a2(self.a1(x)) + x)
+            x = torch.relu(self.b2(self.b1(x)) + self.short(x))
+            c = self.c1(x)
+            y = c + x  # no ReLU; c is read again below, so this add stays
+            return self.head(torch.cat([y, c], 1).flatten(1))
+
+    torch.manual_seed(5)
+    return _randomize_bn(Net())
+
+
+@pytest.mark.parametrize("options", [{}, {"num_threads": 2, "max_batch": 3}, {"winograd": 1},
+                                     {"winograd": -1, "num_threads": 2, "max_batch": 3},
+                                     {"sparse_max_density": 1.0, "max_batch": 3}],
+                         ids=["1-thread", "2-threads-batch3", "winograd-always", "winograd-never", "sparse"])
+def test_residual_adds_fuse_into_convolutions(options):
+    """Each residual add (+ ReLU) runs in the epilogue of the convolution producing one of its
+    inputs (Winograd, both direct layouts, sparse, GEMM): the profile shows no add op, only
+    conv2d+add ops, and the outputs still match PyTorch."""
+    model = _zoo_model("resnet20")
+    x = _inputs(3)
+    session = Session(export_pakd(model), **options)
+    names = [d for d, _ in session.profile(x[:1], repeats=1)]
+    assert not any(d.startswith("add") for d in names)
+    assert sum(d.startswith("conv2d+add+relu ") for d in names) == 9
+    assert_close(session.run(x if options.get("max_batch") else x[:1]), _torch(model, x if options.get("max_batch") else x[:1]))
+
+    net = _residual_net()
+    session = Session(export_pakd(net), **options)
+    names = [d for d, _ in session.profile(x[:1], repeats=1)]
+    assert [d.split()[0] for d in names if "add" in d.split()[0]] == ["conv2d+add+relu", "conv2d+add+relu", "add"]
+    assert names[5].startswith("conv2d+add+relu ") and names[5].endswith(" 10x14x14")  # the 1x1 shortcut
+    xs = x if options.get("max_batch") else x[:1]
+    assert_close(session.run(xs), _torch(net, xs))
+    if "sparse_max_density" in options:
+        assert any("sparse-direct" in d or " csr" in d for d in names)
+
+
+def test_fused_residual_add_matches_the_reference_session():
+    """The unfused oracle (reference=True runs the graph as it is, one op per node) and the fused
+    session agree on a channel-pruned-like residual net."""
+    net = _residual_net()
+    x = _inputs(2)
+    blob = export_pakd(net)
+    ref = Session(blob, reference=True, max_batch=2)
+    assert sum(d.startswith("add") for d, _ in ref.profile(x[:1], repeats=1)) == 3
+    assert_close(Session(blob, max_batch=2).run(x), ref.run(x))

@@ -40,6 +40,29 @@ inline void transpose8(__m256 r[8]) {
   r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
+// The first `cols` (1..4) floats of v to p / from p (the rest 0): partial rows
+// of the edge tiles. Plain 4 / 8 / 12-byte moves: vmaskmovps is microcoded and
+// slow on AMD CPUs (it made 14x14 outputs, 7 edge tiles in 16, ~20% slower).
+inline void store_cols(float* p, __m128 v, std::size_t cols) {
+  switch (cols) {
+    case 4: _mm_storeu_ps(p, v); break;
+    case 3:
+      _mm_storel_pi(reinterpret_cast<__m64*>(p), v);
+      _mm_store_ss(p + 2, _mm_movehl_ps(v, v));
+      break;
+    case 2: _mm_storel_pi(reinterpret_cast<__m64*>(p), v); break;
+    default: _mm_store_ss(p, v); break;
+  }
+}
+inline __m128 load_cols(const float* p, std::size_t cols) {
+  switch (cols) {
+    case 4: return _mm_loadu_ps(p);
+    case 3: return _mm_movelh_ps(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p))), _mm_load_ss(p + 2));
+    case 2: return _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p)));
+    default: return _mm_load_ss(p);
+  }
+}
+
 // t = B^T d along one axis.
 inline void input_1d(__m256 d0, __m256 d1, __m256 d2, __m256 d3, __m256 d4, __m256 d5, __m256 t[6]) {
   const __m256 four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f), two = _mm256_set1_ps(2.0f);
@@ -82,6 +105,39 @@ inline void gemm_rows(std::size_t cin, const float* v, std::size_t ldv, const fl
   }
 }
 
+// The same for the first 8 of the 16 columns (a last output block with <= 8
+// channels: its other 8 lanes are never read).
+template <int ROWS>
+inline void gemm_rows8(std::size_t cin, const float* v, std::size_t ldv, const float* w, float* m,
+                       std::size_t ldm) {
+  __m256 acc[ROWS];
+  for (int r = 0; r < ROWS; ++r) acc[r] = _mm256_setzero_ps();
+  for (std::size_t ic = 0; ic < cin; ++ic, w += V) {
+    const __m256 w0 = _mm256_loadu_ps(w);
+    for (int r = 0; r < ROWS; ++r) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(v + r * ldv + ic), w0, acc[r]);
+  }
+  for (int r = 0; r < ROWS; ++r) _mm256_store_ps(m + r * ldm, acc[r]);
+}
+
+// rows x 16 (or x 8 when half) output columns, in micro-tiles of 6 rows.
+template <bool HALF>
+inline void gemm_block(std::size_t nt, std::size_t cin, const float* v, std::size_t ldv, const float* w, float* m,
+                       std::size_t ldm) {
+  std::size_t r = 0;
+#define PAKD_WINO_ROWS(n) \
+  (HALF ? gemm_rows8<n>(cin, v + r * ldv, ldv, w, m + r * ldm, ldm) : gemm_rows<n>(cin, v + r * ldv, ldv, w, m + r * ldm, ldm))
+  for (; r + 6 <= nt; r += 6) PAKD_WINO_ROWS(6);
+  switch (nt - r) {
+    case 5: PAKD_WINO_ROWS(5); break;
+    case 4: PAKD_WINO_ROWS(4); break;
+    case 3: PAKD_WINO_ROWS(3); break;
+    case 2: PAKD_WINO_ROWS(2); break;
+    case 1: PAKD_WINO_ROWS(1); break;
+    default: break;
+  }
+#undef PAKD_WINO_ROWS
+}
+
 }  // namespace
 
 void pakd_f32_wino4x4_pack_ukernel_8x8__avx2(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph,
@@ -91,27 +147,27 @@ void pakd_f32_wino4x4_pack_ukernel_8x8__avx2(std::size_t cin, std::size_t h, std
   std::memset(xh, 0, blocks * hpp * wpp * L * sizeof(float));
   for (std::size_t cb = 0; cb < blocks; ++cb) {
     const std::size_t c0 = cb * L;
-    const bool full = c0 + L <= cin;
+    const std::size_t nc = cin - c0 < L ? cin - c0 : L;  // channels of this block (the last may have fewer)
     for (std::size_t iy = 0; iy < h; ++iy) {
       const float* xr = x + (c0 * h + iy) * w;
       float* out = xh + ((cb * hpp + iy + ph) * wpp + pw) * L;
       std::size_t ix = 0;
-      if (full) {
-        for (; ix + 8 <= w; ix += 8) {
-          __m256 r[8];
-          for (std::size_t k = 0; k < 8; ++k) r[k] = _mm256_loadu_ps(xr + k * h * w + ix);
-          transpose8(r);
-          for (std::size_t k = 0; k < 8; ++k) _mm256_storeu_ps(out + (ix + k) * L, r[k]);
+      // missing channels of a partial block transpose as zero rows
+      for (; ix + 8 <= w; ix += 8) {
+        __m256 r[8];
+        for (std::size_t k = 0; k < 8; ++k) r[k] = k < nc ? _mm256_loadu_ps(xr + k * h * w + ix) : _mm256_setzero_ps();
+        transpose8(r);
+        for (std::size_t k = 0; k < 8; ++k) _mm256_storeu_ps(out + (ix + k) * L, r[k]);
+      }
+      if (ix + 4 <= w) {  // 4 columns: the low halves of an 8x8 transpose
+        __m256 r[8];
+        for (std::size_t k = 0; k < 8; ++k) {
+          r[k] = k < nc ? _mm256_insertf128_ps(_mm256_setzero_ps(), _mm_loadu_ps(xr + k * h * w + ix), 0)
+                        : _mm256_setzero_ps();
         }
-        if (ix + 4 <= w) {  // 4 columns: the low halves of an 8x8 transpose
-          __m256 r[8];
-          for (std::size_t k = 0; k < 8; ++k) {
-            r[k] = _mm256_insertf128_ps(_mm256_setzero_ps(), _mm_loadu_ps(xr + k * h * w + ix), 0);
-          }
-          transpose8(r);
-          for (std::size_t k = 0; k < 4; ++k) _mm256_storeu_ps(out + (ix + k) * L, r[k]);
-          ix += 4;
-        }
+        transpose8(r);
+        for (std::size_t k = 0; k < 4; ++k) _mm256_storeu_ps(out + (ix + k) * L, r[k]);
+        ix += 4;
       }
       for (; ix < w; ++ix) {
         for (std::size_t k = 0; k < L && c0 + k < cin; ++k) out[ix * L + k] = xr[k * h * w + ix];
@@ -121,8 +177,8 @@ void pakd_f32_wino4x4_pack_ukernel_8x8__avx2(std::size_t cin, std::size_t h, std
 }
 
 void pakd_f32_wino4x4_ukernel_6x16__avx2(std::size_t tile_begin, std::size_t tile_end, std::size_t tiles_x,
-                                         std::size_t cin_p, std::size_t cout, const float* u,
-                                         const float* bias, int relu, const float* xh, std::size_t hpp,
+                                         std::size_t cin, std::size_t cin_p, std::size_t cout, const float* u,
+                                         const float* bias, int relu, const float* residual, const float* xh, std::size_t hpp,
                                          std::size_t wpp, float* y, std::size_t ho, std::size_t wo) {
   const std::size_t cout_p = (cout + V - 1) / V * V, oblocks = cout_p / V;
   const std::size_t chunk = pakd::kWinoTileChunk;
@@ -156,15 +212,11 @@ void pakd_f32_wino4x4_ukernel_6x16__avx2(std::size_t tile_begin, std::size_t til
       float* mp = mbuf + pos * nt * cout_p;
       for (std::size_t ob = 0; ob < oblocks; ++ob) {
         const float* ub = u + (pos * oblocks + ob) * cin_p * V;
-        std::size_t r = 0;
-        for (; r + 6 <= nt; r += 6) gemm_rows<6>(cin_p, vp + r * cin_p, cin_p, ub, mp + r * cout_p + ob * V, cout_p);
-        switch (nt - r) {
-          case 5: gemm_rows<5>(cin_p, vp + r * cin_p, cin_p, ub, mp + r * cout_p + ob * V, cout_p); break;
-          case 4: gemm_rows<4>(cin_p, vp + r * cin_p, cin_p, ub, mp + r * cout_p + ob * V, cout_p); break;
-          case 3: gemm_rows<3>(cin_p, vp + r * cin_p, cin_p, ub, mp + r * cout_p + ob * V, cout_p); break;
-          case 2: gemm_rows<2>(cin_p, vp + r * cin_p, cin_p, ub, mp + r * cout_p + ob * V, cout_p); break;
-          case 1: gemm_rows<1>(cin_p, vp + r * cin_p, cin_p, ub, mp + r * cout_p + ob * V, cout_p); break;
-          default: break;
+        // the real input channels only (the packed padding ones are zero)
+        if (cout - ob * V <= L) {
+          gemm_block<true>(nt, cin, vp, cin_p, ub, mp + ob * V, cout_p);
+        } else {
+          gemm_block<false>(nt, cin, vp, cin_p, ub, mp + ob * V, cout_p);
         }
       }
     }
@@ -189,13 +241,27 @@ void pakd_f32_wino4x4_ukernel_6x16__avx2(std::size_t tile_begin, std::size_t til
           output_1d(s[0][a], s[1][a], s[2][a], s[3][a], s[4][a], s[5][a], o);
           for (std::size_t c = 0; c < 4; ++c) {
             __m256 v = _mm256_add_ps(o[c], b);
-            if (relu != 0) v = _mm256_max_ps(v, _mm256_setzero_ps());  // max(v, 0): 0 for NaN, as Act::kRelu
+            // with a residual, ReLU after the transpose (once it is added)
+            if (relu != 0 && residual == nullptr) v = _mm256_max_ps(v, _mm256_setzero_ps());  // max(v, 0): 0 for NaN, as Act::kRelu
             out[a / 2][(a % 2) * 4 + c] = v;
           }
         }
         transpose8(out[0]);  // out[h][k]: channel o0 + k, rows 2h, 2h + 1
         transpose8(out[1]);
         const std::size_t lanes = cout - o0 < L ? cout - o0 : L;
+        if (residual != nullptr) {  // out[h][k] += the residual's rows 2h, 2h + 1 of channel o0 + k, then ReLU
+          const float* const rt = residual + (yt - y);
+          for (std::size_t k = 0; k < lanes; ++k) {
+            const float* rp = rt + (o0 + k) * plane;
+            __m128 q[4];
+            for (std::size_t a = 0; a < 4; ++a) q[a] = a >= rows ? _mm_setzero_ps() : load_cols(rp + a * wo, cols);
+            for (std::size_t h2 = 0; h2 < 2; ++h2) {
+              __m256 v = _mm256_add_ps(out[h2][k], _mm256_insertf128_ps(_mm256_castps128_ps256(q[2 * h2]), q[2 * h2 + 1], 1));
+              if (relu != 0) v = _mm256_max_ps(v, _mm256_setzero_ps());
+              out[h2][k] = v;
+            }
+          }
+        }
         if (rows == 4 && cols == 4) {
           for (std::size_t k = 0; k < lanes; ++k) {
             float* yp = yt + (o0 + k) * plane;
@@ -204,13 +270,12 @@ void pakd_f32_wino4x4_ukernel_6x16__avx2(std::size_t tile_begin, std::size_t til
             _mm_storeu_ps(yp + 2 * wo, _mm256_castps256_ps128(out[1][k]));
             _mm_storeu_ps(yp + 3 * wo, _mm256_extractf128_ps(out[1][k], 1));
           }
-        } else {  // a tile on the bottom / right edge: rows x cols of it, masked stores
-          const __m128i mask = _mm_cmpgt_epi32(_mm_set1_epi32(static_cast<int>(cols)), _mm_setr_epi32(0, 1, 2, 3));
+        } else {  // a tile on the bottom / right edge: rows x cols of it
           for (std::size_t k = 0; k < lanes; ++k) {
             float* yp = yt + (o0 + k) * plane;
             const __m128 q[4] = {_mm256_castps256_ps128(out[0][k]), _mm256_extractf128_ps(out[0][k], 1),
                                  _mm256_castps256_ps128(out[1][k]), _mm256_extractf128_ps(out[1][k], 1)};
-            for (std::size_t a = 0; a < rows; ++a) _mm_maskstore_ps(yp + a * wo, mask, q[a]);
+            for (std::size_t a = 0; a < rows; ++a) store_cols(yp + a * wo, q[a], cols);
           }
         }
       }

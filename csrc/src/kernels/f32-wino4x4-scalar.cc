@@ -55,8 +55,8 @@ void pakd_f32_wino4x4_pack_ukernel_8x8__scalar(std::size_t cin, std::size_t h, s
 }
 
 void pakd_f32_wino4x4_ukernel_6x16__scalar(std::size_t tile_begin, std::size_t tile_end, std::size_t tiles_x,
-                                           std::size_t cin_p, std::size_t cout, const float* u,
-                                           const float* bias, int relu, const float* xh, std::size_t hpp,
+                                           std::size_t cin, std::size_t cin_p, std::size_t cout, const float* u,
+                                           const float* bias, int relu, const float* residual, const float* xh, std::size_t hpp,
                                            std::size_t wpp, float* y, std::size_t ho, std::size_t wo) {
   const std::size_t cout_p = (cout + V - 1) / V * V, oblocks = cout_p / V;
   const std::size_t chunk = pakd::kWinoTileChunk;
@@ -94,7 +94,7 @@ void pakd_f32_wino4x4_ukernel_6x16__scalar(std::size_t tile_begin, std::size_t t
           const std::size_t rows = nt - r0 < R ? nt - r0 : R;
           float acc[R][V] = {};
           const float* vr = vbuf + (pos * nt + r0) * cin_p;
-          for (std::size_t ic = 0; ic < cin_p; ++ic) {
+          for (std::size_t ic = 0; ic < cin; ++ic) {  // the padding channels are zero
             const float* wr = ub + ic * V;
             for (std::size_t r = 0; r < rows; ++r) {
               const float xv = vr[r * cin_p + ic];
@@ -127,10 +127,12 @@ void pakd_f32_wino4x4_ukernel_6x16__scalar(std::size_t tile_begin, std::size_t t
         const std::size_t lanes = cout - o0 < L ? cout - o0 : L;
         for (std::size_t l = 0; l < lanes; ++l) {
           const float b = bias != nullptr ? bias[o0 + l] : 0.0f;
-          float* yp = y + ((o0 + l) * ho + 4 * ty) * wo + 4 * tx;
+          const std::size_t at = ((o0 + l) * ho + 4 * ty) * wo + 4 * tx;
+          float* yp = y + at;
+          const float* rp = residual != nullptr ? residual + at : nullptr;
           for (std::size_t a = 0; a < rows; ++a) {
             for (std::size_t c = 0; c < cols; ++c) {
-              const float v = out[a][c][l] + b;
+              const float v = out[a][c][l] + b + (rp != nullptr ? rp[a * wo + c] : 0.0f);
               yp[a * wo + c] = relu != 0 && !(v > 0.0f) ? 0.0f : v;  // as Act::kRelu
             }
           }

@@ -155,12 +155,14 @@ constexpr std::size_t kDconvOcPixels = 6;
 //   bias          cout_p floats (zero-padded) or nullptr.
 // F32Wino4x4Fn computes output tiles [tile_begin, tile_end) (tile index
 // ty * tiles_x + tx) of all `cout` channels into y[oc][oy][ox] (ho x wo
-// planes), adding bias and applying ReLU when relu != 0; positions outside
-// ho x wo are not written. Scratch from kernel_workspace. May throw
+// planes) from the first cin (<= cin_p) of the packed channels (the GEMMs skip
+// the zero padding channels), adding bias, then residual[oc][oy][ox] (y's layout; nullptr:
+// none; a fused residual add), then applying ReLU when relu != 0; positions
+// outside ho x wo are neither read nor written. Scratch from kernel_workspace. May throw
 // std::bad_alloc (workspace); nothing else.
 using F32Wino4x4Fn = void (*)(std::size_t tile_begin, std::size_t tile_end, std::size_t tiles_x,
-                              std::size_t cin_p, std::size_t cout, const float* u, const float* bias,
-                              int relu, const float* xh, std::size_t hpp, std::size_t wpp, float* y,
+                              std::size_t cin, std::size_t cin_p, std::size_t cout, const float* u, const float* bias,
+                              int relu, const float* residual, const float* xh, std::size_t hpp, std::size_t wpp, float* y,
                               std::size_t ho, std::size_t wo);
 // Packs one sample x[cin][h][w] into xh (layout above) with ph / pw zero rows
 // / columns before the image; every other element of xh is zeroed. Never
@@ -252,8 +254,8 @@ void pakd_f32_dconv_ukernel_6x16__scalar(std::size_t oc_begin, std::size_t oc_en
                                          std::size_t wp, std::size_t wo, std::size_t stride, std::size_t plane, const float* w,
                                          const float* x, float* y, std::size_t ldy);
 void pakd_f32_wino4x4_ukernel_6x16__scalar(std::size_t tile_begin, std::size_t tile_end, std::size_t tiles_x,
-                                           std::size_t cin_p, std::size_t cout, const float* u,
-                                           const float* bias, int relu, const float* xh, std::size_t hpp,
+                                           std::size_t cin, std::size_t cin_p, std::size_t cout, const float* u,
+                                           const float* bias, int relu, const float* residual, const float* xh, std::size_t hpp,
                                            std::size_t wpp, float* y, std::size_t ho, std::size_t wo);
 void pakd_f32_wino4x4_pack_ukernel_8x8__scalar(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph,
                                                std::size_t pw, const float* x, float* xh, std::size_t hpp,
@@ -267,8 +269,8 @@ void pakd_f32_spmv_ukernel_8x8__scalar(std::size_t m, std::size_t k, std::size_t
                                        const float* values, const float* x, float* y);
 #if PAKD_ENABLE_X86_AVX2
 void pakd_f32_wino4x4_ukernel_6x16__avx2(std::size_t tile_begin, std::size_t tile_end, std::size_t tiles_x,
-                                         std::size_t cin_p, std::size_t cout, const float* u,
-                                         const float* bias, int relu, const float* xh, std::size_t hpp,
+                                         std::size_t cin, std::size_t cin_p, std::size_t cout, const float* u,
+                                         const float* bias, int relu, const float* residual, const float* xh, std::size_t hpp,
                                          std::size_t wpp, float* y, std::size_t ho, std::size_t wo);
 void pakd_f32_wino4x4_pack_ukernel_8x8__avx2(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph,
                                              std::size_t pw, const float* x, float* xh, std::size_t hpp,

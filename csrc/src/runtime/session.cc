@@ -60,7 +60,7 @@ inline float activate(float v, Act act) {
 // wide[oc * n + oy * wp], wo of its wp columns kept) into y[oc][oy][ox],
 // with the per-channel scale, bias and activation applied in the same pass.
 void wide_rows_to_output(const PreparedOp& op, const float* wide, std::size_t n, std::size_t wp, std::size_t ho,
-                         std::size_t wo, std::size_t c0, std::size_t c1, float* y) {
+                         std::size_t wo, std::size_t c0, std::size_t c1, float* y, const float* res) {
   const bool has_scale = !op.scale.empty(), has_bias = !op.bias.empty();
   const Act act = op.desc.act;
   for (std::size_t oc = c0; oc < c1; ++oc) {
@@ -68,7 +68,17 @@ void wide_rows_to_output(const PreparedOp& op, const float* wide, std::size_t n,
     for (std::size_t oy = 0; oy < ho; ++oy) {
       const float* src = wide + oc * n + oy * wp;
       float* dst = y + (oc * ho + oy) * wo;
-      if (act == Act::kRelu) {
+      if (res != nullptr) {  // a fused residual add: act(conv + residual)
+        const float* r = res + (oc * ho + oy) * wo;
+        if (act == Act::kRelu) {
+          for (std::size_t ox = 0; ox < wo; ++ox) {
+            const float v = src[ox] * s + b + r[ox];
+            dst[ox] = v > 0.0f ? v : 0.0f;
+          }
+        } else {
+          for (std::size_t ox = 0; ox < wo; ++ox) dst[ox] = activate(src[ox] * s + b + r[ox], act);
+        }
+      } else if (act == Act::kRelu) {
         for (std::size_t ox = 0; ox < wo; ++ox) {
           const float v = src[ox] * s + b;
           dst[ox] = v > 0.0f ? v : 0.0f;
@@ -223,24 +233,86 @@ void im2col(const ConvGeometry& g, const float* x, std::size_t c0, float* col) {
 std::size_t round_up(std::size_t v, std::size_t a) { return (v + a - 1) / a * a; }
 
 // Winograd F(4x4, 3x3) against the direct kernels, in 8-lane FMA units:
-// its 36 GEMMs over padded channels (tiles in rows of 6, chunks of 24) and
-// its transforms (per tile and 8 channels ~30 vector ops in, ~20 out)
+// its 36 GEMMs (tiles in rows of 6, chunks of 24; the real input channels,
+// output channels in vectors of 8, as the AVX2 kernel runs them) and its
+// transforms (per tile and 8 padded channels ~30 vector ops in, ~20 out)
 // against the cheaper of the two direct layouts (their padded work, as in
-// prepare). The weights (transforms x6, direct x1.2, +1500 fixed) are a
-// least-squares fit of single-convolution timings on Zen 4, one thread
-// (48 shapes, 4..64 channels, 7x7..28x28: benchmarks/test_bench_conv.py
-// times a few); where the fit picks wrongly the loss is <= 12%.
+// prepare). The weights (transforms x3.75, direct x0.84) minimise the time
+// lost by wrong picks over single-convolution timings on Zen 4, one thread
+// (105 shapes: 4..16 channels at 28x28, 8..32 at 14x14, 8..64 at 7x7,
+// channel-pruned counts included; two picked wrongly, by <= 4%). The
+// teacher's shapes (16/32/64 channels) sit at 0.52-0.59 of the direct cost.
 bool winograd_wins(const ConvGeometry& g) {
   const std::size_t tiles = g.wino_tiles(), cin_p = g.wino_cin(), cout_p = g.wino_cout();
   const double gemm = 36.0 * static_cast<double>(round_up(std::min(tiles, kWinoTileChunk), 6)) *
                       static_cast<double>((tiles + kWinoTileChunk - 1) / kWinoTileChunk) *
-                      static_cast<double>(cin_p) * static_cast<double>(cout_p) / 8.0;
+                      static_cast<double>(g.cin) * static_cast<double>(round_up(g.cout, 8)) / 8.0;
   const double transforms = static_cast<double>(tiles) * (30.0 * cin_p / 8.0 + 20.0 * cout_p / 8.0) * 2.0;
   const double taps = static_cast<double>(g.cin * 9);
   const double wide = static_cast<double>(g.cout_padded() * g.wide_n()) * taps / 8.0;
   const double oc = static_cast<double>(round_up(g.cout, kDconvOcVector) * round_up(g.n(), kDconvOcPixels)) *
                     taps / 8.0 * 1.1;
-  return gemm + 6.0 * transforms < 1.2 * std::min(wide, oc) + 1500.0;
+  return gemm + 3.75 * transforms < 0.84 * std::min(wide, oc);
+}
+
+// The graph's ops with each residual add (two distinct inputs of the output's
+// shape, no or ReLU activation) folded into a convolution that produces one of
+// its inputs: a convolution without activation whose output only the add
+// reads, run after the other input's producer. The convolution then writes
+// the add's output, takes the other input as inputs[1] and the add's
+// activation (Session epilogues: act(conv * scale + bias + residual)). One
+// pass over the output less per residual block; ResNet-20's blocks fuse into
+// their second 3x3 convolution, or into the 1x1 shortcut convolution run after
+// it. *fused[i] tells whether op i of the result carries a residual.
+std::vector<OpDesc> fuse_residual_adds(const Graph& graph, std::vector<bool>* fused) {
+  const std::size_t n_values = graph.shapes.size();
+  const std::size_t none = std::numeric_limits<std::size_t>::max();
+  std::vector<std::size_t> producer(n_values, none), readers(n_values, 0);
+  for (std::size_t i = 0; i < graph.ops.size(); ++i) {
+    producer[graph.ops[i].output] = i;
+    for (std::uint32_t v : graph.ops[i].inputs) ++readers[v];
+  }
+  std::vector<OpDesc> ops = graph.ops;
+  std::vector<bool> drop(ops.size(), false);
+  fused->assign(ops.size(), false);
+  for (std::size_t a = 0; a < ops.size(); ++a) {
+    const OpDesc& add = ops[a];
+    if (add.type != OpType::kAdd || add.inputs.size() != 2 || add.inputs[0] == add.inputs[1] ||
+        (add.act != Act::kNone && add.act != Act::kRelu)) {
+      continue;
+    }
+    const std::size_t out_numel = shape_numel(graph.shapes[add.output]);
+    if (shape_numel(graph.shapes[add.inputs[0]]) != out_numel || shape_numel(graph.shapes[add.inputs[1]]) != out_numel) {
+      continue;
+    }
+    for (std::size_t k = 0; k < 2; ++k) {
+      const std::uint32_t v = add.inputs[k], r = add.inputs[1 - k];
+      const std::size_t p = producer[v];
+      if (p == none || p >= a || drop[p] || (*fused)[p]) continue;
+      OpDesc& conv = ops[p];
+      if (conv.type != OpType::kConv2d || conv.act != Act::kNone || conv.inputs.size() != 1 || readers[v] != 1 ||
+          v == graph.output || graph.shapes[v] != graph.shapes[add.output]) {
+        continue;
+      }
+      // the residual must be ready when the convolution runs (the graph input, or produced before it)
+      if (r != graph.input && (producer[r] == none || producer[r] >= p)) continue;
+      conv.output = add.output;
+      conv.act = add.act;
+      conv.inputs.push_back(r);
+      (*fused)[p] = true;
+      drop[a] = true;
+      break;
+    }
+  }
+  std::vector<OpDesc> out;
+  std::vector<bool> out_fused;
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    if (drop[i]) continue;
+    out.push_back(std::move(ops[i]));
+    out_fused.push_back((*fused)[i]);
+  }
+  *fused = std::move(out_fused);
+  return out;
 }
 
 }  // namespace
@@ -299,9 +371,19 @@ void Session::prepare(const ModelFile& file) {
   output_dims_ = g.shapes[g.output];
   input_size_ = shape_numel(input_dims_);
   output_size_ = shape_numel(output_dims_);
-  for (const OpDesc& d : g.ops) {
+  std::vector<bool> fused;
+  std::vector<OpDesc> op_list;
+  if (config_.reference) {  // the oracle runs the graph as it is
+    op_list = g.ops;
+    fused.assign(op_list.size(), false);
+  } else {
+    op_list = fuse_residual_adds(g, &fused);
+  }
+  for (std::size_t op_index = 0; op_index < op_list.size(); ++op_index) {
+    const OpDesc& d = op_list[op_index];
     PreparedOp p;
     p.desc = d;
+    p.residual = fused[op_index];
     p.in_dims = g.shapes[d.inputs[0]];
     p.out_dims = g.shapes[d.output];
     p.in_size = shape_numel(p.in_dims);
@@ -562,7 +644,8 @@ std::string Session::op_description(std::size_t i) const {
                                      "maxpool", "avgpool", "global-avgpool", "reshape", "softmax"};
   static const char* const kActs[] = {"", "+relu", "+relu6", "+hardswish", "+sigmoid"};
   const PreparedOp& op = ops_[i];
-  std::string s = std::string(kOps[static_cast<int>(op.desc.type)]) + kActs[static_cast<int>(op.desc.act)];
+  std::string s = std::string(kOps[static_cast<int>(op.desc.type)]) + (op.residual ? "+add" : "") +
+                  kActs[static_cast<int>(op.desc.act)];
   if (op.desc.type == OpType::kConv2d && op.desc.attrs[6] > 1) {
     s += op.in_dims[0] == op.out_dims[0] && static_cast<std::size_t>(op.desc.attrs[6]) == op.in_dims[0] ? " depthwise" : " grouped";
   }
@@ -579,15 +662,28 @@ std::string Session::op_description(std::size_t i) const {
 }
 
 void Session::epilogue(const PreparedOp& op, float* y, std::size_t channels, std::size_t spatial,
-                       std::size_t c_begin, std::size_t c_end, std::size_t s_begin, std::size_t s_end) const {
+                       std::size_t c_begin, std::size_t c_end, std::size_t s_begin, std::size_t s_end,
+                       const float* res) const {
   (void)channels;
   const bool has_scale = !op.scale.empty(), has_bias = !op.bias.empty();
   const Act act = op.desc.act;
-  if (!has_scale && !has_bias && act == Act::kNone) return;
+  if (!has_scale && !has_bias && act == Act::kNone && res == nullptr) return;
   for (std::size_t c = c_begin; c < c_end; ++c) {
     float* row = y + c * spatial;
     const float s = has_scale ? op.scale[c] : 1.0f;
     const float b = has_bias ? op.bias[c] : 0.0f;
+    if (res != nullptr) {  // a fused residual add, in one pass
+      const float* r = res + c * spatial;
+      if (act == Act::kRelu) {
+        for (std::size_t i = s_begin; i < s_end; ++i) {
+          const float v = row[i] * s + b + r[i];
+          row[i] = v > 0.0f ? v : 0.0f;
+        }
+      } else {
+        for (std::size_t i = s_begin; i < s_end; ++i) row[i] = activate(row[i] * s + b + r[i], act);
+      }
+      continue;
+    }
     if (has_scale) {
       for (std::size_t i = s_begin; i < s_end; ++i) row[i] = row[i] * s + b;
     } else if (has_bias) {
@@ -759,11 +855,12 @@ void Session::conv(const PreparedOp& op, const float* x, float* y, std::size_t b
       }
       float* yg = yb + grp * m * n;
       const std::size_t macs = m * n * k;
+      const float* rb = residual(op, b);
       if (w.form == PreparedWeight::Form::kDense) {
         const float* a = w.dense.data() + grp * m * k;
         parallel_ranges(pool_, n, 16, macs, [&](std::size_t j0, std::size_t j1) {
           gemm_->fn(m, j1 - j0, k, a, k, col + j0, n, yg + j0, n);
-          epilogue(op, yb, g.cout, n, grp * m, grp * m + m, j0, j1);
+          epilogue(op, yb, g.cout, n, grp * m, grp * m + m, j0, j1, rb);
         });
       } else {  // CSR (groups == 1)
         const bool codebook = w.form == PreparedWeight::Form::kCsrCodebook;
@@ -774,7 +871,7 @@ void Session::conv(const PreparedOp& op, const float* x, float* y, std::size_t b
           } else {
             spmm_->fn(r0, r1, n, w.row_ptr.data(), w.col_idx.data(), w.values.data(), nullptr, col, n, yg, n);
           }
-          epilogue(op, yb, g.cout, n, r0, r1, 0, n);
+          epilogue(op, yb, g.cout, n, r0, r1, 0, n, rb);
         });
       }
     }
@@ -797,7 +894,7 @@ void Session::direct_conv(const PreparedOp& op, const float* x, float* y, std::s
       parallel_ranges(pool_, g.cout, 1, w.values.size() * g.n(), [&](std::size_t o0, std::size_t o1) {
         sdconv_(o0, o1, g.ho, g.wo, rs, hp * rs, w.row_ptr.data(), w.sdconv_offsets.data(), w.values.data(), xt,
                 yb, g.n());
-        epilogue(op, yb, g.cout, g.n(), o0, o1, 0, g.n());
+        epilogue(op, yb, g.cout, g.n(), o0, o1, 0, g.n(), residual(op, b));
       });
     }
     return;
@@ -832,13 +929,13 @@ void Session::direct_conv(const PreparedOp& op, const float* x, float* y, std::s
       parallel_ranges(pool_, g.n(), kDconvOcPixels, macs, [&](std::size_t p0, std::size_t p1) {
         dconv_oc_(0, g.cout, p0, p1, g.cin, g.kh, g.kw, wp, g.wo, static_cast<std::size_t>(g.sh), plane,
                   op.weight.dconv_oc.data(), in_place ? xb : xpad, yb, g.n());
-        epilogue(op, yb, g.cout, g.n(), 0, g.cout, p0, p1);
+        epilogue(op, yb, g.cout, g.n(), 0, g.cout, p0, p1, residual(op, b));
       });
       continue;
     }
     parallel_ranges(pool_, g.cout_padded(), kDconvOcBlock, macs, [&](std::size_t o0, std::size_t o1) {
       dconv_(o0, o1, n, g.cin, g.kh, g.kw, wp, plane, op.weight.dconv.data(), xpad, wide, n);
-      wide_rows_to_output(op, wide, n, wp, g.ho, g.wo, o0, std::min(o1, g.cout), yb);
+      wide_rows_to_output(op, wide, n, wp, g.ho, g.wo, o0, std::min(o1, g.cout), yb, residual(op, b));
     });
   }
 }
@@ -859,7 +956,8 @@ void Session::winograd_conv(const PreparedOp& op, const float* x, float* y, std:
     wino_pack_(g.cin, g.h, g.w, static_cast<std::size_t>(g.ph), static_cast<std::size_t>(g.pw), x + b * op.in_size,
                xh, hpp, wpp);
     parallel_ranges(pool_, tiles, 1, macs, [&](std::size_t t0, std::size_t t1) {
-      wino_(t0, t1, g.wino_tiles_x(), g.wino_cin(), g.cout, w.wino.data(), bias, relu, xh, hpp, wpp, yb, g.ho, g.wo);
+      wino_(t0, t1, g.wino_tiles_x(), g.cin, g.wino_cin(), g.cout, w.wino.data(), bias, relu, residual(op, b), xh, hpp,
+            wpp, yb, g.ho, g.wo);
     });
   }
 }
@@ -892,7 +990,7 @@ void Session::depthwise(const PreparedOp& op, const float* x, float* y, std::siz
           }
         }
       }
-      epilogue(op, yb, g.cout, g.n(), c0, c1, 0, g.n());
+      epilogue(op, yb, g.cout, g.n(), c0, c1, 0, g.n(), residual(op, b));
     });
   }
 }
@@ -926,7 +1024,7 @@ void Session::conv_reference(const PreparedOp& op, const float* x, float* y, std
         }
       }
     }
-    epilogue(op, yb, g.cout, g.n(), 0, g.cout, 0, g.n());
+    epilogue(op, yb, g.cout, g.n(), 0, g.cout, 0, g.n(), residual(op, b));
   }
 }
 

@@ -64,6 +64,10 @@ struct PreparedOp {
   std::size_t kh = 1, kw = 1;  // convolution kernel size
   std::size_t in_size = 0, out_size = 0;  // elements per sample
   std::vector<std::size_t> input_sizes;  // per input, elements per sample
+  // A residual add fused into this convolution (Session::fuse_residual_adds):
+  // desc.inputs[1] is the other summand (same shape as the output), added
+  // after the scale and bias and before desc.act (the add's activation).
+  bool residual = false;
 };
 
 class Session {
@@ -103,8 +107,15 @@ class Session {
   void winograd_conv(const PreparedOp& op, const float* x, float* y, std::size_t batch);
   void depthwise(const PreparedOp& op, const float* x, float* y, std::size_t batch);
   void linear(const PreparedOp& op, const float* x, float* y, std::size_t batch);
+  // y = act(y * scale + bias [+ res]) over channels [c_begin, c_end) and
+  // positions [s_begin, s_end); res (nullptr: none) has y's layout.
+  // The fused residual of sample b (nullptr: none).
+  const float* residual(const PreparedOp& op, std::size_t b) const {
+    return op.residual ? value_ptr_[op.desc.inputs[1]] + b * op.out_size : nullptr;
+  }
   void epilogue(const PreparedOp& op, float* y, std::size_t channels, std::size_t spatial,
-                std::size_t c_begin, std::size_t c_end, std::size_t s_begin, std::size_t s_end) const;
+                std::size_t c_begin, std::size_t c_end, std::size_t s_begin, std::size_t s_end,
+                const float* res = nullptr) const;
 
   SessionConfig config_;
   const F32GemmKernel* gemm_;
