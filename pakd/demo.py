@@ -169,13 +169,16 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
 
 def _bench_engines(cfg: DemoConfig, run_dir: Path, store, console) -> str:
     """Time the teacher on torch / ONNX Runtime / PaKD and the student on PaKD at 1 thread;
-    rows of the same models and settings already stored are reused."""
+    rows of the same models, settings and runtime sources already stored are reused."""
     from .bench import BenchConfig, plan_targets, rows_table, run_local
     from .bench.local import sample_image, store_rows
 
     config = BenchConfig(threads=(1,), repeats=200, warmup=20, min_time_s=0.3)
     targets = plan_targets(run_dir)
-    digest = hashlib.sha256()
+    from . import __version__
+    from .deploy.build import sources_digest
+
+    digest = hashlib.sha256(f"{__version__}:{sources_digest()}".encode())  # a new runtime measures again
     for t in targets:
         path = t.model.folder / "model.safetensors" if t.model.folder is not None else t.model.pakd_file
         digest.update(path.read_bytes())

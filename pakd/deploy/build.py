@@ -175,7 +175,7 @@ BACKENDS: dict[str, Callable] = {"native": _native, "tvm": _tvm}
 # Build
 # ----------------------------------------------------------------------------------------------
 
-def _sources_digest() -> str:
+def sources_digest() -> str:
     """Hash of the native sources and the lowering code: a bundle built from other sources is stale."""
     root = Path(__file__).resolve().parents[2]
     h = hashlib.sha256()
@@ -197,7 +197,7 @@ def _input_key(student: Student, cfg: BuildConfig, backend: str) -> str:
     if student.folder is not None:
         h.update((student.folder / "spec.json").read_bytes())
     h.update(cfg.target.path.read_bytes() if cfg.target.path else json.dumps(cfg.target.describe()).encode())
-    h.update(f"{backend}:{cfg.tune_trials}:{_sources_digest()}".encode())
+    h.update(f"{backend}:{cfg.tune_trials}:{sources_digest()}".encode())
     return h.hexdigest()
 
 
@@ -305,7 +305,7 @@ class VerifyReport:
 def _runner_argv(bundle: Bundle, output: Path | None = None, iters: int | None = None) -> list[str]:
     run = bundle.manifest["run"]
     argv = list(run["argv"])
-    argv[0] = str(bundle.root / argv[0])
+    argv[0] = str((bundle.root / argv[0]).resolve())  # absolute: the runner runs with cwd = the bundle
     if output is not None:
         argv += [run["output_option"], str(output)]
     if iters is not None:

@@ -78,6 +78,16 @@ def test_rpi4_bundle_under_qemu_with_instruction_counts(cfg_for, models, tmp_pat
 
 
 @pytest.mark.parametrize("board", ["host", "rpi4"])
+def test_verify_a_bundle_given_by_a_relative_path(cfg_for, models, tmp_path, board):
+    """`pakd verify build/rpi4 --emulate` as typed in a project folder (the runner runs with the
+    bundle as its working folder, so its path must not stay relative)."""
+    build(models["small"], cfg_for(board, tmp_path / "build" / board))
+    args = ["verify", f"build/{board}"] + (["--emulate"] if board != "host" else [])
+    r = run_cli(*args, cwd=tmp_path)
+    assert r.returncode == 0 and "outputs match" in r.stdout, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("board", ["host", "rpi4"])
 def test_compressed_student_bundle_matches(cfg_for, models, tmp_path, board):
     """The sparse, weight-shared student: a small model file, same outputs as on the host."""
     result = build(models["student"], cfg_for(board, tmp_path / board))
