@@ -439,7 +439,11 @@ def _bench_bundles(bundles: list[Path], device_specs: list[str], devices_file: O
     seen: dict[tuple, list[dict]] = {}
     for r in rows:
         seen.setdefault((r["device"], r["bundle"], r["role"] or "-", r["engine"], r["threads"]), []).append(r)
-    for (dev, bundle, role, engine, thr), rs in seen.items():
+    def order(item: tuple) -> tuple:  # by device, teachers first, then bundle and threads
+        dev, bundle, role, _engine, thr = item[0]
+        return dev, role != "teacher", bundle, thr
+
+    for (dev, bundle, role, engine, thr), rs in sorted(seen.items(), key=order):
         med, p90, rss = (summarize(x[k] for x in rs) for k in ("median_us", "p90_us", "peak_rss_kb"))
         table.add_row(dev, bundle, role, engine, str(thr), f"{med:,.1f}" if med else "-", f"{p90:,.1f}" if p90 else "-",
                       f"{rss:,.0f}" if rss else "-", f"{rs[0]['model_bytes']:,}" if rs[0]["model_bytes"] else "-")
