@@ -13,7 +13,6 @@ second run takes seconds.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,9 +205,9 @@ def _write_report(run_dir: Path, db: Path, console) -> Path:
 
 
 def demo_summary_json(result: DemoResult, board: str) -> dict[str, Any]:
-    return json.loads(json.dumps({
+    return {
         "run": str(result.run_dir), "size_ratio": result.size_ratio, "speed_ratio": result.speed_ratio,
         "best_teacher_engine": result.best_teacher_engine, "teacher_us": result.teacher_us,
         "student_us": result.student_us, "accuracy_drop_pt": result.accuracy_drop_pt,
         "instruction_ratio": result.instruction_ratio, "board": board,
-        "report": str(result.report) if result.report else None}))
+        "report": str(result.report) if result.report else None}

@@ -36,3 +36,19 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> sub
     """Run the real `pakd` command in a subprocess (what a user types)."""
     return subprocess.run([sys.executable, "-m", "pakd", *args], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=600)
+
+
+class QuietProgress:
+    """A progress factory for ``pakd.pipeline.compress`` that shows nothing (tests)."""
+
+    def __init__(self, title):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        pass
+
+    def __call__(self, event, info):
+        pass

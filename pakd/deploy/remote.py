@@ -34,7 +34,7 @@ from ..errors import PakdError
 from .bundle import MANIFEST, Bundle, open_bundle, sha256_file
 from .devices import Device, DeviceError
 from .results import ResultsStore, session_id, summarize
-from .transport import Result, connect
+from .transport import Result, Transport, connect
 
 FACTS_SCRIPT = r"""
 echo "arch=$(uname -m)"
@@ -102,7 +102,6 @@ class DeviceOutcome:
     uploaded: int = 0
     reused: int = 0
     error: str | None = None
-    golden: dict[str, tuple[bool, float]] = field(default_factory=dict)
 
 
 def describe_bundle(path: str | Path, role: str | None = None) -> BundleInfo:
@@ -143,7 +142,7 @@ def _check(r: Result, device: Device, what: str) -> Result:
     return r
 
 
-def upload(transport, infos: Sequence[BundleInfo], outcome: DeviceOutcome) -> dict[str, str]:
+def upload(transport: Transport, infos: Sequence[BundleInfo], outcome: DeviceOutcome) -> dict[str, str]:
     """Send what the device lacks, verify every blob on the device, assemble each bundle.
     Returns {bundle sha256: remote bundle folder (relative to the workdir)}."""
     dev = transport.device
@@ -203,7 +202,7 @@ def _runner_argv(info: BundleInfo, threads: int) -> list[str]:
     return argv
 
 
-def golden_check(transport, info: BundleInfo, folder: str) -> tuple[bool, float]:
+def golden_check(transport: Transport, info: BundleInfo, folder: str) -> tuple[bool, float]:
     run = info.bundle.manifest["run"]
     out = ".pakd-output.f32"
     argv = _runner_argv(info, 1) + [run["output_option"], out]
@@ -218,7 +217,7 @@ def golden_check(transport, info: BundleInfo, folder: str) -> tuple[bool, float]
     return bool(diff <= atol and got.argmax() == expected.argmax()), diff
 
 
-def bench_once(transport, info: BundleInfo, folder: str, threads: int, plan: BenchPlan) -> dict[str, Any]:
+def bench_once(transport: Transport, info: BundleInfo, folder: str, threads: int, plan: BenchPlan) -> dict[str, Any]:
     run = info.bundle.manifest["run"]
     argv = _runner_argv(info, threads) + ["--bench", "--warmup", str(plan.warmup), "--repeats", str(plan.repeats)]
     if run.get("json_option"):
@@ -268,7 +267,6 @@ def run_device(device: Device, infos: Sequence[BundleInfo], plan: BenchPlan, sto
         done = 0
         for info in usable:
             ok, diff = golden_check(transport, info, folders[info.sha256])
-            outcome.golden[info.name] = (ok, diff)
             if not ok:
                 raise DeviceError(f"{device.name}: {info.name} gives wrong outputs on the device "
                                   f"(max |diff| {diff:.3g} vs the golden output)")

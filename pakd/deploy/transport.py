@@ -186,5 +186,5 @@ class SshTransport:
         shutil.rmtree(self._control_dir, ignore_errors=True)
 
 
-def connect(device: Device) -> LocalTransport | SshTransport:
+def connect(device: Device) -> Transport:
     return LocalTransport(device) if device.is_local else SshTransport(device)

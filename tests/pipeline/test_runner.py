@@ -19,6 +19,7 @@ from pakd.lower.format import read_pakd
 from pakd.modelio import load_model
 from pakd.pipeline import CompressJob, compress
 from pakd.train import TeacherJob, TrainConfig, train_teacher
+from tests.conftest import QuietProgress
 
 RECIPE = """
 [recipe]
@@ -47,20 +48,6 @@ teachers = ["teacher", "previous"]
 """
 
 
-class _Quiet:
-    def __init__(self, title):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        pass
-
-    def __call__(self, event, info):
-        pass
-
-
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("teacher") / "teacher"
@@ -78,7 +65,7 @@ def _recipe(tmp_path: Path, epochs: int = 1) -> Path:
 
 def test_compress_writes_stages_ledger_and_a_file_that_is_the_model(tmp_path, teacher):
     job = CompressJob(recipe_path=_recipe(tmp_path), teacher_dir=teacher, run_dir=tmp_path / "run", threads=1)
-    recipe, rows = compress(job, _Quiet)
+    recipe, rows = compress(job, QuietProgress)
     assert [r["stage"] for r in rows] == ["teacher", "prune", "quantize"]
     assert rows[1]["weight_sparsity"] == pytest.approx(0.8, abs=0.01)
     assert rows[2]["bytes_huffman"] <= rows[2]["bytes"] < rows[1]["bytes"] < rows[0]["bytes"]
@@ -97,19 +84,19 @@ def test_compress_writes_stages_ledger_and_a_file_that_is_the_model(tmp_path, te
     fc = model.classifier[1].weight
     assert fc[fc != 0].unique().numel() <= 16  # 4-bit codebook
 
-    again = compress(job, _Quiet)[1]  # finished stages are reused, not redone
+    again = compress(job, QuietProgress)[1]  # finished stages are reused, not redone
     assert [r["test_top1"] for r in again] == [r["test_top1"] for r in rows]
 
 
 def test_a_run_refuses_another_recipe(tmp_path, teacher):
     job = CompressJob(recipe_path=_recipe(tmp_path), teacher_dir=teacher, run_dir=tmp_path / "run", threads=1)
-    compress(job, _Quiet)
+    compress(job, QuietProgress)
     other = tmp_path / "other.toml"
     other.write_text(RECIPE.format(epochs=2))
     from pakd.errors import RunError
 
     with pytest.raises(RunError, match="another recipe"):
-        compress(CompressJob(recipe_path=other, teacher_dir=teacher, run_dir=tmp_path / "run", threads=1), _Quiet)
+        compress(CompressJob(recipe_path=other, teacher_dir=teacher, run_dir=tmp_path / "run", threads=1), QuietProgress)
 
 
 def test_missing_teacher_is_clear(tmp_path):
@@ -117,7 +104,7 @@ def test_missing_teacher_is_clear(tmp_path):
 
     job = CompressJob(recipe_path=_recipe(tmp_path), teacher_dir=tmp_path / "nope", run_dir=tmp_path / "run")
     with pytest.raises(RunError, match="teacher not found"):
-        compress(job, _Quiet)
+        compress(job, QuietProgress)
     assert not (tmp_path / "run").exists()
 
 
@@ -167,7 +154,7 @@ augment = "none"
 method = "int8"
 """)
     job = CompressJob(recipe_path=recipe, teacher_dir=teacher, run_dir=tmp_path / "run", threads=1)
-    _, rows = compress(job, _Quiet)
+    _, rows = compress(job, QuietProgress)
     meta, tensors = read_pakd((tmp_path / "run" / "stage-1" / "model.pakd").read_bytes())
     assert set(meta["activation_scales"]) == {"features.0", "features.3", "classifier.1", "classifier.3"}
     assert all(s > 0 for s in meta["activation_scales"].values())

@@ -13,6 +13,7 @@ import pytest
 from pakd.pipeline import CompressJob, compress
 from pakd.report import RESULTS_SCHEMA
 from pakd.train import TeacherJob, TrainConfig, train_teacher
+from tests.conftest import QuietProgress
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -60,20 +61,6 @@ COLUMNS = ("session", "started_at", "bundle_sha256", "bundle", "source", "role",
            "iterations", "peak_rss_kb", "model_bytes", "bundle_bytes", "golden_ok", "golden_max_abs_diff", "facts")
 
 
-class _Quiet:
-    def __init__(self, title):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        pass
-
-    def __call__(self, event, info):
-        pass
-
-
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """runs/<name>/ made here: a 1-epoch teacher and three 1-epoch stages (about a minute on 2 cores)."""
@@ -84,7 +71,7 @@ def tiny_run(tmp_path_factory) -> Path:
     recipe = root / "tiny-report.toml"
     recipe.write_text(RECIPE)
     run = root / "tiny-report"
-    compress(CompressJob(recipe_path=recipe, teacher_dir=teacher, run_dir=run, threads=1), _Quiet)
+    compress(CompressJob(recipe_path=recipe, teacher_dir=teacher, run_dir=run, threads=1), QuietProgress)
     return run
 
 
