@@ -437,7 +437,7 @@ py::array_t<float> conv2d_direct(const py::array_t<float, py::array::c_style | p
   const std::size_t ho = (hp - kh) / stride + 1, wo = (wp - kw) / stride + 1, plane = hp * wp;
   const std::size_t T = pakd::kDconvTile, R = oc_kernel ? pakd::kDconvOcVector : pakd::kDconvOcBlock;
   const std::size_t n = (ho * wp + T - 1) / T * T, cp = (cout + R - 1) / R * R, taps = cin * kh * kw;
-  std::vector<float> xpad(cin * plane + (n - ho * wp) + kw, 0.0f), packed(cp * taps, 0.0f), wide(cp * n);
+  std::vector<float> xpad(cin * plane + (n - ho * wp) + kw, 0.0f), packed(cp * taps, 0.0f), wide(cout * n);
   const float* px = x.data();
   const float* pwt = w.data();
   for (std::size_t c = 0; c < cin; ++c)
@@ -474,7 +474,7 @@ py::array_t<float> conv2d_direct(const py::array_t<float, py::array::c_style | p
     } else if (oc_kernel) {
       oc_fn(0, cout, 0, ho * wo, cin, kh, kw, wp, wo, stride, plane, packed.data(), xpad.data(), out, ho * wo);
     } else {
-      wide_fn(0, cp, n, cin, kh, kw, wp, plane, packed.data(), xpad.data(), wide.data(), n);
+      wide_fn(0, cout, n, cin, kh, kw, wp, plane, packed.data(), xpad.data(), wide.data(), n);
       for (std::size_t oc = 0; oc < cout; ++oc)
         for (std::size_t oy = 0; oy < ho; ++oy)
           for (std::size_t ox = 0; ox < wo; ++ox) out[(oc * ho + oy) * wo + ox] = wide[oc * n + oy * wp + ox];

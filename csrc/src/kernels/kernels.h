@@ -82,12 +82,15 @@ float quantize_s8_symmetric(const float* x, std::size_t count, std::int8_t* out)
 // reads input q + ky * wp + kx of every channel plane, so a run of
 // consecutive q is a run of consecutive inputs (positions with ox >= wo are
 // computed and discarded by the caller). Computes, for output channels
-// [oc_begin, oc_end) (multiples of 4 except at the end of the padded count)
-// and q in [0, n):
+// [oc_begin, oc_end) and q in [0, n):
 //   y[oc * ldy + q] = sum_{ic, ky, kx} w[...] * x[ic * plane + q + ky * wp + kx]
-// with w packed by pack_dconv_weights: blocks of 4 output channels,
-// [block][ic][ky][kx][4]. n is a multiple of 24; x must be readable up to
-// (cin - 1) * plane + n + (kh - 1) * wp + kw - 1. Never throws.
+// with w packed in blocks of 4 output channels, [block][ic][ky][kx][4], the
+// channels past the real count zero (Session::prepare). oc_begin is a
+// multiple of 4; oc_end need not be: a last block of 1..3 channels computes
+// only those (the weights of the block are still read 4 apart), and rows
+// oc >= oc_end of y are neither computed nor written. n is a multiple of 24;
+// x must be readable up to (cin - 1) * plane + n + (kh - 1) * wp + kw - 1.
+// Never throws.
 using F32DconvFn = void (*)(std::size_t oc_begin, std::size_t oc_end, std::size_t n,
                             std::size_t cin, std::size_t kh, std::size_t kw,
                             std::size_t wp, std::size_t plane, const float* w,

@@ -597,7 +597,7 @@ void Session::plan_memory(const Graph& graph) {
       } else if (!op.weight.dconv_oc.empty()) {
         scratch = std::max(scratch, g.padded_input());
       } else if (!op.weight.dconv.empty()) {
-        scratch = std::max(scratch, g.padded_input() + g.cout_padded() * g.wide_n());
+        scratch = std::max(scratch, g.padded_input() + g.cout * g.wide_n());
       } else if (!g.pointwise() && !g.depthwise()) {
         scratch = std::max(scratch, g.k() * g.n());
       }
@@ -933,9 +933,10 @@ void Session::direct_conv(const PreparedOp& op, const float* x, float* y, std::s
       });
       continue;
     }
-    parallel_ranges(pool_, g.cout_padded(), kDconvOcBlock, macs, [&](std::size_t o0, std::size_t o1) {
+    // blocks of 4 channels per thread; the last block stops at cout (the kernel's 1..3-row tail)
+    parallel_ranges(pool_, g.cout, kDconvOcBlock, macs, [&](std::size_t o0, std::size_t o1) {
       dconv_(o0, o1, n, g.cin, g.kh, g.kw, wp, plane, op.weight.dconv.data(), xpad, wide, n);
-      wide_rows_to_output(op, wide, n, wp, g.ho, g.wo, o0, std::min(o1, g.cout), yb, residual(op, b));
+      wide_rows_to_output(op, wide, n, wp, g.ho, g.wo, o0, o1, yb, residual(op, b));
     });
   }
 }

@@ -1,0 +1,95 @@
+"""The dense wide-row direct convolution (kernels/f32-dconv-4x24-*.cc) on output-channel counts
+off its 4-channel blocks: every tail of 1..3 channels, alone and after whole blocks, through the
+kernels themselves and through the session (padded input, bias, fused residual add, ReLU, output
+channels split across 2 threads), against PyTorch and the reference session.
+
+Tolerance: f32 sums of at most 8 x 3 x 3 products of order 1 in a different order, 1e-4 absolute
+on outputs of order 1, as in test_session.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from pakd import _core
+from pakd._core import Session
+from pakd.lower.native import export_pakd
+
+ATOL = 1e-4
+COUTS = list(range(1, 10))  # 1..3 alone, 4, then 4 + 1..3, 8, 8 + 1
+
+
+def _avx2() -> bool:
+    return bool(_core.cpu_features()["avx2"] and _core.cpu_features()["fma"])
+
+
+@pytest.mark.parametrize("kernel", ["4x24-scalar", "4x24-avx2"])
+@pytest.mark.parametrize("cout", COUTS)
+@pytest.mark.parametrize("cin, h, w, k, pad", [(3, 11, 9, 3, 1), (5, 7, 13, 3, 0), (2, 9, 10, 5, 2)])
+def test_dconv_kernel_output_channel_tails(kernel, cout, cin, h, w, k, pad):
+    """The kernel runs over the real channel count (no padded rows): each tail size writes exactly
+    its channels (the binding's output buffer holds cout rows only)."""
+    if kernel.endswith("avx2") and not _avx2():
+        pytest.skip("needs AVX2/FMA")
+    rng = np.random.default_rng(cout * 100 + cin)
+    x = rng.standard_normal((cin, h, w)).astype(np.float32)
+    wt = rng.standard_normal((cout, cin, k, k)).astype(np.float32)
+    y = _core.conv2d_direct(x, wt, pad, pad, kernel)
+    ref = torch.nn.functional.conv2d(torch.from_numpy(x)[None], torch.from_numpy(wt), padding=pad)[0].numpy()
+    np.testing.assert_allclose(y, ref, rtol=0, atol=ATOL * np.sqrt(cin * k * k))
+
+
+class _TailNet(nn.Module):
+    """Two 3x3 convolutions of cout channels, the second one's output + the first one's (fused into
+    the second convolution's epilogue) when residual, then ReLU when relu."""
+
+    def __init__(self, cin: int, cout: int, pad: int, relu: bool, residual: bool):
+        super().__init__()
+        self.a = nn.Conv2d(cin, cout, 3, padding=pad)
+        self.b = nn.Conv2d(cout, cout, 3, padding=1)
+        self.relu, self.residual = relu, residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.a(x)
+        z = self.b(y)
+        if self.residual:
+            z = z + y
+        return torch.relu(z) if self.relu else z
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("relu", [False, True], ids=["linear", "relu"])
+@pytest.mark.parametrize("residual", [False, True], ids=["plain", "residual"])
+@pytest.mark.parametrize("cout", COUTS)
+def test_session_dense_direct_output_channel_tails(cout, residual, relu, threads):
+    """Winograd and the sparse kernel off, so the dense direct kernels run every layer; 8 input
+    channels on 31 x 29 (odd sizes, padding 1 then 0) give enough work for 2 threads to split the
+    output channels in blocks of 4 from cout = 5 on (the second thread gets the tail)."""
+    torch.manual_seed(cout)
+    net = _TailNet(8, cout, 1, relu, residual).eval()
+    blob = export_pakd(net, input_shape=(8, 31, 29))
+    x = np.random.default_rng(cout).standard_normal((2, 8, 31, 29)).astype(np.float32)
+    session = Session(blob, num_threads=threads, max_batch=2, winograd=-1, sparse_max_density=-1)
+    names = [d for d, _ in session.profile(x[:1], repeats=1)]
+    assert all(" dense " in d for d in names)
+    assert names[-1].startswith("conv2d+add" if residual else "conv2d")
+    y = session.run(x)
+    reference = Session(blob, reference=True, max_batch=2).run(x)
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(y, reference, rtol=0, atol=ATOL)
+    np.testing.assert_allclose(y, expected, rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("cout", COUTS)
+def test_session_dense_direct_tails_unpadded_odd_input(cout):
+    """Padding 0 on an odd 15 x 17 input (wide rows of 17 columns for 15 outputs), one sample."""
+    torch.manual_seed(10 + cout)
+    net = _TailNet(3, cout, 0, True, True).eval()
+    blob = export_pakd(net, input_shape=(3, 15, 17))
+    x = np.random.default_rng(10 + cout).standard_normal((1, 3, 15, 17)).astype(np.float32)
+    y = Session(blob, winograd=-1, sparse_max_density=-1).run(x)
+    reference = Session(blob, reference=True).run(x)
+    np.testing.assert_allclose(y, reference, rtol=0, atol=ATOL)
