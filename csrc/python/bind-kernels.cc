@@ -399,7 +399,9 @@ py::array_t<float> qs8_gemm(const py::object& a_obj, const py::object& a_scale_o
 // zero padding (ph, pw).
 py::array_t<float> conv2d_direct(const py::array_t<float, py::array::c_style | py::array::forcecast>& x,
                                  const py::array_t<float, py::array::c_style | py::array::forcecast>& w,
-                                 std::size_t ph, std::size_t pw, const std::string& kernel, std::size_t stride) {
+                                 std::size_t ph, std::size_t pw, const std::string& kernel, std::size_t stride,
+                                 const std::optional<py::object>& scale_obj, const std::optional<py::object>& bias_obj,
+                                 const std::optional<FloatArray>& residual, bool relu) {
   if (x.ndim() != 3 || w.ndim() != 4 || w.shape(1) != x.shape(0)) {
     throw py::value_error("conv2d_direct expects x (Cin, H, W) and w (Cout, Cin, kh, kw)");
   }
@@ -413,6 +415,8 @@ py::array_t<float> conv2d_direct(const py::array_t<float, py::array::c_style | p
   pakd::F32SparseDconvFn sparse_fn = pakd_f32_sdconv_ukernel_4x8__scalar;
   pakd::F32DconvFn wide_fn = pakd_f32_dconv_ukernel_4x24__scalar;
   pakd::F32DconvOcFn oc_fn = pakd_f32_dconv_ukernel_6x16__scalar;
+  pakd::F32PadPlanesFn pad_fn = pakd_f32_dconv_pad_ukernel__scalar;
+  pakd::F32WideRowsOutFn out_fn = pakd_f32_dconv_out_ukernel__scalar;
   if (avx2) {
 #if PAKD_ENABLE_X86_AVX2
     if (!pakd::cpu_features().has(pakd::kCpuAvx2 | pakd::kCpuFma)) {
@@ -422,6 +426,8 @@ py::array_t<float> conv2d_direct(const py::array_t<float, py::array::c_style | p
     wide_fn = pakd_f32_dconv_ukernel_4x24__avx2;
     oc_fn = pakd_f32_dconv_ukernel_6x16__avx2;
     sparse_fn = pakd_f32_sdconv_ukernel_8x8__avx2;
+    pad_fn = pakd_f32_dconv_pad_ukernel__avx2;
+    out_fn = pakd_f32_dconv_out_ukernel__avx2;
 #else
     PyErr_SetString(PyExc_NotImplementedError, "the avx2 direct convolutions are not compiled in");
     throw py::error_already_set();
@@ -435,14 +441,30 @@ py::array_t<float> conv2d_direct(const py::array_t<float, py::array::c_style | p
     throw py::value_error("stride must be >= 1 (> 1 only for the 6x16 kernels)");
   }
   const std::size_t ho = (hp - kh) / stride + 1, wo = (wp - kw) / stride + 1, plane = hp * wp;
+  const bool wide_kernel = !oc_kernel && !sparse_kernel;
+  if (!wide_kernel && (scale_obj || bias_obj || residual || relu)) {
+    throw py::value_error("scale, bias, residual and relu apply to the 4x24 kernels only");
+  }
+  const std::optional<FloatArray> scale = bias_vector(scale_obj, cout), bias = bias_vector(bias_obj, cout);
+  if (residual && (residual->ndim() != 3 || static_cast<std::size_t>(residual->shape(0)) != cout ||
+                   static_cast<std::size_t>(residual->shape(1)) != ho || static_cast<std::size_t>(residual->shape(2)) != wo)) {
+    throw py::value_error("conv2d_direct: residual must have the output's shape (Cout, Ho, Wo), got " +
+                          shape_string(*residual));
+  }
   const std::size_t T = pakd::kDconvTile, R = oc_kernel ? pakd::kDconvOcVector : pakd::kDconvOcBlock;
   const std::size_t n = (ho * wp + T - 1) / T * T, cp = (cout + R - 1) / R * R, taps = cin * kh * kw;
   std::vector<float> xpad(cin * plane + (n - ho * wp) + kw, 0.0f), packed(cp * taps, 0.0f), wide(cout * n);
   const float* px = x.data();
   const float* pwt = w.data();
-  for (std::size_t c = 0; c < cin; ++c)
-    for (std::size_t iy = 0; iy < h; ++iy)
-      for (std::size_t ix = 0; ix < wd; ++ix) xpad[c * plane + (iy + ph) * wp + ix + pw] = px[(c * h + iy) * wd + ix];
+  if (wide_kernel) {  // the session's input pass: the padded planes, the slack past them stays zero
+    std::fill(xpad.begin(), xpad.end(), 1e30f);  // every plane element must be written
+    pad_fn(cin, h, wd, ph, pw, px, xpad.data());
+    std::fill(xpad.begin() + static_cast<std::ptrdiff_t>(cin * plane), xpad.end(), 0.0f);
+  } else {
+    for (std::size_t c = 0; c < cin; ++c)
+      for (std::size_t iy = 0; iy < h; ++iy)
+        for (std::size_t ix = 0; ix < wd; ++ix) xpad[c * plane + (iy + ph) * wp + ix + pw] = px[(c * h + iy) * wd + ix];
+  }
   for (std::size_t oc = 0; oc < cout; ++oc)
     for (std::size_t t = 0; t < taps; ++t) packed[(oc / R) * taps * R + t * R + oc % R] = pwt[oc * taps + t];
   py::array_t<float> y({static_cast<py::ssize_t>(cout), static_cast<py::ssize_t>(ho), static_cast<py::ssize_t>(wo)});
@@ -475,9 +497,8 @@ py::array_t<float> conv2d_direct(const py::array_t<float, py::array::c_style | p
       oc_fn(0, cout, 0, ho * wo, cin, kh, kw, wp, wo, stride, plane, packed.data(), xpad.data(), out, ho * wo);
     } else {
       wide_fn(0, cout, n, cin, kh, kw, wp, plane, packed.data(), xpad.data(), wide.data(), n);
-      for (std::size_t oc = 0; oc < cout; ++oc)
-        for (std::size_t oy = 0; oy < ho; ++oy)
-          for (std::size_t ox = 0; ox < wo; ++ox) out[(oc * ho + oy) * wo + ox] = wide[oc * n + oy * wp + ox];
+      out_fn(0, cout, n, wp, ho, wo, wide.data(), scale ? scale->data() : nullptr, bias ? bias->data() : nullptr,
+             residual ? residual->data() : nullptr, relu ? 1 : 0, out);
     }
   }
   return y;
@@ -667,11 +688,14 @@ Validates everything (ValueError); see CsrMatrix for the arguments.)doc");
         [] { return std::string(pakd::f32_cbspmm_kernels().best().name); });
 
   m.def("conv2d_direct", &conv2d_direct, py::arg("x"), py::arg("w"), py::arg("ph") = 0, py::arg("pw") = 0,
-        py::arg("kernel") = "4x24-scalar", py::arg("stride") = 1,
+        py::arg("kernel") = "4x24-scalar", py::arg("stride") = 1, py::arg("scale") = py::none(),
+        py::arg("bias") = py::none(), py::arg("residual") = py::none(), py::arg("relu") = false,
         "Convolution of x (Cin, H, W) by w (Cout, Cin, kh, kw) through one direct-convolution "
         "kernel ('4x24-scalar', '4x24-avx2', '6x16-scalar', '6x16-avx2', 'sparse-4x8-scalar', "
         "'sparse-8x8-avx2': zeros of w skipped); stride 1, or any stride for the 6x16 kernels; "
-        "for tests and benchmarks.");
+        "the 4x24 kernels run with the session's input and output passes of the same ISA "
+        "(padding, then relu(y * scale + bias + residual), each optional: scale and bias (Cout,), "
+        "residual (Cout, Ho, Wo)); for tests and benchmarks.");
   m.def("conv2d_winograd", &conv2d_winograd, py::arg("x"), py::arg("w"), py::arg("bias") = py::none(),
         py::arg("ph") = 1, py::arg("pw") = 1, py::arg("relu") = false, py::arg("kernel") = "wino4x4-6x16-scalar",
         py::arg("parts") = 1, py::arg("residual") = py::none(),

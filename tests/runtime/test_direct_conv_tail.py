@@ -1,7 +1,8 @@
 """The dense wide-row direct convolution (kernels/f32-dconv-4x24-*.cc) on output-channel counts
 off its 4-channel blocks: every tail of 1..3 channels, alone and after whole blocks, through the
-kernels themselves and through the session (padded input, bias, fused residual add, ReLU, output
-channels split across 2 threads), against PyTorch and the reference session.
+kernels themselves with their input and output passes (kernels/f32-dconv-io-*.cc) and through the
+session (padded input, bias, fused residual add, ReLU, output channels split across 2 threads),
+against PyTorch and the reference session.
 
 Tolerance: f32 sums of at most 8 x 3 x 3 products of order 1 in a different order, 1e-4 absolute
 on outputs of order 1, as in test_session.py."""
@@ -39,6 +40,42 @@ def test_dconv_kernel_output_channel_tails(kernel, cout, cin, h, w, k, pad):
     y = _core.conv2d_direct(x, wt, pad, pad, kernel)
     ref = torch.nn.functional.conv2d(torch.from_numpy(x)[None], torch.from_numpy(wt), padding=pad)[0].numpy()
     np.testing.assert_allclose(y, ref, rtol=0, atol=ATOL * np.sqrt(cin * k * k))
+
+
+@pytest.mark.parametrize("kernel", ["4x24-scalar", "4x24-avx2"])
+@pytest.mark.parametrize("cout", COUTS)
+@pytest.mark.parametrize("cin, h, w, pad", [(3, 5, 5, 1), (2, 9, 7, 1), (4, 11, 17, 1), (3, 12, 26, 2), (2, 6, 9, 0)])
+def test_dconv_input_and_output_passes(kernel, cout, cin, h, w, pad):
+    """The session's padding pass and its wide-row output pass (scale, bias, residual, ReLU) of the
+    same ISA around the 4x24 kernel: outputs narrower than 8 (scalar rows), 8..16 with a partial
+    last vector, several vectors, padding 0..2."""
+    if kernel.endswith("avx2") and not _avx2():
+        pytest.skip("needs AVX2/FMA")
+    rng = np.random.default_rng(cout * 10 + h)
+    x = rng.standard_normal((cin, h, w)).astype(np.float32)
+    wt = rng.standard_normal((cout, cin, 3, 3)).astype(np.float32)
+    scale = rng.random(cout).astype(np.float32) + 0.5
+    bias = rng.standard_normal(cout).astype(np.float32)
+    conv = torch.nn.functional.conv2d(torch.from_numpy(x)[None], torch.from_numpy(wt), padding=pad)[0].numpy()
+    residual = rng.standard_normal(conv.shape).astype(np.float32)
+    tol = ATOL * np.sqrt(cin * 9)
+    for args, expected in [
+        ({}, conv),
+        ({"bias": bias}, conv + bias[:, None, None]),
+        ({"bias": bias, "relu": True}, np.maximum(conv + bias[:, None, None], 0)),
+        ({"scale": scale, "bias": bias, "residual": residual},
+         conv * scale[:, None, None] + bias[:, None, None] + residual),
+        ({"scale": scale, "residual": residual, "relu": True}, np.maximum(conv * scale[:, None, None] + residual, 0)),
+        ({"residual": residual, "relu": True}, np.maximum(conv + residual, 0)),
+    ]:
+        y = _core.conv2d_direct(x, wt, pad, pad, kernel, **args)
+        np.testing.assert_allclose(y, expected, rtol=0, atol=tol, err_msg=str(sorted(args)))
+
+
+def test_epilogue_arguments_only_for_the_wide_row_kernels():
+    with pytest.raises(ValueError, match="4x24 kernels only"):
+        _core.conv2d_direct(np.zeros((1, 5, 5), np.float32), np.zeros((2, 1, 3, 3), np.float32), 1, 1, "6x16-scalar",
+                            relu=True)
 
 
 class _TailNet(nn.Module):

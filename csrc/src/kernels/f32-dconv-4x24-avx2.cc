@@ -1,8 +1,8 @@
 // Direct stride-1 convolution, 4 output channels x 24 output positions per
 // tile with AVX2/FMA: 12 accumulators; per tap 3 input loads and 4 weight
 // broadcasts feed 12 FMAs. A last block of 1..3 output channels keeps only
-// those rows' accumulators (the packed weights stay 4 wide, zero-padded), 1
-// or 2 rows over 48 positions at a time.
+// those rows' accumulators (the packed weights stay 4 wide, zero-padded); a
+// single row runs 48 positions at a time.
 // Contract: F32DconvFn in kernels/kernels.h.
 #include <immintrin.h>
 
@@ -19,6 +19,7 @@ void dconv_block(std::size_t q0, std::size_t q1, std::size_t cin, std::size_t kh
                  std::size_t wp, std::size_t plane, const float* wb, const float* x, float* y,
                  std::size_t ldy) {
   constexpr std::size_t R = pakd::kDconvOcBlock;
+  static_assert(Rows * V + V + 1 <= 16, "accumulators, inputs and a broadcast fit the 16 registers");
   for (; q0 < q1; q0 += 8 * V) {
     __m256 acc[Rows][V];
     for (std::size_t r = 0; r < Rows; ++r) {
@@ -31,22 +32,12 @@ void dconv_block(std::size_t q0, std::size_t q1, std::size_t cin, std::size_t kh
         const float* xr = xc + ky * wp;
         for (std::size_t kx = 0; kx < kw; ++kx, wt += R) {
           // unrolled (Rows and V are constants); live registers: Rows x V
-          // accumulators plus V inputs and a broadcast (4 x 3: 16), or plus
-          // Rows broadcasts and an input (2 x 6: 15)
-          if constexpr (Rows * V + V + 1 <= 16) {
-            __m256 xv[V];
-            for (std::size_t v = 0; v < V; ++v) xv[v] = _mm256_loadu_ps(xr + kx + 8 * v);
-            for (std::size_t r = 0; r < Rows; ++r) {
-              const __m256 b = _mm256_broadcast_ss(wt + r);
-              for (std::size_t v = 0; v < V; ++v) acc[r][v] = _mm256_fmadd_ps(b, xv[v], acc[r][v]);
-            }
-          } else {
-            __m256 b[Rows];
-            for (std::size_t r = 0; r < Rows; ++r) b[r] = _mm256_broadcast_ss(wt + r);
-            for (std::size_t v = 0; v < V; ++v) {
-              const __m256 xv = _mm256_loadu_ps(xr + kx + 8 * v);
-              for (std::size_t r = 0; r < Rows; ++r) acc[r][v] = _mm256_fmadd_ps(b[r], xv, acc[r][v]);
-            }
+          // accumulators, V inputs and a broadcast (at most 16: 4 x 3, 1 x 6)
+          __m256 xv[V];
+          for (std::size_t v = 0; v < V; ++v) xv[v] = _mm256_loadu_ps(xr + kx + 8 * v);
+          for (std::size_t r = 0; r < Rows; ++r) {
+            const __m256 b = _mm256_broadcast_ss(wt + r);
+            for (std::size_t v = 0; v < V; ++v) acc[r][v] = _mm256_fmadd_ps(b, xv[v], acc[r][v]);
           }
         }
       }
@@ -57,16 +48,17 @@ void dconv_block(std::size_t q0, std::size_t q1, std::size_t cin, std::size_t kh
   }
 }
 
-// All n positions of a block of Rows channels. Fewer than 3 rows give too few
-// independent FMA chains to hide the FMA latency on 24 positions (3 or 6
-// accumulators), so those run pairs of tiles (48 positions, 6 or 12
-// accumulators), then a last single tile when the tile count is odd.
+// All n positions of a block of Rows channels. One row on 24 positions has
+// only 3 independent FMA chains, too few to hide the FMA latency, so it runs
+// pairs of tiles (48 positions, 6 chains), then a last single tile when the
+// tile count is odd. (Two rows over 48 positions, 12 accumulators + 6 inputs,
+// spill: measured slower than 24.)
 template <std::size_t Rows>
 void dconv_rows(std::size_t n, std::size_t cin, std::size_t kh, std::size_t kw, std::size_t wp,
                 std::size_t plane, const float* wb, const float* x, float* y, std::size_t ldy) {
   constexpr std::size_t T = pakd::kDconvTile;
   std::size_t q = 0;
-  if (Rows < 2) {
+  if constexpr (Rows == 1) {
     q = n / (2 * T) * (2 * T);
     dconv_block<Rows, 6>(0, q, cin, kh, kw, wp, plane, wb, x, y, ldy);
   }

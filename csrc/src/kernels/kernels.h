@@ -98,6 +98,23 @@ using F32DconvFn = void (*)(std::size_t oc_begin, std::size_t oc_end, std::size_
 constexpr std::size_t kDconvOcBlock = 4;
 constexpr std::size_t kDconvTile = 24;
 
+// The input pass of the direct convolutions: the zero-padded planes of the
+// cin channels of x (cin x h x w) into xpad, h + 2 ph rows of wp = w + 2 pw
+// floats per channel, planes consecutive; every element of the cin planes is
+// written (borders included). Never throws.
+using F32PadPlanesFn = void (*)(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph,
+                                std::size_t pw, const float* x, float* xpad);
+// The output pass of F32DconvFn: output channels [c0, c1) of its wide rows
+// (channel oc's row oy at wide[oc * n + oy * wp], its first wo columns kept)
+// into the planes y[oc][oy][ox] (ho x wo) as
+//   y = act(wide * scale[oc] + bias[oc] + res[oc][oy][ox])
+// in that order of operations; scale, bias, res may be nullptr (1, 0, none;
+// res has y's layout and does not alias it); act is ReLU when relu != 0, the
+// identity otherwise. Never throws.
+using F32WideRowsOutFn = void (*)(std::size_t c0, std::size_t c1, std::size_t n, std::size_t wp,
+                                  std::size_t ho, std::size_t wo, const float* wide, const float* scale,
+                                  const float* bias, const float* res, int relu, float* y);
+
 // Direct convolution vectorized over output channels instead: tiles of 6
 // output positions x 16 output channels, input values broadcast, no
 // wide-row waste (for small images and many channels). Same padded input
@@ -252,6 +269,11 @@ void pakd_f32_dconv_ukernel_4x24__scalar(std::size_t oc_begin, std::size_t oc_en
                                          std::size_t cin, std::size_t kh, std::size_t kw,
                                          std::size_t wp, std::size_t plane, const float* w,
                                          const float* x, float* y, std::size_t ldy);
+void pakd_f32_dconv_pad_ukernel__scalar(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph,
+                                        std::size_t pw, const float* x, float* xpad);
+void pakd_f32_dconv_out_ukernel__scalar(std::size_t c0, std::size_t c1, std::size_t n, std::size_t wp,
+                                        std::size_t ho, std::size_t wo, const float* wide, const float* scale,
+                                        const float* bias, const float* res, int relu, float* y);
 void pakd_f32_dconv_ukernel_6x16__scalar(std::size_t oc_begin, std::size_t oc_end, std::size_t p_begin,
                                          std::size_t p_end, std::size_t cin, std::size_t kh, std::size_t kw,
                                          std::size_t wp, std::size_t wo, std::size_t stride, std::size_t plane, const float* w,
@@ -289,6 +311,11 @@ void pakd_f32_dconv_ukernel_6x16__avx2(std::size_t oc_begin, std::size_t oc_end,
                                        std::size_t p_end, std::size_t cin, std::size_t kh, std::size_t kw,
                                        std::size_t wp, std::size_t wo, std::size_t stride, std::size_t plane, const float* w,
                                        const float* x, float* y, std::size_t ldy);
+void pakd_f32_dconv_pad_ukernel__avx2(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph,
+                                      std::size_t pw, const float* x, float* xpad);
+void pakd_f32_dconv_out_ukernel__avx2(std::size_t c0, std::size_t c1, std::size_t n, std::size_t wp,
+                                      std::size_t ho, std::size_t wo, const float* wide, const float* scale,
+                                      const float* bias, const float* res, int relu, float* y);
 void pakd_f32_dconv_ukernel_4x24__avx2(std::size_t oc_begin, std::size_t oc_end, std::size_t n,
                                        std::size_t cin, std::size_t kh, std::size_t kw,
                                        std::size_t wp, std::size_t plane, const float* w,

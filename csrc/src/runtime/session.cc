@@ -354,7 +354,11 @@ Session::Session(const std::uint8_t* data, std::size_t size, const SessionConfig
       pool_(std::max(1, config.num_threads)) {
   if (config_.max_batch == 0) config_.max_batch = 1;
 #if PAKD_ENABLE_X86_AVX2
-  if (cpu_features().has(kCpuAvx2 | kCpuFma)) block_spmv_ = pakd_f32_spmv_ukernel_8x8__avx2;
+  if (cpu_features().has(kCpuAvx2 | kCpuFma)) {
+    block_spmv_ = pakd_f32_spmv_ukernel_8x8__avx2;
+    dconv_pad_ = pakd_f32_dconv_pad_ukernel__avx2;
+    dconv_out_ = pakd_f32_dconv_out_ukernel__avx2;
+  }
 #endif
   if (config_.max_batch > (1u << 20)) throw std::invalid_argument("max_batch too large");
   ModelFile file = parse_model_file(data, size);
@@ -903,27 +907,13 @@ void Session::direct_conv(const PreparedOp& op, const float* x, float* y, std::s
   float* const wide = xpad + g.padded_input();
   // the 6x16 kernel reads only inside the planes: an unpadded input is read in place
   const bool in_place = !op.weight.dconv_oc.empty() && g.ph == 0 && g.pw == 0;
-  if (!in_place) {  // zero what the per-sample copy leaves alone: the plane borders and the read slack
-    const std::size_t ph = static_cast<std::size_t>(g.ph), pw = static_cast<std::size_t>(g.pw);
-    for (std::size_t c = 0; c < g.cin; ++c) {
-      float* p = xpad + c * plane;
-      std::fill(p, p + ph * wp + pw, 0.0f);  // top rows, left of the first image row
-      for (std::size_t iy = 0; iy < g.h; ++iy) {  // right of each image row + left of the next row
-        std::fill(p + (ph + iy) * wp + pw + g.w, std::min(p + (ph + iy + 1) * wp + pw, p + plane), 0.0f);
-      }
-      std::fill(std::min(p + (ph + g.h) * wp + pw, p + plane), p + plane, 0.0f);  // bottom rows
-    }
-    std::fill(xpad + g.cin * plane, wide, 0.0f);
-  }
+  if (!in_place) std::fill(xpad + g.cin * plane, wide, 0.0f);  // the read slack past the planes
   const std::size_t macs = g.cout * g.n() * g.cin * g.kh * g.kw;
   for (std::size_t b = 0; b < batch; ++b) {
     const float* xb = x + b * op.in_size;
     float* yb = y + b * op.out_size;
-    for (std::size_t c = 0; c < g.cin && !in_place; ++c) {
-      for (std::size_t iy = 0; iy < g.h; ++iy) {
-        std::memcpy(xpad + c * plane + (iy + static_cast<std::size_t>(g.ph)) * wp + static_cast<std::size_t>(g.pw),
-                    xb + (c * g.h + iy) * g.w, g.w * sizeof(float));
-      }
+    if (!in_place) {
+      dconv_pad_(g.cin, g.h, g.w, static_cast<std::size_t>(g.ph), static_cast<std::size_t>(g.pw), xb, xpad);
     }
     if (!op.weight.dconv_oc.empty()) {  // straight into y, positions split across threads
       parallel_ranges(pool_, g.n(), kDconvOcPixels, macs, [&](std::size_t p0, std::size_t p1) {
@@ -936,7 +926,12 @@ void Session::direct_conv(const PreparedOp& op, const float* x, float* y, std::s
     // blocks of 4 channels per thread; the last block stops at cout (the kernel's 1..3-row tail)
     parallel_ranges(pool_, g.cout, kDconvOcBlock, macs, [&](std::size_t o0, std::size_t o1) {
       dconv_(o0, o1, n, g.cin, g.kh, g.kw, wp, plane, op.weight.dconv.data(), xpad, wide, n);
-      wide_rows_to_output(op, wide, n, wp, g.ho, g.wo, o0, o1, yb, residual(op, b));
+      if (op.desc.act == Act::kNone || op.desc.act == Act::kRelu) {
+        dconv_out_(o0, o1, n, wp, g.ho, g.wo, wide, op.scale.empty() ? nullptr : op.scale.data(),
+                   op.bias.empty() ? nullptr : op.bias.data(), residual(op, b), op.desc.act == Act::kRelu, yb);
+      } else {
+        wide_rows_to_output(op, wide, n, wp, g.ho, g.wo, o0, o1, yb, residual(op, b));
+      }
     });
   }
 }

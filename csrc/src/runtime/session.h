@@ -123,6 +123,8 @@ class Session {
   const F32CbSpmmKernel* cbspmm_;
   F32DconvFn dconv_;
   F32DconvOcFn dconv_oc_;
+  F32PadPlanesFn dconv_pad_ = pakd_f32_dconv_pad_ukernel__scalar;
+  F32WideRowsOutFn dconv_out_ = pakd_f32_dconv_out_ukernel__scalar;
   F32SparseDconvFn sdconv_;
   F32Wino4x4Fn wino_;
   F32Wino4x4PackFn wino_pack_;
