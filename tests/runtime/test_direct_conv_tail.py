@@ -130,3 +130,47 @@ def test_session_dense_direct_tails_unpadded_odd_input(cout):
     y = Session(blob, winograd=-1, sparse_max_density=-1).run(x)
     reference = Session(blob, reference=True).run(x)
     np.testing.assert_allclose(y, reference, rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("kernel", ["6x16-scalar", "6x16-avx2"])
+@pytest.mark.parametrize("cout", [1, 5, 8, 9, 11, 16, 17, 29])
+@pytest.mark.parametrize("h, w, k, pad, stride", [(13, 11, 3, 1, 2), (14, 14, 1, 0, 2), (7, 7, 3, 1, 1), (5, 4, 3, 0, 1)])
+def test_dconv_oc_kernel_channel_and_position_tails(kernel, cout, h, w, k, pad, stride):
+    """The 6x16 kernel's stores: whole 6-position tiles (transposed in registers on AVX2) and a last
+    partial tile, 1..16 channels of a 16-channel block, the 1x1 stride-2 shortcut's shape."""
+    if kernel.endswith("avx2") and not _avx2():
+        pytest.skip("needs AVX2/FMA")
+    rng = np.random.default_rng(cout * 7 + h)
+    x = rng.standard_normal((4, h, w)).astype(np.float32)
+    wt = rng.standard_normal((cout, 4, k, k)).astype(np.float32)
+    y = _core.conv2d_direct(x, wt, pad, pad, kernel, stride=stride)
+    ref = torch.nn.functional.conv2d(torch.from_numpy(x)[None], torch.from_numpy(wt), padding=pad,
+                                     stride=stride)[0].numpy()
+    np.testing.assert_allclose(y, ref, rtol=0, atol=ATOL * np.sqrt(4 * k * k))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("cout", [5, 11, 13, 16, 17])
+def test_session_strided_direct_conv_split_positions(cout, threads):
+    """Stride-2 3x3 and 1x1 convolutions (the 6x16 kernel, positions split across threads in
+    multiples of 6) with a fused residual add and ReLU, against the reference session."""
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(8, cout, 3, stride=2, padding=1)
+            self.short = nn.Conv2d(8, cout, 1, stride=2)
+
+        def forward(self, x):
+            return torch.relu(self.a(x) + self.short(x))
+
+    torch.manual_seed(cout)
+    net = Net().eval()
+    blob = export_pakd(net, input_shape=(8, 41, 37))
+    x = np.random.default_rng(cout).standard_normal((2, 8, 41, 37)).astype(np.float32)
+    session = Session(blob, num_threads=threads, max_batch=2, winograd=-1, sparse_max_density=-1)
+    assert all(" dense " in d for d, _ in session.profile(x[:1], repeats=1))
+    y = session.run(x)
+    np.testing.assert_allclose(y, Session(blob, reference=True, max_batch=2).run(x), rtol=0, atol=ATOL)
+    with torch.no_grad():
+        np.testing.assert_allclose(y, net(torch.from_numpy(x)).numpy(), rtol=0, atol=ATOL)
