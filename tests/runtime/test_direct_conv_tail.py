@@ -28,10 +28,12 @@ def _avx2() -> bool:
 
 @pytest.mark.parametrize("kernel", ["4x24-scalar", "4x24-avx2"])
 @pytest.mark.parametrize("cout", COUTS)
-@pytest.mark.parametrize("cin, h, w, k, pad", [(3, 11, 9, 3, 1), (5, 7, 13, 3, 0), (2, 9, 10, 5, 2)])
+@pytest.mark.parametrize("cin, h, w, k, pad", [(3, 11, 9, 3, 1), (5, 7, 13, 3, 0), (2, 9, 10, 5, 2), (3, 3, 3, 3, 1),
+                                                (4, 8, 12, 3, 1), (1, 28, 28, 3, 1)])
 def test_dconv_kernel_output_channel_tails(kernel, cout, cin, h, w, k, pad):
     """The kernel runs over the real channel count (no padded rows): each tail size writes exactly
-    its channels (the binding's output buffer holds cout rows only)."""
+    its channels (the binding's output buffer holds cout rows only). Wide-row counts n of 24, 72,
+    120, 144 and 840: odd and even numbers of 24-position tiles (the 1-row tail runs pairs)."""
     if kernel.endswith("avx2") and not _avx2():
         pytest.skip("needs AVX2/FMA")
     rng = np.random.default_rng(cout * 100 + cin)

@@ -114,6 +114,14 @@ using F32PadPlanesFn = void (*)(std::size_t cin, std::size_t h, std::size_t w, s
 using F32WideRowsOutFn = void (*)(std::size_t c0, std::size_t c1, std::size_t n, std::size_t wp,
                                   std::size_t ho, std::size_t wo, const float* wide, const float* scale,
                                   const float* bias, const float* res, int relu, float* y);
+// The per-channel output epilogue in place: for channels c in [c0, c1) and
+// positions i in [s0, s1) of y (channel c's row at y + c * ld),
+//   y[c * ld + i] = act(y[c * ld + i] * scale[c] + bias[c] + res[c * ld + i])
+// in that order of operations; scale, bias, res may be nullptr (1, 0, none);
+// act is ReLU when relu != 0, the identity otherwise. The same results as
+// Session's portable epilogue. Never throws.
+using F32EpilogueFn = void (*)(std::size_t c0, std::size_t c1, std::size_t s0, std::size_t s1, std::size_t ld,
+                               const float* scale, const float* bias, const float* res, int relu, float* y);
 
 // Direct convolution vectorized over output channels instead: tiles of 6
 // output positions x 16 output channels, input values broadcast, no
@@ -311,6 +319,8 @@ void pakd_f32_dconv_ukernel_6x16__avx2(std::size_t oc_begin, std::size_t oc_end,
                                        std::size_t p_end, std::size_t cin, std::size_t kh, std::size_t kw,
                                        std::size_t wp, std::size_t wo, std::size_t stride, std::size_t plane, const float* w,
                                        const float* x, float* y, std::size_t ldy);
+void pakd_f32_epilogue_ukernel__avx2(std::size_t c0, std::size_t c1, std::size_t s0, std::size_t s1, std::size_t ld,
+                                     const float* scale, const float* bias, const float* res, int relu, float* y);
 void pakd_f32_dconv_pad_ukernel__avx2(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph,
                                       std::size_t pw, const float* x, float* xpad);
 void pakd_f32_dconv_out_ukernel__avx2(std::size_t c0, std::size_t c1, std::size_t n, std::size_t wp,

@@ -358,6 +358,7 @@ Session::Session(const std::uint8_t* data, std::size_t size, const SessionConfig
     block_spmv_ = pakd_f32_spmv_ukernel_8x8__avx2;
     dconv_pad_ = pakd_f32_dconv_pad_ukernel__avx2;
     dconv_out_ = pakd_f32_dconv_out_ukernel__avx2;
+    if (!config_.reference) epilogue_ = pakd_f32_epilogue_ukernel__avx2;  // the oracle stays portable
   }
 #endif
   if (config_.max_batch > (1u << 20)) throw std::invalid_argument("max_batch too large");
@@ -672,6 +673,11 @@ void Session::epilogue(const PreparedOp& op, float* y, std::size_t channels, std
   const bool has_scale = !op.scale.empty(), has_bias = !op.bias.empty();
   const Act act = op.desc.act;
   if (!has_scale && !has_bias && act == Act::kNone && res == nullptr) return;
+  if (epilogue_ != nullptr && (act == Act::kNone || act == Act::kRelu)) {
+    epilogue_(c_begin, c_end, s_begin, s_end, spatial, has_scale ? op.scale.data() : nullptr,
+              has_bias ? op.bias.data() : nullptr, res, act == Act::kRelu, y);
+    return;
+  }
   for (std::size_t c = c_begin; c < c_end; ++c) {
     float* row = y + c * spatial;
     const float s = has_scale ? op.scale[c] : 1.0f;

@@ -128,6 +128,7 @@ class Session {
   F32SparseDconvFn sdconv_;
   F32Wino4x4Fn wino_;
   F32Wino4x4PackFn wino_pack_;
+  F32EpilogueFn epilogue_ = nullptr;    // nullptr: the portable loops of Session::epilogue
   F32BlockSpmvFn block_spmv_ = nullptr;  // nullptr: none faster than CSR on this CPU
   std::string meta_;
   std::vector<PreparedOp> ops_;
