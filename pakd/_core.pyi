@@ -166,3 +166,97 @@ def qs8_gemm_kernels() -> list[KernelInfo]:
 
 def best_qs8_gemm_kernel() -> str:
     """Name of the kernel :func:`qs8_gemm` uses when ``kernel`` is None."""
+
+# --- Convolution and batch-1 sparse kernels, for tests and benchmarks (bind-kernels.cc) ---
+
+def conv2d_direct(
+    x: npt.ArrayLike,
+    w: npt.ArrayLike,
+    ph: int = 0,
+    pw: int = 0,
+    kernel: str = "4x24-scalar",
+    stride: int = 1,
+    scale: npt.ArrayLike | None = None,
+    bias: npt.ArrayLike | None = None,
+    residual: npt.ArrayLike | None = None,
+    relu: bool = False,
+) -> npt.NDArray[np.float32]:
+    """Convolution of x (Cin, H, W) by w (Cout, Cin, kh, kw) through one direct kernel.
+
+    ``kernel``: '4x24-scalar', '4x24-avx2' (stride 1, wide rows, run with the session's input and
+    output passes of the same ISA), '6x16-scalar', '6x16-avx2' (any stride), 'sparse-4x8-scalar',
+    'sparse-8x8-avx2' (zeros of w skipped). For the 4x24 kernels the output is
+    ``relu(y * scale + bias + residual)``, each part optional: scale and bias (Cout,), residual
+    (Cout, Ho, Wo).
+
+    Raises:
+        ValueError: bad shapes or an unknown kernel name.
+        NotImplementedError: a kernel the running CPU cannot execute.
+    """
+
+def conv2d_winograd(
+    x: npt.ArrayLike,
+    w: npt.ArrayLike,
+    bias: npt.ArrayLike | None = None,
+    ph: int = 1,
+    pw: int = 1,
+    relu: bool = False,
+    kernel: str = "wino4x4-6x16-scalar",
+    parts: int = 1,
+    residual: npt.ArrayLike | None = None,
+) -> npt.NDArray[np.float32]:
+    """Stride-1 3x3 convolution of x (Cin, H, W) by w (Cout, Cin, 3, 3) (+ bias, + residual
+    (Cout, Ho, Wo), ReLU) through Winograd F(4x4, 3x3) ('wino4x4-6x16-scalar',
+    'wino4x4-6x16-avx2'), the tiles split into ``parts`` calls."""
+
+def spmv_blocked(
+    w: npt.ArrayLike, x: npt.ArrayLike, kernel: str = "8x8-scalar"
+) -> npt.NDArray[np.float32]:
+    """``w @ x`` for a dense w (m, k) whose nonzeros go through the blocked batch-1 sparse kernel
+    ('8x8-scalar' or '8x8-avx2'), packed as a session packs a sparse linear layer."""
+
+# --- The runtime (csrc/python/bind-session.cc) ---
+
+class Session:
+    """A .pakd model loaded by the native runtime.
+
+    ``source`` is a path or the file's bytes. Every offset and shape in the file is checked: a
+    malformed file raises ValueError with the reason. Memory is planned once for ``max_batch``
+    samples; :meth:`run` never allocates inside the runtime. ``sparse_max_density``: weights with
+    at most this fraction of nonzeros run on the sparse kernels (< 0: always dense);
+    ``reference``: every op through its naive reference kernel (the oracle; slow);
+    ``codebook_kernel`` and ``winograd``: 0 = auto, 1 = always, -1 = never.
+    """
+
+    def __init__(
+        self,
+        source: str | bytes,
+        num_threads: int = 1,
+        max_batch: int = 1,
+        sparse_max_density: float = 0.35,
+        reference: bool = False,
+        gemm_kernel: str | None = None,
+        codebook_kernel: int = 0,
+        winograd: int = 0,
+    ) -> None: ...
+    def run(self, x: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        """One sample (C, H, W) or a batch (N, C, H, W) of float32 -> the outputs (batches larger
+        than max_batch run in chunks). Releases the GIL."""
+    def profile(self, x: npt.ArrayLike, repeats: int = 100) -> list[tuple[str, float]]:
+        """Per-op mean wall time: ``[(description, microseconds)]`` over ``repeats`` runs of x."""
+    @property
+    def input_shape(self) -> list[int]: ...
+    @property
+    def output_shape(self) -> list[int]: ...
+    @property
+    def metadata(self) -> dict[str, object]: ...
+    @property
+    def num_ops(self) -> int: ...
+    @property
+    def weight_bytes(self) -> int: ...
+    @property
+    def arena_bytes(self) -> int: ...
+    @property
+    def num_threads(self) -> int: ...
+    @property
+    def max_batch(self) -> int: ...
