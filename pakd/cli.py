@@ -533,6 +533,9 @@ def demo_cmd(
     epochs: Optional[int] = typer.Option(None, help="Teacher epochs [default: the model's]."),
     cache_dir: Path = typer.Option(Path("build/.cache"), "--cache-dir", help="Cross-build and tool cache."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the summary figures to this JSON file."),
+    measure_again: bool = typer.Option(False, "--measure-again", help="Time the engines and bundles again even "
+                                       "where an identical earlier run stored timings (say, it ran on a busy "
+                                       "machine); the report then uses the new ones."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """The whole path on Fashion-MNIST: train (or reuse) the teacher, compress it, build for the
@@ -543,7 +546,8 @@ def demo_cmd(
     from .ui import console
 
     cfg = DemoConfig(model=model, recipe=recipe, board=board, runs_dir=runs_dir, build_dir=build_dir, db=db,
-                     data_dir=data_dir, threads=threads, epochs=epochs, cache_dir=cache_dir, quiet=quiet)
+                     data_dir=data_dir, threads=threads, epochs=epochs, cache_dir=cache_dir, quiet=quiet,
+                     measure_again=measure_again)
     result = run_demo(cfg)
     console.rule()
     console.print(f"[bold]{result.summary(board)}[/]", soft_wrap=True)

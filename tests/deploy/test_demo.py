@@ -51,8 +51,8 @@ def demo_dirs(tmp_path_factory):
     return root, cache
 
 
-def _demo(root: Path, cache: Path):
-    return run_cli("demo", "--model", "lenet-300-100", "--epochs", "1", "--recipe", str(root / "recipe.toml"),
+def _demo(root: Path, cache: Path, *extra: str):
+    return run_cli("demo", *extra, "--model", "lenet-300-100", "--epochs", "1", "--recipe", str(root / "recipe.toml"),
                    "--runs-dir", str(root / "runs"), "--build-dir", str(root / "build"), "--db", str(root / "results.db"),
                    "--cache-dir", str(cache), "--json", str(root / "summary.json"), "-q", cwd=root)
 
@@ -86,3 +86,12 @@ def test_demo_end_to_end_then_reuse(demo_dirs):
     assert out2.count("up to date") == 4 and "reused the stored timings" in out2 and "stored rows reused" in out2
     assert json.loads((root / "summary.json").read_text())["speed_ratio"] == pytest.approx(summary["speed_ratio"])
     assert len(run_cli("results", "--db", str(root / "results.db"), "--json").stdout.strip().splitlines()) == len(rows)
+
+    # --measure-again: everything else reused, the timings taken anew into sessions of their own
+    third = _demo(root, cache, "--measure-again")
+    out3 = third.stdout + third.stderr
+    assert third.returncode == 0, out3[-3000:]
+    assert out3.count("up to date") == 4 and "reused the stored timings" not in out3 and "stored rows reused" not in out3
+    rows3 = [json.loads(r) for r in run_cli("results", "--db", str(root / "results.db"), "--json").stdout.split("\n") if r]
+    assert len(rows3) == 2 * len(rows)
+    assert len({r["session"] for r in rows3}) == 2 * len({json.loads(r)["session"] for r in rows})
