@@ -2,6 +2,7 @@
 // C++ (the compiler vectorizes the row loops). Contracts: F32PadPlanesFn and
 // F32WideRowsOutFn in kernels/kernels.h.
 #include <cstddef>
+#include <type_traits>
 
 #include "kernels/kernels.h"
 
@@ -48,16 +49,23 @@ void pakd_f32_dconv_pad_ukernel__scalar(std::size_t cin, std::size_t h, std::siz
 void pakd_f32_dconv_out_ukernel__scalar(std::size_t c0, std::size_t c1, std::size_t n, std::size_t wp,
                                         std::size_t ho, std::size_t wo, const float* wide, const float* scale,
                                         const float* bias, const float* res, int relu, float* y) {
+  // the flags as compile-time constants, so that no branch is left in the row loops
+  const auto run = [&](auto s, auto r, auto a) {
+    rows_out<decltype(s)::value, decltype(r)::value, decltype(a)::value>(c0, c1, n, wp, ho, wo, wide, scale, bias,
+                                                                         res, y);
+  };
+  using T = std::true_type;
+  using F = std::false_type;
   const bool s = scale != nullptr, r = res != nullptr;
   if (relu != 0) {
-    if (s && r) rows_out<true, true, true>(c0, c1, n, wp, ho, wo, wide, scale, bias, res, y);
-    else if (s) rows_out<true, false, true>(c0, c1, n, wp, ho, wo, wide, scale, bias, res, y);
-    else if (r) rows_out<false, true, true>(c0, c1, n, wp, ho, wo, wide, scale, bias, res, y);
-    else rows_out<false, false, true>(c0, c1, n, wp, ho, wo, wide, scale, bias, res, y);
+    if (s && r) run(T{}, T{}, T{});
+    else if (s) run(T{}, F{}, T{});
+    else if (r) run(F{}, T{}, T{});
+    else run(F{}, F{}, T{});
   } else {
-    if (s && r) rows_out<true, true, false>(c0, c1, n, wp, ho, wo, wide, scale, bias, res, y);
-    else if (s) rows_out<true, false, false>(c0, c1, n, wp, ho, wo, wide, scale, bias, res, y);
-    else if (r) rows_out<false, true, false>(c0, c1, n, wp, ho, wo, wide, scale, bias, res, y);
-    else rows_out<false, false, false>(c0, c1, n, wp, ho, wo, wide, scale, bias, res, y);
+    if (s && r) run(T{}, T{}, F{});
+    else if (s) run(T{}, F{}, F{});
+    else if (r) run(F{}, T{}, F{});
+    else run(F{}, F{}, F{});
   }
 }
