@@ -13,7 +13,6 @@ second run takes seconds.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,15 +177,15 @@ def _bench_engines(cfg: DemoConfig, run_dir: Path, store, console) -> str:
     targets = plan_targets(run_dir)
     from . import __version__
     from .deploy.build import sources_digest
+    from .deploy.results import session_id
 
     digest = hashlib.sha256(f"{__version__}:{sources_digest()}".encode())  # a new runtime measures again
     for t in targets:
         path = t.model.folder / "model.safetensors" if t.model.folder is not None else t.model.pakd_file
         digest.update(path.read_bytes())
-    key = "demo-" + digest.hexdigest()[:12]
-    if cfg.measure_again:  # a session of its own, so the report (latest session first) takes the new rows
-        key += "-" + hashlib.sha256(os.urandom(16)).hexdigest()[:8]
-    elif store.rows(session=key):
+    # --measure-again: a session of its own, so the report (latest session first) takes the new rows
+    key = "demo-" + session_id({"demo": digest.hexdigest()}, fresh=cfg.measure_again)[:12]
+    if not cfg.measure_again and store.rows(session=key):
         console.print(f"reused the stored timings (session {key} in {cfg.db})")
         return key
     x, data = sample_image(targets, 0, str(cfg.data_dir) if cfg.data_dir else None)
