@@ -60,7 +60,7 @@ def main() -> None:
     medians: dict[str, list[float]] = {n: [] for n in names}
     print(f"{args.model}  load average before {os.getloadavg()[0]:.2f}")
     for r in range(args.rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             run = runners[name]
             times = []
@@ -78,12 +78,18 @@ def main() -> None:
     if "student pakd" in medians:
         # Load only ever adds time: each row's fastest round is its least disturbed one.
         fastest = {n: min(medians[n]) for n in names}
-        ratios = sorted(min(medians[n][r] for n in teacher_rows) / medians["student pakd"][r]
-                        for r in range(args.rounds))
-        print("fastest round (us): " + "  ".join(f"{n} {fastest[n]:.1f}" for n in names)
-              + f"  | best teacher / student {min(fastest[n] for n in teacher_rows) / fastest['student pakd']:.2f}x")
-        print(f"best teacher / student per round: median {statistics.median(ratios):.2f}x, "
-              f"range {ratios[0]:.2f}-{ratios[-1]:.2f}x")
+        ratios = sorted(
+            min(medians[n][r] for n in teacher_rows) / medians["student pakd"][r] for r in range(args.rounds)
+        )
+        print(
+            "fastest round (us): "
+            + "  ".join(f"{n} {fastest[n]:.1f}" for n in names)
+            + f"  | best teacher / student {min(fastest[n] for n in teacher_rows) / fastest['student pakd']:.2f}x"
+        )
+        print(
+            f"best teacher / student per round: median {statistics.median(ratios):.2f}x, "
+            f"range {ratios[0]:.2f}-{ratios[-1]:.2f}x"
+        )
     print(f"load average after {os.getloadavg()[0]:.2f}")
 
 

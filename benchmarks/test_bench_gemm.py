@@ -53,5 +53,4 @@ def test_gemm(benchmark, shape, impl):
         c = benchmark(np.matmul, a, b)
     else:
         c = benchmark(_core.gemm, a, b, impl)
-    np.testing.assert_allclose(c, a.astype(np.float64) @ b.astype(np.float64),
-                               rtol=1e-4, atol=1e-5 * (k + 1))
+    np.testing.assert_allclose(c, a.astype(np.float64) @ b.astype(np.float64), rtol=1e-4, atol=1e-5 * (k + 1))

@@ -40,8 +40,11 @@ def teachers(tmp_path_factory):
             out[name] = (ModelRef.from_path(trained), "trained")
         else:
             folder = tmp_path_factory.mktemp(name)
-            save_model(folder, build_model(name), {"model": {"name": name, "args": {}},
-                                                   "data": {"name": "fashion-mnist", "input_shape": [1, 28, 28]}})
+            save_model(
+                folder,
+                build_model(name),
+                {"model": {"name": name, "args": {}}, "data": {"name": "fashion-mnist", "input_shape": [1, 28, 28]}},
+            )
             out[name] = (ModelRef.from_path(folder), "random weights")
     return out
 

@@ -7,7 +7,8 @@ The public Python API is listed in ``__all__``; names are imported on first use 
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version as _version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
 try:
     __version__ = _version("pakd")

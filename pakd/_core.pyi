@@ -21,9 +21,7 @@ class CpuFeatures(TypedDict):
     avx512f: bool
     neon: bool
 
-def gemm(
-    a: npt.ArrayLike, b: npt.ArrayLike, kernel: str | None = None
-) -> npt.NDArray[np.float32]:
+def gemm(a: npt.ArrayLike, b: npt.ArrayLike, kernel: str | None = None) -> npt.NDArray[np.float32]:
     """Matrix product ``a @ b`` of 2-D float32 arrays, shapes (m, k) and (k, n).
 
     Inputs are converted to C-contiguous float32 if needed. ``kernel`` is a name
@@ -209,9 +207,7 @@ def conv2d_winograd(
     (Cout, Ho, Wo), ReLU) through Winograd F(4x4, 3x3) ('wino4x4-6x16-scalar',
     'wino4x4-6x16-avx2'), the tiles split into ``parts`` calls."""
 
-def spmv_blocked(
-    w: npt.ArrayLike, x: npt.ArrayLike, kernel: str = "8x8-scalar"
-) -> npt.NDArray[np.float32]:
+def spmv_blocked(w: npt.ArrayLike, x: npt.ArrayLike, kernel: str = "8x8-scalar") -> npt.NDArray[np.float32]:
     """``w @ x`` for a dense w (m, k) whose nonzeros go through the blocked batch-1 sparse kernel
     ('8x8-scalar' or '8x8-avx2'), packed as a session packs a sparse linear layer."""
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 import typer.exceptions
@@ -15,16 +14,19 @@ from .errors import PakdError
 app = typer.Typer(
     name="pakd",
     help="PaKD: compress PyTorch networks by pruning + knowledge distillation, "
-         "run them on fast native kernels, and prove the gain on the device.",
+    "run them on fast native kernels, and prove the gain on the device.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 
 DataOpt = typer.Option("fashion-mnist", "--data", help="Dataset: fashion-mnist, digits or synthetic.")
-DataDirOpt = typer.Option(None, "--data-dir", envvar="PAKD_DATA_DIR",
-                          help="Folder with the Fashion-MNIST IDX .gz files "
-                               "[default: /usr/share/datasets/fashion-mnist].")
+DataDirOpt = typer.Option(
+    None,
+    "--data-dir",
+    envvar="PAKD_DATA_DIR",
+    help="Folder with the Fashion-MNIST IDX .gz files [default: /usr/share/datasets/fashion-mnist].",
+)
 
 
 def _parse_model_args(items: list[str]) -> tuple[tuple[str, object], ...]:
@@ -51,20 +53,32 @@ def models_cmd() -> None:
     from .ui import console, fmt_int
 
     table = Table(title="PaKD model zoo (1x28x28 input, 10 classes)")
-    for col, kw in (("name", {}), ("params", {"justify": "right"}), ("MACs", {"justify": "right"}),
-                    ("fp32 size", {"justify": "right"}), ("description", {})):
+    for col, kw in (
+        ("name", {}),
+        ("params", {"justify": "right"}),
+        ("MACs", {"justify": "right"}),
+        ("fp32 size", {"justify": "right"}),
+        ("description", {}),
+    ):
         table.add_column(col, **kw)
     for name, entry in zoo().items():
         stats = model_stats(build_model(name))
-        table.add_row(name, fmt_int(stats.params), fmt_int(stats.macs),
-                      f"{stats.dense_fp32_bytes / 1024:.0f} KiB", entry.description)
+        table.add_row(
+            name,
+            fmt_int(stats.params),
+            fmt_int(stats.macs),
+            f"{stats.dense_fp32_bytes / 1024:.0f} KiB",
+            entry.description,
+        )
     console.print(table)
     console.print("User models: --model package.module:factory [--weights file.safetensors]")
 
 
 @app.command("targets")
 def targets_cmd(
-    targets_dir: Optional[Path] = typer.Option(None, "--targets-dir", help="A folder of your own board TOML files (searched first)."),
+    targets_dir: Path | None = typer.Option(
+        None, "--targets-dir", help="A folder of your own board TOML files (searched first)."
+    ),
 ) -> None:
     """List the boards PaKD builds for (targets/*.toml), and whether their toolchain is installed."""
     import os
@@ -81,28 +95,34 @@ def targets_cmd(
             have_cc = f"set {t.requires_env}"
         else:
             have_cc = "ok" if not t.compiler.missing() else "apt install " + " ".join(t.apt)
-        emu = "-" if not t.emulator else ("ok" if shutil.which(t.emulator[0]) else "apt install " + " ".join(t.emulator_apt))
+        emu = (
+            "-"
+            if not t.emulator
+            else ("ok" if shutil.which(t.emulator[0]) else "apt install " + " ".join(t.emulator_apt))
+        )
         table.add_row(t.name, t.arch, t.triple, t.cpu, str(t.cores), have_cc, emu, t.description)
     console.print(table)
 
 
 @app.command("train")
 def train_cmd(
-    model: str = typer.Option(..., "--model", "-m", help="Zoo model name (see `pakd models`) or package.module:factory."),
+    model: str = typer.Option(
+        ..., "--model", "-m", help="Zoo model name (see `pakd models`) or package.module:factory."
+    ),
     data: str = DataOpt,
-    epochs: Optional[int] = typer.Option(None, help="Epochs [default: the model's, see README]."),
+    epochs: int | None = typer.Option(None, help="Epochs [default: the model's, see README]."),
     batch_size: int = typer.Option(128, help="Mini-batch size."),
-    lr: Optional[float] = typer.Option(None, help="Peak learning rate of the one-cycle schedule."),
-    optimizer: Optional[str] = typer.Option(None, help="sgd (Nesterov momentum) or adamw."),
-    weight_decay: Optional[float] = typer.Option(None, help="Weight decay (not on biases/norms)."),
-    augment: Optional[str] = typer.Option(None, help="none, flip or crop+flip."),
-    label_smoothing: Optional[float] = typer.Option(None, help="Label smoothing in [0, 1)."),
+    lr: float | None = typer.Option(None, help="Peak learning rate of the one-cycle schedule."),
+    optimizer: str | None = typer.Option(None, help="sgd (Nesterov momentum) or adamw."),
+    weight_decay: float | None = typer.Option(None, help="Weight decay (not on biases/norms)."),
+    augment: str | None = typer.Option(None, help="none, flip or crop+flip."),
+    label_smoothing: float | None = typer.Option(None, help="Label smoothing in [0, 1)."),
     seed: int = typer.Option(0, help="Random seed: same seed + same threads = same weights."),
     threads: int = typer.Option(0, help="Intra-op threads (0 = one per core)."),
     model_arg: list[str] = typer.Option([], "--model-arg", help="Model argument key=value (repeatable)."),
-    name: Optional[str] = typer.Option(None, help="Run name [default: MODEL-DATA]."),
+    name: str | None = typer.Option(None, help="Run name [default: MODEL-DATA]."),
     runs_dir: Path = typer.Option(Path("runs"), help="Folder holding runs."),
-    data_dir: Optional[Path] = DataDirOpt,
+    data_dir: Path | None = DataDirOpt,
     force: bool = typer.Option(False, "--force", help="Retrain even if a finished teacher exists."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     device: str = typer.Option("cpu", help="Torch device to train on (cpu; cuda where present - never required)."),
@@ -118,32 +138,49 @@ def train_cmd(
 
     entry = zoo_entry(model)
     settings = dict(entry.train_defaults) if entry else {}
-    for key, value in (("epochs", epochs), ("lr", lr), ("optimizer", optimizer), ("weight_decay", weight_decay),
-                       ("augment", augment), ("label_smoothing", label_smoothing)):
+    for key, value in (
+        ("epochs", epochs),
+        ("lr", lr),
+        ("optimizer", optimizer),
+        ("weight_decay", weight_decay),
+        ("augment", augment),
+        ("label_smoothing", label_smoothing),
+    ):
         if value is not None:
             settings[key] = value
     cfg = TrainConfig.from_dict({**settings, "batch_size": batch_size, "seed": seed, "threads": threads})
-    job = TeacherJob(model=model, data=data, model_args=_parse_model_args(model_arg), train=cfg,
-                     data_dir=str(data_dir) if data_dir else None)
+    job = TeacherJob(
+        model=model,
+        data=data,
+        model_args=_parse_model_args(model_arg),
+        train=cfg,
+        data_dir=str(data_dir) if data_dir else None,
+    )
     run_name = name or f"{model.replace(':', '-').replace('.', '-')}-{data}"
     folder = runs_dir / run_name / "teacher"
     with TrainProgress(f"train {model} on {data}", quiet=quiet) as progress:
         result = train_teacher(job, folder, force=force, progress=progress, device=device)
     m = result.spec["metrics"]
     verb = "reused" if result.reused else "trained"
-    console.print(f"[bold green]{verb}[/] {folder}: test top-1 [bold]{100 * m['test_top1']:.2f}%[/] "
-                  f"(val {100 * m['val_top1']:.2f}%), {m['params']:,} params, {m['macs']:,} MACs, "
-                  f"train time {result.spec['train_seconds_total']:.0f}s")
+    console.print(
+        f"[bold green]{verb}[/] {folder}: test top-1 [bold]{100 * m['test_top1']:.2f}%[/] "
+        f"(val {100 * m['val_top1']:.2f}%), {m['params']:,} params, {m['macs']:,} MACs, "
+        f"train time {result.spec['train_seconds_total']:.0f}s"
+    )
 
 
 @app.command("eval")
 def eval_cmd(
-    folder: Optional[Path] = typer.Argument(None, help="A model folder (e.g. runs/lenet5-fashion-mnist/teacher) or a run folder."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Instead of FOLDER: model name or package.module:factory."),
-    weights: Optional[Path] = typer.Option(None, help="safetensors weights for --model."),
+    folder: Path | None = typer.Argument(
+        None, help="A model folder (e.g. runs/lenet5-fashion-mnist/teacher) or a run folder."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Instead of FOLDER: model name or package.module:factory."
+    ),
+    weights: Path | None = typer.Option(None, help="safetensors weights for --model."),
     model_arg: list[str] = typer.Option([], "--model-arg", help="Model argument key=value (repeatable)."),
     data: str = DataOpt,
-    data_dir: Optional[Path] = DataDirOpt,
+    data_dir: Path | None = DataDirOpt,
     threads: int = typer.Option(0, help="Intra-op threads (0 = one per core)."),
 ) -> None:
     """Top-1 accuracy and loss on the validation and test sets."""
@@ -178,8 +215,10 @@ def eval_cmd(
         table.add_row(split_name, f"{len(split):,}", f"{100 * top1:.2f}%", f"{loss:.4f}")
     console.print(table)
     stats = model_stats(net, bundle.input_shape)
-    console.print(f"{stats.params:,} params ({stats.nonzeros:,} nonzero), {stats.macs:,} MACs per image, "
-                  f"{stats.dense_fp32_bytes:,} dense fp32 bytes")
+    console.print(
+        f"{stats.params:,} params ({stats.nonzeros:,} nonzero), {stats.macs:,} MACs per image, "
+        f"{stats.dense_fp32_bytes:,} dense fp32 bytes"
+    )
 
 
 @app.command("stats")
@@ -203,20 +242,19 @@ def stats_cmd(
         table.add_column(col, justify="left" if col in ("layer", "type") else "right")
     for layer in stats.layers:
         table.add_row(layer.name, layer.kind, f"{layer.params:,}", f"{layer.nonzeros:,}", f"{layer.macs:,}")
-    table.add_row("[bold]total", "", f"[bold]{stats.params:,}", f"[bold]{stats.nonzeros:,}",
-                  f"[bold]{stats.macs:,}")
+    table.add_row("[bold]total", "", f"[bold]{stats.params:,}", f"[bold]{stats.nonzeros:,}", f"[bold]{stats.macs:,}")
     console.print(table)
     console.print(f"dense fp32 bytes: {stats.dense_fp32_bytes:,} ({fmt_int(stats.dense_fp32_bytes)})")
 
 
 @app.command("compress")
 def compress_cmd(
-    teacher: Optional[Path] = typer.Option(None, help="Teacher model folder, e.g. runs/lenet5-fashion-mnist/teacher."),
-    recipe: Optional[Path] = typer.Option(None, help="Recipe TOML (see recipes/)."),
-    name: Optional[str] = typer.Option(None, help="Run name [default: the recipe's name]."),
+    teacher: Path | None = typer.Option(None, help="Teacher model folder, e.g. runs/lenet5-fashion-mnist/teacher."),
+    recipe: Path | None = typer.Option(None, help="Recipe TOML (see recipes/)."),
+    name: str | None = typer.Option(None, help="Run name [default: the recipe's name]."),
     runs_dir: Path = typer.Option(Path("runs"), help="Folder holding runs."),
-    resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder (same recipe and teacher)."),
-    data_dir: Optional[Path] = DataDirOpt,
+    resume: Path | None = typer.Option(None, help="Continue the run in this folder (same recipe and teacher)."),
+    data_dir: Path | None = DataDirOpt,
     threads: int = typer.Option(0, help="Intra-op threads (0 = one per core)."),
     device: str = typer.Option("cpu", help="Torch device (cpu; cuda where present - never required)."),
     seed: int = typer.Option(0, help="Random seed."),
@@ -236,26 +274,43 @@ def compress_cmd(
         if teacher is None or recipe is None:
             raise PakdError("give --teacher and --recipe (or --resume RUN_FOLDER)")
         run_name = name or load_recipe(recipe).name
-        job = CompressJob(recipe_path=recipe, teacher_dir=teacher, run_dir=runs_dir / run_name,
-                          data_dir=str(data_dir) if data_dir else None, threads=threads, device=device, seed=seed)
+        job = CompressJob(
+            recipe_path=recipe,
+            teacher_dir=teacher,
+            run_dir=runs_dir / run_name,
+            data_dir=str(data_dir) if data_dir else None,
+            threads=threads,
+            device=device,
+            seed=seed,
+        )
     recipe_obj, rows = compress(job, lambda title: TrainProgress(title, quiet=quiet))
     console.print(ledger_table(rows, title=f"{job.run_dir}: {recipe_obj.name}"))
     final = rows[-1]
     drop = 100 * (rows[0]["test_top1"] - final["test_top1"])
-    console.print(f"[bold]{final['size_ratio']:.1f}x smaller[/] ({final['bytes_huffman' if recipe_obj.huffman else 'bytes']:,} "
-                  f"bytes vs {4 * rows[0]['params']:,} fp32 teacher bytes), {final['mac_ratio']:.2f}x fewer MACs, "
-                  f"test top-1 {100 * final['test_top1']:.2f}% (teacher {100 * rows[0]['test_top1']:.2f}%, {-drop:+.2f} pt)")
+    console.print(
+        f"[bold]{final['size_ratio']:.1f}x smaller[/] ({final['bytes_huffman' if recipe_obj.huffman else 'bytes']:,} "
+        f"bytes vs {4 * rows[0]['params']:,} fp32 teacher bytes), {final['mac_ratio']:.2f}x fewer MACs, "
+        f"test top-1 {100 * final['test_top1']:.2f}% (teacher {100 * rows[0]['test_top1']:.2f}%, {-drop:+.2f} pt)"
+    )
 
 
 @app.command("build")
 def build_cmd(
-    student: Path = typer.Argument(..., help="A compress run folder (its last stage), a model folder, or a .pakd file."),
-    target: str = typer.Option(..., "--target", "-t", help="A board from `pakd targets` (or a path to a target .toml)."),
-    backend: str = typer.Option("native", help="native (PaKD's runtime), tvm (Apache TVM), or auto (the faster on the host)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Bundle folder [default: build/<target>]."),
-    tune_trials: int = typer.Option(0, "--tune-trials", help="TVM only: MetaSchedule trials (0 = untuned; tuning is slow)."),
-    targets_dir: Optional[Path] = typer.Option(None, "--targets-dir", help="A folder of your own board TOML files."),
-    data_dir: Optional[Path] = DataDirOpt,
+    student: Path = typer.Argument(
+        ..., help="A compress run folder (its last stage), a model folder, or a .pakd file."
+    ),
+    target: str = typer.Option(
+        ..., "--target", "-t", help="A board from `pakd targets` (or a path to a target .toml)."
+    ),
+    backend: str = typer.Option(
+        "native", help="native (PaKD's runtime), tvm (Apache TVM), or auto (the faster on the host)."
+    ),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Bundle folder [default: build/<target>]."),
+    tune_trials: int = typer.Option(
+        0, "--tune-trials", help="TVM only: MetaSchedule trials (0 = untuned; tuning is slow)."
+    ),
+    targets_dir: Path | None = typer.Option(None, "--targets-dir", help="A folder of your own board TOML files."),
+    data_dir: Path | None = DataDirOpt,
 ) -> None:
     """Build a deployable bundle of a model for a board: artifacts, runner, libraries, manifest.json.
 
@@ -268,25 +323,39 @@ def build_cmd(
 
     t = load_target(target, targets_dir)
     out_dir = out or Path("build") / t.name
-    result = build(student, BuildConfig(target=t, backend=backend, out_dir=out_dir,
-                                        cache_dir=Path("build") / ".cache", tune_trials=tune_trials,
-                                        data_dir=data_dir))
+    result = build(
+        student,
+        BuildConfig(
+            target=t,
+            backend=backend,
+            out_dir=out_dir,
+            cache_dir=Path("build") / ".cache",
+            tune_trials=tune_trials,
+            data_dir=data_dir,
+        ),
+    )
     m = result.bundle.manifest
     if result.choice:
         console.print(f"--backend auto: host medians {result.choice['median_us']} -> {m['backend']}")
     state = "up to date" if result.up_to_date else "built"
     total = sum(f["bytes"] for f in m["files"].values())
-    console.print(f"[bold green]{state}[/] {out_dir}: {m['model']} for {t.name} ({t.triple}), backend {m['backend']}, "
-                  f"{len(m['files'])} files, {total:,} bytes (model {m['sizes']['model_bytes']:,})")
+    console.print(
+        f"[bold green]{state}[/] {out_dir}: {m['model']} for {t.name} ({t.triple}), backend {m['backend']}, "
+        f"{len(m['files'])} files, {total:,} bytes (model {m['sizes']['model_bytes']:,})"
+    )
 
 
 @app.command("verify")
 def verify_cmd(
     bundle: Path = typer.Argument(..., help="A bundle folder written by `pakd build`."),
     emulate: bool = typer.Option(False, "--emulate", help="Run an ARM bundle here under qemu-user."),
-    count: bool = typer.Option(False, "--count", help="Also count emulated instructions per inference (with --emulate)."),
-    baseline: Optional[Path] = typer.Option(None, "--baseline", help="Another bundle for the same target (e.g. the teacher): prints the instruction ratio."),
-    targets_dir: Optional[Path] = typer.Option(None, "--targets-dir", help="A folder of your own board TOML files."),
+    count: bool = typer.Option(
+        False, "--count", help="Also count emulated instructions per inference (with --emulate)."
+    ),
+    baseline: Path | None = typer.Option(
+        None, "--baseline", help="Another bundle for the same target (e.g. the teacher): prints the instruction ratio."
+    ),
+    targets_dir: Path | None = typer.Option(None, "--targets-dir", help="A folder of your own board TOML files."),
 ) -> None:
     """Check a bundle: every file against its manifest hash, then the golden output (on this
     machine, or under qemu with --emulate; with --count, the emulated instructions of one
@@ -297,47 +366,82 @@ def verify_cmd(
     rep = verify(bundle, emulate=emulate, count=count or emulate, baseline=baseline, targets_dir=targets_dir)
     where = f"under qemu ({rep.target})" if rep.emulated else f"on this machine ({rep.target})"
     verdict = "[bold green]outputs match[/]" if rep.ok else "[bold red]outputs DIFFER[/]"
-    console.print(f"{verdict} {where}: max |diff| {rep.max_abs_diff:.2e}, top-1 {'equal' if rep.argmax_equal else 'different'}")
+    console.print(
+        f"{verdict} {where}: max |diff| {rep.max_abs_diff:.2e}, top-1 {'equal' if rep.argmax_equal else 'different'}"
+    )
     if rep.instructions is not None:
         console.print(f"emulated instructions per inference: {rep.instructions:,} (1 thread)")
     if rep.baseline_instructions is not None:
-        console.print(f"baseline {baseline}: {rep.baseline_instructions:,}; ratio baseline/this = "
-                      f"[bold]{rep.instruction_ratio:.2f}x[/]")
+        console.print(
+            f"baseline {baseline}: {rep.baseline_instructions:,}; ratio baseline/this = "
+            f"[bold]{rep.instruction_ratio:.2f}x[/]"
+        )
     if not rep.ok:
         raise typer.Exit(1)
 
 
 @app.command("bench")
 def bench_cmd(
-    paths: list[Path] = typer.Argument(..., help="Bundles from `pakd build` (timed on --device), or one compress run "
-                                                 "folder / model folder / .pakd file (every engine on this machine)."),
-    device: list[str] = typer.Option(["local"], "--device", "-d", help="local, a name from devices.toml, or "
-                                     "ssh://user@host:port; repeat it to bench several devices in parallel."),
-    devices_file: Optional[Path] = typer.Option(None, "--devices", help="The devices file [default: ./devices.toml]."),
-    threads: Optional[str] = typer.Option(None, help="Thread counts, e.g. 1 or 1,2; bundles also take 'all' "
-                                          "(every core of the device) [default: bundles 1,all; models 1]."),
+    paths: list[Path] = typer.Argument(
+        ...,
+        help="Bundles from `pakd build` (timed on --device), or one compress run "
+        "folder / model folder / .pakd file (every engine on this machine).",
+    ),
+    device: list[str] = typer.Option(
+        ["local"],
+        "--device",
+        "-d",
+        help="local, a name from devices.toml, or "
+        "ssh://user@host:port; repeat it to bench several devices in parallel.",
+    ),
+    devices_file: Path | None = typer.Option(None, "--devices", help="The devices file [default: ./devices.toml]."),
+    threads: str | None = typer.Option(
+        None,
+        help="Thread counts, e.g. 1 or 1,2; bundles also take 'all' "
+        "(every core of the device) [default: bundles 1,all; models 1].",
+    ),
     runs: int = typer.Option(3, help="Bundles: timed runner invocations per bundle and thread count."),
-    repeats: Optional[int] = typer.Option(None, help="Timed batch-1 calls per row, at least [default: bundles 100, models 200]."),
-    warmup: Optional[int] = typer.Option(None, help="Untimed calls before timing [default: bundles 10, models 20]."),
-    min_time: Optional[float] = typer.Option(None, "--min-time", help="Time each row for at least this many seconds "
-                                             "[default: bundles 0.5, models 0.2]."),
+    repeats: int | None = typer.Option(
+        None, help="Timed batch-1 calls per row, at least [default: bundles 100, models 200]."
+    ),
+    warmup: int | None = typer.Option(None, help="Untimed calls before timing [default: bundles 10, models 20]."),
+    min_time: float | None = typer.Option(
+        None, "--min-time", help="Time each row for at least this many seconds [default: bundles 0.5, models 0.2]."
+    ),
     db: Path = typer.Option(Path("results.db"), "--db", help="The results store (SQLite) every row goes to."),
-    teacher: Optional[Path] = typer.Option(None, "--teacher", help="Bundles: which one is the teacher (default: from "
-                                           "each bundle's manifest)."),
-    new_session: bool = typer.Option(False, "--new-session", help="Bundles: measure again even what this same "
-                                     "command already stored (default: a rerun only fills in what is missing)."),
-    accept_new_host_key: bool = typer.Option(False, "--accept-new-host-key", help="Trust an SSH host key not yet in "
-                                             "known_hosts (and record it). A changed key is always refused."),
-    identity: Optional[Path] = typer.Option(None, "--identity", "-i", help="SSH private key (for ssh:// devices)."),
-    known_hosts: Optional[Path] = typer.Option(None, "--known-hosts", help="known_hosts file for ssh:// devices "
-                                               "[default: ~/.ssh/known_hosts]."),
-    connect_timeout: Optional[float] = typer.Option(None, "--connect-timeout", help="Seconds to connect [default 10]."),
-    command_timeout: Optional[float] = typer.Option(None, "--command-timeout", help="Seconds a remote command may take [default 600]."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Models: also write every number (and the machine) to this JSON file."),
-    data_dir: Optional[Path] = DataDirOpt,
+    teacher: Path | None = typer.Option(
+        None, "--teacher", help="Bundles: which one is the teacher (default: from each bundle's manifest)."
+    ),
+    new_session: bool = typer.Option(
+        False,
+        "--new-session",
+        help="Bundles: measure again even what this same "
+        "command already stored (default: a rerun only fills in what is missing).",
+    ),
+    accept_new_host_key: bool = typer.Option(
+        False,
+        "--accept-new-host-key",
+        help="Trust an SSH host key not yet in known_hosts (and record it). A changed key is always refused.",
+    ),
+    identity: Path | None = typer.Option(None, "--identity", "-i", help="SSH private key (for ssh:// devices)."),
+    known_hosts: Path | None = typer.Option(
+        None, "--known-hosts", help="known_hosts file for ssh:// devices [default: ~/.ssh/known_hosts]."
+    ),
+    connect_timeout: float | None = typer.Option(None, "--connect-timeout", help="Seconds to connect [default 10]."),
+    command_timeout: float | None = typer.Option(
+        None, "--command-timeout", help="Seconds a remote command may take [default 600]."
+    ),
+    json_out: Path | None = typer.Option(
+        None, "--json", help="Models: also write every number (and the machine) to this JSON file."
+    ),
+    data_dir: Path | None = DataDirOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    same_process: bool = typer.Option(False, "--same-process", help="Models: time every row in this process (faster; "
-                                      "other engines' spinning thread pools then disturb multi-thread rows)."),
+    same_process: bool = typer.Option(
+        False,
+        "--same-process",
+        help="Models: time every row in this process (faster; "
+        "other engines' spinning thread pools then disturb multi-thread rows).",
+    ),
 ) -> None:
     """Batch-1 latency (median, p90) of teacher and student, with their ratios from one run.
 
@@ -350,26 +454,66 @@ def bench_cmd(
 
     bundles = [p for p in paths if (p / MANIFEST).is_file()]
     if bundles and len(bundles) == len(paths):
-        _bench_bundles(bundles, device, devices_file, threads or "1,all", runs, 100 if repeats is None else repeats, 10 if warmup is None else warmup,
-                       0.5 if min_time is None else min_time, db, teacher, new_session,
-                       dict(accept_new_host_key=True if accept_new_host_key else None,
-                            identity_file=identity, known_hosts=known_hosts, connect_timeout=connect_timeout,
-                            command_timeout=command_timeout), quiet)
+        _bench_bundles(
+            bundles,
+            device,
+            devices_file,
+            threads or "1,all",
+            runs,
+            100 if repeats is None else repeats,
+            10 if warmup is None else warmup,
+            0.5 if min_time is None else min_time,
+            db,
+            teacher,
+            new_session,
+            dict(
+                accept_new_host_key=True if accept_new_host_key else None,
+                identity_file=identity,
+                known_hosts=known_hosts,
+                connect_timeout=connect_timeout,
+                command_timeout=command_timeout,
+            ),
+            quiet,
+        )
         return
     if bundles:
-        raise PakdError(f"{bundles[0]} is a bundle but {next(p for p in paths if p not in bundles)} is not: give only "
-                        "bundles, or one model / compress run")
+        raise PakdError(
+            f"{bundles[0]} is a bundle but {next(p for p in paths if p not in bundles)} is not: give only "
+            "bundles, or one model / compress run"
+        )
     if len(paths) != 1:
         raise PakdError("give bundles (from `pakd build`), or exactly one compress run, model folder or .pakd file")
     if device != ["local"]:
-        raise PakdError(f"--device {device[0]}: a model or run is timed on this machine's engines; to time it on a "
-                        f"device, build bundles first (pakd build {paths[0]} --target BOARD) and bench those")
-    _bench_models(paths[0], threads or "1", 200 if repeats is None else repeats, 20 if warmup is None else warmup,
-                  0.2 if min_time is None else min_time, json_out, data_dir, quiet, same_process, db)
+        raise PakdError(
+            f"--device {device[0]}: a model or run is timed on this machine's engines; to time it on a "
+            f"device, build bundles first (pakd build {paths[0]} --target BOARD) and bench those"
+        )
+    _bench_models(
+        paths[0],
+        threads or "1",
+        200 if repeats is None else repeats,
+        20 if warmup is None else warmup,
+        0.2 if min_time is None else min_time,
+        json_out,
+        data_dir,
+        quiet,
+        same_process,
+        db,
+    )
 
 
-def _bench_models(target: Path, threads: str, repeats: int, warmup: int, min_time: float, json_out: Optional[Path],
-                  data_dir: Optional[Path], quiet: bool, same_process: bool, db: Path) -> None:
+def _bench_models(
+    target: Path,
+    threads: str,
+    repeats: int,
+    warmup: int,
+    min_time: float,
+    json_out: Path | None,
+    data_dir: Path | None,
+    quiet: bool,
+    same_process: bool,
+    db: Path,
+) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .bench import BenchConfig, parse_threads, plan_targets, rows_table, run_local
@@ -378,24 +522,41 @@ def _bench_models(target: Path, threads: str, repeats: int, warmup: int, min_tim
     from .modelio import write_json_atomic
     from .ui import console
 
-    config = BenchConfig(threads=parse_threads(threads), repeats=repeats, warmup=warmup, min_time_s=min_time,
-                         isolate=not same_process)
+    config = BenchConfig(
+        threads=parse_threads(threads), repeats=repeats, warmup=warmup, min_time_s=min_time, isolate=not same_process
+    )
     targets = plan_targets(target)
     x, data = sample_image(targets, config.image_index, str(data_dir) if data_dir else None)
     machine = machine_info()
-    with Progress(TextColumn("[bold]timing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                  TimeElapsedColumn(), console=console, transient=True, disable=quiet) as bar:
+    with Progress(
+        TextColumn("[bold]timing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=quiet,
+    ) as bar:
         task = bar.add_task("", total=None)
 
         def progress(done: int, total: int, what: str) -> None:
             bar.update(task, completed=done, total=total, description=what)
 
         rows = run_local(targets, config, x, progress)
-    console.print(rows_table(rows, title=f"{target}: batch 1, {data} test image {config.image_index}, "
-                                         f">= {config.repeats} runs after {config.warmup} warm-up"))
+    console.print(
+        rows_table(
+            rows,
+            title=f"{target}: batch 1, {data} test image {config.image_index}, "
+            f">= {config.repeats} runs after {config.warmup} warm-up",
+        )
+    )
     load = machine["load_avg_1_5_15"]
-    console.print(f"{machine['cpu']} ({machine['logical_cpus']} logical CPUs), load average before "
-                  f"{load[0]:.2f}" if load else machine["cpu"])
+    console.print(
+        f"{machine['cpu']} ({machine['logical_cpus']} logical CPUs), load average before {load[0]:.2f}"
+        if load
+        else machine["cpu"]
+    )
     with open_store(db) as store:
         session = store_rows(rows, targets, store, config)
     console.print(f"stored in {db} (session {session})")
@@ -404,9 +565,21 @@ def _bench_models(target: Path, threads: str, repeats: int, warmup: int, min_tim
         console.print(f"wrote {json_out}")
 
 
-def _bench_bundles(bundles: list[Path], device_specs: list[str], devices_file: Optional[Path], threads: str, runs: int,
-                   repeats: int, warmup: int, min_time: float, db: Path, teacher: Optional[Path], fresh: bool,
-                   overrides: dict, quiet: bool) -> None:
+def _bench_bundles(
+    bundles: list[Path],
+    device_specs: list[str],
+    devices_file: Path | None,
+    threads: str,
+    runs: int,
+    repeats: int,
+    warmup: int,
+    min_time: float,
+    db: Path,
+    teacher: Path | None,
+    fresh: bool,
+    overrides: dict,
+    quiet: bool,
+) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .deploy.devices import resolve_device
@@ -421,15 +594,27 @@ def _bench_bundles(bundles: list[Path], device_specs: list[str], devices_file: O
         raise PakdError("need --runs >= 1, --repeats >= 1, --warmup >= 0, --min-time >= 0")
     devices = [resolve_device(d, devices_file, **overrides) for d in device_specs]
     plan = BenchPlan(threads=thread_list, runs=runs, repeats=repeats, warmup=warmup, min_time_s=min_time)
-    with open_store(db) as store, Progress(TextColumn("[bold]{task.fields[dev]}"), BarColumn(), MofNCompleteColumn(),
-                                           TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                                           transient=True, disable=quiet) as bar:
+    with (
+        open_store(db) as store,
+        Progress(
+            TextColumn("[bold]{task.fields[dev]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=quiet,
+        ) as bar,
+    ):
         tasks = {d.name: bar.add_task("", total=None, dev=d.name) for d in devices}
 
         def progress(dev: str, done: int, total: int, what: str) -> None:
             bar.update(tasks[dev], completed=done, total=total or None, **({"description": what} if what else {}))
 
-        session, outcomes = bench_bundles(bundles, devices, plan, store, teacher=teacher, fresh=fresh, progress=progress)
+        session, outcomes = bench_bundles(
+            bundles, devices, plan, store, teacher=teacher, fresh=fresh, progress=progress
+        )
         rows = store.rows(session=session)
     table = Table(title=f"batch 1, golden input; median of {runs} run(s) of >= {repeats} calls (session {session})")
     for col in ("device", "bundle", "role", "engine", "threads", "median us", "p90 us", "peak RSS KiB", "model bytes"):
@@ -439,14 +624,24 @@ def _bench_bundles(bundles: list[Path], device_specs: list[str], devices_file: O
     seen: dict[tuple, list[dict]] = {}
     for r in rows:
         seen.setdefault((r["device"], r["bundle"], r["role"] or "-", r["engine"], r["threads"]), []).append(r)
+
     def order(item: tuple) -> tuple:  # by device, teachers first, then bundle and threads
         dev, bundle, role, _engine, thr = item[0]
         return dev, role != "teacher", bundle, thr
 
     for (dev, bundle, role, engine, thr), rs in sorted(seen.items(), key=order):
         med, p90, rss = (summarize(x[k] for x in rs) for k in ("median_us", "p90_us", "peak_rss_kb"))
-        table.add_row(dev, bundle, role, engine, str(thr), f"{med:,.1f}" if med else "-", f"{p90:,.1f}" if p90 else "-",
-                      f"{rss:,.0f}" if rss else "-", f"{rs[0]['model_bytes']:,}" if rs[0]["model_bytes"] else "-")
+        table.add_row(
+            dev,
+            bundle,
+            role,
+            engine,
+            str(thr),
+            f"{med:,.1f}" if med else "-",
+            f"{p90:,.1f}" if p90 else "-",
+            f"{rss:,.0f}" if rss else "-",
+            f"{rs[0]['model_bytes']:,}" if rs[0]["model_bytes"] else "-",
+        )
     if rows:
         console.print(table)
     comps = compare(rows)
@@ -455,20 +650,34 @@ def _bench_bundles(bundles: list[Path], device_specs: list[str], devices_file: O
         for col in ("device", "threads", "size", "median", "p90", "memory", "teacher us", "student us"):
             ct.add_column(col, justify="left" if col == "device" else "right")
         for c in comps:
-            def fmt(v: Optional[float]) -> str:
+
+            def fmt(v: float | None) -> str:
                 return f"{v:.2f}x" if v else "-"
-            ct.add_row(c.device, str(c.threads), fmt(c.size_ratio), fmt(c.median_ratio), fmt(c.p90_ratio),
-                       fmt(c.memory_ratio), f"{c.teacher_median_us:,.1f}", f"{c.student_median_us:,.1f}")
+
+            ct.add_row(
+                c.device,
+                str(c.threads),
+                fmt(c.size_ratio),
+                fmt(c.median_ratio),
+                fmt(c.p90_ratio),
+                fmt(c.memory_ratio),
+                f"{c.teacher_median_us:,.1f}",
+                f"{c.student_median_us:,.1f}",
+            )
         console.print(ct)
     elif rows:
-        console.print("[yellow]no teacher/student pair to compare[/] (bench a teacher bundle and a student bundle "
-                      "together; --teacher BUNDLE names the teacher)")
+        console.print(
+            "[yellow]no teacher/student pair to compare[/] (bench a teacher bundle and a student bundle "
+            "together; --teacher BUNDLE names the teacher)"
+        )
     failed = 0
     for o in outcomes:
         facts = o.facts
         where = ", ".join(str(facts[k]) for k in ("cpu_model", "board", "os") if facts.get(k))
-        console.print(f"{o.device.describe()}: {where or 'no facts'}; measured {o.measured}, already stored {o.skipped}, "
-                      f"files sent {o.uploaded}, already there {o.reused}")
+        console.print(
+            f"{o.device.describe()}: {where or 'no facts'}; measured {o.measured}, already stored {o.skipped}, "
+            f"files sent {o.uploaded}, already there {o.reused}"
+        )
         if o.error:
             failed += 1
             err_console.print(f"[bold red]error:[/] {o.error}", highlight=False, soft_wrap=True)
@@ -482,13 +691,13 @@ def _bench_bundles(bundles: list[Path], device_specs: list[str], devices_file: O
 @app.command("results")
 def results_cmd(
     db: Path = typer.Option(Path("results.db"), "--db", help="The results store."),
-    device: Optional[str] = typer.Option(None, "--device", "-d", help="Only devices whose name contains this."),
-    model: Optional[str] = typer.Option(None, "--model", help="Only models whose label contains this."),
-    session: Optional[str] = typer.Option(None, "--session", help="Only this session."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Only this thread count."),
-    role: Optional[str] = typer.Option(None, "--role", help="teacher or student."),
-    engine: Optional[str] = typer.Option(None, "--engine", help="pakd, tvm, onnxruntime or torch."),
-    last: Optional[int] = typer.Option(None, "--last", help="Only the newest N rows."),
+    device: str | None = typer.Option(None, "--device", "-d", help="Only devices whose name contains this."),
+    model: str | None = typer.Option(None, "--model", help="Only models whose label contains this."),
+    session: str | None = typer.Option(None, "--session", help="Only this session."),
+    threads: int | None = typer.Option(None, "--threads", help="Only this thread count."),
+    role: str | None = typer.Option(None, "--role", help="teacher or student."),
+    engine: str | None = typer.Option(None, "--engine", help="pakd, tvm, onnxruntime or torch."),
+    last: int | None = typer.Option(None, "--last", help="Only the newest N rows."),
     json_out: bool = typer.Option(False, "--json", help="Print the rows as JSON lines instead of a table."),
 ) -> None:
     """List stored benchmark rows (one per bundle, device, threads and run), filtered."""
@@ -501,22 +710,45 @@ def results_cmd(
         raise PakdError(f"{db}: no results store yet (pakd bench writes it)")
     if role is not None and role not in ("teacher", "student"):
         raise PakdError("--role must be teacher or student")
-    rows = read_rows(db, device=device, model=model, session=session, threads=threads, role=role, engine=engine,
-                     limit=last)
+    rows = read_rows(
+        db, device=device, model=model, session=session, threads=threads, role=role, engine=engine, limit=last
+    )
     if json_out:
         for r in rows:
             typer.echo(json.dumps(r, sort_keys=True))
         return
     table = Table(title=f"{db}: {len(rows)} row(s)")
-    for col in ("when", "session", "device", "model", "role", "engine", "thr", "run", "median us", "p90 us", "RSS KiB", "golden"):
+    for col in (
+        "when",
+        "session",
+        "device",
+        "model",
+        "role",
+        "engine",
+        "thr",
+        "run",
+        "median us",
+        "p90 us",
+        "RSS KiB",
+        "golden",
+    ):
         table.add_column(col, justify="right" if col in ("thr", "run", "median us", "p90 us", "RSS KiB") else "left")
     for r in rows:
         golden = "-" if r["golden_ok"] is None else ("ok" if r["golden_ok"] else "[red]WRONG[/]")
-        table.add_row(r["started_at"].replace("+00:00", "Z"), r["session"][:8], r["device"], r["model"] or "-",
-                      r["role"] or "-", r["engine"], str(r["threads"]), str(r["run"]),
-                      f"{r['median_us']:,.1f}" if r["median_us"] is not None else "-",
-                      f"{r['p90_us']:,.1f}" if r["p90_us"] is not None else "-",
-                      f"{r['peak_rss_kb']:,}" if r["peak_rss_kb"] else "-", golden)
+        table.add_row(
+            r["started_at"].replace("+00:00", "Z"),
+            r["session"][:8],
+            r["device"],
+            r["model"] or "-",
+            r["role"] or "-",
+            r["engine"],
+            str(r["threads"]),
+            str(r["run"]),
+            f"{r['median_us']:,.1f}" if r["median_us"] is not None else "-",
+            f"{r['p90_us']:,.1f}" if r["p90_us"] is not None else "-",
+            f"{r['peak_rss_kb']:,}" if r["peak_rss_kb"] else "-",
+            golden,
+        )
     console.print(table)
 
 
@@ -528,14 +760,18 @@ def demo_cmd(
     runs_dir: Path = typer.Option(Path("runs"), help="Folder holding runs."),
     build_dir: Path = typer.Option(Path("build/demo"), help="Folder for the bundles."),
     db: Path = typer.Option(Path("results.db"), "--db", help="The results store."),
-    data_dir: Optional[Path] = DataDirOpt,
+    data_dir: Path | None = DataDirOpt,
     threads: int = typer.Option(0, help="Training threads (0 = one per core)."),
-    epochs: Optional[int] = typer.Option(None, help="Teacher epochs [default: the model's]."),
+    epochs: int | None = typer.Option(None, help="Teacher epochs [default: the model's]."),
     cache_dir: Path = typer.Option(Path("build/.cache"), "--cache-dir", help="Cross-build and tool cache."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the summary figures to this JSON file."),
-    measure_again: bool = typer.Option(False, "--measure-again", help="Time the engines and bundles again even "
-                                       "where an identical earlier run stored timings (say, it ran on a busy "
-                                       "machine); the report then uses the new ones."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the summary figures to this JSON file."),
+    measure_again: bool = typer.Option(
+        False,
+        "--measure-again",
+        help="Time the engines and bundles again even "
+        "where an identical earlier run stored timings (say, it ran on a busy "
+        "machine); the report then uses the new ones.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """The whole path on Fashion-MNIST: train (or reuse) the teacher, compress it, build for the
@@ -545,9 +781,20 @@ def demo_cmd(
     from .modelio import write_json_atomic
     from .ui import console
 
-    cfg = DemoConfig(model=model, recipe=recipe, board=board, runs_dir=runs_dir, build_dir=build_dir, db=db,
-                     data_dir=data_dir, threads=threads, epochs=epochs, cache_dir=cache_dir, quiet=quiet,
-                     measure_again=measure_again)
+    cfg = DemoConfig(
+        model=model,
+        recipe=recipe,
+        board=board,
+        runs_dir=runs_dir,
+        build_dir=build_dir,
+        db=db,
+        data_dir=data_dir,
+        threads=threads,
+        epochs=epochs,
+        cache_dir=cache_dir,
+        quiet=quiet,
+        measure_again=measure_again,
+    )
     result = run_demo(cfg)
     console.rule()
     console.print(f"[bold]{result.summary(board)}[/]", soft_wrap=True)
@@ -560,10 +807,14 @@ def demo_cmd(
 @app.command("report")
 def report_cmd(
     run: Path = typer.Argument(..., help="A compress run folder, e.g. runs/lenet5-fast."),
-    db: Optional[Path] = typer.Option(None, "--db", help="The results store `pakd bench` writes "
-                                      "[default: ./results.db; none there = speed not measured]."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for report.html and report.md "
-                                       "[default: RUN/report]."),
+    db: Path | None = typer.Option(
+        None,
+        "--db",
+        help="The results store `pakd bench` writes [default: ./results.db; none there = speed not measured].",
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Folder for report.html and report.md [default: RUN/report]."
+    ),
 ) -> None:
     """Write a self-contained HTML page (plots inline) and a Markdown summary of a compress run:
     per-stage table, accuracy vs size and vs latency, per-layer channels and sparsity, speedups
@@ -591,7 +842,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         code = app(args=argv, standalone_mode=False)
-        if isinstance(code, int) and code:   # typer.Exit(n) inside a command comes back as its return value
+        if isinstance(code, int) and code:  # typer.Exit(n) inside a command comes back as its return value
             return code
     except PakdError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)

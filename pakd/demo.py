@@ -31,10 +31,10 @@ class DemoConfig:
     data_dir: Path | None = None
     board: str = "rpi4"
     threads: int = 0
-    epochs: int | None = None          # teacher epochs [default: the zoo's]
+    epochs: int | None = None  # teacher epochs [default: the zoo's]
     cache_dir: Path = Path("build/.cache")
     quiet: bool = False
-    measure_again: bool = False        # time again even what an identical earlier run stored
+    measure_again: bool = False  # time again even what an identical earlier run stored
 
 
 @dataclass
@@ -54,13 +54,18 @@ class DemoResult:
     report: Path | None = None
 
     def summary(self, board: str) -> str:
-        speed = (f"{self.speed_ratio:.2f}x faster (student on PaKD {self.student_us:.1f} us vs teacher on "
-                 f"{self.best_teacher_engine} {self.teacher_us:.1f} us, batch 1, 1 thread, this machine)"
-                 if self.speed_ratio else "speed not measured")
+        speed = (
+            f"{self.speed_ratio:.2f}x faster (student on PaKD {self.student_us:.1f} us vs teacher on "
+            f"{self.best_teacher_engine} {self.teacher_us:.1f} us, batch 1, 1 thread, this machine)"
+            if self.speed_ratio
+            else "speed not measured"
+        )
         arm = f"; {board}: {self.instruction_ratio:.2f}x fewer instructions (qemu)" if self.instruction_ratio else ""
-        return (f"{self.run_dir.name}: {self.size_ratio:.1f}x smaller, {speed}, accuracy "
-                f"{100 * self.student_top1:.2f}% vs {100 * self.teacher_top1:.2f}% ({-self.accuracy_drop_pt:+.2f} pt)"
-                f"{arm}")
+        return (
+            f"{self.run_dir.name}: {self.size_ratio:.1f}x smaller, {speed}, accuracy "
+            f"{100 * self.student_top1:.2f}% vs {100 * self.teacher_top1:.2f}% ({-self.accuracy_drop_pt:+.2f} pt)"
+            f"{arm}"
+        )
 
 
 def _step(console, n: int, total: int, what: str) -> None:
@@ -81,13 +86,16 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     if cfg.epochs is not None:
         settings["epochs"] = cfg.epochs
     tcfg = TrainConfig.from_dict({**settings, "batch_size": 128, "seed": 0, "threads": cfg.threads})
-    job = TeacherJob(model=cfg.model, data=cfg.data, model_args=(), train=tcfg,
-                     data_dir=str(cfg.data_dir) if cfg.data_dir else None)
+    job = TeacherJob(
+        model=cfg.model, data=cfg.data, model_args=(), train=tcfg, data_dir=str(cfg.data_dir) if cfg.data_dir else None
+    )
     teacher_dir = cfg.runs_dir / f"{cfg.model}-{cfg.data}" / "teacher"
     with TrainProgress(f"train {cfg.model}", quiet=cfg.quiet) as progress:
         trained = train_teacher(job, teacher_dir, progress=progress)
-    console.print(f"{'reused' if trained.reused else 'trained'} {teacher_dir}: test top-1 "
-                  f"{100 * trained.spec['metrics']['test_top1']:.2f}%")
+    console.print(
+        f"{'reused' if trained.reused else 'trained'} {teacher_dir}: test top-1 "
+        f"{100 * trained.spec['metrics']['test_top1']:.2f}%"
+    )
 
     # 2. compress ------------------------------------------------------------------------------
     from .pipeline import CompressJob, compress, load_recipe
@@ -96,8 +104,13 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     recipe = load_recipe(cfg.recipe)
     _step(console, 2, total, f"compress: recipe {cfg.recipe}")
     run_dir = cfg.runs_dir / recipe.name
-    cjob = CompressJob(recipe_path=cfg.recipe, teacher_dir=teacher_dir, run_dir=run_dir,
-                       data_dir=str(cfg.data_dir) if cfg.data_dir else None, threads=cfg.threads)
+    cjob = CompressJob(
+        recipe_path=cfg.recipe,
+        teacher_dir=teacher_dir,
+        run_dir=run_dir,
+        data_dir=str(cfg.data_dir) if cfg.data_dir else None,
+        threads=cfg.threads,
+    )
     _, rows = compress(cjob, lambda title: TrainProgress(title, quiet=cfg.quiet))
     console.print(ledger_table(rows, title=f"{run_dir}: {recipe.name}"))
     result = DemoResult(teacher_dir, run_dir)
@@ -114,23 +127,30 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
         target = load_target(target_name)
         for role, src in (("teacher", teacher_dir), ("student", run_dir)):
             out = cfg.build_dir / f"{target_name}-{role}"
-            built = build(src, BuildConfig(target=target, out_dir=out, cache_dir=cfg.cache_dir,
-                                           data_dir=cfg.data_dir))
+            built = build(src, BuildConfig(target=target, out_dir=out, cache_dir=cfg.cache_dir, data_dir=cfg.data_dir))
             result.bundles[f"{target_name}-{role}"] = out
             m = built.bundle.manifest
-            console.print(f"{'up to date' if built.up_to_date else 'built'} {out} ({m['backend']}, model "
-                          f"{m['sizes']['model_bytes']:,} bytes)")
+            console.print(
+                f"{'up to date' if built.up_to_date else 'built'} {out} ({m['backend']}, model "
+                f"{m['sizes']['model_bytes']:,} bytes)"
+            )
 
     # 4. verify on the board's ISA under qemu --------------------------------------------------
     _step(console, 4, total, f"verify: {cfg.board} bundles under qemu")
-    rep = verify(result.bundles[f"{cfg.board}-student"], emulate=True, count=True,
-                 baseline=result.bundles[f"{cfg.board}-teacher"])
+    rep = verify(
+        result.bundles[f"{cfg.board}-student"],
+        emulate=True,
+        count=True,
+        baseline=result.bundles[f"{cfg.board}-teacher"],
+    )
     if not rep.ok:
         raise PakdError(f"{rep.bundle}: outputs differ under qemu (max |diff| {rep.max_abs_diff:.3g})")
     result.instruction_ratio = rep.instruction_ratio
-    console.print(f"outputs match under qemu ({cfg.board}): max |diff| {rep.max_abs_diff:.2e}; instructions per "
-                  f"inference {rep.instructions:,} vs teacher {rep.baseline_instructions:,} = "
-                  f"{rep.instruction_ratio:.2f}x fewer")
+    console.print(
+        f"outputs match under qemu ({cfg.board}): max |diff| {rep.max_abs_diff:.2e}; instructions per "
+        f"inference {rep.instructions:,} vs teacher {rep.baseline_instructions:,} = "
+        f"{rep.instruction_ratio:.2f}x fewer"
+    )
 
     # 5. bench the engines here ----------------------------------------------------------------
     _step(console, 5, total, "bench on local: teacher on every dense engine, student on PaKD")
@@ -143,7 +163,11 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     student = next((r for r in rows_here if r["role"] == "student" and r["engine"] == "pakd"), None)
     if best and student:
         result.speed_ratio = best["median_us"] / student["median_us"]
-        result.best_teacher_engine, result.teacher_us, result.student_us = best["engine"], best["median_us"], student["median_us"]
+        result.best_teacher_engine, result.teacher_us, result.student_us = (
+            best["engine"],
+            best["median_us"],
+            student["median_us"],
+        )
 
     # 6. bench the host bundles on local -------------------------------------------------------
     _step(console, 6, total, "bench on local: the host bundles through their runner")
@@ -151,15 +175,22 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     from .deploy.remote import BenchPlan, bench_bundles, compare
 
     with open_store(cfg.db) as store:
-        sid, (outcome,) = bench_bundles([result.bundles["host-teacher"], result.bundles["host-student"]],
-                                        [local_device()], BenchPlan(threads=("1",)), store, fresh=cfg.measure_again)
+        sid, (outcome,) = bench_bundles(
+            [result.bundles["host-teacher"], result.bundles["host-student"]],
+            [local_device()],
+            BenchPlan(threads=("1",)),
+            store,
+            fresh=cfg.measure_again,
+        )
         if outcome.error:
             raise PakdError(outcome.error)
         for c in compare(store.rows(session=sid)):
-            console.print(f"host bundles ({c.threads} thread): teacher {c.teacher_median_us:.1f} us, student "
-                          f"{c.student_median_us:.1f} us = {c.median_ratio:.2f}x; model files {c.size_ratio:.1f}x "
-                          f"smaller; peak RSS {c.memory_ratio:.2f}x lower"
-                          + (f" ({outcome.skipped} stored rows reused)" if outcome.skipped else ""))
+            console.print(
+                f"host bundles ({c.threads} thread): teacher {c.teacher_median_us:.1f} us, student "
+                f"{c.student_median_us:.1f} us = {c.median_ratio:.2f}x; model files {c.size_ratio:.1f}x "
+                f"smaller; peak RSS {c.memory_ratio:.2f}x lower"
+                + (f" ({outcome.skipped} stored rows reused)" if outcome.skipped else "")
+            )
 
     # 7. report ----------------------------------------------------------------------------------
     _step(console, 7, total, "report")
@@ -209,8 +240,14 @@ def _write_report(run_dir: Path, db: Path, console) -> Path:
 
 def demo_summary_json(result: DemoResult, board: str) -> dict[str, Any]:
     return {
-        "run": str(result.run_dir), "size_ratio": result.size_ratio, "speed_ratio": result.speed_ratio,
-        "best_teacher_engine": result.best_teacher_engine, "teacher_us": result.teacher_us,
-        "student_us": result.student_us, "accuracy_drop_pt": result.accuracy_drop_pt,
-        "instruction_ratio": result.instruction_ratio, "board": board,
-        "report": str(result.report) if result.report else None}
+        "run": str(result.run_dir),
+        "size_ratio": result.size_ratio,
+        "speed_ratio": result.speed_ratio,
+        "best_teacher_engine": result.best_teacher_engine,
+        "teacher_us": result.teacher_us,
+        "student_us": result.student_us,
+        "accuracy_drop_pt": result.accuracy_drop_pt,
+        "instruction_ratio": result.instruction_ratio,
+        "board": board,
+        "report": str(result.report) if result.report else None,
+    }

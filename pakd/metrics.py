@@ -44,9 +44,13 @@ class ModelStats:
         return 1.0 - self.nonzeros / self.params if self.params else 0.0
 
     def to_dict(self) -> dict:
-        return {"params": self.params, "nonzeros": self.nonzeros, "macs": self.macs,
-                "dense_fp32_bytes": self.dense_fp32_bytes,
-                "layers": [asdict(layer) for layer in self.layers]}
+        return {
+            "params": self.params,
+            "nonzeros": self.nonzeros,
+            "macs": self.macs,
+            "dense_fp32_bytes": self.dense_fp32_bytes,
+            "layers": [asdict(layer) for layer in self.layers],
+        }
 
 
 def _unique_params(module: nn.Module, recurse: bool) -> list[torch.Tensor]:
@@ -72,7 +76,7 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28)) -> 
     for key, per_op in counter.get_flop_counts().items():
         if key == "Global":
             continue
-        name = "" if key == root else key[len(root) + 1:] if key.startswith(root + ".") else None
+        name = "" if key == root else key[len(root) + 1 :] if key.startswith(root + ".") else None
         if name is not None:
             macs[name] = int(sum(per_op.values())) // 2
     macs[""] = int(counter.get_total_flops()) // 2
@@ -87,13 +91,15 @@ def model_stats(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28)) ->
         own = _unique_params(module, recurse=False)
         if not own and not (name in macs and not any(True for _ in module.children())):
             continue
-        layers.append(LayerStats(
-            name=name,
-            kind=type(module).__name__,
-            params=sum(p.numel() for p in own),
-            nonzeros=sum(int(torch.count_nonzero(p)) for p in own),
-            macs=macs.get(name, 0) if not any(True for _ in module.children()) else 0,
-        ))
+        layers.append(
+            LayerStats(
+                name=name,
+                kind=type(module).__name__,
+                params=sum(p.numel() for p in own),
+                nonzeros=sum(int(torch.count_nonzero(p)) for p in own),
+                macs=macs.get(name, 0) if not any(True for _ in module.children()) else 0,
+            )
+        )
     everything = _unique_params(model, recurse=True)
     return ModelStats(
         layers=tuple(layers),

@@ -28,8 +28,13 @@ def library_versions() -> dict[str, str]:
 
     from . import __version__
 
-    return {"pakd": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
-            "python": sys.version.split()[0], "platform": platform.platform()}
+    return {
+        "pakd": __version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -6,8 +6,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 # Logs and pipes get wide tables instead of rich's 80-column default (a terminal keeps its own width).
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -24,13 +23,19 @@ class TrainProgress:
         self._overall = self._epoch = None
         self._loss = 0.0
 
-    def __enter__(self) -> "TrainProgress":
+    def __enter__(self) -> TrainProgress:
         if not self.quiet:
             self._progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[info]}"),
-                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                console=console, transient=False,
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]:.4f}"),
+                TextColumn("{task.fields[info]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=console,
+                transient=False,
             )
             self._progress.__enter__()
         return self
@@ -52,18 +57,21 @@ class TrainProgress:
             self._epoch = p.add_task("epoch", total=info["steps_per_epoch"], loss=0.0, info="")
             self._epochs = info["epochs"]
         elif event == "step":
-            self._loss = 0.9 * self._loss + 0.1 * float(info["loss"].detach()) if info["step"] else float(info["loss"].detach())
+            self._loss = (
+                0.9 * self._loss + 0.1 * float(info["loss"].detach()) if info["step"] else float(info["loss"].detach())
+            )
             if info["step"] == 0:
-                p.reset(self._epoch, description=f"epoch {info['epoch'] + 1}/{self._epochs}",
-                        loss=self._loss, info="")
+                p.reset(self._epoch, description=f"epoch {info['epoch'] + 1}/{self._epochs}", loss=self._loss, info="")
             p.advance(self._epoch)
             p.advance(self._overall)
             p.update(self._epoch, loss=self._loss)
             p.update(self._overall, loss=self._loss)
         elif event == "epoch":
             r = info["result"]
-            line = (f"val top-1 {100 * r.val_top1:.2f}%  train top-1 {100 * r.train_top1:.2f}%  "
-                    f"lr {r.lr:.4f}  {r.seconds:.0f}s")
+            line = (
+                f"val top-1 {100 * r.val_top1:.2f}%  train top-1 {100 * r.train_top1:.2f}%  "
+                f"lr {r.lr:.4f}  {r.seconds:.0f}s"
+            )
             p.update(self._overall, info=f"ep {r.epoch}: val {100 * r.val_top1:.2f}%")
             p.console.print(f"epoch {r.epoch:>3}/{self._epochs}  loss {r.train_loss:.4f}  {line}")
 
@@ -86,7 +94,15 @@ def ledger_table(rows: list[dict[str, Any]], title: str = ""):
         table.add_column(c, justify="left" if c == "stage" else "right")
     dense = 4 * rows[0]["params"]
     for r in rows:
-        table.add_row(r["stage"], f"{100 * r['val_top1']:.2f}%", f"{100 * r['test_top1']:.2f}%",
-                      fmt_int(r["nonzeros"]), fmt_int(r["macs"]), f"{r['bytes']:,}", f"{r['bytes_huffman']:,}",
-                      f"{dense / r['bytes_huffman']:.1f}x", f"{r['seconds']:.0f}s")
+        table.add_row(
+            r["stage"],
+            f"{100 * r['val_top1']:.2f}%",
+            f"{100 * r['test_top1']:.2f}%",
+            fmt_int(r["nonzeros"]),
+            fmt_int(r["macs"]),
+            f"{r['bytes']:,}",
+            f"{r['bytes_huffman']:,}",
+            f"{dense / r['bytes_huffman']:.1f}x",
+            f"{r['seconds']:.0f}s",
+        )
     return table

@@ -34,8 +34,9 @@ def fmnist():
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run the real `pakd` command in a subprocess (what a user types)."""
-    return subprocess.run([sys.executable, "-m", "pakd", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "pakd", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600
+    )
 
 
 class QuietProgress:

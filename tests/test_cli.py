@@ -29,8 +29,20 @@ def test_models_lists_the_zoo_with_macs():
 
 
 def test_train_writes_a_teacher_reuses_it_and_eval_agrees(tmp_path):
-    args = ("train", "--model", "lenet-300-100", "--data", "digits", "--epochs", "2",
-            "--runs-dir", str(tmp_path), "--name", "t", "--quiet")
+    args = (
+        "train",
+        "--model",
+        "lenet-300-100",
+        "--data",
+        "digits",
+        "--epochs",
+        "2",
+        "--runs-dir",
+        str(tmp_path),
+        "--name",
+        "t",
+        "--quiet",
+    )
     first = run_cli(*args)
     assert first.returncode == 0, first.stderr
     folder = tmp_path / "t" / "teacher"

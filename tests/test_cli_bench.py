@@ -37,16 +37,32 @@ def test_bench_local_times_teacher_and_student_and_writes_json(run_folder, tmp_p
     db = tmp_path / "results.db"
     res = run_cli("bench", str(run_folder), "--device", "local", *FAST, "--json", str(out), "--db", str(db))
     assert res.returncode == 0, res.stderr
-    for text in ("engine", "median us", "p90 us", "vs best teacher", "same engine", "onnxruntime", "torch",
-                 "pakd", "teacher (tiny-fashion-mnist/teacher)", "student (tiny/stage-1)", "best teacher engine"):
+    for text in (
+        "engine",
+        "median us",
+        "p90 us",
+        "vs best teacher",
+        "same engine",
+        "onnxruntime",
+        "torch",
+        "pakd",
+        "teacher (tiny-fashion-mnist/teacher)",
+        "student (tiny/stage-1)",
+        "best teacher engine",
+    ):
         assert text in res.stdout, text
     report = json.loads(out.read_text())
     assert report["device"] == "local" and report["batch"] == 1 and report["config"]["threads"] == [1]
     assert report["input"] == {"data": "fashion-mnist", "split": "test", "index": 0}
     rows = {(r["role"], r["engine"]): r for r in report["rows"]}
     assert rows[("teacher", "torch")]["model"] == "teacher (tiny-fashion-mnist/teacher)"
-    assert set(rows) == {("teacher", "torch"), ("teacher", "onnxruntime"), ("teacher", "pakd"),
-                         ("student", "pakd"), ("student", "torch")}
+    assert set(rows) == {
+        ("teacher", "torch"),
+        ("teacher", "onnxruntime"),
+        ("teacher", "pakd"),
+        ("student", "pakd"),
+        ("student", "torch"),
+    }
     for key in (("teacher", "torch"), ("teacher", "onnxruntime"), ("student", "torch")):
         row = rows[key]
         assert row["timing"]["count"] >= 5 and row["timing"]["median_us"] > 0 and row["max_abs_diff"] < 1e-4
@@ -63,13 +79,15 @@ def test_bench_local_times_teacher_and_student_and_writes_json(run_folder, tmp_p
     for key, r in stored.items():
         assert r["device"] == "local" and r["median_us"] == pytest.approx(rows[key]["timing"]["median_us"])
     assert stored[("student", "pakd")]["source"] == str((run_folder / "stage-1").resolve())
-    assert stored[("teacher", "onnxruntime")]["source"] == str((run_folder.parent / "tiny-fashion-mnist" / "teacher").resolve())
+    assert stored[("teacher", "onnxruntime")]["source"] == str(
+        (run_folder.parent / "tiny-fashion-mnist" / "teacher").resolve()
+    )
 
 
 def test_bench_two_thread_counts_give_rows_for_each(run_folder, tmp_path):
     res = run_cli("bench", str(run_folder), "--threads", "1,2", *FAST, "--db", str(tmp_path / "r.db"))
     assert res.returncode == 0, res.stderr
-    lines = [l for l in res.stdout.splitlines() if "onnxruntime" in l and "teacher" in l]
+    lines = [ln for ln in res.stdout.splitlines() if "onnxruntime" in ln and "teacher" in ln]
     assert len(lines) == 2
 
 
@@ -82,8 +100,7 @@ def test_model_on_a_device_asks_for_bundles(run_folder, device):
     assert f"--device {device}" in res.stderr and "pakd build" in res.stderr
 
 
-@pytest.mark.parametrize("args,message", [(("--threads", "0"), "--threads"),
-                                          (("--repeats", "0"), "repeats >= 1")])
+@pytest.mark.parametrize("args,message", [(("--threads", "0"), "--threads"), (("--repeats", "0"), "repeats >= 1")])
 def test_bad_options_are_one_line_errors(run_folder, args, message):
     res = run_cli("bench", str(run_folder), *args)
     assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr

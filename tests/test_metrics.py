@@ -32,4 +32,3 @@ def test_shared_parameters_are_counted_once():
     lin = nn.Linear(4, 4)
     model = nn.Sequential(lin, nn.ReLU(), lin)
     assert model_stats(model, (4,)).params == 20
-

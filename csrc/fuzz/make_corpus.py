@@ -112,18 +112,23 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     valid = {
         "mlp.pakd": to_pakd(_init(Mlp(), 1), {"model": "mlp", "input_shape": [1, 4, 4]}),
-        "conv-codebook-huffman.pakd": to_pakd(_sparse(_init(ConvNet(), 2), 0.8, k=16, skew=True),
-                                              {"model": "conv", "input_shape": [1, 8, 8]}),
-        "conv-codebook-packed.pakd": to_pakd(_sparse(_init(ConvNet(), 3), 0.3, k=4),
-                                             {"model": "conv", "input_shape": [1, 8, 8]}, huffman=False),
-        "conv-int8-sparse.pakd": to_pakd(_sparse(_init(ConvNet(), 4), 0.2),
-                                         {"model": "conv", "input_shape": [1, 8, 8]}, quant=Int8Quantizer()),
+        "conv-codebook-huffman.pakd": to_pakd(
+            _sparse(_init(ConvNet(), 2), 0.8, k=16, skew=True), {"model": "conv", "input_shape": [1, 8, 8]}
+        ),
+        "conv-codebook-packed.pakd": to_pakd(
+            _sparse(_init(ConvNet(), 3), 0.3, k=4), {"model": "conv", "input_shape": [1, 8, 8]}, huffman=False
+        ),
+        "conv-int8-sparse.pakd": to_pakd(
+            _sparse(_init(ConvNet(), 4), 0.2), {"model": "conv", "input_shape": [1, 8, 8]}, quant=Int8Quantizer()
+        ),
         # A fully pruned int8 layer: a sparse tensor without nonzeros (once UB in the loader).
-        "conv-int8-empty-layer.pakd": to_pakd(_sparse(_init(ConvNet(), 5), 0.0), {"model": "conv",
-                                              "input_shape": [1, 8, 8]}, quant=Int8Quantizer()),
+        "conv-int8-empty-layer.pakd": to_pakd(
+            _sparse(_init(ConvNet(), 5), 0.0), {"model": "conv", "input_shape": [1, 8, 8]}, quant=Int8Quantizer()
+        ),
         # Winograd and strided direct convolutions (int8 weights keep the seed small).
-        "conv-winograd-int8.pakd": to_pakd(_init(WinoNet(), 6), {"model": "wino", "input_shape": [1, 14, 14]},
-                                           quant=Int8Quantizer()),
+        "conv-winograd-int8.pakd": to_pakd(
+            _init(WinoNet(), 6), {"model": "wino", "input_shape": [1, 14, 14]}, quant=Int8Quantizer()
+        ),
     }
     for name, blob in valid.items():
         (OUT / name).write_bytes(blob)

@@ -29,7 +29,8 @@
 // A finding (crash, sanitizer report, abort, timeout) writes the input to
 // ARTIFACTS/crash-<hash> (or timeout-<hash>) and the process dies with a
 // non-zero status. At the end one line of statistics is printed:
-//   fuzz-loader: done: corpus=.. executions=.. seconds=.. exec_per_s=.. accepted=.. pool=.. distinct_errors=.. findings=0
+//   fuzz-loader: done: corpus=.. executions=.. seconds=.. exec_per_s=.. accepted=.. pool=.. distinct_errors=..
+//   findings=0
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -69,9 +70,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
 // Like libFuzzer: an allocation above 2 GiB from a small input is a finding
 // (ASan reports it), not a reason to take the machine's memory.
-extern "C" const char* __asan_default_options() {
-  return "max_allocation_size_mb=2048:allocator_may_return_null=0";
-}
+extern "C" const char* __asan_default_options() { return "max_allocation_size_mb=2048:allocator_may_return_null=0"; }
 // UBSan does not call the death callback: make it abort, so that the SIGABRT
 // handler below writes the input.
 extern "C" const char* __ubsan_default_options() { return "print_stacktrace=1:halt_on_error=1:abort_on_error=1"; }
@@ -227,11 +226,21 @@ std::uint64_t get_le(const Bytes& b, std::size_t pos, unsigned width) {
   return v;
 }
 
-const std::uint64_t kInteresting[] = {0,          1,          2,          3,          4,          7,
-                                      8,          16,         31,         32,         63,         64,
-                                      127,        128,        255,        256,        0x7FFF,     0x8000,
-                                      0xFFFF,     0x10000,    0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 0x100000000ull,
-                                      ~0ull,      ~0ull - 1,  1u << 20,   (1u << 20) + 1, 1u << 28, (1u << 28) + 1};
+const std::uint64_t kInteresting[] = {0,          1,
+                                      2,          3,
+                                      4,          7,
+                                      8,          16,
+                                      31,         32,
+                                      63,         64,
+                                      127,        128,
+                                      255,        256,
+                                      0x7FFF,     0x8000,
+                                      0xFFFF,     0x10000,
+                                      0x7FFFFFFF, 0x80000000,
+                                      0xFFFFFFFF, 0x100000000ull,
+                                      ~0ull,      ~0ull - 1,
+                                      1u << 20,   (1u << 20) + 1,
+                                      1u << 28,   (1u << 28) + 1};
 
 void mutate_once(Bytes& b, const std::vector<Bytes>& pool, Rng& rng, std::size_t max_len) {
   const unsigned widths[] = {1, 2, 4, 8};
@@ -316,8 +325,10 @@ std::string error_signature() {
     }
     if (in_quote) continue;
     const bool digit = *p >= '0' && *p <= '9';
-    if (!digit) s += *p;
-    else if (!in_digits) s += '#';
+    if (!digit)
+      s += *p;
+    else if (!in_digits)
+      s += '#';
     in_digits = digit;
   }
   return s;
@@ -355,15 +366,24 @@ Args parse_args(int argc, char** argv) {
       if (end == v || *end != '\0' || !(d >= 0)) usage_error("bad number", v);
       return d;
     };
-    if (k == "--seconds") a.seconds = number(value());
-    else if (k == "--runs") a.runs = static_cast<std::uint64_t>(number(value()));
-    else if (k == "--seed") a.seed = static_cast<std::uint64_t>(number(value()));
-    else if (k == "--max-len") a.max_len = static_cast<std::size_t>(number(value()));
-    else if (k == "--timeout") a.timeout = static_cast<unsigned>(number(value()));
-    else if (k == "--artifacts") a.artifacts = value();
-    else if (k == "--help" || k == "-h") usage_error("", nullptr);
-    else if (!k.empty() && k[0] == '-') usage_error("unknown option", argv[i]);
-    else a.inputs.push_back(k);
+    if (k == "--seconds")
+      a.seconds = number(value());
+    else if (k == "--runs")
+      a.runs = static_cast<std::uint64_t>(number(value()));
+    else if (k == "--seed")
+      a.seed = static_cast<std::uint64_t>(number(value()));
+    else if (k == "--max-len")
+      a.max_len = static_cast<std::size_t>(number(value()));
+    else if (k == "--timeout")
+      a.timeout = static_cast<unsigned>(number(value()));
+    else if (k == "--artifacts")
+      a.artifacts = value();
+    else if (k == "--help" || k == "-h")
+      usage_error("", nullptr);
+    else if (!k.empty() && k[0] == '-')
+      usage_error("unknown option", argv[i]);
+    else
+      a.inputs.push_back(k);
   }
   if (a.inputs.empty()) usage_error("no corpus given", nullptr);
   if (a.max_len < 32) a.max_len = 32;

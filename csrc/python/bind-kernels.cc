@@ -64,8 +64,7 @@ py::list kernel_list(const pakd::KernelTable<Fn>& table) {
 // The kernel named `name` (None: the family's best). Unknown: ValueError;
 // not runnable on this CPU: NotImplementedError (as gemm() does).
 template <typename Fn>
-Fn choose_kernel(const pakd::KernelTable<Fn>& table, const std::optional<std::string>& name,
-                 const char* family) {
+Fn choose_kernel(const pakd::KernelTable<Fn>& table, const std::optional<std::string>& name, const char* family) {
   if (!name) return table.best().fn;
   const pakd::KernelEntry<Fn>* kernel = table.find(name->c_str());
   if (kernel == nullptr) {
@@ -76,10 +75,9 @@ Fn choose_kernel(const pakd::KernelTable<Fn>& table, const std::optional<std::st
     fail(std::string("unknown ") + family + " kernel '" + *name + "' (known: " + known + ")");
   }
   if (!pakd::kernel_supported(kernel->required)) {
-    PyErr_SetString(PyExc_NotImplementedError,
-                    (std::string(family) + " kernel '" + *name + "' needs " + kernel->isa +
-                     ", which this CPU does not have")
-                        .c_str());
+    PyErr_SetString(PyExc_NotImplementedError, (std::string(family) + " kernel '" + *name + "' needs " + kernel->isa +
+                                                ", which this CPU does not have")
+                                                   .c_str());
     throw py::error_already_set();
   }
   return kernel->fn;
@@ -145,8 +143,8 @@ DenseInput dense_input(const py::object& obj, const char* what) {
 std::pair<std::size_t, std::size_t> row_range(const Rows& rows, std::size_t m) {
   if (!rows) return {0, m};
   if (rows->first > rows->second || rows->second > m) {
-    fail("rows=(" + std::to_string(rows->first) + ", " + std::to_string(rows->second) +
-         ") is not a range within [0, " + std::to_string(m) + "]");
+    fail("rows=(" + std::to_string(rows->first) + ", " + std::to_string(rows->second) + ") is not a range within [0, " +
+         std::to_string(m) + "]");
   }
   return *rows;
 }
@@ -154,8 +152,8 @@ std::pair<std::size_t, std::size_t> row_range(const Rows& rows, std::size_t m) {
 // The result array: `out` when given (float32, C-contiguous, writeable, of the
 // result's shape), else a new array (zero-filled when only some rows are
 // computed, so the others are defined).
-py::array_t<float> result_array(const std::optional<py::object>& out, std::size_t m,
-                                const DenseInput& x, bool partial) {
+py::array_t<float> result_array(const std::optional<py::object>& out, std::size_t m, const DenseInput& x,
+                                bool partial) {
   std::vector<py::ssize_t> shape = {static_cast<py::ssize_t>(m)};
   if (!x.vector) shape.push_back(static_cast<py::ssize_t>(x.n));
   if (out && !out->is_none()) {
@@ -194,16 +192,14 @@ class CsrMatrix {
     structure(indptr, indices);
     FloatArray v = float_array(values, "values");
     if (v.ndim() != 1 || static_cast<std::size_t>(v.shape(0)) != col_idx_.size()) {
-      fail("values must have shape (" + std::to_string(col_idx_.size()) + ",) (one per index), got " +
-           shape_string(v));
+      fail("values must have shape (" + std::to_string(col_idx_.size()) + ",) (one per index), got " + shape_string(v));
     }
     values_.assign(v.data(), v.data() + v.size());
   }
 
   // u8 codebook values
-  static CsrMatrix with_codebook(const py::object& indptr, const py::object& indices,
-                                 const py::object& codes, const py::object& table,
-                                 std::pair<std::size_t, std::size_t> shape) {
+  static CsrMatrix with_codebook(const py::object& indptr, const py::object& indices, const py::object& codes,
+                                 const py::object& table, std::pair<std::size_t, std::size_t> shape) {
     CsrMatrix csr(shape);
     csr.structure(indptr, indices);
     FloatArray t = float_array(table, "table");
@@ -212,16 +208,16 @@ class CsrMatrix {
     }
     Int64Array c = int_vector(codes, "codes");
     if (static_cast<std::size_t>(c.shape(0)) != csr.col_idx_.size()) {
-      fail("codes must have shape (" + std::to_string(csr.col_idx_.size()) +
-           ",) (one per index), got " + shape_string(c));
+      fail("codes must have shape (" + std::to_string(csr.col_idx_.size()) + ",) (one per index), got " +
+           shape_string(c));
     }
     const std::int64_t entries = t.shape(0);
     const std::int64_t* pc = c.data();
     csr.codes_.resize(csr.col_idx_.size());
     for (std::size_t j = 0; j < csr.codes_.size(); ++j) {
       if (pc[j] < 0 || pc[j] >= entries) {
-        fail("codes[" + std::to_string(j) + "] = " + std::to_string(pc[j]) +
-             " is out of range for a table of " + std::to_string(entries) + " entries");
+        fail("codes[" + std::to_string(j) + "] = " + std::to_string(pc[j]) + " is out of range for a table of " +
+             std::to_string(entries) + " entries");
       }
       csr.codes_[j] = static_cast<std::uint8_t>(pc[j]);
     }
@@ -235,12 +231,12 @@ class CsrMatrix {
   bool codebook() const { return codebook_; }
 
   py::array_t<float> matmul(const py::object& x_obj, const std::optional<py::object>& bias_obj,
-                            const std::optional<std::string>& kernel,
-                            const std::optional<py::object>& out, const Rows& rows) const {
+                            const std::optional<std::string>& kernel, const std::optional<py::object>& out,
+                            const Rows& rows) const {
     const DenseInput x = dense_input(x_obj, "x");
     if (x.k != k_) {
-      fail("x has shape " + shape_string(x.array) + " but the sparse matrix has " +
-           std::to_string(k_) + " columns (x.shape[0] must equal it)");
+      fail("x has shape " + shape_string(x.array) + " but the sparse matrix has " + std::to_string(k_) +
+           " columns (x.shape[0] must equal it)");
     }
     const std::optional<FloatArray> bias = bias_vector(bias_obj, m_);
     const auto [begin, end] = row_range(rows, m_);
@@ -261,8 +257,7 @@ class CsrMatrix {
     {
       py::gil_scoped_release release;
       if (codebook_) {
-        cbspmm(begin, end, n, row_ptr_.data(), col_idx_.data(), codes_.data(), table_.data(), pb,
-               px, n, py_, n);
+        cbspmm(begin, end, n, row_ptr_.data(), col_idx_.data(), codes_.data(), table_.data(), pb, px, n, py_, n);
       } else {
         spmm(begin, end, n, row_ptr_.data(), col_idx_.data(), values_.data(), pb, px, n, py_, n);
       }
@@ -280,8 +275,7 @@ class CsrMatrix {
     Int64Array p = int_vector(indptr, "indptr");
     Int64Array c = int_vector(indices, "indices");
     if (static_cast<std::size_t>(p.shape(0)) != m_ + 1) {
-      fail("indptr must have shape (" + std::to_string(m_ + 1) + ",) (rows + 1), got " +
-           shape_string(p));
+      fail("indptr must have shape (" + std::to_string(m_ + 1) + ",) (rows + 1), got " + shape_string(p));
     }
     const auto nnz = static_cast<std::size_t>(c.shape(0));
     if (nnz > std::numeric_limits<std::uint32_t>::max()) fail("too many nonzeros (at most 2^32 - 1)");
@@ -289,20 +283,18 @@ class CsrMatrix {
     if (pp[0] != 0) fail("indptr[0] must be 0, got " + std::to_string(pp[0]));
     for (std::size_t i = 0; i < m_; ++i) {
       if (pp[i + 1] < pp[i]) {
-        fail("indptr must be non-decreasing, but indptr[" + std::to_string(i + 1) + "] = " +
-             std::to_string(pp[i + 1]) + " < indptr[" + std::to_string(i) + "] = " +
-             std::to_string(pp[i]));
+        fail("indptr must be non-decreasing, but indptr[" + std::to_string(i + 1) + "] = " + std::to_string(pp[i + 1]) +
+             " < indptr[" + std::to_string(i) + "] = " + std::to_string(pp[i]));
       }
     }
     if (static_cast<std::uint64_t>(pp[m_]) != nnz) {
-      fail("indptr[-1] = " + std::to_string(pp[m_]) + " must equal len(indices) = " +
-           std::to_string(nnz));
+      fail("indptr[-1] = " + std::to_string(pp[m_]) + " must equal len(indices) = " + std::to_string(nnz));
     }
     const std::int64_t* pc = c.data();
     for (std::size_t j = 0; j < nnz; ++j) {
       if (pc[j] < 0 || static_cast<std::uint64_t>(pc[j]) >= k_) {
-        fail("indices[" + std::to_string(j) + "] = " + std::to_string(pc[j]) +
-             " is out of range for " + std::to_string(k_) + " columns");
+        fail("indices[" + std::to_string(j) + "] = " + std::to_string(pc[j]) + " is out of range for " +
+             std::to_string(k_) + " columns");
       }
     }
     row_ptr_.assign(pp, pp + m_ + 1);
@@ -344,14 +336,12 @@ py::tuple quantize_s8(const py::object& x_obj) {
   return py::make_tuple(std::move(q), scale);
 }
 
-py::array_t<float> qs8_gemm(const py::object& a_obj, const py::object& a_scale_obj,
-                            const py::object& x_obj, const std::optional<py::object>& bias_obj,
-                            const std::optional<std::string>& kernel,
+py::array_t<float> qs8_gemm(const py::object& a_obj, const py::object& a_scale_obj, const py::object& x_obj,
+                            const std::optional<py::object>& bias_obj, const std::optional<std::string>& kernel,
                             const std::optional<py::object>& out, const Rows& rows) {
   py::array a_any = py::array::ensure(a_obj);
   if (!a_any || !a_any.dtype().is(py::dtype::of<std::int8_t>())) {
-    fail("a_q must be an int8 array" +
-         (a_any ? " (got dtype " + dtype_string(a_any) + ")" : std::string()));
+    fail("a_q must be an int8 array" + (a_any ? " (got dtype " + dtype_string(a_any) + ")" : std::string()));
   }
   if (a_any.ndim() != 2) fail("a_q must be 2-D (m, k), got shape " + shape_string(a_any));
   Int8Array a = Int8Array::ensure(a_any);
@@ -359,13 +349,12 @@ py::array_t<float> qs8_gemm(const py::object& a_obj, const py::object& a_scale_o
   const auto k = static_cast<std::size_t>(a.shape(1));
   FloatArray a_scale = float_array(a_scale_obj, "a_scale");
   if (a_scale.ndim() != 1 || static_cast<std::size_t>(a_scale.shape(0)) != m) {
-    fail("a_scale must have shape (" + std::to_string(m) + ",) (one per row of a_q), got " +
-         shape_string(a_scale));
+    fail("a_scale must have shape (" + std::to_string(m) + ",) (one per row of a_q), got " + shape_string(a_scale));
   }
   const DenseInput x = dense_input(x_obj, "x");
   if (x.k != k) {
-    fail("shape mismatch: a_q has shape " + shape_string(a) + " and x has shape " +
-         shape_string(x.array) + " (a_q.shape[1] must equal x.shape[0])");
+    fail("shape mismatch: a_q has shape " + shape_string(a) + " and x has shape " + shape_string(x.array) +
+         " (a_q.shape[1] must equal x.shape[0])");
   }
   if (k > pakd::kQs8GemmMaxK) {
     fail("k = " + std::to_string(k) + " is too large for exact int32 sums (at most " +
@@ -392,14 +381,13 @@ py::array_t<float> qs8_gemm(const py::object& a_obj, const py::object& a_scale_o
   return y;
 }
 
-
 // Direct stride-1 convolution through one direct-convolution kernel:
 // "4x24-scalar", "4x24-avx2" (wide rows) or "6x16-scalar", "6x16-avx2"
 // (vectorized over output channels). x (Cin, H, W), w (Cout, Cin, kh, kw),
 // zero padding (ph, pw).
 py::array_t<float> conv2d_direct(const py::array_t<float, py::array::c_style | py::array::forcecast>& x,
-                                 const py::array_t<float, py::array::c_style | py::array::forcecast>& w,
-                                 std::size_t ph, std::size_t pw, const std::string& kernel, std::size_t stride,
+                                 const py::array_t<float, py::array::c_style | py::array::forcecast>& w, std::size_t ph,
+                                 std::size_t pw, const std::string& kernel, std::size_t stride,
                                  const std::optional<py::object>& scale_obj, const std::optional<py::object>& bias_obj,
                                  const std::optional<FloatArray>& residual, bool relu) {
   if (x.ndim() != 3 || w.ndim() != 4 || w.shape(1) != x.shape(0)) {
@@ -446,8 +434,9 @@ py::array_t<float> conv2d_direct(const py::array_t<float, py::array::c_style | p
     throw py::value_error("scale, bias, residual and relu apply to the 4x24 kernels only");
   }
   const std::optional<FloatArray> scale = bias_vector(scale_obj, cout), bias = bias_vector(bias_obj, cout);
-  if (residual && (residual->ndim() != 3 || static_cast<std::size_t>(residual->shape(0)) != cout ||
-                   static_cast<std::size_t>(residual->shape(1)) != ho || static_cast<std::size_t>(residual->shape(2)) != wo)) {
+  if (residual &&
+      (residual->ndim() != 3 || static_cast<std::size_t>(residual->shape(0)) != cout ||
+       static_cast<std::size_t>(residual->shape(1)) != ho || static_cast<std::size_t>(residual->shape(2)) != wo)) {
     throw py::value_error("conv2d_direct: residual must have the output's shape (Cout, Ho, Wo), got " +
                           shape_string(*residual));
   }
@@ -600,8 +589,9 @@ py::array_t<float> conv2d_winograd(const FloatArray& x, const FloatArray& w, con
   pakd::pack_wino4x4_weights(cout, cin, w.data(), nullptr, u.data());
   if (b) std::copy(b->data(), b->data() + cout, bp.begin());
   py::array_t<float> y({static_cast<py::ssize_t>(cout), static_cast<py::ssize_t>(ho), static_cast<py::ssize_t>(wo)});
-  if (residual && (residual->ndim() != 3 || static_cast<std::size_t>(residual->shape(0)) != cout ||
-                   static_cast<std::size_t>(residual->shape(1)) != ho || static_cast<std::size_t>(residual->shape(2)) != wo)) {
+  if (residual &&
+      (residual->ndim() != 3 || static_cast<std::size_t>(residual->shape(0)) != cout ||
+       static_cast<std::size_t>(residual->shape(1)) != ho || static_cast<std::size_t>(residual->shape(2)) != wo)) {
     fail("conv2d_winograd: residual must have the output's shape (Cout, Ho, Wo), got " + shape_string(*residual));
   }
   const float* res = residual ? residual->data() : nullptr;
@@ -631,17 +621,15 @@ into a float table of at most 256 entries (weight sharing). The arrays are
 checked once (indptr[0] == 0, non-decreasing, indptr[-1] == len(indices),
 0 <= indices < k, 0 <= codes < len(table)) and copied, so matmul() runs the
 kernel with no per-call validation of the sparse structure.)doc")
-      .def(py::init<const py::object&, const py::object&, const py::object&,
-                    std::pair<std::size_t, std::size_t>>(),
+      .def(py::init<const py::object&, const py::object&, const py::object&, std::pair<std::size_t, std::size_t>>(),
            py::arg("indptr"), py::arg("indices"), py::arg("values"), py::arg("shape"))
-      .def_static("with_codebook", &CsrMatrix::with_codebook, py::arg("indptr"),
-                  py::arg("indices"), py::arg("codes"), py::arg("table"), py::arg("shape"))
+      .def_static("with_codebook", &CsrMatrix::with_codebook, py::arg("indptr"), py::arg("indices"), py::arg("codes"),
+                  py::arg("table"), py::arg("shape"))
       .def_property_readonly("shape", &CsrMatrix::shape)
       .def_property_readonly("nnz", &CsrMatrix::nnz)
       .def_property_readonly("codebook", &CsrMatrix::codebook)
-      .def("matmul", &CsrMatrix::matmul, py::arg("x"), py::arg("bias") = py::none(),
-           py::arg("kernel") = py::none(), py::arg("out") = py::none(),
-           py::arg("rows") = py::none(),
+      .def("matmul", &CsrMatrix::matmul, py::arg("x"), py::arg("bias") = py::none(), py::arg("kernel") = py::none(),
+           py::arg("out") = py::none(), py::arg("rows") = py::none(),
            R"doc(self @ x (+ bias[:, None]); x is (k,) or (k, n) float32.
 
 kernel: a name from spmm_kernels() (f32 values) or spmm_codebook_kernels()
@@ -651,16 +639,13 @@ the result's shape to write into. rows=(begin, end): compute only those rows
 
   m.def(
       "spmm",
-      [](const py::object& indptr, const py::object& indices, const py::object& values,
-         const py::object& x, const std::optional<py::object>& bias,
-         const std::optional<std::string>& kernel, const std::optional<py::object>& out,
-         const Rows& rows) {
-        return CsrMatrix(indptr, indices, values, spmm_shape(indptr, x))
-            .matmul(x, bias, kernel, out, rows);
+      [](const py::object& indptr, const py::object& indices, const py::object& values, const py::object& x,
+         const std::optional<py::object>& bias, const std::optional<std::string>& kernel,
+         const std::optional<py::object>& out, const Rows& rows) {
+        return CsrMatrix(indptr, indices, values, spmm_shape(indptr, x)).matmul(x, bias, kernel, out, rows);
       },
-      py::arg("indptr"), py::arg("indices"), py::arg("values"), py::arg("x"),
-      py::arg("bias") = py::none(), py::arg("kernel") = py::none(), py::arg("out") = py::none(),
-      py::arg("rows") = py::none(),
+      py::arg("indptr"), py::arg("indices"), py::arg("values"), py::arg("x"), py::arg("bias") = py::none(),
+      py::arg("kernel") = py::none(), py::arg("out") = py::none(), py::arg("rows") = py::none(),
       R"doc(Sparse CSR (m x k, f32 values) times dense x, (k,) or (k, n).
 
 y[i] = bias[i] + sum_j values[j] * x[indices[j]] over row i's entries
@@ -668,24 +653,23 @@ indptr[i]:indptr[i+1] (scipy.sparse.csr_matrix layout; k = x.shape[0]).
 Validates everything (ValueError); see CsrMatrix for the arguments.)doc");
   m.def(
       "spmm_codebook",
-      [](const py::object& indptr, const py::object& indices, const py::object& codes,
-         const py::object& table, const py::object& x, const std::optional<py::object>& bias,
-         const std::optional<std::string>& kernel, const std::optional<py::object>& out,
-         const Rows& rows) {
+      [](const py::object& indptr, const py::object& indices, const py::object& codes, const py::object& table,
+         const py::object& x, const std::optional<py::object>& bias, const std::optional<std::string>& kernel,
+         const std::optional<py::object>& out, const Rows& rows) {
         return CsrMatrix::with_codebook(indptr, indices, codes, table, spmm_shape(indptr, x))
             .matmul(x, bias, kernel, out, rows);
       },
       py::arg("indptr"), py::arg("indices"), py::arg("codes"), py::arg("table"), py::arg("x"),
       py::arg("bias") = py::none(), py::arg("kernel") = py::none(), py::arg("out") = py::none(),
-      py::arg("rows") = py::none(),
-      "spmm() with values table[codes] (u8 codes, table of at most 256 floats).");
-  m.def("spmm_kernels", [] { return kernel_list(pakd::f32_spmm_kernels()); },
-        "All compiled-in f32 spmm kernels: list of {'name', 'isa', 'supported'}, slowest first.");
-  m.def("spmm_codebook_kernels", [] { return kernel_list(pakd::f32_cbspmm_kernels()); },
-        "All compiled-in codebook spmm kernels: list of {'name', 'isa', 'supported'}.");
+      py::arg("rows") = py::none(), "spmm() with values table[codes] (u8 codes, table of at most 256 floats).");
+  m.def(
+      "spmm_kernels", [] { return kernel_list(pakd::f32_spmm_kernels()); },
+      "All compiled-in f32 spmm kernels: list of {'name', 'isa', 'supported'}, slowest first.");
+  m.def(
+      "spmm_codebook_kernels", [] { return kernel_list(pakd::f32_cbspmm_kernels()); },
+      "All compiled-in codebook spmm kernels: list of {'name', 'isa', 'supported'}.");
   m.def("best_spmm_kernel", [] { return std::string(pakd::f32_spmm_kernels().best().name); });
-  m.def("best_spmm_codebook_kernel",
-        [] { return std::string(pakd::f32_cbspmm_kernels().best().name); });
+  m.def("best_spmm_codebook_kernel", [] { return std::string(pakd::f32_cbspmm_kernels().best().name); });
 
   m.def("conv2d_direct", &conv2d_direct, py::arg("x"), py::arg("w"), py::arg("ph") = 0, py::arg("pw") = 0,
         py::arg("kernel") = "4x24-scalar", py::arg("stride") = 1, py::arg("scale") = py::none(),
@@ -709,16 +693,16 @@ Validates everything (ValueError); see CsrMatrix for the arguments.)doc");
         "sparse linear layer); for tests and benchmarks.");
   m.def("quantize_s8", &quantize_s8, py::arg("x"),
         "Symmetric int8 quantization: (q, scale) with scale = max|x| / 127, q = round(x / scale).");
-  m.def("qs8_gemm", &qs8_gemm, py::arg("a_q"), py::arg("a_scale"), py::arg("x"),
-        py::arg("bias") = py::none(), py::arg("kernel") = py::none(), py::arg("out") = py::none(),
-        py::arg("rows") = py::none(),
+  m.def("qs8_gemm", &qs8_gemm, py::arg("a_q"), py::arg("a_scale"), py::arg("x"), py::arg("bias") = py::none(),
+        py::arg("kernel") = py::none(), py::arg("out") = py::none(), py::arg("rows") = py::none(),
         R"doc(int8 GEMM with dynamic activation quantization.
 
 a_q: int8 (m, k) weights, a_scale: (m,) per-row scales, x: float (k,) or
 (k, n). x is quantized (quantize_s8), then
 y[i] = bias[i] + a_scale[i] * x_scale * sum_p a_q[i, p] * x_q[p] (int32 sums).)doc");
-  m.def("qs8_gemm_kernels", [] { return kernel_list(pakd::qs8_gemm_kernels()); },
-        "All compiled-in int8 GEMM kernels: list of {'name', 'isa', 'supported'}.");
+  m.def(
+      "qs8_gemm_kernels", [] { return kernel_list(pakd::qs8_gemm_kernels()); },
+      "All compiled-in int8 GEMM kernels: list of {'name', 'isa', 'supported'}.");
   m.def("best_qs8_gemm_kernel", [] { return std::string(pakd::qs8_gemm_kernels().best().name); });
 }
 

@@ -18,8 +18,8 @@ using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>
 
 class Session {
  public:
-  Session(const py::object& source, int num_threads, std::size_t max_batch, float sparse_max_density,
-          bool reference, const std::optional<std::string>& gemm_kernel, int codebook_kernel, int winograd) {
+  Session(const py::object& source, int num_threads, std::size_t max_batch, float sparse_max_density, bool reference,
+          const std::optional<std::string>& gemm_kernel, int codebook_kernel, int winograd) {
     if (num_threads < 1) throw py::value_error("num_threads must be >= 1");
     if (max_batch < 1) throw py::value_error("max_batch must be >= 1");
     pakd_session_options options;
@@ -34,8 +34,8 @@ class Session {
     pakd_status status;
     if (py::isinstance<py::bytes>(source) || py::isinstance<py::bytearray>(source) ||
         py::isinstance<py::memoryview>(source)) {
-      const std::string data = py::isinstance<py::bytes>(source) ? source.cast<std::string>()
-                                                                 : py::bytes(source).cast<std::string>();
+      const std::string data =
+          py::isinstance<py::bytes>(source) ? source.cast<std::string>() : py::bytes(source).cast<std::string>();
       py::gil_scoped_release release;
       status = pakd_session_create(data.data(), data.size(), &options, &session_);
     } else {
@@ -51,12 +51,8 @@ class Session {
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  std::vector<std::size_t> input_shape() const {
-    return {info_.input_dims, info_.input_dims + info_.input_ndim};
-  }
-  std::vector<std::size_t> output_shape() const {
-    return {info_.output_dims, info_.output_dims + info_.output_ndim};
-  }
+  std::vector<std::size_t> input_shape() const { return {info_.input_dims, info_.input_dims + info_.input_ndim}; }
+  std::vector<std::size_t> output_shape() const { return {info_.output_dims, info_.output_dims + info_.output_ndim}; }
 
   FloatArray run(const FloatArray& x) {
     const std::vector<std::size_t> sample = input_shape();
@@ -70,9 +66,10 @@ class Session {
       std::string want = "(";
       for (std::size_t i = 0; i < sample.size(); ++i) want += (i ? ", " : "") + std::to_string(sample[i]);
       std::string got = "(";
-      for (std::size_t i = 0; i < nd; ++i) got += (i ? ", " : "") + std::to_string(x.shape(static_cast<py::ssize_t>(i)));
-      throw py::value_error("input shape " + got + ") does not match the model's (N, " + want.substr(1) +
-                            ") or " + want + ")");
+      for (std::size_t i = 0; i < nd; ++i)
+        got += (i ? ", " : "") + std::to_string(x.shape(static_cast<py::ssize_t>(i)));
+      throw py::value_error("input shape " + got + ") does not match the model's (N, " + want.substr(1) + ") or " +
+                            want + ")");
     }
     const std::size_t batch = single ? 1 : static_cast<std::size_t>(x.shape(0));
     std::vector<py::ssize_t> out_shape;
@@ -98,7 +95,8 @@ class Session {
   py::list profile(const FloatArray& x, int repeats) {
     if (repeats < 1) throw py::value_error("repeats must be >= 1");
     run(x);  // validates the shape; also a warm-up
-    const std::size_t batch = static_cast<std::size_t>(x.ndim()) == info_.input_ndim ? 1 : static_cast<std::size_t>(x.shape(0));
+    const std::size_t batch =
+        static_cast<std::size_t>(x.ndim()) == info_.input_ndim ? 1 : static_cast<std::size_t>(x.shape(0));
     if (batch > info_.max_batch) throw py::value_error("profile() takes at most max_batch samples");
     std::vector<double> us(info_.num_ops, 0.0);
     std::vector<float> out(batch * info_.output_size);
@@ -145,8 +143,8 @@ checked: a malformed file raises ValueError with the reason. Memory is planned
 once for max_batch samples; run() never allocates inside the runtime.)doc")
       .def(py::init<const py::object&, int, std::size_t, float, bool, const std::optional<std::string>&, int, int>(),
            py::arg("source"), py::arg("num_threads") = 1, py::arg("max_batch") = 1,
-           py::arg("sparse_max_density") = 0.35f, py::arg("reference") = false,
-           py::arg("gemm_kernel") = py::none(), py::arg("codebook_kernel") = 0, py::arg("winograd") = 0)
+           py::arg("sparse_max_density") = 0.35f, py::arg("reference") = false, py::arg("gemm_kernel") = py::none(),
+           py::arg("codebook_kernel") = 0, py::arg("winograd") = 0)
       .def("run", &Session::run, py::arg("x"),
            "Runs one sample (C, H, W) or a batch (N, C, H, W) of float32; returns the outputs "
            "(batches larger than max_batch run in chunks). Releases the GIL.")
@@ -156,10 +154,12 @@ once for max_batch samples; run() never allocates inside the runtime.)doc")
       .def_property_readonly("output_shape", &Session::output_shape, "Shape of one output sample.")
       .def_property_readonly("metadata", &Session::metadata, "The file's META section (dict).")
       .def_property_readonly("num_ops", [](const Session& s) { return s.info().num_ops; })
-      .def_property_readonly("weight_bytes", [](const Session& s) { return s.info().weight_bytes; },
-                             "Bytes of prepared weights in memory.")
-      .def_property_readonly("arena_bytes", [](const Session& s) { return s.info().arena_bytes; },
-                             "Bytes of the planned activation arena and scratch.")
+      .def_property_readonly(
+          "weight_bytes", [](const Session& s) { return s.info().weight_bytes; },
+          "Bytes of prepared weights in memory.")
+      .def_property_readonly(
+          "arena_bytes", [](const Session& s) { return s.info().arena_bytes; },
+          "Bytes of the planned activation arena and scratch.")
       .def_property_readonly("num_threads", [](const Session& s) { return s.info().num_threads; })
       .def_property_readonly("max_batch", [](const Session& s) { return s.info().max_batch; });
 }

@@ -54,8 +54,7 @@ std::string shape_string(const FloatArray& x) {
   return s + (x.ndim() == 1 ? ",)" : ")");
 }
 
-FloatArray gemm(const FloatArray& a, const FloatArray& b,
-                const std::optional<std::string>& kernel) {
+FloatArray gemm(const FloatArray& a, const FloatArray& b, const std::optional<std::string>& kernel) {
   if (a.ndim() != 2 || b.ndim() != 2) {
     throw py::value_error("gemm expects 2-D arrays, got a.shape=" + shape_string(a) +
                           " and b.shape=" + shape_string(b));
@@ -64,8 +63,8 @@ FloatArray gemm(const FloatArray& a, const FloatArray& b,
   const size_t k = static_cast<size_t>(a.shape(1));
   const size_t n = static_cast<size_t>(b.shape(1));
   if (static_cast<size_t>(b.shape(0)) != k) {
-    throw py::value_error("gemm shape mismatch: a.shape=" + shape_string(a) +
-                          " and b.shape=" + shape_string(b) + " (a.shape[1] must equal b.shape[0])");
+    throw py::value_error("gemm shape mismatch: a.shape=" + shape_string(a) + " and b.shape=" + shape_string(b) +
+                          " (a.shape[1] must equal b.shape[0])");
   }
   // Give unknown names a helpful message before the C call reports it.
   if (kernel) {
@@ -74,8 +73,7 @@ FloatArray gemm(const FloatArray& a, const FloatArray& b,
       known = *kernel == kernel_info(i).name;
     }
     if (!known) {
-      throw py::value_error("unknown GEMM kernel '" + *kernel + "' (known: " +
-                            known_kernel_names() + ")");
+      throw py::value_error("unknown GEMM kernel '" + *kernel + "' (known: " + known_kernel_names() + ")");
     }
   }
 
@@ -121,10 +119,10 @@ Inputs are converted to C-contiguous float32 if needed. ``kernel`` is a name
 from gemm_kernels(), or None for best_gemm_kernel(). Raises ValueError for bad
 shapes or an unknown kernel, NotImplementedError for a kernel this CPU cannot
 run. The GIL is released during the computation.)doc");
-  m.def("gemm_kernels", &gemm_kernels,
-        "All compiled-in f32 GEMM kernels: list of {'name', 'isa', 'supported'}.");
-  m.def("best_gemm_kernel", [] { return std::string(pakd_f32_gemm_best_kernel()); },
-        "Name of the kernel gemm() uses when kernel=None.");
+  m.def("gemm_kernels", &gemm_kernels, "All compiled-in f32 GEMM kernels: list of {'name', 'isa', 'supported'}.");
+  m.def(
+      "best_gemm_kernel", [] { return std::string(pakd_f32_gemm_best_kernel()); },
+      "Name of the kernel gemm() uses when kernel=None.");
   m.def("cpu_features", &cpu_features,
         "Features of the running CPU: {'arch', 'sse2', 'avx', 'avx2', 'fma', 'avx512f', 'neon'}.");
   pakd_python::bind_kernels(m);
@@ -138,17 +136,10 @@ void check(pakd_status status, const std::string& what) {
   PyObject* type = PyExc_RuntimeError;  // PAKD_ERR_INTERNAL and unknown codes
   switch (status) {
     case PAKD_ERR_INVALID_ARGUMENT:
-    case PAKD_ERR_BAD_FORMAT:
-      type = PyExc_ValueError;
-      break;
-    case PAKD_ERR_UNSUPPORTED:
-      type = PyExc_NotImplementedError;
-      break;
-    case PAKD_ERR_OUT_OF_MEMORY:
-      type = PyExc_MemoryError;
-      break;
-    default:
-      break;
+    case PAKD_ERR_BAD_FORMAT: type = PyExc_ValueError; break;
+    case PAKD_ERR_UNSUPPORTED: type = PyExc_NotImplementedError; break;
+    case PAKD_ERR_OUT_OF_MEMORY: type = PyExc_MemoryError; break;
+    default: break;
   }
   std::string message = what + ": " + pakd_status_string(status);
   const char* detail = pakd_last_error();

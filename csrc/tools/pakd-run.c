@@ -123,7 +123,7 @@ static void parse_args(int argc, char** argv, options* o) {
   for (i = 1; i < argc; ++i) {
     const char* a = argv[i];
     /* Flags that take a value. */
-    const char* const valued[] = {"--input", "--expect", "--atol", "--threads", "--save-output",
+    const char* const valued[] = {"--input",  "--expect",  "--atol",     "--threads", "--save-output",
                                   "--warmup", "--repeats", "--min-time", "--iters"};
     size_t k;
     int takes_value = 0;
@@ -204,8 +204,8 @@ static void read_f32_file(const char* path, const char* what, float* out, size_t
   }
   if ((unsigned long)bytes != n * sizeof(float)) {
     fclose(f);
-    die(EXIT_USAGE, "%s file '%s' has %ld bytes, the model needs %zu float32 values (%zu bytes)", what, path,
-        bytes, n, n * sizeof(float));
+    die(EXIT_USAGE, "%s file '%s' has %ld bytes, the model needs %zu float32 values (%zu bytes)", what, path, bytes, n,
+        n * sizeof(float));
   }
   if (fread(out, sizeof(float), n, f) != n) {
     fclose(f);
@@ -361,7 +361,8 @@ int main(int argc, char** argv) {
   memset(&info, 0, sizeof(info));
   info.struct_size = sizeof(info);
   st = pakd_session_get_info(session, &info);
-  if (st != PAKD_OK) die(EXIT_RUNTIME, "pakd_session_get_info failed: %s: %s", pakd_status_string(st), pakd_last_error());
+  if (st != PAKD_OK)
+    die(EXIT_RUNTIME, "pakd_session_get_info failed: %s: %s", pakd_status_string(st), pakd_last_error());
 
   input = (float*)malloc((info.input_size ? info.input_size : 1) * sizeof(float));
   output = (float*)malloc((info.output_size ? info.output_size : 1) * sizeof(float));
@@ -468,8 +469,8 @@ int main(int argc, char** argv) {
     for (i = 0; i < info.output_size && i < OUTPUT_PREVIEW; ++i) printf(" %.6g", output[i]);
     printf("%s\n", info.output_size > OUTPUT_PREVIEW ? " ..." : "");
     if (expected) {
-      printf("expected: max abs diff %.3g (atol %.3g), argmax %zu vs %zu: %s\n", cmp.max_abs_diff, o.atol,
-             cmp.argmax, cmp.argmax_expected, cmp.match ? "OK" : "MISMATCH");
+      printf("expected: max abs diff %.3g (atol %.3g), argmax %zu vs %zu: %s\n", cmp.max_abs_diff, o.atol, cmp.argmax,
+             cmp.argmax_expected, cmp.match ? "OK" : "MISMATCH");
     }
   }
 

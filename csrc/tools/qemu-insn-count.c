@@ -34,8 +34,8 @@ typedef void (*qemu_plugin_udata_cb_t)(qemu_plugin_id_t id, void* userdata);
 
 extern void qemu_plugin_register_vcpu_tb_trans_cb(qemu_plugin_id_t id, qemu_plugin_vcpu_tb_trans_cb_t cb);
 extern size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb* tb);
-extern void qemu_plugin_register_vcpu_tb_exec_inline(struct qemu_plugin_tb* tb, enum qemu_plugin_op op,
-                                                     void* ptr, uint64_t imm);
+extern void qemu_plugin_register_vcpu_tb_exec_inline(struct qemu_plugin_tb* tb, enum qemu_plugin_op op, void* ptr,
+                                                     uint64_t imm);
 extern void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, qemu_plugin_udata_cb_t cb, void* userdata);
 extern void qemu_plugin_outs(const char* string);
 
@@ -67,8 +67,7 @@ static void at_exit(qemu_plugin_id_t id, void* userdata) {
   qemu_plugin_outs(line);
 }
 
-QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const struct qemu_info_t* info, int argc,
-                                           char** argv) {
+QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const struct qemu_info_t* info, int argc, char** argv) {
   int i;
   (void)info;
   for (i = 0; i < argc; ++i) {

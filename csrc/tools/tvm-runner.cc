@@ -90,8 +90,8 @@ Options ParseArgs(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    const bool valued = a == "--input" || a == "--output" || a == "--iters" || a == "--threads" ||
-                        a == "--warmup" || a == "--repeats";
+    const bool valued =
+        a == "--input" || a == "--output" || a == "--iters" || a == "--threads" || a == "--warmup" || a == "--repeats";
     if (a == "--help" || a == "-h") {
       std::fputs(kUsage, stdout);
       std::exit(0);
@@ -305,8 +305,8 @@ int Run(const Options& o) {
         "{\"model\": \"%s\", \"backend\": \"tvm\", \"threads\": %ld, \"batch\": %lld, \"runs\": %zu, "
         "\"median_us\": %.3f, \"p90_us\": %.3f, \"min_us\": %.3f, \"max_us\": %.3f, \"mean_us\": %.3f, "
         "\"stdev_us\": %.3f, \"input_size\": %zu, \"output_size\": %zu}\n",
-        o.model.c_str(), o.threads, static_cast<long long>(dims.empty() ? 1 : dims[0]), n, med,
-        Percentile(times, 90.0), times.front(), times.back(), mean, stdev, input_size, output_size);
+        o.model.c_str(), o.threads, static_cast<long long>(dims.empty() ? 1 : dims[0]), n, med, Percentile(times, 90.0),
+        times.front(), times.back(), mean, stdev, input_size, output_size);
   } else if (ydata != nullptr && o.output.empty()) {
     size_t best = 0;
     for (size_t i = 1; i < output_size; ++i) best = ydata[i] > ydata[best] ? i : best;

@@ -23,9 +23,10 @@ import io
 import logging
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -51,7 +52,7 @@ class ModelRef:
     pakd_file: Path | None = None
 
     @classmethod
-    def from_path(cls, path: str | Path, label: str | None = None) -> "ModelRef":
+    def from_path(cls, path: str | Path, label: str | None = None) -> ModelRef:
         """A model folder (its model.pakd, if any, comes along) or a .pakd file."""
         from ..modelio import SPEC_FILE
 
@@ -180,8 +181,16 @@ def export_onnx(net, example: np.ndarray, path: Path) -> None:
     try:
         with contextlib.redirect_stdout(quiet), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(net, (torch.from_numpy(example),), str(path), dynamo=True, external_data=False,
-                              verbose=False, input_names=["input"], output_names=["logits"])
+            torch.onnx.export(
+                net,
+                (torch.from_numpy(example),),
+                str(path),
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+                input_names=["input"],
+                output_names=["logits"],
+            )
     finally:
         onnx_log.setLevel(level)
 
@@ -217,8 +226,12 @@ class OnnxRuntime(Engine):
 
         import torch
 
-        return Runner(self.name, threads, run, {"onnxruntime": ort.__version__, "exporter": "torch.export (dynamo)",
-                                                "torch": torch.__version__})
+        return Runner(
+            self.name,
+            threads,
+            run,
+            {"onnxruntime": ort.__version__, "exporter": "torch.export (dynamo)", "torch": torch.__version__},
+        )
 
 
 def native_session_class():
@@ -269,5 +282,6 @@ class PakdNative(Engine):
 
         from .. import _core
 
-        return Runner(self.name, threads, run, {"pakd_core": getattr(_core, "__version__", "?"),
-                                                "lowered_here": lowered})
+        return Runner(
+            self.name, threads, run, {"pakd_core": getattr(_core, "__version__", "?"), "lowered_here": lowered}
+        )

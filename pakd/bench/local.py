@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -47,8 +48,9 @@ class BenchConfig:
         if not self.threads or any(t < 1 for t in self.threads):
             raise BenchError(f"threads must be one or more counts >= 1 (got {list(self.threads)})")
         if self.repeats < 1 or self.warmup < 0 or self.min_time_s < 0:
-            raise BenchError(f"need repeats >= 1, warmup >= 0, min-time >= 0 "
-                             f"(got {self.repeats}, {self.warmup}, {self.min_time_s})")
+            raise BenchError(
+                f"need repeats >= 1, warmup >= 0, min-time >= 0 (got {self.repeats}, {self.warmup}, {self.min_time_s})"
+            )
 
 
 @dataclass(frozen=True)
@@ -94,8 +96,11 @@ def parse_threads(text: str) -> tuple[int, ...]:
 def _last_stage(run_dir: Path) -> Path:
     from ..modelio import SPEC_FILE
 
-    stages = [p for p in run_dir.glob("stage-*") if p.is_dir() and (p / SPEC_FILE).is_file()
-              and p.name.removeprefix("stage-").isdigit()]
+    stages = [
+        p
+        for p in run_dir.glob("stage-*")
+        if p.is_dir() and (p / SPEC_FILE).is_file() and p.name.removeprefix("stage-").isdigit()
+    ]
     if not stages:
         raise BenchError(f"{run_dir}: no finished stage (stage-K/ with spec.json) yet")
     return max(stages, key=lambda p: int(p.name.removeprefix("stage-")))
@@ -116,10 +121,14 @@ def plan_targets(path: str | Path) -> list[Target]:
         if not teacher_dir.is_dir():
             raise BenchError(f"{run_file} names teacher {teacher_dir}, which is not there")
         student = _last_stage(path)
-        return [Target(TEACHER, ModelRef.from_path(teacher_dir, f"teacher ({teacher_dir.parent.name}/{teacher_dir.name})"),
-                       tuple(engine_names())),
-                Target(STUDENT, ModelRef.from_path(student, f"student ({path.name}/{student.name})"),
-                       STUDENT_ENGINES)]
+        return [
+            Target(
+                TEACHER,
+                ModelRef.from_path(teacher_dir, f"teacher ({teacher_dir.parent.name}/{teacher_dir.name})"),
+                tuple(engine_names()),
+            ),
+            Target(STUDENT, ModelRef.from_path(student, f"student ({path.name}/{student.name})"), STUDENT_ENGINES),
+        ]
     ref = ModelRef.from_path(path)
     return [Target(MODEL, ref, tuple(engine_names()) if ref.folder is not None else ("pakd",))]
 
@@ -135,14 +144,13 @@ def sample_image(targets: list[Target], index: int = 0, data_dir: str | None = N
     test = load_dataset(name, data_dir).test
     if not 0 <= index < len(test):
         raise BenchError(f"image index {index} out of range 0..{len(test) - 1}")
-    return test.images[index:index + 1].numpy().copy(), name
+    return test.images[index : index + 1].numpy().copy(), name
 
 
 Progress = Callable[[int, int, str], None]  # (done, total, what is being timed now)
 
 
-def run_local(targets: list[Target], config: BenchConfig, x: np.ndarray,
-              progress: Progress | None = None) -> list[Row]:
+def run_local(targets: list[Target], config: BenchConfig, x: np.ndarray, progress: Progress | None = None) -> list[Row]:
     """Time every (threads, target, engine) (each in its own process unless ``config.isolate`` is
     off), then fill in the ratios."""
     import torch
@@ -166,8 +174,9 @@ def run_local(targets: list[Target], config: BenchConfig, x: np.ndarray,
     return with_ratios(rows)
 
 
-def _time_isolated(name: str, target: Target, threads: int, config: BenchConfig, x: np.ndarray,
-                   reference: np.ndarray | None) -> Row:
+def _time_isolated(
+    name: str, target: Target, threads: int, config: BenchConfig, x: np.ndarray, reference: np.ndarray | None
+) -> Row:
     """_time_one in a fresh (spawned) process that exits afterwards."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -176,8 +185,9 @@ def _time_isolated(name: str, target: Target, threads: int, config: BenchConfig,
         return pool.submit(_time_one, name, target, threads, config, x, reference).result()
 
 
-def _time_one(name: str, target: Target, threads: int, config: BenchConfig, x: np.ndarray,
-              reference: np.ndarray | None) -> Row:
+def _time_one(
+    name: str, target: Target, threads: int, config: BenchConfig, x: np.ndarray, reference: np.ndarray | None
+) -> Row:
     base = dict(engine=name, role=target.role, model=target.model.label, threads=threads)
     engine = get_engine(name)
     reason = engine.availability()
@@ -208,9 +218,14 @@ def with_ratios(rows: list[Row]) -> list[Row]:
             continue
         best = min(teacher, key=lambda r: r.timing.median_us)
         same = next((r for r in teacher if r.engine == row.engine), None)
-        out.append(replace(row, vs_best_teacher=best.timing.median_us / row.timing.median_us,
-                           same_engine=same.timing.median_us / row.timing.median_us if same else None,
-                           baseline=row is best))
+        out.append(
+            replace(
+                row,
+                vs_best_teacher=best.timing.median_us / row.timing.median_us,
+                same_engine=same.timing.median_us / row.timing.median_us if same else None,
+                baseline=row is best,
+            )
+        )
     return out
 
 
@@ -224,47 +239,80 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         pass
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {"platform": platform.platform(), "machine": platform.machine(), "cpu": cpu or platform.processor(),
-            "logical_cpus": os.cpu_count(), "load_avg_1_5_15": list(load) if load else None}
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu": cpu or platform.processor(),
+        "logical_cpus": os.cpu_count(),
+        "load_avg_1_5_15": list(load) if load else None,
+    }
 
 
-def report_dict(rows: list[Row], config: BenchConfig, source: str, data: str,
-                machine_before: dict[str, Any]) -> dict[str, Any]:
+def report_dict(
+    rows: list[Row], config: BenchConfig, source: str, data: str, machine_before: dict[str, Any]
+) -> dict[str, Any]:
     from ..modelio import library_versions
 
-    return {"format": "pakd-bench/1", "device": "local", "source": source, "batch": 1,
-            "input": {"data": data, "split": "test", "index": config.image_index},
-            "config": {**asdict(config), "threads": list(config.threads)},
-            "machine": machine_before, "load_avg_after": machine_info()["load_avg_1_5_15"],
-            "versions": library_versions(), "rows": [r.to_dict() for r in rows]}
+    return {
+        "format": "pakd-bench/1",
+        "device": "local",
+        "source": source,
+        "batch": 1,
+        "input": {"data": data, "split": "test", "index": config.image_index},
+        "config": {**asdict(config), "threads": list(config.threads)},
+        "machine": machine_before,
+        "load_avg_after": machine_info()["load_avg_1_5_15"],
+        "versions": library_versions(),
+        "rows": [r.to_dict() for r in rows],
+    }
 
 
 def rows_table(rows: list[Row], title: str = ""):
     """The rich table of a benchmark: one row per (engine, model, threads)."""
     from rich.table import Table
 
-    table = Table(title=title, caption="ratios at equal threads: the teacher's median (fastest engine, or the same "
-                                       "engine) / the row's median; above 1 = faster. max |diff|: vs PyTorch eager")
-    for col in ("engine", "model", "threads", "median us", "p90 us", "vs best teacher", "same engine",
-                "max |diff|", "note"):
-        table.add_column(col, justify="left" if col in ("engine", "model", "note") else "right",
-                         no_wrap=col != "note")
+    table = Table(
+        title=title,
+        caption="ratios at equal threads: the teacher's median (fastest engine, or the same "
+        "engine) / the row's median; above 1 = faster. max |diff|: vs PyTorch eager",
+    )
+    for col in (
+        "engine",
+        "model",
+        "threads",
+        "median us",
+        "p90 us",
+        "vs best teacher",
+        "same engine",
+        "max |diff|",
+        "note",
+    ):
+        table.add_column(col, justify="left" if col in ("engine", "model", "note") else "right", no_wrap=col != "note")
     for r in rows:
         if r.timing is None:
-            table.add_row(r.engine, r.model, str(r.threads), "-", "-", "-", "-", "-",
-                          f"[yellow]{r.reason}[/]")
+            table.add_row(r.engine, r.model, str(r.threads), "-", "-", "-", "-", "-", f"[yellow]{r.reason}[/]")
             continue
         vs = f"{r.vs_best_teacher:.2f}x" if r.vs_best_teacher is not None else "-"
         same = f"{r.same_engine:.2f}x" if r.same_engine is not None else "-"
         diff = f"{r.max_abs_diff:.1e}" if r.max_abs_diff is not None else "-"
         note = "best teacher engine" if r.baseline else ""
-        table.add_row(r.engine, r.model, str(r.threads), f"{r.timing.median_us:,.1f}", f"{r.timing.p90_us:,.1f}",
-                      vs, same, diff, note)
+        table.add_row(
+            r.engine,
+            r.model,
+            str(r.threads),
+            f"{r.timing.median_us:,.1f}",
+            f"{r.timing.p90_us:,.1f}",
+            vs,
+            same,
+            diff,
+            note,
+        )
     return table
 
 
-def store_rows(rows: list[Row], targets: list[Target], store: Any, config: BenchConfig,
-               session: str | None = None) -> str:
+def store_rows(
+    rows: list[Row], targets: list[Target], store: Any, config: BenchConfig, session: str | None = None
+) -> str:
     """Put the timed rows into the results store (``pakd.deploy.results``) as device ``local``,
     under ``session`` (default: a new one). Returns the session id."""
     import hashlib
@@ -280,11 +328,19 @@ def store_rows(rows: list[Row], targets: list[Target], store: Any, config: Bench
         path = ref.folder / "model.safetensors" if ref.folder is not None else ref.pakd_file
         key = str(path)
         if key not in digests:
-            digests[key] = sha256_file(path) if path is not None and path.is_file() else hashlib.sha256(key.encode()).hexdigest()
+            digests[key] = (
+                sha256_file(path) if path is not None and path.is_file() else hashlib.sha256(key.encode()).hexdigest()
+            )
         return digests[key]
 
-    session = session or session_id({"engines": sorted({r.engine for r in rows}), "models": sorted(k[1] for k in refs),
-                          "config": {**asdict(config), "threads": list(config.threads)}}, fresh=True)
+    session = session or session_id(
+        {
+            "engines": sorted({r.engine for r in rows}),
+            "models": sorted(k[1] for k in refs),
+            "config": {**asdict(config), "threads": list(config.threads)},
+        },
+        fresh=True,
+    )
     facts = parse_facts(_local_facts())
     for r in rows:
         ref = refs.get((r.role, r.model))
@@ -293,13 +349,31 @@ def store_rows(rows: list[Row], targets: list[Target], store: Any, config: Bench
         src = (ref.folder or ref.pakd_file).resolve()
         t = r.timing
         sha = hashlib.sha256(f"{model_digest(ref)}:{r.engine}".encode()).hexdigest()
-        store.add({"session": session, "bundle_sha256": sha, "bundle": None, "source": str(src),
-                   "role": r.role if r.role in (TEACHER, STUDENT) else None, "model": r.model, "engine": r.engine,
-                   "target": "host", "device": "local", "threads": r.threads, "run": 0,
-                   "median_us": t.median_us, "p90_us": t.p90_us, "min_us": t.min_us, "max_us": t.max_us,
-                   "mean_us": t.mean_us, "stdev_us": t.stdev_us, "iterations": t.count,
-                   "model_bytes": ref.pakd_file.stat().st_size if ref.pakd_file is not None else None,
-                   "golden_max_abs_diff": r.max_abs_diff, "facts": facts})  # vs PyTorch eager
+        store.add(
+            {
+                "session": session,
+                "bundle_sha256": sha,
+                "bundle": None,
+                "source": str(src),
+                "role": r.role if r.role in (TEACHER, STUDENT) else None,
+                "model": r.model,
+                "engine": r.engine,
+                "target": "host",
+                "device": "local",
+                "threads": r.threads,
+                "run": 0,
+                "median_us": t.median_us,
+                "p90_us": t.p90_us,
+                "min_us": t.min_us,
+                "max_us": t.max_us,
+                "mean_us": t.mean_us,
+                "stdev_us": t.stdev_us,
+                "iterations": t.count,
+                "model_bytes": ref.pakd_file.stat().st_size if ref.pakd_file is not None else None,
+                "golden_max_abs_diff": r.max_abs_diff,
+                "facts": facts,
+            }
+        )  # vs PyTorch eager
     return session
 
 

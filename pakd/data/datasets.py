@@ -8,9 +8,9 @@ kept apart: it is only used for reported numbers, never for choosing anything.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -23,8 +23,18 @@ FMNIST_INSTALL_HINT = (
     "install it with: sudo apt-get install dataset-fashion-mnist, "
     "or point --data-dir / PAKD_DATA_DIR at a folder holding the IDX .gz files"
 )
-FMNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                  "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+FMNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 SPLIT_SEED = 20150101  # fixed: the validation split never depends on the training seed
 
 
@@ -36,7 +46,7 @@ class Split:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def subset(self, n: int) -> "Split":
+    def subset(self, n: int) -> Split:
         return Split(self.images[:n], self.labels[:n])
 
 
@@ -59,10 +69,16 @@ class DataBundle:
         return len(self.classes)
 
     def describe(self) -> dict:
-        return {"name": self.name, "train": len(self.train), "val": len(self.val),
-                "test": len(self.test), "input_shape": list(self.input_shape),
-                "num_classes": self.num_classes, "split_seed": SPLIT_SEED,
-                "normalize": {"mean": self.mean, "std": self.std}}
+        return {
+            "name": self.name,
+            "train": len(self.train),
+            "val": len(self.val),
+            "test": len(self.test),
+            "input_shape": list(self.input_shape),
+            "num_classes": self.num_classes,
+            "split_seed": SPLIT_SEED,
+            "normalize": {"mean": self.mean, "std": self.std},
+        }
 
 
 def _split_train_val(images: torch.Tensor, labels: torch.Tensor, val_size: int) -> tuple[Split, Split]:
@@ -94,8 +110,7 @@ def load_fashion_mnist(data_dir: str | Path | None = None, val_size: int = 5000)
         if y.max() >= len(FMNIST_CLASSES):
             raise DataError(f"{root / name}: label {int(y.max())} out of range 0..9")
     mean, std = 0.2860, 0.3530  # Fashion-MNIST training-set statistics
-    train, val = _split_train_val(_normalize(train_x, mean, std),
-                                  torch.from_numpy(train_y.astype(np.int64)), val_size)
+    train, val = _split_train_val(_normalize(train_x, mean, std), torch.from_numpy(train_y.astype(np.int64)), val_size)
     test = Split(_normalize(test_x, mean, std), torch.from_numpy(test_y.astype(np.int64)))
     return DataBundle("fashion-mnist", train, val, test, FMNIST_CLASSES, mean, std)
 
@@ -113,12 +128,18 @@ def load_digits(data_dir: str | Path | None = None, val_size: int = 200) -> Data
     perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(SPLIT_SEED))
     test_idx, rest = perm[:300].sort().values, perm[300:].sort().values
     train, val = _split_train_val(x[rest], y[rest], val_size)
-    return DataBundle("digits", train, val, Split(x[test_idx], y[test_idx]),
-                      tuple(str(i) for i in range(10)), mean, std)
+    return DataBundle(
+        "digits", train, val, Split(x[test_idx], y[test_idx]), tuple(str(i) for i in range(10)), mean, std
+    )
 
 
-def load_synthetic(data_dir: str | Path | None = None, val_size: int = 500, n_train: int = 3000,
-                   n_test: int = 1000, num_classes: int = 10) -> DataBundle:
+def load_synthetic(
+    data_dir: str | Path | None = None,
+    val_size: int = 500,
+    n_train: int = 3000,
+    n_test: int = 1000,
+    num_classes: int = 10,
+) -> DataBundle:
     """A learnable synthetic task made here: each class is a fixed random blob pattern plus noise."""
     g = torch.Generator().manual_seed(SPLIT_SEED)
     protos = torch.nn.functional.avg_pool2d(torch.randn(num_classes, 1, 28, 28, generator=g), 5, 1, 2) * 3

@@ -30,8 +30,13 @@ def _decompress(path: Path, missing_hint: str) -> bytes:
         raise DataError(f"{path}: not a valid gzip file ({exc})") from None
 
 
-def read_idx(path: str | Path, expect_magic: int, expect_count: int | None = None,
-             expect_shape: tuple[int, ...] = (), missing_hint: str = "") -> np.ndarray:
+def read_idx(
+    path: str | Path,
+    expect_magic: int,
+    expect_count: int | None = None,
+    expect_shape: tuple[int, ...] = (),
+    missing_hint: str = "",
+) -> np.ndarray:
     """Read one IDX ``.gz`` file into a uint8 array, checking magic, dimensions and counts.
 
     ``expect_shape`` gives the per-item shape (e.g. ``(28, 28)`` for images).
@@ -48,7 +53,7 @@ def read_idx(path: str | Path, expect_magic: int, expect_count: int | None = Non
     header_len = 4 + 4 * ndim
     if len(raw) < header_len:
         raise DataError(f"{path}: truncated IDX header ({len(raw)} of {header_len} bytes)")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     if expect_count is not None and dims[0] != expect_count:
         raise DataError(f"{path}: holds {dims[0]} items, expected {expect_count}")
     if dims[1:] != tuple(expect_shape):

@@ -15,9 +15,10 @@ import json
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,7 @@ class Student:
     label: str
     folder: Path | None
     pakd_file: Path | None
-    role: str | None = None   # "teacher" (a trained dense model), "student" (a compress run's stage), None
+    role: str | None = None  # "teacher" (a trained dense model), "student" (a compress run's stage), None
 
     def source(self) -> dict[str, Any]:
         """What the bundle was built from (the results store and reports match on this)."""
@@ -80,8 +81,9 @@ def resolve_student(path: str | Path) -> Student:
     if p.is_file() and p.suffix == ".pakd":
         return Student(p.name, None, p, "student" if (p.parent.parent / "run.json").is_file() else None)
     if (p / "run.json").is_file():
-        stages = sorted((s for s in p.glob("stage-*") if (s / "spec.json").is_file()),
-                        key=lambda s: int(s.name.split("-")[1]))
+        stages = sorted(
+            (s for s in p.glob("stage-*") if (s / "spec.json").is_file()), key=lambda s: int(s.name.split("-")[1])
+        )
         if not stages:
             raise BuildError(f"{p}: the run has no finished stage yet")
         p = stages[-1]
@@ -114,6 +116,7 @@ def _run(cmd: list[str], cwd: Path | None = None, what: str = "") -> subprocess.
 # Backends
 # ----------------------------------------------------------------------------------------------
 
+
 def _native(student: Student, cfg: BuildConfig, out: Path, x: np.ndarray) -> tuple[dict[str, str], dict[str, Any]]:
     from .._core import Session
     from .crossbuild import cross_build_native
@@ -131,11 +134,21 @@ def _native(student: Student, cfg: BuildConfig, out: Path, x: np.ndarray) -> tup
         if (include / h).is_file():
             shutil.copy2(include / h, out / "include" / "pakd" / h)
     expected = Session(blob).run(x)
-    files = {"model.pakd": "model", "bin/pakd-run": "runner", "lib/libpakd.a": "static-library",
-             "lib/libpakd.so": "shared-library"}
-    files.update({f"include/pakd/{h}": "header" for h in ("pakd.h", "pakd.hpp") if (out / "include" / "pakd" / h).is_file()})
-    run = {"argv": ["bin/pakd-run", "model.pakd", "--input", "input.f32", "--threads", "1"],
-           "output_option": "--save-output", "iters_option": "--iters", "json_option": "--json"}
+    files = {
+        "model.pakd": "model",
+        "bin/pakd-run": "runner",
+        "lib/libpakd.a": "static-library",
+        "lib/libpakd.so": "shared-library",
+    }
+    files.update(
+        {f"include/pakd/{h}": "header" for h in ("pakd.h", "pakd.hpp") if (out / "include" / "pakd" / h).is_file()}
+    )
+    run = {
+        "argv": ["bin/pakd-run", "model.pakd", "--input", "input.f32", "--threads", "1"],
+        "output_option": "--save-output",
+        "iters_option": "--iters",
+        "json_option": "--json",
+    }
     return files, {"run": run, "expected": expected, "model_bytes": len(blob)}
 
 
@@ -155,17 +168,32 @@ def _tvm(student: Student, cfg: BuildConfig, out: Path, x: np.ndarray) -> tuple[
 
     with warnings.catch_warnings():  # torch.export's deprecation chatter is not the user's business
         warnings.simplefilter("ignore", FutureWarning)
-        built = tvm_backend.compile_tvm(model, tuple(student.input_shape()), cfg.target, out,
-                                        tune_trials=cfg.tune_trials, tuning_db=cfg.cache_dir / "tvm-tuning")
+        built = tvm_backend.compile_tvm(
+            model,
+            tuple(student.input_shape()),
+            cfg.target,
+            out,
+            tune_trials=cfg.tune_trials,
+            tuning_db=cfg.cache_dir / "tvm-tuning",
+        )
     runner = tvm_backend.build_tvm_runner(cfg.target, out, cfg.cache_dir / "tvm-runtime")  # + out/lib/*.so
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy()
     files = {"model.so": "model", runner.name: "runner"}
     files.update({f"lib/{lib.name}": "runtime-library" for lib in sorted((out / "lib").glob("*.so*"))})
-    run = {"argv": [runner.name, "./model.so", "--input", "input.f32", "--threads", "1"],
-           "output_option": "--output", "iters_option": "--iters", "json_option": None}
-    return files, {"run": run, "expected": expected, "model_bytes": built.model.stat().st_size,
-                   "tuned": bool(built.tuned), "tvm_build": built.to_dict()}
+    run = {
+        "argv": [runner.name, "./model.so", "--input", "input.f32", "--threads", "1"],
+        "output_option": "--output",
+        "iters_option": "--iters",
+        "json_option": None,
+    }
+    return files, {
+        "run": run,
+        "expected": expected,
+        "model_bytes": built.model.stat().st_size,
+        "tuned": bool(built.tuned),
+        "tvm_build": built.to_dict(),
+    }
 
 
 BACKENDS: dict[str, Callable] = {"native": _native, "tvm": _tvm}
@@ -174,6 +202,7 @@ BACKENDS: dict[str, Callable] = {"native": _native, "tvm": _tvm}
 # ----------------------------------------------------------------------------------------------
 # Build
 # ----------------------------------------------------------------------------------------------
+
 
 def sources_digest() -> str:
     """Hash of the native sources and the lowering code: a bundle built from other sources is stale."""
@@ -239,14 +268,26 @@ def build(student_path: str | Path, cfg: BuildConfig) -> BuildResult:
     from .. import __version__
 
     manifest = write_manifest(
-        out, files, target={**cfg.target.describe(), "file_sha256": sha256_file(cfg.target.path) if cfg.target.path else None},
-        backend=backend, model=student.label, inputs_key=key, source=student.source(),
+        out,
+        files,
+        target={**cfg.target.describe(), "file_sha256": sha256_file(cfg.target.path) if cfg.target.path else None},
+        backend=backend,
+        model=student.label,
+        inputs_key=key,
+        source=student.source(),
         versions={"pakd": __version__, "torch": torch.__version__, **_tvm_versions(backend)},
-        golden={"input": "input.f32", "expected": "expected.f32", "shape": list(x.shape),
-                "output_shape": list(np.asarray(info["expected"]).shape), "atol": GOLDEN_ATOL},
-        run=info["run"], sizes={"model_bytes": info["model_bytes"]},
+        golden={
+            "input": "input.f32",
+            "expected": "expected.f32",
+            "shape": list(x.shape),
+            "output_shape": list(np.asarray(info["expected"]).shape),
+            "atol": GOLDEN_ATOL,
+        },
+        run=info["run"],
+        sizes={"model_bytes": info["model_bytes"]},
         **({"tuned": info["tuned"], "tvm_build": info["tvm_build"]} if "tuned" in info else {}),
-        **({"auto_choice": choice} if choice else {}))
+        **({"auto_choice": choice} if choice else {}),
+    )
     return BuildResult(Bundle(out, manifest), False, choice)
 
 
@@ -267,8 +308,10 @@ def _choose_backend(student: Student, cfg: BuildConfig) -> tuple[str, dict[str, 
     with tempfile.TemporaryDirectory(prefix="pakd-auto-") as tmp:
         for backend in BACKENDS:
             try:
-                r = build(student.folder or student.pakd_file,
-                          replace(cfg, target=host, backend=backend, out_dir=Path(tmp) / backend))
+                r = build(
+                    student.folder or student.pakd_file,
+                    replace(cfg, target=host, backend=backend, out_dir=Path(tmp) / backend),
+                )
                 medians[backend] = bench_bundle(r.bundle, repeats=100)["median_us"]
             except PakdError as exc:
                 medians[backend] = float("inf")
@@ -282,6 +325,7 @@ def _choose_backend(student: Student, cfg: BuildConfig) -> tuple[str, dict[str, 
 # ----------------------------------------------------------------------------------------------
 # Verify
 # ----------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class VerifyReport:
@@ -317,23 +361,33 @@ def _execute(bundle: Bundle, target: Target, argv: list[str], emulate: bool) -> 
     if target.is_host:
         return subprocess.run(argv, cwd=bundle.root, capture_output=True, text=True, timeout=600)
     if not emulate:
-        raise BuildError(f"{bundle.root} is built for {target.name} ({target.arch}); run it on the board "
-                         f"(pakd bench --device ...) or here under qemu with --emulate")
+        raise BuildError(
+            f"{bundle.root} is built for {target.name} ({target.arch}); run it on the board "
+            f"(pakd bench --device ...) or here under qemu with --emulate"
+        )
     from .emulate import run_emulated
 
     r = run_emulated(target, argv, cwd=bundle.root, count_instructions=False, timeout=600)
     return subprocess.CompletedProcess(argv, r.returncode, r.stdout, r.stderr)
 
 
-def verify(bundle_dir: str | Path, *, emulate: bool = False, count: bool = False,
-           baseline: str | Path | None = None, targets_dir: Path | None = None) -> VerifyReport:
+def verify(
+    bundle_dir: str | Path,
+    *,
+    emulate: bool = False,
+    count: bool = False,
+    baseline: str | Path | None = None,
+    targets_dir: Path | None = None,
+) -> VerifyReport:
     bundle = open_bundle(bundle_dir)  # refuses altered files
     target = load_target(bundle.target, targets_dir)
     with tempfile.TemporaryDirectory(prefix="pakd-verify-") as tmp:
         out_file = Path(tmp) / "output.f32"
         r = _execute(bundle, target, _runner_argv(bundle, out_file), emulate)
         if r.returncode != 0 or not out_file.is_file():
-            raise BuildError(f"{bundle.root}: the runner failed (exit {r.returncode}): {(r.stderr or r.stdout).strip()[-300:]}")
+            raise BuildError(
+                f"{bundle.root}: the runner failed (exit {r.returncode}): {(r.stderr or r.stdout).strip()[-300:]}"
+            )
         got = np.fromfile(out_file, dtype="<f4")
     expected = np.fromfile(bundle.file("golden-output"), dtype="<f4")
     if got.shape != expected.shape:
@@ -351,8 +405,17 @@ def verify(bundle_dir: str | Path, *, emulate: bool = False, count: bool = False
             if other.target != bundle.target:
                 raise BuildError(f"--baseline {baseline} is built for {other.target}, not {bundle.target}")
             base = _instructions(other, target)
-    return VerifyReport(bundle.root, target.name, bundle.backend, not target.is_host, diff, argmax_ok,
-                        diff <= atol and argmax_ok, instructions, base)
+    return VerifyReport(
+        bundle.root,
+        target.name,
+        bundle.backend,
+        not target.is_host,
+        diff,
+        argmax_ok,
+        diff <= atol and argmax_ok,
+        instructions,
+        base,
+    )
 
 
 def _instructions(bundle: Bundle, target: Target) -> int:

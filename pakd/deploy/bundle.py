@@ -91,7 +91,11 @@ def open_bundle(root: str | Path, check_hashes: bool = True) -> Bundle:
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("files"), dict):
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != FORMAT
+        or not isinstance(manifest.get("files"), dict)
+    ):
         raise BundleError(f"{path}: not a PaKD bundle manifest (format {FORMAT!r} expected)")
     if check_hashes:
         for rel, entry in manifest["files"].items():
@@ -99,5 +103,7 @@ def open_bundle(root: str | Path, check_hashes: bool = True) -> Bundle:
             if not full.is_file():
                 raise BundleError(f"{root}: {rel} is missing")
             if full.stat().st_size != entry.get("bytes") or sha256_file(full) != entry.get("sha256"):
-                raise BundleError(f"{root}: {rel} does not match its manifest hash (altered or corrupted; rebuild with `pakd build`)")
+                raise BundleError(
+                    f"{root}: {rel} does not match its manifest hash (altered or corrupted; rebuild with `pakd build`)"
+                )
     return Bundle(root, manifest)

@@ -40,10 +40,10 @@ class NativeArtifacts:
     pakd_run: Path
     static_lib: Path
     shared_lib: Path
-    cc: str                  # the compilers CMake used (full paths)
+    cc: str  # the compilers CMake used (full paths)
     cxx: str
     cflags: tuple[str, ...]  # C++ flags of the Release build (CMAKE_CXX_FLAGS + _RELEASE)
-    build_dir: Path          # build_root/<target>
+    build_dir: Path  # build_root/<target>
 
 
 def _ninja() -> str | None:
@@ -71,8 +71,10 @@ def _run(cmd: list[str], log: Path, what: str) -> None:
         f.write(f"$ {' '.join(cmd)}\n{r.stdout}{r.stderr}\n")
     if r.returncode != 0:
         lines = (r.stdout + r.stderr).splitlines()
-        first = next((ln.strip() for ln in lines if re.search(r"\berror\b|Error", ln)),
-                     lines[-1].strip() if lines else f"exit {r.returncode}")
+        first = next(
+            (ln.strip() for ln in lines if re.search(r"\berror\b|Error", ln)),
+            lines[-1].strip() if lines else f"exit {r.returncode}",
+        )
         raise CrossBuildError(f"{what} failed: {first} (full log: {log})")
 
 
@@ -102,9 +104,18 @@ def _configure_and_build(target: Target, build_dir: Path, jobs: int) -> dict[str
     _write_if_changed(wrapper / "empty.cc", "// libpakd.so is pakd_core's objects; this file is empty.\n")
     log = build_dir / "build.log"
     log.write_text("")
-    cmd = ["cmake", "-S", str(wrapper), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release",
-           "-DPAKD_BUILD_PYTHON=OFF", "-DPAKD_BUILD_TESTS=OFF", "-DPAKD_BUILD_TOOLS=ON",
-           "-DBUILD_SHARED_LIBS=OFF"]
+    cmd = [
+        "cmake",
+        "-S",
+        str(wrapper),
+        "-B",
+        str(build_dir),
+        "-DCMAKE_BUILD_TYPE=Release",
+        "-DPAKD_BUILD_PYTHON=OFF",
+        "-DPAKD_BUILD_TESTS=OFF",
+        "-DPAKD_BUILD_TOOLS=ON",
+        "-DBUILD_SHARED_LIBS=OFF",
+    ]
     if target.cmake_toolchain is not None:
         cmd.append(f"-DCMAKE_TOOLCHAIN_FILE={target.cmake_toolchain}")
     else:
@@ -117,8 +128,11 @@ def _configure_and_build(target: Target, build_dir: Path, jobs: int) -> dict[str
         if ninja:
             cmd += ["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}"]
     _run(cmd, log, f"configuring the runtime for {target.name}")
-    _run(["cmake", "--build", str(build_dir), "-j", str(jobs), "--target", "pakd_core", "pakd-run", "pakd_shared"],
-         log, f"building the runtime for {target.name}")
+    _run(
+        ["cmake", "--build", str(build_dir), "-j", str(jobs), "--target", "pakd_core", "pakd-run", "pakd_shared"],
+        log,
+        f"building the runtime for {target.name}",
+    )
     return _cache(build_dir)
 
 

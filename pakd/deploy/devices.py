@@ -34,9 +34,17 @@ DEFAULT_DEVICES_FILE = Path("devices.toml")
 LOCAL = "local"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _KEYS: dict[str, tuple[type, ...]] = {
-    "target": (str,), "host": (str,), "port": (int,), "user": (str,), "identity_file": (str,),
-    "known_hosts": (str,), "workdir": (str,), "connect_timeout": (int, float),
-    "command_timeout": (int, float), "accept_new_host_key": (bool,), "ssh_config": (bool,),
+    "target": (str,),
+    "host": (str,),
+    "port": (int,),
+    "user": (str,),
+    "identity_file": (str,),
+    "known_hosts": (str,),
+    "workdir": (str,),
+    "connect_timeout": (int, float),
+    "command_timeout": (int, float),
+    "accept_new_host_key": (bool,),
+    "ssh_config": (bool,),
 }
 
 
@@ -163,8 +171,10 @@ def resolve_device(spec: str, devices_file: str | Path | None = None, **override
     else:
         path = Path(devices_file) if devices_file else DEFAULT_DEVICES_FILE
         if not path.is_file():
-            raise DeviceError(f"--device {spec}: unknown device (no {path}; use local, ssh://user@host:port, "
-                              "or describe it in devices.toml)")
+            raise DeviceError(
+                f"--device {spec}: unknown device (no {path}; use local, ssh://user@host:port, "
+                "or describe it in devices.toml)"
+            )
         devices = load_devices(path)
         if spec not in devices:
             known = ", ".join(sorted(devices)) or "none"

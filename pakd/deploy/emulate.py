@@ -67,14 +67,17 @@ def build_plugin(cache_dir: str | Path | None = None, source: str | Path = PLUGI
         return out
     cc = next((c for c in PLUGIN_CC if shutil.which(c)), None)
     if cc is None:
-        raise EmulationError(f"no host C compiler ({' or '.join(PLUGIN_CC)}) to build the qemu instruction-count "
-                             f"plugin; install with: sudo apt-get install -y {PLUGIN_APT}")
+        raise EmulationError(
+            f"no host C compiler ({' or '.join(PLUGIN_CC)}) to build the qemu instruction-count "
+            f"plugin; install with: sudo apt-get install -y {PLUGIN_APT}"
+        )
     cache.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=out.stem, suffix=".so.tmp", dir=cache)
     os.close(fd)
     try:
-        r = subprocess.run([cc, "-shared", "-fPIC", "-O2", "-Wall", "-o", tmp, str(source)],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            [cc, "-shared", "-fPIC", "-O2", "-Wall", "-o", tmp, str(source)], capture_output=True, text=True
+        )
         if r.returncode != 0:
             first = next((ln for ln in r.stderr.splitlines() if "error" in ln), r.stderr.strip()[-300:])
             raise EmulationError(f"{cc} could not build the qemu plugin {source.name}: {first}")
@@ -90,9 +93,15 @@ def _emulator_argv(target: Target) -> list[str]:
     return [shutil.which(target.emulator[0]) or target.emulator[0], *target.emulator[1:]]
 
 
-def run_emulated(target: Target, argv: Sequence[str | os.PathLike], *, cwd: str | Path | None = None,
-                 count_instructions: bool = False, timeout: float | None = 600,
-                 plugin: str | Path | None = None) -> EmulatedRun:
+def run_emulated(
+    target: Target,
+    argv: Sequence[str | os.PathLike],
+    *,
+    cwd: str | Path | None = None,
+    count_instructions: bool = False,
+    timeout: float | None = 600,
+    plugin: str | Path | None = None,
+) -> EmulatedRun:
     """Runs ``argv`` (a binary built for ``target`` and its arguments) under the target's qemu,
     with an empty guest environment; with ``count_instructions`` through the counting plugin
     (``plugin``, else :func:`build_plugin` in the default cache)."""
@@ -109,17 +118,20 @@ def run_emulated(target: Target, argv: Sequence[str | os.PathLike], *, cwd: str 
             cmd += ["-plugin", f"{so},outfile={outfile}", "-d", "plugin"]
         cmd += [str(a) for a in argv]
         try:
-            r = subprocess.run(cmd, cwd=cwd, env=host_env, capture_output=True, text=True, timeout=timeout,
-                               errors="replace")
+            r = subprocess.run(
+                cmd, cwd=cwd, env=host_env, capture_output=True, text=True, timeout=timeout, errors="replace"
+            )
         except subprocess.TimeoutExpired:
-            raise EmulationError(f"{Path(str(argv[0])).name} under {target.emulator[0]} did not finish "
-                                 f"within {timeout:g} s") from None
+            raise EmulationError(
+                f"{Path(str(argv[0])).name} under {target.emulator[0]} did not finish within {timeout:g} s"
+            ) from None
         instructions = None
         if count_instructions:
             plugin_lines = [ln for ln in r.stderr.splitlines() if "plugin" in ln.lower()]
             if not outfile.exists() and plugin_lines:  # e.g. a qemu built without plugin support
-                raise EmulationError(f"{target.emulator[0]} cannot load the instruction-count plugin: "
-                                     f"{plugin_lines[-1].strip()}")
+                raise EmulationError(
+                    f"{target.emulator[0]} cannot load the instruction-count plugin: {plugin_lines[-1].strip()}"
+                )
             if outfile.exists():
                 text = outfile.read_text().strip()
                 if text.startswith("insns:"):
@@ -127,9 +139,15 @@ def run_emulated(target: Target, argv: Sequence[str | os.PathLike], *, cwd: str 
     return EmulatedRun(r.returncode, r.stdout, r.stderr, instructions)
 
 
-def instructions_per_inference(target: Target, argv_without_iters: Sequence[str | os.PathLike], *,
-                               iters: int = 10, cwd: str | Path | None = None, timeout: float | None = 600,
-                               plugin: str | Path | None = None) -> int:
+def instructions_per_inference(
+    target: Target,
+    argv_without_iters: Sequence[str | os.PathLike],
+    *,
+    iters: int = 10,
+    cwd: str | Path | None = None,
+    timeout: float | None = 600,
+    plugin: str | Path | None = None,
+) -> int:
     """Guest instructions of one inference: pakd-run (``argv_without_iters``: the binary, the
     model, options such as ``--threads 1``) counted with ``--iters N`` and with ``--iters 0``,
     the difference divided by N. Use one thread: spinning workers make counts noisy."""
@@ -138,11 +156,19 @@ def instructions_per_inference(target: Target, argv_without_iters: Sequence[str 
     so = Path(plugin) if plugin is not None else build_plugin()
     counts = []
     for n in (iters, 0):
-        r = run_emulated(target, [*argv_without_iters, "--iters", str(n)], cwd=cwd, count_instructions=True,
-                         timeout=timeout, plugin=so)
+        r = run_emulated(
+            target,
+            [*argv_without_iters, "--iters", str(n)],
+            cwd=cwd,
+            count_instructions=True,
+            timeout=timeout,
+            plugin=so,
+        )
         if r.returncode != 0 or r.instructions is None:
             last = (r.stderr.strip().splitlines() or ["no output"])[-1]
-            raise EmulationError(f"{Path(str(argv_without_iters[0])).name} --iters {n} under "
-                                 f"{target.emulator[0]} failed (exit {r.returncode}): {last}")
+            raise EmulationError(
+                f"{Path(str(argv_without_iters[0])).name} --iters {n} under "
+                f"{target.emulator[0]} failed (exit {r.returncode}): {last}"
+            )
         counts.append(r.instructions)
     return round((counts[0] - counts[1]) / iters)

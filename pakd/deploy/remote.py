@@ -23,10 +23,11 @@ import json
 import re
 import shlex
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -54,8 +55,11 @@ echo "load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
 """
 
 # uname -m of a device that runs bundles of a target architecture
-_ARCH_OK = {"x86_64": {"x86_64", "amd64"}, "aarch64": {"aarch64", "arm64"},
-            "armv7": {"armv7l", "armv8l", "armv7", "aarch64", "arm64"}}
+_ARCH_OK = {
+    "x86_64": {"x86_64", "amd64"},
+    "aarch64": {"aarch64", "arm64"},
+    "armv7": {"armv7l", "armv8l", "armv7", "aarch64", "arm64"},
+}
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -65,28 +69,33 @@ class BenchError(PakdError):
 
 @dataclass(frozen=True)
 class BenchPlan:
-    threads: tuple[str, ...] = ("1", "all")   # "all" = every core the device has
-    runs: int = 3                             # bench invocations per (bundle, threads)
-    repeats: int = 100                        # timed calls per invocation (at least)
+    threads: tuple[str, ...] = ("1", "all")  # "all" = every core the device has
+    runs: int = 3  # bench invocations per (bundle, threads)
+    repeats: int = 100  # timed calls per invocation (at least)
     warmup: int = 10
     min_time_s: float = 0.5
 
     def key(self) -> dict[str, Any]:
-        return {"threads": list(self.threads), "runs": self.runs, "repeats": self.repeats,
-                "warmup": self.warmup, "min_time_s": self.min_time_s}
+        return {
+            "threads": list(self.threads),
+            "runs": self.runs,
+            "repeats": self.repeats,
+            "warmup": self.warmup,
+            "min_time_s": self.min_time_s,
+        }
 
 
 @dataclass
 class BundleInfo:
     bundle: Bundle
-    sha256: str                                # of manifest.json: the bundle's identity
+    sha256: str  # of manifest.json: the bundle's identity
     role: str | None
     source: str | None
     model: str
     arch: str
     model_bytes: int
     bundle_bytes: int
-    files: dict[str, str]                      # relative path -> sha256 (manifest.json included)
+    files: dict[str, str]  # relative path -> sha256 (manifest.json included)
 
     @property
     def name(self) -> str:
@@ -105,14 +114,22 @@ class DeviceOutcome:
 
 
 def describe_bundle(path: str | Path, role: str | None = None) -> BundleInfo:
-    b = open_bundle(path)   # every file checked against the manifest here first
+    b = open_bundle(path)  # every file checked against the manifest here first
     m = b.manifest
     src = m.get("source") or {}
     files = {rel: e["sha256"] for rel, e in m["files"].items()}
     files[MANIFEST] = sha256_file(b.root / MANIFEST)
-    return BundleInfo(b, files[MANIFEST], role or src.get("role"), src.get("path"), str(m.get("model", b.root.name)),
-                      m["target"].get("arch", ""), int(m.get("sizes", {}).get("model_bytes", 0)),
-                      sum(int(e["bytes"]) for e in m["files"].values()), files)
+    return BundleInfo(
+        b,
+        files[MANIFEST],
+        role or src.get("role"),
+        src.get("path"),
+        str(m.get("model", b.root.name)),
+        m["target"].get("arch", ""),
+        int(m.get("sizes", {}).get("model_bytes", 0)),
+        sum(int(e["bytes"]) for e in m["files"].values()),
+        files,
+    )
 
 
 def parse_facts(text: str) -> dict[str, Any]:
@@ -121,10 +138,16 @@ def parse_facts(text: str) -> dict[str, Any]:
         key, sep, value = line.partition("=")
         if sep and value.strip():
             raw[key.strip()] = value.strip()
-    facts: dict[str, Any] = {k: raw[k] for k in ("arch", "kernel", "os", "cpu_model", "board", "governor", "throttled")
-                             if k in raw}
-    for key, name, scale in (("cores", "cores", 1), ("freq_khz", "freq_mhz", 1e-3), ("max_freq_khz", "max_freq_mhz", 1e-3),
-                             ("temp_millic", "temperature_c", 1e-3), ("ram_kb", "ram_bytes", 1024)):
+    facts: dict[str, Any] = {
+        k: raw[k] for k in ("arch", "kernel", "os", "cpu_model", "board", "governor", "throttled") if k in raw
+    }
+    for key, name, scale in (
+        ("cores", "cores", 1),
+        ("freq_khz", "freq_mhz", 1e-3),
+        ("max_freq_khz", "max_freq_mhz", 1e-3),
+        ("temp_millic", "temperature_c", 1e-3),
+        ("ram_kb", "ram_bytes", 1024),
+    ):
         try:
             v = float(raw[key]) * scale
             facts[name] = int(v) if name in ("cores", "ram_bytes") else round(v, 1)
@@ -152,9 +175,20 @@ def upload(transport: Transport, infos: Sequence[BundleInfo], outcome: DeviceOut
             if not _HEX.match(h):
                 raise BenchError(f"{info.name}: bad sha256 for {rel} in the manifest")
             needed.setdefault(h, info.bundle.root / rel)
-    present = set(_check(transport.run(
-        "mkdir -p blobs && cd blobs && for h in " + " ".join(sorted(needed)) + "; do [ -f \"$h\" ] && echo \"$h\"; done; true",
-        what="listing stored files"), dev, "listing stored files").text().split())
+    present = set(
+        _check(
+            transport.run(
+                "mkdir -p blobs && cd blobs && for h in "
+                + " ".join(sorted(needed))
+                + '; do [ -f "$h" ] && echo "$h"; done; true',
+                what="listing stored files",
+            ),
+            dev,
+            "listing stored files",
+        )
+        .text()
+        .split()
+    )
     for h, local in sorted(needed.items()):
         if h in present:
             outcome.reused += 1
@@ -162,8 +196,11 @@ def upload(transport: Transport, infos: Sequence[BundleInfo], outcome: DeviceOut
         transport.put(local, f"blobs/{h}", what=f"uploading {local.name}")
         outcome.uploaded += 1
     # every blob these bundles use is re-hashed on the device
-    r = _check(transport.run("cd blobs && sha256sum " + " ".join(sorted(needed)), what="hashing on the device"),
-               dev, "sha256sum on the device")
+    r = _check(
+        transport.run("cd blobs && sha256sum " + " ".join(sorted(needed)), what="hashing on the device"),
+        dev,
+        "sha256sum on the device",
+    )
     found = {}
     for line in r.text().splitlines():
         parts = line.split()
@@ -173,15 +210,17 @@ def upload(transport: Transport, infos: Sequence[BundleInfo], outcome: DeviceOut
     if bad:
         transport.run("cd blobs && rm -f " + " ".join(bad), what="removing corrupted files")
         names = ", ".join(needed[h].name for h in bad)
-        raise DeviceError(f"{dev.name}: hash mismatch on the device for {names} (corrupted in transit or on the "
-                          "device's storage; removed there: rerun to send it again)")
+        raise DeviceError(
+            f"{dev.name}: hash mismatch on the device for {names} (corrupted in transit or on the "
+            "device's storage; removed there: rerun to send it again)"
+        )
     remote: dict[str, str] = {}
     for info in infos:
         folder = f"bundles/{info.sha256}"
         lines = [f"rm -rf {folder}.tmp && mkdir -p {folder}.tmp"]
         for rel, h in sorted(info.files.items()):
             dest = shlex.quote(f"{folder}.tmp/{rel}")
-            lines.append(f"mkdir -p \"$(dirname {dest})\" && (ln -f blobs/{h} {dest} 2>/dev/null || cp blobs/{h} {dest})")
+            lines.append(f'mkdir -p "$(dirname {dest})" && (ln -f blobs/{h} {dest} 2>/dev/null || cp blobs/{h} {dest})')
         runner = info.bundle.manifest["run"]["argv"][0]
         lines.append(f"chmod +x {shlex.quote(folder + '.tmp/' + runner)}")
         lines.append(f"rm -rf {folder} && mv {folder}.tmp {folder}")
@@ -211,7 +250,9 @@ def golden_check(transport: Transport, info: BundleInfo, folder: str) -> tuple[b
     got = np.frombuffer(r.stdout, dtype="<f4")
     expected = np.fromfile(info.bundle.file("golden-output"), dtype="<f4")
     if got.shape != expected.shape:
-        raise DeviceError(f"{transport.device.name}: {info.name} wrote {got.size} output values, {expected.size} expected")
+        raise DeviceError(
+            f"{transport.device.name}: {info.name} wrote {got.size} output values, {expected.size} expected"
+        )
     diff = float(np.abs(got - expected).max()) if got.size else 0.0
     atol = float(info.bundle.manifest.get("golden", {}).get("atol", 1e-4))
     return bool(diff <= atol and got.argmax() == expected.argmax()), diff
@@ -224,8 +265,11 @@ def bench_once(transport: Transport, info: BundleInfo, folder: str, threads: int
         argv.append(run["json_option"])
     if info.bundle.backend == "native":
         argv += ["--min-time", f"{plan.min_time_s:g}"]
-    r = _check(transport.run(f"cd {folder} && {shlex.join(argv)}", what="the benchmark"), transport.device,
-               f"benchmarking {info.name}")
+    r = _check(
+        transport.run(f"cd {folder} && {shlex.join(argv)}", what="the benchmark"),
+        transport.device,
+        f"benchmarking {info.name}",
+    )
     lines = [ln for ln in r.text().strip().splitlines() if ln.startswith("{")]
     try:
         return json.loads(lines[-1])
@@ -242,8 +286,14 @@ def thread_counts(plan: BenchPlan, cores: int | None) -> list[int]:
     return out
 
 
-def run_device(device: Device, infos: Sequence[BundleInfo], plan: BenchPlan, store: ResultsStore, session: str,
-               progress: Callable[[str, int, int, str], None] | None = None) -> DeviceOutcome:
+def run_device(
+    device: Device,
+    infos: Sequence[BundleInfo],
+    plan: BenchPlan,
+    store: ResultsStore,
+    session: str,
+    progress: Callable[[str, int, int, str], None] | None = None,
+) -> DeviceOutcome:
     """Everything for one device; errors end up in ``outcome.error`` (rows already stored stay)."""
     outcome = DeviceOutcome(device)
     note = progress or (lambda *_: None)
@@ -251,14 +301,18 @@ def run_device(device: Device, infos: Sequence[BundleInfo], plan: BenchPlan, sto
     try:
         note(device.name, 0, 0, "connecting")
         transport = connect(device)
-        outcome.facts = parse_facts(_check(transport.run(FACTS_SCRIPT, what="collecting device facts"), device,
-                                           "collecting device facts").text())
+        outcome.facts = parse_facts(
+            _check(
+                transport.run(FACTS_SCRIPT, what="collecting device facts"), device, "collecting device facts"
+            ).text()
+        )
         arch = outcome.facts.get("arch", "")
         usable = []
         for info in infos:
             if arch and arch not in _ARCH_OK.get(info.arch, {info.arch}):
-                raise DeviceError(f"{device.name}: {info.name} is built for {info.bundle.target} ({info.arch}), "
-                                  f"the device is {arch}")
+                raise DeviceError(
+                    f"{device.name}: {info.name} is built for {info.bundle.target} ({info.arch}), the device is {arch}"
+                )
             usable.append(info)
         note(device.name, 0, 0, "uploading")
         folders = upload(transport, usable, outcome)
@@ -268,8 +322,10 @@ def run_device(device: Device, infos: Sequence[BundleInfo], plan: BenchPlan, sto
         for info in usable:
             ok, diff = golden_check(transport, info, folders[info.sha256])
             if not ok:
-                raise DeviceError(f"{device.name}: {info.name} gives wrong outputs on the device "
-                                  f"(max |diff| {diff:.3g} vs the golden output)")
+                raise DeviceError(
+                    f"{device.name}: {info.name} gives wrong outputs on the device "
+                    f"(max |diff| {diff:.3g} vs the golden output)"
+                )
             for threads in counts:
                 for k in range(plan.runs):
                     if store.has(session, info.sha256, device.name, threads, k):
@@ -289,20 +345,50 @@ def run_device(device: Device, infos: Sequence[BundleInfo], plan: BenchPlan, sto
     return outcome
 
 
-def _row(session: str, info: BundleInfo, device: Device, threads: int, run: int, stats: dict[str, Any],
-         facts: dict[str, Any], ok: bool, diff: float) -> dict[str, Any]:
+def _row(
+    session: str,
+    info: BundleInfo,
+    device: Device,
+    threads: int,
+    run: int,
+    stats: dict[str, Any],
+    facts: dict[str, Any],
+    ok: bool,
+    diff: float,
+) -> dict[str, Any]:
     engine = "pakd" if info.bundle.backend == "native" else info.bundle.backend
-    return {"session": session, "bundle_sha256": info.sha256, "bundle": info.name, "source": info.source,
-            "role": info.role, "model": info.model, "engine": engine, "target": info.bundle.target,
-            "device": device.name, "threads": threads, "run": run,
-            **{k: stats.get(k) for k in ("median_us", "p90_us", "min_us", "max_us", "mean_us", "stdev_us", "peak_rss_kb")},
-            "iterations": stats.get("runs"), "model_bytes": info.model_bytes, "bundle_bytes": info.bundle_bytes,
-            "golden_ok": ok, "golden_max_abs_diff": diff, "facts": facts}
+    return {
+        "session": session,
+        "bundle_sha256": info.sha256,
+        "bundle": info.name,
+        "source": info.source,
+        "role": info.role,
+        "model": info.model,
+        "engine": engine,
+        "target": info.bundle.target,
+        "device": device.name,
+        "threads": threads,
+        "run": run,
+        **{k: stats.get(k) for k in ("median_us", "p90_us", "min_us", "max_us", "mean_us", "stdev_us", "peak_rss_kb")},
+        "iterations": stats.get("runs"),
+        "model_bytes": info.model_bytes,
+        "bundle_bytes": info.bundle_bytes,
+        "golden_ok": ok,
+        "golden_max_abs_diff": diff,
+        "facts": facts,
+    }
 
 
-def bench_bundles(bundles: Sequence[str | Path], devices: Sequence[Device], plan: BenchPlan, store: ResultsStore, *,
-                  teacher: str | Path | None = None, fresh: bool = False,
-                  progress: Callable[[str, int, int, str], None] | None = None) -> tuple[str, list[DeviceOutcome]]:
+def bench_bundles(
+    bundles: Sequence[str | Path],
+    devices: Sequence[Device],
+    plan: BenchPlan,
+    store: ResultsStore,
+    *,
+    teacher: str | Path | None = None,
+    fresh: bool = False,
+    progress: Callable[[str, int, int, str], None] | None = None,
+) -> tuple[str, list[DeviceOutcome]]:
     """Benchmark every bundle on every device (devices in parallel). Returns the session id and
     one outcome per device."""
     if not bundles:
@@ -321,8 +407,15 @@ def bench_bundles(bundles: Sequence[str | Path], devices: Sequence[Device], plan
         infos.append(describe_bundle(b, role))
     if teacher_root is not None and not any(i.role == "teacher" for i in infos):
         raise BenchError(f"--teacher {teacher} is not one of the bundles given")
-    session = session_id({"bundles": sorted(i.sha256 for i in infos), "devices": sorted(names), "plan": plan.key(),
-                          "roles": sorted((i.sha256, i.role or "") for i in infos)}, fresh=fresh)
+    session = session_id(
+        {
+            "bundles": sorted(i.sha256 for i in infos),
+            "devices": sorted(names),
+            "plan": plan.key(),
+            "roles": sorted((i.sha256, i.role or "") for i in infos),
+        },
+        fresh=fresh,
+    )
     lock = threading.Lock()
 
     def safe_progress(*a: Any) -> None:
@@ -356,10 +449,15 @@ def compare(rows: Sequence[dict[str, Any]]) -> list[Comparison]:
         groups.setdefault((r["device"], r["threads"], r["bundle_sha256"], r.get("role") or ""), []).append(r)
     agg: dict[tuple[str, int], dict[str, list[dict[str, Any]]]] = {}
     for (dev, thr, _sha, role), rs in groups.items():
-        agg.setdefault((dev, thr), {}).setdefault(role, []).append({
-            "bundle": rs[0]["bundle"], "median": summarize(r["median_us"] for r in rs),
-            "p90": summarize(r["p90_us"] for r in rs), "rss": summarize(r["peak_rss_kb"] for r in rs),
-            "bytes": rs[0]["model_bytes"]})
+        agg.setdefault((dev, thr), {}).setdefault(role, []).append(
+            {
+                "bundle": rs[0]["bundle"],
+                "median": summarize(r["median_us"] for r in rs),
+                "p90": summarize(r["p90_us"] for r in rs),
+                "rss": summarize(r["peak_rss_kb"] for r in rs),
+                "bytes": rs[0]["model_bytes"],
+            }
+        )
     out = []
     for (dev, thr), roles in sorted(agg.items()):
         teachers = [t for t in roles.get("teacher", []) if t["median"]]
@@ -367,9 +465,22 @@ def compare(rows: Sequence[dict[str, Any]]) -> list[Comparison]:
             continue
         best = min(teachers, key=lambda t: t["median"])
         for s in roles.get("student", []):
+
             def ratio(a: Any, b: Any) -> float | None:
                 return (a / b) if a and b else None
-            out.append(Comparison(dev, thr, best["bundle"], s["bundle"], ratio(best["bytes"], s["bytes"]),
-                                  ratio(best["median"], s["median"]), ratio(best["p90"], s["p90"]),
-                                  ratio(best["rss"], s["rss"]), best["median"], s["median"]))
+
+            out.append(
+                Comparison(
+                    dev,
+                    thr,
+                    best["bundle"],
+                    s["bundle"],
+                    ratio(best["bytes"], s["bytes"]),
+                    ratio(best["median"], s["median"]),
+                    ratio(best["p90"], s["p90"]),
+                    ratio(best["rss"], s["rss"]),
+                    best["median"],
+                    s["median"],
+                )
+            )
     return out

@@ -18,9 +18,10 @@ import hashlib
 import json
 import sqlite3
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from ..errors import PakdError
 
@@ -61,10 +62,33 @@ CREATE INDEX IF NOT EXISTS results_session ON results (session);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
-COLUMNS = ("session", "started_at", "bundle_sha256", "bundle", "source", "role", "model", "engine",
-           "target", "device", "threads", "run", "median_us", "p90_us", "min_us", "max_us", "mean_us",
-           "stdev_us", "iterations", "peak_rss_kb", "model_bytes", "bundle_bytes", "golden_ok",
-           "golden_max_abs_diff", "facts")
+COLUMNS = (
+    "session",
+    "started_at",
+    "bundle_sha256",
+    "bundle",
+    "source",
+    "role",
+    "model",
+    "engine",
+    "target",
+    "device",
+    "threads",
+    "run",
+    "median_us",
+    "p90_us",
+    "min_us",
+    "max_us",
+    "mean_us",
+    "stdev_us",
+    "iterations",
+    "peak_rss_kb",
+    "model_bytes",
+    "bundle_bytes",
+    "golden_ok",
+    "golden_max_abs_diff",
+    "facts",
+)
 _REQUIRED = ("session", "bundle_sha256", "engine", "device", "threads", "run")
 
 
@@ -73,7 +97,7 @@ class ResultsError(PakdError):
 
 
 def utc_now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def session_id(plan: dict[str, Any], fresh: bool = False) -> str:
@@ -111,7 +135,7 @@ class ResultsStore:
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> "ResultsStore":
+    def __enter__(self) -> ResultsStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -121,7 +145,8 @@ class ResultsStore:
         with self._lock:
             cur = self._conn.execute(
                 "SELECT 1 FROM results WHERE session=? AND bundle_sha256=? AND device=? AND threads=? AND run=?",
-                (session, bundle_sha256, device, int(threads), int(run)))
+                (session, bundle_sha256, device, int(threads), int(run)),
+            )
             return cur.fetchone() is not None
 
     def add(self, row: dict[str, Any]) -> None:
@@ -139,8 +164,7 @@ class ResultsStore:
         if isinstance(values.get("golden_ok"), bool):
             values["golden_ok"] = int(values["golden_ok"])
         cols = [c for c in COLUMNS if c in values]
-        sql = (f"INSERT OR REPLACE INTO results ({', '.join(cols)}) "
-               f"VALUES ({', '.join('?' for _ in cols)})")
+        sql = f"INSERT OR REPLACE INTO results ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
         with self._lock:
             self._conn.execute(sql, [values[c] for c in cols])
             self._conn.commit()
@@ -155,10 +179,19 @@ def open_store(path: str | Path | None = None) -> ResultsStore:
     return ResultsStore(Path(path) if path is not None else DEFAULT_DB)
 
 
-def query(conn: sqlite3.Connection, *, session: str | None = None, device: str | None = None,
-          threads: int | None = None, model: str | None = None, role: str | None = None,
-          engine: str | None = None, bundle_sha256: str | None = None, sources: Sequence[str] | None = None,
-          limit: int | None = None) -> list[dict[str, Any]]:
+def query(
+    conn: sqlite3.Connection,
+    *,
+    session: str | None = None,
+    device: str | None = None,
+    threads: int | None = None,
+    model: str | None = None,
+    role: str | None = None,
+    engine: str | None = None,
+    bundle_sha256: str | None = None,
+    sources: Sequence[str] | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
     """Rows matching every filter given (``model`` and ``device`` as substrings, ``bundle_sha256``
     as a prefix), oldest first (the newest ``limit`` when given); ``facts`` parsed into a dict."""
     where, args = [], []

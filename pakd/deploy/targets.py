@@ -100,24 +100,37 @@ class Target:
     def check_toolchain(self) -> None:
         """Raises TargetError with the command that fixes it when the compilers are missing."""
         if self.requires_env and not os.environ.get(self.requires_env):
-            raise TargetError(f"target {self.name}: set {self.requires_env} to your Android NDK "
-                              f"(https://developer.android.com/ndk/downloads), e.g. export "
-                              f"{self.requires_env}=$HOME/android-ndk-r26d")
+            raise TargetError(
+                f"target {self.name}: set {self.requires_env} to your Android NDK "
+                f"(https://developer.android.com/ndk/downloads), e.g. export "
+                f"{self.requires_env}=$HOME/android-ndk-r26d"
+            )
         missing = self.compiler.missing()
         if missing:
-            raise TargetError(f"target {self.name}: {', '.join(missing)} not found; install with: "
-                              f"sudo apt-get install -y {' '.join(self.apt)}")
+            raise TargetError(
+                f"target {self.name}: {', '.join(missing)} not found; install with: "
+                f"sudo apt-get install -y {' '.join(self.apt)}"
+            )
 
     def check_emulator(self) -> None:
         if not self.emulator:
             raise TargetError(f"target {self.name} has no emulator (run it on the board itself)")
         if shutil.which(self.emulator[0]) is None:
-            raise TargetError(f"target {self.name}: {self.emulator[0]} not found; install with: "
-                              f"sudo apt-get install -y {' '.join(self.emulator_apt)}")
+            raise TargetError(
+                f"target {self.name}: {self.emulator[0]} not found; install with: "
+                f"sudo apt-get install -y {' '.join(self.emulator_apt)}"
+            )
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "arch": self.arch, "triple": self.triple,
-                "cpu": self.cpu, "features": list(self.features), "cores": self.cores}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "arch": self.arch,
+            "triple": self.triple,
+            "cpu": self.cpu,
+            "features": list(self.features),
+            "cores": self.cores,
+        }
 
 
 def _host_arch() -> str:
@@ -153,16 +166,20 @@ def parse_target(data: dict[str, Any], source: str, base: Path | None = None) ->
             raise TargetError(f"{where}: [{section}] must be a table")
         unknown = set(body) - _SECTIONS[section]
         if unknown:
-            raise TargetError(f"{where}: unknown key {section}.{sorted(unknown)[0]} "
-                              f"(known: {', '.join(sorted(_SECTIONS[section]))})")
+            raise TargetError(
+                f"{where}: unknown key {section}.{sorted(unknown)[0]} (known: {', '.join(sorted(_SECTIONS[section]))})"
+            )
     t = data.get("target")
     if t is None:
         raise TargetError(f"{where}: missing [target]")
     w = f"{where}: target"
-    name = _take(t, "name", str, w, check=lambda v: re.fullmatch(r"[a-z0-9][a-z0-9_-]*", v) is not None,
-                 what="a lowercase name")
+    name = _take(
+        t, "name", str, w, check=lambda v: re.fullmatch(r"[a-z0-9][a-z0-9_-]*", v) is not None, what="a lowercase name"
+    )
     arch = _take(t, "arch", str, w, check=lambda v: v in ARCHES, what=f"one of {', '.join(ARCHES)}")
-    triple = _take(t, "triple", str, w, check=lambda v: TRIPLE.match(v) is not None, what="a GNU triple like aarch64-linux-gnu")
+    triple = _take(
+        t, "triple", str, w, check=lambda v: TRIPLE.match(v) is not None, what="a GNU triple like aarch64-linux-gnu"
+    )
     if not TRIPLE.match(triple).group("arch").startswith(ARCHES[arch]):
         raise TargetError(f"{w}.triple: {triple!r} is not an {arch} triple")
     tc = data.get("toolchain", {})
@@ -184,8 +201,12 @@ def parse_target(data: dict[str, Any], source: str, base: Path | None = None) ->
         cpu=_take(t, "cpu", str, w, "generic"),
         features=_strings(t, "features", w),
         cores=_take(t, "cores", int, w, 1, lambda v: 1 <= v <= 256, "an integer 1..256"),
-        compiler=Compiler(cc=_take(tc, "cc", str, wt, "cc"), cxx=_take(tc, "cxx", str, wt, "c++"),
-                          cflags=_strings(tc, "cflags", wt), sysroot=sysroot),
+        compiler=Compiler(
+            cc=_take(tc, "cc", str, wt, "cc"),
+            cxx=_take(tc, "cxx", str, wt, "c++"),
+            cflags=_strings(tc, "cflags", wt),
+            sysroot=sysroot,
+        ),
         cmake_toolchain=(base / cmake_tc) if (cmake_tc and base) else (Path(cmake_tc) if cmake_tc else None),
         apt=_strings(tc, "apt", wt),
         requires_env=_take(tc, "requires_env", str, wt, None),

@@ -40,8 +40,9 @@ class Result:
 class Transport(Protocol):
     device: Device
 
-    def run(self, script: str, *, timeout: float | None = None, stdin: bytes | None = None,
-            what: str = "") -> Result: ...
+    def run(
+        self, script: str, *, timeout: float | None = None, stdin: bytes | None = None, what: str = ""
+    ) -> Result: ...
 
     def put(self, local: Path, remote_rel: str, *, what: str = "") -> None: ...
 
@@ -65,12 +66,10 @@ class LocalTransport:
         self.root = Path(device.workdir).expanduser()
         self.root.mkdir(parents=True, exist_ok=True)
 
-    def run(self, script: str, *, timeout: float | None = None, stdin: bytes | None = None,
-            what: str = "") -> Result:
+    def run(self, script: str, *, timeout: float | None = None, stdin: bytes | None = None, what: str = "") -> Result:
         limit = timeout or self.device.command_timeout
         try:
-            r = subprocess.run(["sh", "-c", script], cwd=self.root, input=stdin, capture_output=True,
-                               timeout=limit)
+            r = subprocess.run(["sh", "-c", script], cwd=self.root, input=stdin, capture_output=True, timeout=limit)
         except subprocess.TimeoutExpired:
             raise DeviceError(f"{self.device.name}: {what or 'command'} timed out after {limit:g} s") from None
         return Result(r.returncode, r.stdout, r.stderr.decode("utf-8", "replace"))
@@ -91,7 +90,9 @@ class SshTransport:
 
     def __init__(self, device: Device, ssh: str = "ssh"):
         if shutil.which(ssh) is None:
-            raise DeviceError(f"{device.name}: the OpenSSH client is not installed (sudo apt-get install -y openssh-client)")
+            raise DeviceError(
+                f"{device.name}: the OpenSSH client is not installed (sudo apt-get install -y openssh-client)"
+            )
         self.device = device
         self.ssh = ssh
         self._control_dir = tempfile.mkdtemp(prefix="pakd-ssh-")
@@ -105,16 +106,32 @@ class SshTransport:
         if not d.ssh_config:
             argv += ["-F", "none"]
         argv += [
-            "-p", str(d.port),
-            "-o", "BatchMode=yes",                       # never prompt (passwords, host keys)
-            "-o", f"StrictHostKeyChecking={'accept-new' if d.accept_new_host_key else 'yes'}",
-            "-o", f"UserKnownHostsFile={known}",
-            "-o", "GlobalKnownHostsFile=/dev/null",
-            "-o", "UpdateHostKeys=no",
-            "-o", f"ConnectTimeout={max(1, int(round(d.connect_timeout)))}",
-            "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
-            "-o", "ControlMaster=auto", "-o", f"ControlPath={self._control_dir}/%C", "-o", "ControlPersist=120",
-            "-o", "LogLevel=ERROR",
+            "-p",
+            str(d.port),
+            "-o",
+            "BatchMode=yes",  # never prompt (passwords, host keys)
+            "-o",
+            f"StrictHostKeyChecking={'accept-new' if d.accept_new_host_key else 'yes'}",
+            "-o",
+            f"UserKnownHostsFile={known}",
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "UpdateHostKeys=no",
+            "-o",
+            f"ConnectTimeout={max(1, int(round(d.connect_timeout)))}",
+            "-o",
+            "ServerAliveInterval=5",
+            "-o",
+            "ServerAliveCountMax=3",
+            "-o",
+            "ControlMaster=auto",
+            "-o",
+            f"ControlPath={self._control_dir}/%C",
+            "-o",
+            "ControlPersist=120",
+            "-o",
+            "LogLevel=ERROR",
         ]
         if d.identity_file is not None:
             argv += ["-i", str(Path(d.identity_file).expanduser()), "-o", "IdentitiesOnly=yes"]
@@ -127,38 +144,49 @@ class SshTransport:
         low = s.lower()
         known = Path(d.known_hosts).expanduser()
         if "remote host identification has changed" in low or "host key for" in low and "has changed" in low:
-            return DeviceError(f"{d.name}: the host key of {d.host}:{d.port} does NOT match {known} (changed key: "
-                               "refused; if the board was reinstalled, remove its old line with ssh-keygen -R)")
+            return DeviceError(
+                f"{d.name}: the host key of {d.host}:{d.port} does NOT match {known} (changed key: "
+                "refused; if the board was reinstalled, remove its old line with ssh-keygen -R)"
+            )
         if "host key verification failed" in low or "no ecdsa host key is known" in low or "host key is known" in low:
-            return DeviceError(f"{d.name}: the host key of {d.host}:{d.port} is not in {known}: refused (check the "
-                               "key and add it with ssh-keyscan, or pass --accept-new-host-key to trust it on first use)")
+            return DeviceError(
+                f"{d.name}: the host key of {d.host}:{d.port} is not in {known}: refused (check the "
+                "key and add it with ssh-keyscan, or pass --accept-new-host-key to trust it on first use)"
+            )
         if "permission denied" in low:
-            return DeviceError(f"{d.name}: SSH login refused for {d.user or 'the default user'}@{d.host} "
-                               "(set identity_file / user, or load the key into your agent)")
+            return DeviceError(
+                f"{d.name}: SSH login refused for {d.user or 'the default user'}@{d.host} "
+                "(set identity_file / user, or load the key into your agent)"
+            )
         if "connection refused" in low:
             return DeviceError(f"{d.name}: cannot connect to {d.host}:{d.port} (connection refused: is sshd running?)")
         if "timed out" in low or "timeout" in low:
-            return DeviceError(f"{d.name}: cannot connect to {d.host}:{d.port} within {d.connect_timeout:g} s (timed out)")
+            return DeviceError(
+                f"{d.name}: cannot connect to {d.host}:{d.port} within {d.connect_timeout:g} s (timed out)"
+            )
         if "could not resolve" in low or "name or service not known" in low:
             return DeviceError(f"{d.name}: unknown host {d.host}")
         if "no route" in low or "network is unreachable" in low:
             return DeviceError(f"{d.name}: {d.host} is unreachable ({s.splitlines()[-1] if s else 'no route'})")
         if "closed by remote host" in low or "connection reset" in low or "broken pipe" in low or "closed" in low:
             return DeviceError(f"{d.name}: lost the connection to {d.host}:{d.port} during {what or 'a command'}")
-        if not s:   # a multiplexed session whose master connection died says nothing
+        if not s:  # a multiplexed session whose master connection died says nothing
             return DeviceError(f"{d.name}: lost the connection to {d.host}:{d.port} during {what or 'a command'}")
         return DeviceError(f"{d.name}: ssh failed during {what or 'a command'}: {s.splitlines()[-1]}")
 
-    def run(self, script: str, *, timeout: float | None = None, stdin: bytes | None = None,
-            what: str = "") -> Result:
+    def run(self, script: str, *, timeout: float | None = None, stdin: bytes | None = None, what: str = "") -> Result:
         d = self.device
         remote = f"mkdir -p {_quote_workdir(d.workdir)} && cd {_quote_workdir(d.workdir)} && {script}"
         limit = timeout or d.command_timeout
         if not self._master_started:
             limit = max(limit, d.connect_timeout + 5)
         try:
-            r = subprocess.run(self._base() + ["--", remote], input=stdin if stdin is not None else b"",
-                               capture_output=True, timeout=limit)
+            r = subprocess.run(
+                self._base() + ["--", remote],
+                input=stdin if stdin is not None else b"",
+                capture_output=True,
+                timeout=limit,
+            )
         except subprocess.TimeoutExpired:
             raise DeviceError(f"{d.name}: {what or 'command'} timed out after {limit:g} s") from None
         stderr = r.stderr.decode("utf-8", "replace")
@@ -171,8 +199,11 @@ class SshTransport:
         q = shlex.quote(remote_rel)
         part = shlex.quote(remote_rel + ".part")
         data = self._upload_bytes(Path(local))
-        r = self.run(f"mkdir -p \"$(dirname {q})\" && cat > {part} && mv -f {part} {q}", stdin=data,
-                     what=what or f"uploading {Path(local).name}")
+        r = self.run(
+            f'mkdir -p "$(dirname {q})" && cat > {part} && mv -f {part} {q}',
+            stdin=data,
+            what=what or f"uploading {Path(local).name}",
+        )
         if r.returncode != 0:
             raise DeviceError(f"{self.device.name}: could not write {remote_rel}: {r.stderr.strip()[-200:]}")
 

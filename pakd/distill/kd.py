@@ -45,14 +45,19 @@ class DistillConfig:
         return self.alpha > 0 or self.hint_weight > 0
 
 
-def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
-            temperature: float, alpha: float) -> torch.Tensor:
+def kd_loss(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, temperature: float, alpha: float
+) -> torch.Tensor:
     hard = F.cross_entropy(student_logits, labels)
     if alpha == 0:
         return hard
     t = temperature
-    soft = F.kl_div(F.log_softmax(student_logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1),
-                    reduction="batchmean", log_target=True) * (t * t)
+    soft = F.kl_div(
+        F.log_softmax(student_logits / t, dim=1),
+        F.log_softmax(teacher_logits / t, dim=1),
+        reduction="batchmean",
+        log_target=True,
+    ) * (t * t)
     return alpha * soft + (1.0 - alpha) * hard
 
 
@@ -81,6 +86,7 @@ class FeatureHints:
     def _save(self, key: str):
         def hook(_m, _i, out):
             self._feats[key] = out
+
         return hook
 
     def loss(self) -> torch.Tensor:

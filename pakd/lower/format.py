@@ -131,9 +131,15 @@ def _tensor_record(plan: TensorPlan, huff: bool) -> bytes:
     name = plan.name.encode()
     flat = plan.values.reshape(-1)
     nz = flat != 0
-    head = lambda layout, flags: (struct.pack("<H", len(name)) + name  # noqa: E731
-                                  + struct.pack("<BBBB", plan.encoding, layout, len(shape), flags)
-                                  + struct.pack(f"<{len(shape)}I", *shape))
+
+    def head(layout: int, flags: int) -> bytes:
+        return (
+            struct.pack("<H", len(name))
+            + name
+            + struct.pack("<BBBB", plan.encoding, layout, len(shape), flags)
+            + struct.pack(f"<{len(shape)}I", *shape)
+        )
+
     dense = None
     if plan.indices is None or not (plan.indices < 0).any():  # dense codebook needs an index everywhere
         params, values, vh = _value_stream(plan, None, huff)
@@ -151,9 +157,15 @@ def _tensor_record(plan: TensorPlan, huff: bool) -> bytes:
         if best is None or len(gaps) < len(best[1]):
             best = (bits, gaps, gh, sym.size)
     bits, gaps, gh, n_sym = best
-    sparse = (head(LAYOUT_SPARSE, FLAG_VALUES_HUFFMAN * vh | FLAG_GAPS_HUFFMAN * gh) + params
-              + struct.pack("<BxxxII", bits, positions.size, n_sym)
-              + struct.pack("<I", len(values)) + values + struct.pack("<I", len(gaps)) + gaps)
+    sparse = (
+        head(LAYOUT_SPARSE, FLAG_VALUES_HUFFMAN * vh | FLAG_GAPS_HUFFMAN * gh)
+        + params
+        + struct.pack("<BxxxII", bits, positions.size, n_sym)
+        + struct.pack("<I", len(values))
+        + values
+        + struct.pack("<I", len(gaps))
+        + gaps
+    )
     return sparse if dense is None or len(sparse) < len(dense) else dense
 
 
@@ -161,8 +173,7 @@ def _pad(b: bytes) -> bytes:
     return b + b"\0" * (-len(b) % ALIGN)
 
 
-def write_pakd(tensors: list[TensorPlan], meta: dict, huffman_coding: bool = True,
-               graph: bytes | None = None) -> bytes:
+def write_pakd(tensors: list[TensorPlan], meta: dict, huffman_coding: bool = True, graph: bytes | None = None) -> bytes:
     """Serialize to .pakd bytes. ``graph`` is the op-graph section (added by the native runtime)."""
     sections = [(SECTION_META, json.dumps(meta, sort_keys=True, separators=(",", ":")).encode())]
     if graph is not None:
@@ -188,7 +199,7 @@ class _Reader:
     def take(self, n: int) -> bytes:
         if n < 0 or self.pos + n > self.end:
             raise FormatError(f"record runs past its section (offset {self.pos}, {n} bytes)")
-        out = self.data[self.pos:self.pos + n]
+        out = self.data[self.pos : self.pos + n]
         self.pos += n
         return out
 
@@ -215,7 +226,7 @@ def _read(data: bytes) -> tuple[dict, dict[str, np.ndarray]]:
         raise FormatError(f"unsupported .pakd version {major}")
     if size != len(data):
         raise FormatError(f"file size {len(data)} does not match the header's {size} (truncated?)")
-    if zlib.crc32(data[HEADER.size:]) != crc:
+    if zlib.crc32(data[HEADER.size :]) != crc:
         raise FormatError("checksum mismatch (file corrupted)")
     if HEADER.size + n_sections * SECTION.size > size:
         raise FormatError("section table runs past the end of the file")
@@ -225,7 +236,7 @@ def _read(data: bytes) -> tuple[dict, dict[str, np.ndarray]]:
         if off + length > size:
             raise FormatError(f"section {i} runs past the end of the file")
         if kind == SECTION_META:
-            meta = json.loads(data[off:off + length])
+            meta = json.loads(data[off : off + length])
         elif kind == SECTION_TENSORS:
             tensors = _read_tensors(_Reader(data, off, off + length))
     return meta, tensors
@@ -258,7 +269,7 @@ def _read_tensors(r: _Reader) -> dict[str, np.ndarray]:
         (vlen,) = r.unpack("<I")
         vblock = r.take(vlen)
         if enc == ENC_CODEBOOK:
-            idx = (huffman.decode(vblock)[0] if flags & FLAG_VALUES_HUFFMAN else _unpack_bits(vblock, bits, n_values))
+            idx = huffman.decode(vblock)[0] if flags & FLAG_VALUES_HUFFMAN else _unpack_bits(vblock, bits, n_values)
             if idx.size != n_values or (idx.size and idx.max() >= codebook.size):
                 raise FormatError(f"{name}: codebook indices out of range")
             values = codebook[idx]

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import operator
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,9 +33,19 @@ from .format import TensorPlan, write_pakd
 OP_CONV2D, OP_LINEAR, OP_AFFINE, OP_ACT, OP_ADD, OP_CONCAT = 1, 2, 3, 4, 5, 6
 OP_MAXPOOL, OP_AVGPOOL, OP_GLOBAL_AVGPOOL, OP_RESHAPE, OP_SOFTMAX = 7, 8, 9, 10, 11
 ACT_NONE, ACT_RELU, ACT_RELU6, ACT_HARDSWISH, ACT_SIGMOID = 0, 1, 2, 3, 4
-OP_NAMES = {OP_CONV2D: "conv2d", OP_LINEAR: "linear", OP_AFFINE: "affine", OP_ACT: "act", OP_ADD: "add",
-            OP_CONCAT: "concat", OP_MAXPOOL: "maxpool", OP_AVGPOOL: "avgpool",
-            OP_GLOBAL_AVGPOOL: "global-avgpool", OP_RESHAPE: "reshape", OP_SOFTMAX: "softmax"}
+OP_NAMES = {
+    OP_CONV2D: "conv2d",
+    OP_LINEAR: "linear",
+    OP_AFFINE: "affine",
+    OP_ACT: "act",
+    OP_ADD: "add",
+    OP_CONCAT: "concat",
+    OP_MAXPOOL: "maxpool",
+    OP_AVGPOOL: "avgpool",
+    OP_GLOBAL_AVGPOOL: "global-avgpool",
+    OP_RESHAPE: "reshape",
+    OP_SOFTMAX: "softmax",
+}
 NO_TENSOR = -1
 
 
@@ -70,7 +81,7 @@ class Lowered:
         for s in self.shapes:
             out.append(struct.pack(f"<B3x{len(s)}I", len(s), *s))
         out.append(struct.pack("<III", self.input, self.output, len(self.ops)))
-        for op, refs in zip(self.ops, self.refs):
+        for op, refs in zip(self.ops, self.refs, strict=True):
             out.append(struct.pack("<BBBBI", op.type, op.act, len(op.inputs), len(op.attrs), op.output))
             out.append(struct.pack(f"<{len(op.inputs)}I{len(op.attrs)}i3i", *op.inputs, *op.attrs, *refs))
         return b"".join(out)
@@ -84,11 +95,20 @@ class Lowered:
 # Per-op lowering, one table entry per module type / function / method
 # ----------------------------------------------------------------------------------------------
 
-_ACT_MODULES: dict[type, int] = {nn.ReLU: ACT_RELU, nn.ReLU6: ACT_RELU6, nn.Hardswish: ACT_HARDSWISH,
-                                 nn.Sigmoid: ACT_SIGMOID}
-_ACT_FUNCTIONS: dict[Any, int] = {F.relu: ACT_RELU, torch.relu: ACT_RELU, F.relu6: ACT_RELU6,
-                                  F.hardswish: ACT_HARDSWISH, torch.sigmoid: ACT_SIGMOID,
-                                  F.sigmoid: ACT_SIGMOID}
+_ACT_MODULES: dict[type, int] = {
+    nn.ReLU: ACT_RELU,
+    nn.ReLU6: ACT_RELU6,
+    nn.Hardswish: ACT_HARDSWISH,
+    nn.Sigmoid: ACT_SIGMOID,
+}
+_ACT_FUNCTIONS: dict[Any, int] = {
+    F.relu: ACT_RELU,
+    torch.relu: ACT_RELU,
+    F.relu6: ACT_RELU6,
+    F.hardswish: ACT_HARDSWISH,
+    torch.sigmoid: ACT_SIGMOID,
+    F.sigmoid: ACT_SIGMOID,
+}
 _ACT_METHODS = {"relu": ACT_RELU, "relu_": ACT_RELU, "sigmoid": ACT_SIGMOID}
 _IDENTITY_MODULES = (nn.Identity, nn.Dropout, nn.Dropout2d)
 
@@ -141,8 +161,11 @@ def _module_op(m: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int, ..
     if isinstance(m, nn.AvgPool2d):
         if m.divisor_override is not None:
             raise LoweringError("AvgPool2d(divisor_override=...) is not supported")
-        return OP_AVGPOOL, _pool_attrs(m.kernel_size, m.stride, m.padding, 1, m.ceil_mode,
-                                       m.count_include_pad), ACT_NONE
+        return (
+            OP_AVGPOOL,
+            _pool_attrs(m.kernel_size, m.stride, m.padding, 1, m.ceil_mode, m.count_include_pad),
+            ACT_NONE,
+        )
     if isinstance(m, nn.AdaptiveAvgPool2d):
         return _adaptive_avg(in_shape, out_shape)
     if isinstance(m, nn.Flatten):
@@ -192,15 +215,34 @@ def _function_op(node: fx.Node, in_shape, out_shape) -> tuple[int, list[int], in
         return _adaptive_avg(in_shape, out_shape)
     if fn is F.max_pool2d:
         k = _arg(node, 1, "kernel_size")
-        return OP_MAXPOOL, _pool_attrs(k, _arg(node, 2, "stride"), _arg(node, 3, "padding", 0),
-                                       _arg(node, 4, "dilation", 1), _arg(node, 5, "ceil_mode", False), 0), ACT_NONE
+        return (
+            OP_MAXPOOL,
+            _pool_attrs(
+                k,
+                _arg(node, 2, "stride"),
+                _arg(node, 3, "padding", 0),
+                _arg(node, 4, "dilation", 1),
+                _arg(node, 5, "ceil_mode", False),
+                0,
+            ),
+            ACT_NONE,
+        )
     if fn is F.avg_pool2d:
         k = _arg(node, 1, "kernel_size")
         if _arg(node, 6, "divisor_override") is not None:
             raise LoweringError("avg_pool2d(divisor_override=...) is not supported")
-        return OP_AVGPOOL, _pool_attrs(k, _arg(node, 2, "stride"), _arg(node, 3, "padding", 0), 1,
-                                       _arg(node, 4, "ceil_mode", False),
-                                       _arg(node, 5, "count_include_pad", True)), ACT_NONE
+        return (
+            OP_AVGPOOL,
+            _pool_attrs(
+                k,
+                _arg(node, 2, "stride"),
+                _arg(node, 3, "padding", 0),
+                1,
+                _arg(node, 4, "ceil_mode", False),
+                _arg(node, 5, "count_include_pad", True),
+            ),
+            ACT_NONE,
+        )
     if fn in (F.softmax, torch.softmax):
         return _softmax(_arg(node, 1, "dim"), in_shape)
     raise LoweringError(f"function {getattr(fn, '__name__', fn)} has no native op")
@@ -289,9 +331,12 @@ def _build_ops(gm: fx.GraphModule, input_shape: tuple[int, ...]) -> tuple[list[t
         if node.op == "call_method" and node.target == "size":
             continue  # only feeds view/reshape arguments; shapes come from shape propagation
         inputs = [a for a in node.all_input_nodes if a in value]
-        if node.op == "call_module" and isinstance(modules[node.target], _IDENTITY_MODULES) or (
-                node.op == "call_method" and node.target in _PASS_THROUGH_METHODS) or (
-                node.op == "call_function" and node.target is F.dropout):
+        if (
+            node.op == "call_module"
+            and isinstance(modules[node.target], _IDENTITY_MODULES)
+            or (node.op == "call_method" and node.target in _PASS_THROUGH_METHODS)
+            or (node.op == "call_function" and node.target is F.dropout)
+        ):
             value[node] = value[inputs[0]]
             continue
         if not inputs:
@@ -311,8 +356,17 @@ def _build_ops(gm: fx.GraphModule, input_shape: tuple[int, ...]) -> tuple[list[t
         if op_type not in (OP_ADD, OP_CONCAT):
             inputs = inputs[:1]
         value[node] = new_value(out_shape)
-        ops.append(Op(op_type, [value[i] for i in inputs], value[node], list(attrs), act, module,
-                      str(node.target) if node.op == "call_module" else node.name))
+        ops.append(
+            Op(
+                op_type,
+                [value[i] for i in inputs],
+                value[node],
+                list(attrs),
+                act,
+                module,
+                str(node.target) if node.op == "call_module" else node.name,
+            )
+        )
     if input_id < 0 or output_id < 0:
         raise LoweringError("the model has no input or no output")
     if output_id == input_id:
@@ -376,6 +430,7 @@ def _renumber(shapes, input_id, output_id, ops) -> tuple[list[tuple[int, ...]], 
 # Tensors
 # ----------------------------------------------------------------------------------------------
 
+
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().float().contiguous().numpy()
 
@@ -422,7 +477,10 @@ class _Tensors:
         w = module.weight
         name = self.param_name.get(id(w), f"{op.name}.weight")
         values = _np(w)
-        per_channel = (lambda a: a.reshape(-1, *([1] * (values.ndim - 1))))
+
+        def per_channel(a):
+            return a.reshape(-1, *([1] * (values.ndim - 1)))
+
         if name in self.codebooks:
             idx = self.assign[name].detach().cpu().reshape(values.shape).numpy()
             codebook = self.codebooks[name].detach().cpu().numpy().astype(np.float32)
@@ -435,8 +493,9 @@ class _Tensors:
             scales = s8.double().numpy() * (1.0 if scale is None else scale)
             q = q.numpy()
             values = (q.reshape(q.shape[0], -1).astype(np.float64) * scales[:, None]).reshape(q.shape)
-            return self.add(TensorPlan(name, values.astype(np.float32), int8=q,
-                                       scales=scales.astype(np.float32))), NO_TENSOR
+            return self.add(
+                TensorPlan(name, values.astype(np.float32), int8=q, scales=scales.astype(np.float32))
+            ), NO_TENSOR
         shared = _shared_values(values) if not self.codebooks and not self.int8 else None
         if shared is not None:  # weight sharing recognised in a saved model (no quantizer at hand)
             codebook, idx = shared
@@ -479,8 +538,13 @@ def _tensor_refs(ops: list[Op], tensors: _Tensors) -> list[tuple[int, int, int]]
             refs.append((w, s, b))
         elif op.type == OP_AFFINE:
             scale, shift = _bn_scale_shift(m)  # type: ignore[arg-type]
-            refs.append((NO_TENSOR, tensors.f32(f"{op.name}.scale", scale.astype(np.float32)),
-                         tensors.f32(f"{op.name}.bias", shift.astype(np.float32))))
+            refs.append(
+                (
+                    NO_TENSOR,
+                    tensors.f32(f"{op.name}.scale", scale.astype(np.float32)),
+                    tensors.f32(f"{op.name}.bias", shift.astype(np.float32)),
+                )
+            )
         else:
             refs.append((NO_TENSOR, NO_TENSOR, NO_TENSOR))
     return refs
@@ -489,6 +553,7 @@ def _tensor_refs(ops: list[Op], tensors: _Tensors) -> list[tuple[int, int, int]]
 # ----------------------------------------------------------------------------------------------
 # Public API
 # ----------------------------------------------------------------------------------------------
+
 
 def lower(model: nn.Module, input_shape: tuple[int, ...] | list[int], quant=None) -> Lowered:
     """The runtime graph of ``model`` for inputs of ``input_shape`` (one sample, e.g. (1, 28, 28)).
@@ -513,9 +578,14 @@ def to_pakd(model: nn.Module, meta: dict[str, Any], quant=None, huffman: bool = 
     return write_pakd(lowered.tensors, meta, huffman_coding=huffman, graph=lowered.graph_bytes())
 
 
-def export_pakd(source: nn.Module | str | Path, out_path: str | Path | None = None, *,
-                input_shape: tuple[int, ...] | None = None, huffman: bool = True,
-                meta: dict[str, Any] | None = None) -> bytes:
+def export_pakd(
+    source: nn.Module | str | Path,
+    out_path: str | Path | None = None,
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    huffman: bool = True,
+    meta: dict[str, Any] | None = None,
+) -> bytes:
     """Lower a model (or a model folder: model.safetensors + spec.json) to a .pakd file.
 
     Writes ``out_path`` when given and returns the bytes."""
@@ -529,8 +599,12 @@ def export_pakd(source: nn.Module | str | Path, out_path: str | Path | None = No
 
         model, spec = load_model(Path(source))
         data = spec.get("data", {})
-        meta = {"model": spec.get("model"), "input_shape": list(input_shape or data.get("input_shape") or [1, 28, 28]),
-                "normalize": data.get("normalize"), **(meta or {})}
+        meta = {
+            "model": spec.get("model"),
+            "input_shape": list(input_shape or data.get("input_shape") or [1, 28, 28]),
+            "normalize": data.get("normalize"),
+            **(meta or {}),
+        }
     model.eval()
     blob = to_pakd(model, meta, huffman=huffman)
     if out_path is not None:

@@ -73,8 +73,10 @@ def tvm_available() -> str | None:
     if ffi_v is None or importlib.util.find_spec("tvm_ffi") is None:
         return f"apache-tvm-ffi is not installed ({fix})"
     if ffi_v.startswith("0.1.15") and tvm_v.startswith("0.27."):
-        return (f"apache-tvm-ffi {ffi_v} crashes in tvm.ir.save_json with apache-tvm {tvm_v} "
-                f"(MetaSchedule's database); {fix}")
+        return (
+            f"apache-tvm-ffi {ffi_v} crashes in tvm.ir.save_json with apache-tvm {tvm_v} "
+            f"(MetaSchedule's database); {fix}"
+        )
     return None
 
 
@@ -89,42 +91,53 @@ class TvmBuild:
     """What :func:`compile_tvm` produced (plain data: ``to_dict`` goes into a build manifest)."""
 
     target: str
-    model: Path                                # out_dir / "model.so"
-    files: tuple[Path, ...]                    # every file written into out_dir
-    input_shape: tuple[int, ...]               # with the batch dimension
+    model: Path  # out_dir / "model.so"
+    files: tuple[Path, ...]  # every file written into out_dir
+    input_shape: tuple[int, ...]  # with the batch dimension
     output_shape: tuple[int, ...]
     tvm_target: dict[str, Any] = field(default_factory=dict)
-    tuned: bool = False                        # at least one kernel scheduled from the database
-    tune_trials: int = 0                       # trials run by this build (0: none, maybe reused)
-    tuning_db: Path | None = None              # the per-target database folder used, if any
+    tuned: bool = False  # at least one kernel scheduled from the database
+    tune_trials: int = 0  # trials run by this build (0: none, maybe reused)
+    tuning_db: Path | None = None  # the per-target database folder used, if any
     tvm_version: str = ""
     tvm_ffi_version: str = ""
-    seconds: float = 0.0                       # wall time of the whole build, tuning included
+    seconds: float = 0.0  # wall time of the whole build, tuning included
 
     def to_dict(self) -> dict[str, Any]:
-        return {"backend": "tvm", "target": self.target, "model": self.model.name,
-                "files": [f.name for f in self.files], "input_shape": list(self.input_shape),
-                "output_shape": list(self.output_shape), "tvm_target": self.tvm_target,
-                "tuned": self.tuned, "tune_trials": self.tune_trials,
-                "tuning_db": str(self.tuning_db) if self.tuning_db else None,
-                "tvm_version": self.tvm_version, "tvm_ffi_version": self.tvm_ffi_version,
-                "seconds": round(self.seconds, 3)}
+        return {
+            "backend": "tvm",
+            "target": self.target,
+            "model": self.model.name,
+            "files": [f.name for f in self.files],
+            "input_shape": list(self.input_shape),
+            "output_shape": list(self.output_shape),
+            "tvm_target": self.tvm_target,
+            "tuned": self.tuned,
+            "tune_trials": self.tune_trials,
+            "tuning_db": str(self.tuning_db) if self.tuning_db else None,
+            "tvm_version": self.tvm_version,
+            "tvm_ffi_version": self.tvm_ffi_version,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 def _tvm_target(target: Target):
     import tvm
 
     if not target.tvm_target:
-        raise TvmError(f"target {target.name} has no [tvm] section in {target.path or 'its target file'} "
-                       f"(add e.g. target = {{ kind = \"llvm\", mtriple = \"{target.triple}\" }})")
+        raise TvmError(
+            f"target {target.name} has no [tvm] section in {target.path or 'its target file'} "
+            f'(add e.g. target = {{ kind = "llvm", mtriple = "{target.triple}" }})'
+        )
     spec = dict(target.tvm_target)
     if spec.get("kind") == "llvm":  # MetaSchedule needs the core count; the target file has it
         spec.setdefault("num-cores", target.cores)
     try:
         return tvm.target.Target(spec)
     except Exception as exc:  # TVM raises its own error types for a malformed target dict
-        raise TvmError(f"target {target.name}: TVM rejects [tvm] target {target.tvm_target!r}: "
-                       f"{str(exc).strip().splitlines()[-1]}") from None
+        raise TvmError(
+            f"target {target.name}: TVM rejects [tvm] target {target.tvm_target!r}: {str(exc).strip().splitlines()[-1]}"
+        ) from None
 
 
 def _fcompile(target: Target):
@@ -156,8 +169,11 @@ def _tuning_dir(tuning_db: Path | None, target: Target) -> Path | None:
 
 
 def _database_has_records(db_dir: Path | None) -> bool:
-    return db_dir is not None and (db_dir / "database_tuning_record.json").is_file() and \
-        (db_dir / "database_tuning_record.json").stat().st_size > 0
+    return (
+        db_dir is not None
+        and (db_dir / "database_tuning_record.json").is_file()
+        and (db_dir / "database_tuning_record.json").stat().st_size > 0
+    )
 
 
 def _tuned_executable(mod, tvm_target, target: Target, db_dir: Path, trials: int):
@@ -179,19 +195,36 @@ def _tuned_executable(mod, tvm_target, target: Target, db_dir: Path, trials: int
         tasks = len(ms.relax_integration.extract_tasks(mod, tvm_target))
         per_iter = max(1, min(64, trials // max(1, tasks)))
         database = ms.relax_integration.tune_relax(
-            mod=mod, params={}, target=tvm_target, work_dir=str(db_dir), max_trials_global=trials,
-            num_trials_per_iter=per_iter, builder=ms.builder.LocalBuilder(timeout_sec=600))
+            mod=mod,
+            params={},
+            target=tvm_target,
+            work_dir=str(db_dir),
+            max_trials_global=trials,
+            num_trials_per_iter=per_iter,
+            builder=ms.builder.LocalBuilder(timeout_sec=600),
+        )
     else:
         database = ms.database.JSONDatabase(work_dir=str(db_dir))
     with tvm_target, database:
         mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
-    scheduled = sum(1 for f in mod.functions.values()
-                    if isinstance(f, tvm.tirx.PrimFunc) and f.attrs is not None and "tirx.is_scheduled" in f.attrs)
+    scheduled = sum(
+        1
+        for f in mod.functions.values()
+        if isinstance(f, tvm.tirx.PrimFunc) and f.attrs is not None and "tirx.is_scheduled" in f.attrs
+    )
     return tvm.compile(mod, target=tvm_target, relax_pipeline="default"), scheduled
 
 
-def compile_tvm(model: nn.Module, input_shape: tuple[int, ...], target: Target, out_dir: Path, *,
-                tune_trials: int = 0, tuning_db: Path | None = None, batch: int = 1) -> TvmBuild:
+def compile_tvm(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    target: Target,
+    out_dir: Path,
+    *,
+    tune_trials: int = 0,
+    tuning_db: Path | None = None,
+    batch: int = 1,
+) -> TvmBuild:
     """Compile ``model`` for ``target`` into ``out_dir/model.so`` (a Relax VM executable).
 
     ``input_shape`` is one sample's shape without the batch dimension, as in a model's
@@ -206,9 +239,11 @@ def compile_tvm(model: nn.Module, input_shape: tuple[int, ...], target: Target, 
     if tune_trials < 0:
         raise TvmError(f"tune_trials must be >= 0, got {tune_trials}")
     if tune_trials > 0 and not target.is_host:
-        raise TvmError(f"target {target.name}: MetaSchedule measures candidates on this machine, so "
-                       f"tuning runs only for a host target; tune on the host (or the board itself) "
-                       f"and pass the same tuning_db to reuse its records")
+        raise TvmError(
+            f"target {target.name}: MetaSchedule measures candidates on this machine, so "
+            f"tuning runs only for a host target; tune on the host (or the board itself) "
+            f"and pass the same tuning_db to reuse its records"
+        )
     db_dir = _tuning_dir(tuning_db, target)
     if tune_trials > 0 and db_dir is None:
         raise TvmError("tune_trials > 0 needs a tuning_db folder to keep the records in")
@@ -232,18 +267,29 @@ def compile_tvm(model: nn.Module, input_shape: tuple[int, ...], target: Target, 
     try:
         executable.export_library(str(path), fcompile=_fcompile(target))
     except Exception as exc:  # the compiler's own message is the useful part
-        raise TvmError(f"target {target.name}: linking {path.name} with {target.compiler.cxx} failed: "
-                       f"{str(exc).strip()[-2000:]}") from None
-    return TvmBuild(target=target.name, model=path, files=(path,), input_shape=shape,
-                    output_shape=out_shape, tvm_target=dict(target.tvm_target), tuned=tuned,
-                    tune_trials=tune_trials, tuning_db=db_dir, tvm_version=_version("apache-tvm") or "",
-                    tvm_ffi_version=_version("apache-tvm-ffi") or "",
-                    seconds=time.perf_counter() - start)
+        raise TvmError(
+            f"target {target.name}: linking {path.name} with {target.compiler.cxx} failed: {str(exc).strip()[-2000:]}"
+        ) from None
+    return TvmBuild(
+        target=target.name,
+        model=path,
+        files=(path,),
+        input_shape=shape,
+        output_shape=out_shape,
+        tvm_target=dict(target.tvm_target),
+        tuned=tuned,
+        tune_trials=tune_trials,
+        tuning_db=db_dir,
+        tvm_version=_version("apache-tvm") or "",
+        tvm_ffi_version=_version("apache-tvm-ffi") or "",
+        seconds=time.perf_counter() - start,
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # The target's runtime libraries and the runner
 # --------------------------------------------------------------------------------------------
+
 
 def default_runtime_cache() -> Path:
     return Path.home() / ".cache" / "pakd" / "tvm-runtime"
@@ -251,7 +297,6 @@ def default_runtime_cache() -> Path:
 
 def _host_runtime_libs() -> list[Path]:
     import tvm_ffi.libinfo
-
     from tvm import libinfo
 
     return [Path(libinfo.find_libtvm_runtime()), Path(tvm_ffi.libinfo.find_libtvm_ffi())]
@@ -261,8 +306,11 @@ def _ffi_include_dirs() -> list[Path]:
     """The tvm-ffi C++ headers and dlpack, from the host wheel (the headers are arch-independent)."""
     import tvm_ffi.libinfo
 
-    return list(dict.fromkeys(Path(p) for p in (tvm_ffi.libinfo.find_include_path(),
-                                                tvm_ffi.libinfo.find_dlpack_include_path())))
+    return list(
+        dict.fromkeys(
+            Path(p) for p in (tvm_ffi.libinfo.find_include_path(), tvm_ffi.libinfo.find_dlpack_include_path())
+        )
+    )
 
 
 def fetch_tvm_runtime(target: Target, cache_dir: Path | None = None) -> list[Path]:
@@ -279,9 +327,12 @@ def fetch_tvm_runtime(target: Target, cache_dir: Path | None = None) -> list[Pat
             raise TvmRuntimeError(
                 f"target {target.name}: no TVM wheels for armv7 (32-bit ARM): Apache TVM publishes "
                 f"runtime wheels for x86_64 and aarch64 only; build libtvm_runtime from source for "
-                f"it, use a 64-bit OS on the board (an aarch64 target), or use the native backend")
-        raise TvmRuntimeError(f"target {target.name} ({target.arch}): its target file lists no [tvm] "
-                              f"wheel_platforms, so there is no TVM runtime to fetch for it")
+                f"it, use a 64-bit OS on the board (an aarch64 target), or use the native backend"
+            )
+        raise TvmRuntimeError(
+            f"target {target.name} ({target.arch}): its target file lists no [tvm] "
+            f"wheel_platforms, so there is no TVM runtime to fetch for it"
+        )
     versions = {dist: _version(dist) for dist in TVM_PINS}
     platform = target.tvm_wheel_platforms[0]
     cache = Path(cache_dir) if cache_dir else default_runtime_cache()
@@ -291,22 +342,36 @@ def fetch_tvm_runtime(target: Target, cache_dir: Path | None = None) -> list[Pat
         return libs
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest, prefix=".download-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--python-version", "3.11", "--disable-pip-version-check", "-q", "-d", tmp]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.11",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            tmp,
+        ]
         for plat in target.tvm_wheel_platforms:
             cmd += ["--platform", plat]
         cmd += [f"{dist}=={v}" for dist, v in versions.items()]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
         except subprocess.TimeoutExpired:
-            raise TvmRuntimeError(f"target {target.name}: downloading the TVM runtime wheels timed out "
-                                  f"(15 min); is the network up?") from None
+            raise TvmRuntimeError(
+                f"target {target.name}: downloading the TVM runtime wheels timed out (15 min); is the network up?"
+            ) from None
         if proc.returncode != 0:
-            last = [l for l in proc.stderr.strip().splitlines() if not l.startswith("WARNING")][-1:] or ["?"]
+            last = [ln for ln in proc.stderr.strip().splitlines() if not ln.startswith("WARNING")][-1:] or ["?"]
             raise TvmRuntimeError(
                 f"target {target.name}: cannot download the {platform} wheels of "
                 f"{', '.join(f'{d}=={v}' for d, v in versions.items())} (no network, or no wheel for "
-                f"this platform): {last[0]}")
+                f"this platform): {last[0]}"
+            )
         wheels = list(Path(tmp).glob("*.whl"))
         for dist, member in _WHEEL_MEMBERS.items():
             stem = dist.replace("-", "_") + "-"
@@ -342,10 +407,21 @@ def build_tvm_runner(target: Target, out_dir: Path, cache_dir: Path | None = Non
     cmd = [target.compiler.cxx, "-std=c++17", "-O2", *target.compiler.cflags]
     for inc in _ffi_include_dirs():
         cmd += ["-isystem", str(inc)]
-    cmd += [str(RUNNER_SOURCE), "-o", str(runner), "-L", str(lib_dir), f"-Wl,-rpath-link,{lib_dir}",
-            "-ltvm_runtime", "-ltvm_ffi", "-Wl,-rpath,$ORIGIN/lib"]
+    cmd += [
+        str(RUNNER_SOURCE),
+        "-o",
+        str(runner),
+        "-L",
+        str(lib_dir),
+        f"-Wl,-rpath-link,{lib_dir}",
+        "-ltvm_runtime",
+        "-ltvm_ffi",
+        "-Wl,-rpath,$ORIGIN/lib",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise TvmError(f"target {target.name}: compiling {RUNNER_SOURCE.name} failed:\n"
-                       f"{' '.join(cmd)}\n{proc.stderr.strip()[-3000:]}")
+        raise TvmError(
+            f"target {target.name}: compiling {RUNNER_SOURCE.name} failed:\n"
+            f"{' '.join(cmd)}\n{proc.stderr.strip()[-3000:]}"
+        )
     return runner

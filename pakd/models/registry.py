@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -107,9 +108,7 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
-        raise ModelError(
-            f"weights {path} do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
-        )
+        raise ModelError(f"weights {path} do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
     for key, tensor in state.items():
         if tuple(tensor.shape) != tuple(own[key].shape):
             raise ModelError(

@@ -25,7 +25,12 @@ def _mlp_in_features(in_channels: int, input_size: int) -> int:
 @register_model(
     "lenet-300-100",
     "MLP 784-300-100-10 (Deep Compression's LeNet-300-100, 267K weights)",
-    epochs=30, optimizer="adamw", lr=1e-3, weight_decay=1e-4, augment="flip", label_smoothing=0.0,
+    epochs=30,
+    optimizer="adamw",
+    lr=1e-3,
+    weight_decay=1e-4,
+    augment="flip",
+    label_smoothing=0.0,
 )
 def lenet_300_100(in_channels: int = 1, num_classes: int = 10, input_size: int = 28) -> nn.Module:
     return nn.Sequential(
@@ -66,7 +71,12 @@ class LeNet5(nn.Module):
 @register_model(
     "lenet5",
     "LeNet-5 (Caffe/Deep Compression: conv20-conv50-fc500-fc10, 431K weights)",
-    epochs=30, optimizer="sgd", lr=0.05, weight_decay=5e-4, augment="crop+flip", label_smoothing=0.0,
+    epochs=30,
+    optimizer="sgd",
+    lr=0.05,
+    weight_decay=5e-4,
+    augment="crop+flip",
+    label_smoothing=0.0,
 )
 def lenet5(in_channels: int = 1, num_classes: int = 10, input_size: int = 28) -> nn.Module:
     return LeNet5(in_channels, num_classes, input_size)
@@ -79,8 +89,14 @@ def _conv_bn_relu(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
 class VGG(nn.Module):
     """VGG-style: stacks of 3x3 conv+BN+ReLU separated by max-pools, then two FC layers."""
 
-    def __init__(self, cfg=(64, 64, "M", 128, 128, "M", 256, 256, "M"), in_channels: int = 1,
-                 num_classes: int = 10, hidden: int = 256, input_size: int = 28) -> None:
+    def __init__(
+        self,
+        cfg=(64, 64, "M", 128, 128, "M", 256, 256, "M"),
+        in_channels: int = 1,
+        num_classes: int = 10,
+        hidden: int = 256,
+        input_size: int = 28,
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         cin, side = in_channels, input_size
@@ -106,10 +122,14 @@ class VGG(nn.Module):
 @register_model(
     "vgg-small",
     "VGG-style: 3x(2 conv3x3+BN+ReLU, max-pool) 64-128-256, fc 256, fc 10",
-    epochs=30, optimizer="sgd", lr=0.05, weight_decay=5e-4, augment="crop+flip", label_smoothing=0.0,
+    epochs=30,
+    optimizer="sgd",
+    lr=0.05,
+    weight_decay=5e-4,
+    augment="crop+flip",
+    label_smoothing=0.0,
 )
-def vgg_small(in_channels: int = 1, num_classes: int = 10, width: float = 1.0,
-              input_size: int = 28) -> nn.Module:
+def vgg_small(in_channels: int = 1, num_classes: int = 10, width: float = 1.0, input_size: int = 28) -> nn.Module:
     base = (64, 64, "M", 128, 128, "M", 256, 256, "M")
     cfg = tuple(v if v == "M" else max(1, int(round(v * width))) for v in base)
     return VGG(cfg, in_channels, num_classes, hidden=max(1, int(round(256 * width))), input_size=input_size)
@@ -165,8 +185,7 @@ class CifarResNet(nn.Module):
         return self.fc(self.flatten(self.pool(x)))
 
 
-_RESNET_TRAIN = dict(epochs=20, optimizer="sgd", lr=0.1, weight_decay=5e-4, augment="crop+flip",
-                     label_smoothing=0.0)
+_RESNET_TRAIN = dict(epochs=20, optimizer="sgd", lr=0.1, weight_decay=5e-4, augment="crop+flip", label_smoothing=0.0)
 
 
 @register_model("resnet20", "CIFAR-style ResNet-20 (3 stages 16-32-64, 0.27M weights)", **_RESNET_TRAIN)
@@ -207,15 +226,25 @@ class InvertedResidual(nn.Module):
 
 class MobileNetV2(nn.Module):
     # (expansion t, channels c, repeats n, stride s); strides adapted to 28x28 (28 -> 14 -> 7 -> 4)
-    SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2),
-                (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+    SETTINGS = (
+        (1, 16, 1, 1),
+        (6, 24, 2, 1),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    )
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, width_mult: float = 1.0) -> None:
         super().__init__()
         cin = _make_divisible(32 * width_mult)
         last = _make_divisible(1280 * max(1.0, width_mult))
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, cin, 3, 1, 1, bias=False), nn.BatchNorm2d(cin),
-                                   nn.ReLU6(inplace=True)]
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_channels, cin, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(cin),
+            nn.ReLU6(inplace=True),
+        ]
         for t, c, n, s in self.SETTINGS:
             cout = _make_divisible(c * width_mult)
             for i in range(n):
@@ -234,7 +263,12 @@ class MobileNetV2(nn.Module):
 @register_model(
     "mobilenetv2",
     "MobileNetV2 with width multiplier (inverted residuals, depthwise convs)",
-    epochs=30, optimizer="sgd", lr=0.05, weight_decay=4e-5, augment="crop+flip", label_smoothing=0.0,
+    epochs=30,
+    optimizer="sgd",
+    lr=0.05,
+    weight_decay=4e-5,
+    augment="crop+flip",
+    label_smoothing=0.0,
 )
 def mobilenetv2(in_channels: int = 1, num_classes: int = 10, width_mult: float = 1.0) -> nn.Module:
     return MobileNetV2(in_channels, num_classes, width_mult)

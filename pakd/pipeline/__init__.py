@@ -3,5 +3,14 @@
 from .recipe import QuantConfig, Recipe, RecipeError, StageConfig, load_recipe, parse_recipe
 from .runner import CompressJob, compress, resume_job
 
-__all__ = ["CompressJob", "QuantConfig", "Recipe", "RecipeError", "StageConfig", "compress", "load_recipe",
-           "parse_recipe", "resume_job"]
+__all__ = [
+    "CompressJob",
+    "QuantConfig",
+    "Recipe",
+    "RecipeError",
+    "StageConfig",
+    "compress",
+    "load_recipe",
+    "parse_recipe",
+    "resume_job",
+]

@@ -108,14 +108,27 @@ def _prune(t: dict, where: str) -> PruneConfig:
     t = dict(t)
     method = _take(t, "method", str, where)
     if method not in pruner_names():
-        raise RecipeError(f"{where}.method: unknown pruning method {method!r}; choose one of: {', '.join(pruner_names())}")
+        raise RecipeError(
+            f"{where}.method: unknown pruning method {method!r}; choose one of: {', '.join(pruner_names())}"
+        )
     amount = _take(t, "amount", (float, int), where, check=lambda v: 0 <= v < 1, what="in [0, 1)")
     kw = dict(
         criterion=_take(t, "criterion", str, where, "magnitude"),  # each method's own default
-        scope=_take(t, "scope", str, where, "layer", check=lambda v: v in ("layer", "global"), what="'layer' or 'global'"),
-        target=_take(t, "target", str, where, "channels", check=lambda v: v in ("channels", "macs"), what="'channels' or 'macs'"),
-        schedule=_take(t, "schedule", str, where, "oneshot" if method == "channel" else "cubic",
-                       check=lambda v: v in ("cubic", "oneshot"), what="'cubic' or 'oneshot'"),
+        scope=_take(
+            t, "scope", str, where, "layer", check=lambda v: v in ("layer", "global"), what="'layer' or 'global'"
+        ),
+        target=_take(
+            t, "target", str, where, "channels", check=lambda v: v in ("channels", "macs"), what="'channels' or 'macs'"
+        ),
+        schedule=_take(
+            t,
+            "schedule",
+            str,
+            where,
+            "oneshot" if method == "channel" else "cubic",
+            check=lambda v: v in ("cubic", "oneshot"),
+            what="'cubic' or 'oneshot'",
+        ),
         skip=_str_list(t.pop("skip", []), f"{where}.skip"),
         options=dict(t.pop("options", {})),
     )
@@ -133,16 +146,26 @@ def _distill(t: dict, where: str) -> DistillConfig:
     if not isinstance(hints, list) or not all(isinstance(p, list) and len(p) == 2 for p in hints):
         raise RecipeError(f"{where}.hint_layers: expected a list of [student_module, teacher_module] pairs")
     _no_leftovers(t, where)
-    return DistillConfig(teachers=teachers, alpha=float(alpha), temperature=float(temperature),
-                         hint_weight=float(hint_weight), hint_layers=tuple(tuple(p) for p in hints))
+    return DistillConfig(
+        teachers=teachers,
+        alpha=float(alpha),
+        temperature=float(temperature),
+        hint_weight=float(hint_weight),
+        hint_layers=tuple(tuple(p) for p in hints),
+    )
 
 
 def _quantize(t: dict, where: str) -> QuantConfig:
     t = dict(t)
-    method = _take(t, "method", str, where, check=lambda v: v in QUANT_METHODS, what=f"one of {', '.join(QUANT_METHODS)}")
+    method = _take(
+        t, "method", str, where, check=lambda v: v in QUANT_METHODS, what=f"one of {', '.join(QUANT_METHODS)}"
+    )
     bits = t.pop("bits", {"conv": 8, "linear": 5})
-    if not isinstance(bits, dict) or set(bits) - {"conv", "linear"} or not all(
-            isinstance(b, int) and not isinstance(b, bool) and 1 <= b <= 8 for b in bits.values()):
+    if (
+        not isinstance(bits, dict)
+        or set(bits) - {"conv", "linear"}
+        or not all(isinstance(b, int) and not isinstance(b, bool) and 1 <= b <= 8 for b in bits.values())
+    ):
         raise RecipeError(f"{where}.bits: expected {{conv = 1..8, linear = 1..8}}")
     skip = _str_list(t.pop("skip", []), f"{where}.skip")
     _no_leftovers(t, where)
@@ -160,14 +183,24 @@ def _stage(t: dict, index: int) -> StageConfig:
     wd = _take(t, "weight_decay", (float, int), where, 5e-4, check=lambda v: v >= 0, what=">= 0")
     augment = _take(t, "augment", str, where, "crop+flip", check=lambda v: v in AUGMENTS, what=f"one of {AUGMENTS}")
     prune = _prune(t.pop("prune"), f"{where}.prune") if "prune" in t else None
-    distill = (_distill(t.pop("distill"), f"{where}.distill") if "distill" in t
-               else DistillConfig(teachers=(), alpha=0.0))
+    distill = (
+        _distill(t.pop("distill"), f"{where}.distill") if "distill" in t else DistillConfig(teachers=(), alpha=0.0)
+    )
     quantize = _quantize(t.pop("quantize"), f"{where}.quantize") if "quantize" in t else None
     _no_leftovers(t, where)
     if prune is not None and quantize is not None:
         raise RecipeError(f"{where}: prune and quantize in one stage; quantize in a stage of its own, after pruning")
-    return StageConfig(name=name, epochs=epochs, lr=float(lr), optimizer=optimizer, weight_decay=float(wd),
-                       augment=augment, prune=prune, distill=distill, quantize=quantize)
+    return StageConfig(
+        name=name,
+        epochs=epochs,
+        lr=float(lr),
+        optimizer=optimizer,
+        weight_decay=float(wd),
+        augment=augment,
+        prune=prune,
+        distill=distill,
+        quantize=quantize,
+    )
 
 
 def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
@@ -191,8 +224,14 @@ def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
             raise RecipeError(f"stage 1 ({st.name}).distill.teachers: 'previous' needs an earlier stage")
         if any(st.quantize for st in stages[:i]) and st.prune is not None:
             raise RecipeError(f"stage {i + 1} ({st.name}): pruning after quantization would break the codebooks")
-    return Recipe(name=name, stages=stages, batch_size=batch, huffman=huff,
-                  text_sha256=hashlib.sha256(text.encode()).hexdigest(), source=source)
+    return Recipe(
+        name=name,
+        stages=stages,
+        batch_size=batch,
+        huffman=huff,
+        text_sha256=hashlib.sha256(text.encode()).hexdigest(),
+        source=source,
+    )
 
 
 def load_recipe(path: str | Path) -> Recipe:

@@ -18,9 +18,10 @@ import copy
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -75,9 +76,13 @@ class _Run:
 
     # -- helpers ---------------------------------------------------------------------------
     def meta(self, stage: str, quant=None) -> dict[str, Any]:
-        meta = {"model": self.teacher_spec["model"], "input_shape": list(self.input_shape),
-                "classes": list(self.data.classes), "stage": stage,
-                "normalize": self.teacher_spec["data"].get("normalize")}
+        meta = {
+            "model": self.teacher_spec["model"],
+            "input_shape": list(self.input_shape),
+            "classes": list(self.data.classes),
+            "stage": stage,
+            "normalize": self.teacher_spec["data"].get("normalize"),
+        }
         if isinstance(quant, Int8Quantizer):  # per-layer input scales for the runtime's int8 GEMM
             meta["activation_scales"] = quant.act_scales
         return meta
@@ -91,19 +96,29 @@ class _Run:
         """The .pakd bytes without and with Huffman coding, keyed by ``huffman``."""
         return {h: serialize(model, self.meta(stage, quant), quant, huffman=h) for h in (False, True)}
 
-    def row(self, stage: str, model: nn.Module, blobs: dict[bool, bytes], seconds: float = 0.0,
-            extra=None) -> dict[str, Any]:
+    def row(
+        self, stage: str, model: nn.Module, blobs: dict[bool, bytes], seconds: float = 0.0, extra=None
+    ) -> dict[str, Any]:
         val, _ = evaluate(model, self.data.val)
         test, _ = evaluate(model, self.data.test)
         stats = model_stats(model, self.input_shape)
         plain, coded = len(blobs[False]), len(blobs[True])
         dense = self.teacher_stats.dense_fp32_bytes
-        return {"stage": stage, "val_top1": val, "test_top1": test, "params": stats.params,
-                "nonzeros": stats.nonzeros, "weight_sparsity": weight_sparsity(model), "macs": stats.macs,
-                "bytes": plain, "bytes_huffman": coded,
-                "size_ratio": dense / (coded if self.recipe.huffman else plain),
-                "mac_ratio": self.teacher_stats.macs / max(1, stats.macs), "seconds": seconds,
-                **(extra or {})}
+        return {
+            "stage": stage,
+            "val_top1": val,
+            "test_top1": test,
+            "params": stats.params,
+            "nonzeros": stats.nonzeros,
+            "weight_sparsity": weight_sparsity(model),
+            "macs": stats.macs,
+            "bytes": plain,
+            "bytes_huffman": coded,
+            "size_ratio": dense / (coded if self.recipe.huffman else plain),
+            "mac_ratio": self.teacher_stats.macs / max(1, stats.macs),
+            "seconds": seconds,
+            **(extra or {}),
+        }
 
     def resolve_teachers(self, stage: StageConfig, previous: nn.Module) -> list[nn.Module]:
         out = []
@@ -127,16 +142,28 @@ class _Run:
                 return model, spec["metrics"]
             raise RunError(f"{folder} was made by another version of the recipe; start a new run (--name)")
         folder.mkdir(parents=True, exist_ok=True)
-        cfg = TrainConfig(epochs=stage.epochs, batch_size=self.recipe.batch_size, optimizer=stage.optimizer,
-                          lr=stage.lr, weight_decay=stage.weight_decay, augment=stage.augment,
-                          seed=self.job.seed + k, threads=self.job.threads)
+        cfg = TrainConfig(
+            epochs=stage.epochs,
+            batch_size=self.recipe.batch_size,
+            optimizer=stage.optimizer,
+            lr=stage.lr,
+            weight_decay=stage.weight_decay,
+            augment=stage.augment,
+            seed=self.job.seed + k,
+            threads=self.job.threads,
+        )
         steps = -(-len(self.data.train) // cfg.batch_size)
         student = copy.deepcopy(start).train()
         hooks = []
         pruner = None
         if stage.prune is not None:
-            ctx = PruneContext(example_input=torch.zeros(1, *self.input_shape), batches=self.batches,
-                               loss_fn=F.cross_entropy, total_epochs=stage.epochs, steps_per_epoch=steps)
+            ctx = PruneContext(
+                example_input=torch.zeros(1, *self.input_shape),
+                batches=self.batches,
+                loss_fn=F.cross_entropy,
+                total_epochs=stage.epochs,
+                steps_per_epoch=steps,
+            )
             pruner = make_pruner(stage.prune, ctx)
             student = pruner.setup(student)
             hooks.append(pruner)
@@ -145,13 +172,25 @@ class _Run:
             student = quant.setup(student)
             hooks.append(quant)
         teachers = self.resolve_teachers(stage, start)
-        hints = (FeatureHints(student, teachers[0], stage.distill.hint_layers)
-                 if stage.distill.hint_weight > 0 and stage.distill.hint_layers and teachers else None)
+        hints = (
+            FeatureHints(student, teachers[0], stage.distill.hint_layers)
+            if stage.distill.hint_weight > 0 and stage.distill.hint_layers and teachers
+            else None
+        )
         loss = DistillLoss(stage.distill, teachers, hints) if stage.distill.enabled else None
         t0 = time.perf_counter()
         with self.progress(f"stage {k}/{len(self.recipe.stages)} {stage.name}") as prog:
-            history = train(student, self.data.train, self.data.val, cfg, checkpoint=folder / CHECKPOINT_FILE,
-                            progress=prog, device=self.job.device, loss_fn=loss, hooks=tuple(hooks))
+            history = train(
+                student,
+                self.data.train,
+                self.data.val,
+                cfg,
+                checkpoint=folder / CHECKPOINT_FILE,
+                progress=prog,
+                device=self.job.device,
+                loss_fn=loss,
+                hooks=tuple(hooks),
+            )
         if hints is not None:
             hints.close()
         for hook in hooks:
@@ -160,11 +199,18 @@ class _Run:
             quant.act_scales = calibrate_activations(student, [x for x, _ in self.batches(8)])
         seconds = sum(h.seconds for h in history)
         blobs = self.serialize_both(stage.name, student, quant)
-        row = self.row(stage.name, student, blobs, seconds, {"epochs": stage.epochs,
-                                                             "wall_this_process": time.perf_counter() - t0})
-        spec = {"model": self.teacher_spec["model"], "data": self.teacher_spec["data"],
-                "structure": _structure(student, self.teacher), "stage": {"index": k, "config": _stage_dict(stage)},
-                "metrics": row, "history": [vars(h) for h in history], "versions": library_versions()}
+        row = self.row(
+            stage.name, student, blobs, seconds, {"epochs": stage.epochs, "wall_this_process": time.perf_counter() - t0}
+        )
+        spec = {
+            "model": self.teacher_spec["model"],
+            "data": self.teacher_spec["data"],
+            "structure": _structure(student, self.teacher),
+            "stage": {"index": k, "config": _stage_dict(stage)},
+            "metrics": row,
+            "history": [vars(h) for h in history],
+            "versions": library_versions(),
+        }
         (folder / PAKD_FILE).write_bytes(blobs[self.recipe.huffman])
         save_model(folder, student, spec)
         (folder / CHECKPOINT_FILE).unlink(missing_ok=True)
@@ -200,22 +246,34 @@ def compress(job: CompressJob, progress: ProgressFactory) -> tuple[Recipe, list[
     """Run (or continue) the compression described by ``job``; returns the ledger rows."""
     recipe = load_recipe(job.recipe_path)
     if not (job.teacher_dir / SPEC_FILE).is_file():
-        raise RunError(f"teacher not found: {job.teacher_dir} has no {SPEC_FILE} "
-                       "(train one with `pakd train`, or pass --teacher runs/<name>/teacher)")
+        raise RunError(
+            f"teacher not found: {job.teacher_dir} has no {SPEC_FILE} "
+            "(train one with `pakd train`, or pass --teacher runs/<name>/teacher)"
+        )
     run_file = job.run_dir / RUN_FILE
     identity = {"recipe_sha256": recipe.text_sha256, "teacher": str(job.teacher_dir.resolve()), "seed": job.seed}
     if run_file.is_file():
         previous = json.loads(run_file.read_text())
         if {k: previous.get(k) for k in identity} != identity:
-            raise RunError(f"{job.run_dir} was started with another recipe or teacher; "
-                           "choose another --name (or delete the folder)")
+            raise RunError(
+                f"{job.run_dir} was started with another recipe or teacher; "
+                "choose another --name (or delete the folder)"
+            )
     set_threads(job.threads)
     runner = _Run(job, recipe, progress)  # validates data and teacher before writing anything
     job.run_dir.mkdir(parents=True, exist_ok=True)
     if not run_file.is_file():
         shutil.copyfile(job.recipe_path, job.run_dir / RECIPE_COPY)
-        write_json_atomic(run_file, {**identity, "recipe_path": str(job.recipe_path), "data_dir": job.data_dir,
-                                     "threads": job.threads, "device": job.device})
+        write_json_atomic(
+            run_file,
+            {
+                **identity,
+                "recipe_path": str(job.recipe_path),
+                "data_dir": job.data_dir,
+                "threads": job.threads,
+                "device": job.device,
+            },
+        )
     return recipe, runner.run()
 
 
@@ -225,6 +283,12 @@ def resume_job(run_dir: Path, threads: int = 0, device: str = "cpu") -> Compress
     if not run_file.is_file():
         raise RunError(f"{run_dir}: no {RUN_FILE} here (not a compression run)")
     info = json.loads(run_file.read_text())
-    return CompressJob(recipe_path=run_dir / RECIPE_COPY, teacher_dir=Path(info["teacher"]), run_dir=run_dir,
-                       data_dir=info.get("data_dir"), threads=threads or info.get("threads", 0),
-                       device=device, seed=info.get("seed", 0))
+    return CompressJob(
+        recipe_path=run_dir / RECIPE_COPY,
+        teacher_dir=Path(info["teacher"]),
+        run_dir=run_dir,
+        data_dir=info.get("data_dir"),
+        threads=threads or info.get("threads", 0),
+        device=device,
+        seed=info.get("seed", 0),
+    )

@@ -8,8 +8,9 @@ adding one touches one file.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -80,8 +81,7 @@ class Pruner(Protocol):
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Tensors needed to resume mid-stage (masks, gates); saved with the stage checkpoint."""
 
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        ...
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None: ...
 
 
 PrunerFactory = Callable[[PruneConfig, PruneContext], Pruner]

@@ -23,8 +23,8 @@ from __future__ import annotations
 import copy
 import math
 import operator
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -61,7 +61,7 @@ class Coupling:
 
     def gather(self, per_position: torch.Tensor, size: int) -> torch.Tensor:
         """Sum a per-position tensor of the module's axis into one value per group channel."""
-        return per_position[self.offset:self.offset + size * self.repeat].reshape(size, self.repeat).sum(1)
+        return per_position[self.offset : self.offset + size * self.repeat].reshape(size, self.repeat).sum(1)
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,7 @@ class _Layer:
 # ---------------------------------------------------------------------------------------------
 # Per-module-type behaviour
 # ---------------------------------------------------------------------------------------------
+
 
 def _keep(n: int, removed: torch.Tensor) -> torch.Tensor:
     mask = torch.ones(n, dtype=torch.bool)
@@ -172,6 +173,7 @@ def _scale_norm(m: nn.Module, factors: torch.Tensor) -> None:
 # (None: the output carries no channels) or raises PruneError.
 # ---------------------------------------------------------------------------------------------
 
+
 def _prod(xs: Iterable[int]) -> int:
     return math.prod(int(x) for x in xs)
 
@@ -200,16 +202,19 @@ def _trace_conv(b: _Builder, node: fx.Node, m: nn.Module) -> Layout | None:
         b.layers[name] = _Layer(depthwise=True, per_pair=per_pair)
         b.consume(name, DW, x)
         return x
-    raise PruneError(f"grouped conv {name} (groups={m.groups}, {m.in_channels} -> {m.out_channels} channels) is "
-                     "not supported: only groups=1 and depthwise convs (groups = in = out channels)")
+    raise PruneError(
+        f"grouped conv {name} (groups={m.groups}, {m.in_channels} -> {m.out_channels} channels) is "
+        "not supported: only groups=1 and depthwise convs (groups = in = out channels)"
+    )
 
 
 def _trace_linear(b: _Builder, node: fx.Node, m: nn.Linear) -> Layout | None:
     name = b.claim(node)
     rank = len(b.shape(node.args[0]))
     if rank != 2:
-        raise PruneError(f"linear layer {name} is applied to a rank-{rank} tensor; only (batch, features) inputs "
-                         "are supported")
+        raise PruneError(
+            f"linear layer {name} is applied to a rank-{rank} tensor; only (batch, features) inputs are supported"
+        )
     b.layers[name] = _Layer(depthwise=False, per_pair=1)
     b.consume(name, IN, b.layouts.get(node.args[0]))
     return b.produce(name, m.out_features)
@@ -242,17 +247,51 @@ _CONV = _ModuleOp(_trace_conv, _prune_conv, _weights_rows, _scale_out)
 _NORM = _ModuleOp(_trace_norm, _prune_norm, _norm_rows, _scale_norm)
 _PASS = _ModuleOp(_passthrough)
 _MODULE_OPS: dict[type, _ModuleOp] = {
-    nn.Conv1d: _CONV, nn.Conv2d: _CONV, nn.Conv3d: _CONV,
+    nn.Conv1d: _CONV,
+    nn.Conv2d: _CONV,
+    nn.Conv3d: _CONV,
     nn.Linear: _ModuleOp(_trace_linear, _prune_linear, _weights_rows, _scale_out),
-    nn.BatchNorm1d: _NORM, nn.BatchNorm2d: _NORM, nn.BatchNorm3d: _NORM,
+    nn.BatchNorm1d: _NORM,
+    nn.BatchNorm2d: _NORM,
+    nn.BatchNorm3d: _NORM,
     nn.PReLU: _ModuleOp(_trace_prelu, _prune_prelu),
     nn.Flatten: _ModuleOp(_trace_flatten_module),
-    **{t: _PASS for t in (
-        nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Mish, nn.Hardswish, nn.Hardsigmoid,
-        nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
-        nn.AlphaDropout, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
-        nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d,
-        nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d, nn.Upsample)},
+    **{
+        t: _PASS
+        for t in (
+            nn.ReLU,
+            nn.ReLU6,
+            nn.LeakyReLU,
+            nn.ELU,
+            nn.GELU,
+            nn.SiLU,
+            nn.Mish,
+            nn.Hardswish,
+            nn.Hardsigmoid,
+            nn.Hardtanh,
+            nn.Sigmoid,
+            nn.Tanh,
+            nn.Identity,
+            nn.Dropout,
+            nn.Dropout1d,
+            nn.Dropout2d,
+            nn.Dropout3d,
+            nn.AlphaDropout,
+            nn.MaxPool1d,
+            nn.MaxPool2d,
+            nn.MaxPool3d,
+            nn.AvgPool1d,
+            nn.AvgPool2d,
+            nn.AvgPool3d,
+            nn.AdaptiveAvgPool1d,
+            nn.AdaptiveAvgPool2d,
+            nn.AdaptiveAvgPool3d,
+            nn.AdaptiveMaxPool1d,
+            nn.AdaptiveMaxPool2d,
+            nn.AdaptiveMaxPool3d,
+            nn.Upsample,
+        )
+    },
 }
 
 
@@ -279,14 +318,16 @@ def _binary(b: _Builder, node: fx.Node) -> Layout | None:
             continue  # a Python scalar
         shape = b.shape(operand)
         if operand in b.layouts and len(shape) != rank and shape[1] > 1:
-            raise PruneError(f"{b.describe(node)} broadcasts channels ({operand.name}) to a tensor of another rank; "
-                             "not supported")
+            raise PruneError(
+                f"{b.describe(node)} broadcasts channels ({operand.name}) to a tensor of another rank; not supported"
+            )
         dim = 1 - (rank - len(shape))  # the operand's dim that broadcasts onto channel dim 1
         if dim < 0 or shape[dim] == 1:
             continue  # broadcast over the channels
         if operand not in b.layouts:
-            raise PruneError(f"{b.describe(node)} combines the channels with a constant tensor ({operand.name}); "
-                             "not supported")
+            raise PruneError(
+                f"{b.describe(node)} combines the channels with a constant tensor ({operand.name}); not supported"
+            )
         layouts.append(b.layouts[operand])
     return b.unify(node, layouts) if layouts else None
 
@@ -320,8 +361,10 @@ def _reshape(b: _Builder, node: fx.Node) -> Layout | None:
     in_shape, out_shape = b.shape(x), b.shape(node)
     if len(sizes) == 2 and sizes[1] == -1 and out_shape[0] == in_shape[0]:
         return b.flatten(node, x, 1, -1)
-    raise PruneError(f"{b.describe(node)} reshapes the channel dimension; only flattening to (batch, -1) before a "
-                     "linear layer is supported")
+    raise PruneError(
+        f"{b.describe(node)} reshapes the channel dimension; only flattening to (batch, -1) before a "
+        "linear layer is supported"
+    )
 
 
 def _reduce(b: _Builder, node: fx.Node) -> Layout | None:
@@ -346,44 +389,117 @@ def _getitem(b: _Builder, node: fx.Node) -> Layout | None:
 def _no_channels(b: _Builder, node: fx.Node) -> Layout | None:
     """Sizes, ranks, shapes; an attribute that is itself a tensor (``x.T``) is refused."""
     if b.meta(node) is not None and node.args[0] in b.layouts:
-        raise PruneError(f"{b.describe(node)} ({node.args[1]!r}) returns a tensor from a channel-carrying tensor; "
-                         "not supported")
+        raise PruneError(
+            f"{b.describe(node)} ({node.args[1]!r}) returns a tensor from a channel-carrying tensor; not supported"
+        )
     return None
 
 
 _UNARY_FUNCTIONS = (
-    torch.relu, torch.relu_, F.relu, F.relu6, F.hardtanh, F.leaky_relu, F.elu, F.gelu, F.silu, F.mish,
-    F.hardswish, F.hardsigmoid, torch.sigmoid, F.sigmoid, torch.tanh, F.tanh, torch.clamp, torch.clip,
-    torch.abs, torch.neg, operator.neg, F.dropout, F.dropout1d, F.dropout2d, F.dropout3d,
-    F.max_pool1d, F.max_pool2d, F.max_pool3d, F.avg_pool1d, F.avg_pool2d, F.avg_pool3d,
-    F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d, F.adaptive_max_pool1d,
-    F.adaptive_max_pool2d, F.adaptive_max_pool3d, F.interpolate,
+    torch.relu,
+    torch.relu_,
+    F.relu,
+    F.relu6,
+    F.hardtanh,
+    F.leaky_relu,
+    F.elu,
+    F.gelu,
+    F.silu,
+    F.mish,
+    F.hardswish,
+    F.hardsigmoid,
+    torch.sigmoid,
+    F.sigmoid,
+    torch.tanh,
+    F.tanh,
+    torch.clamp,
+    torch.clip,
+    torch.abs,
+    torch.neg,
+    operator.neg,
+    F.dropout,
+    F.dropout1d,
+    F.dropout2d,
+    F.dropout3d,
+    F.max_pool1d,
+    F.max_pool2d,
+    F.max_pool3d,
+    F.avg_pool1d,
+    F.avg_pool2d,
+    F.avg_pool3d,
+    F.adaptive_avg_pool1d,
+    F.adaptive_avg_pool2d,
+    F.adaptive_avg_pool3d,
+    F.adaptive_max_pool1d,
+    F.adaptive_max_pool2d,
+    F.adaptive_max_pool3d,
+    F.interpolate,
 )
 _BINARY_FUNCTIONS = (
-    operator.add, operator.sub, operator.mul, operator.truediv, operator.iadd, operator.isub, operator.imul,
-    operator.itruediv, torch.add, torch.sub, torch.mul, torch.div, torch.maximum, torch.minimum,
+    operator.add,
+    operator.sub,
+    operator.mul,
+    operator.truediv,
+    operator.iadd,
+    operator.isub,
+    operator.imul,
+    operator.itruediv,
+    torch.add,
+    torch.sub,
+    torch.mul,
+    torch.div,
+    torch.maximum,
+    torch.minimum,
 )
 _FUNCTION_RULES: dict[object, Callable[[_Builder, fx.Node], Layout | None]] = {
     **{f: _passthrough for f in _UNARY_FUNCTIONS},
     **{f: _binary for f in _BINARY_FUNCTIONS},
-    torch.cat: _cat, torch.concat: _cat, torch.concatenate: _cat,
-    torch.flatten: _flatten_fn, torch.reshape: _reshape,
-    torch.mean: _reduce, torch.sum: _reduce, torch.amax: _reduce,
-    operator.getitem: _getitem, getattr: _no_channels,
+    torch.cat: _cat,
+    torch.concat: _cat,
+    torch.concatenate: _cat,
+    torch.flatten: _flatten_fn,
+    torch.reshape: _reshape,
+    torch.mean: _reduce,
+    torch.sum: _reduce,
+    torch.amax: _reduce,
+    operator.getitem: _getitem,
+    getattr: _no_channels,
 }
 _METHOD_RULES: dict[str, Callable[[_Builder, fx.Node], Layout | None]] = {
-    **{m: _passthrough for m in ("relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "clamp", "clamp_",
-                                 "clip", "abs", "neg", "contiguous", "clone")},
+    **{
+        m: _passthrough
+        for m in (
+            "relu",
+            "relu_",
+            "sigmoid",
+            "sigmoid_",
+            "tanh",
+            "tanh_",
+            "clamp",
+            "clamp_",
+            "clip",
+            "abs",
+            "neg",
+            "contiguous",
+            "clone",
+        )
+    },
     **{m: _binary for m in ("add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_")},
-    "flatten": _flatten_fn, "view": _reshape, "reshape": _reshape,
-    "mean": _reduce, "sum": _reduce, "amax": _reduce,
-    "size": _no_channels, "dim": _no_channels,
+    "flatten": _flatten_fn,
+    "view": _reshape,
+    "reshape": _reshape,
+    "mean": _reduce,
+    "sum": _reduce,
+    "amax": _reduce,
+    "size": _no_channels,
+    "dim": _no_channels,
 }
 
 
 # ---------------------------------------------------------------------------------------------
 # Building the graph
 # ---------------------------------------------------------------------------------------------
+
 
 class _Builder:
     """Walks the traced graph once, assigning layouts and unifying channel variables (union-find)."""
@@ -472,11 +588,13 @@ class _Builder:
     def unify(self, node: fx.Node, layouts: list[Layout]) -> Layout:
         first = layouts[0]
         for other in layouts[1:]:
-            if len(other) != len(first) or any(self.size[a] != self.size[b] or ra != rb
-                                               for (a, ra), (b, rb) in zip(first, other)):
-                raise PruneError(f"{self.describe(node)} combines tensors whose channels are concatenated "
-                                 "differently; not supported")
-            for (a, _), (b, _) in zip(first, other):
+            if len(other) != len(first) or any(
+                self.size[a] != self.size[b] or ra != rb for (a, ra), (b, rb) in zip(first, other, strict=True)
+            ):
+                raise PruneError(
+                    f"{self.describe(node)} combines tensors whose channels are concatenated differently; not supported"
+                )
+            for (a, _), (b, _) in zip(first, other, strict=True):
                 self.union(a, b)
         return first
 
@@ -489,7 +607,7 @@ class _Builder:
             raise PruneError(f"{self.describe(node)} flattens the batch dimension into the channels; not supported")
         if start != 1 or end == 1:
             return self.layouts[x]  # the channel dim is untouched
-        factor = _prod(shape[2:end + 1])
+        factor = _prod(shape[2 : end + 1])
         return tuple((v, repeat * factor) for v, repeat in self.layouts[x])
 
     # -- the walk --------------------------------------------------------------------------
@@ -526,8 +644,9 @@ class _Builder:
             rule = _METHOD_RULES.get(node.target)
         if rule is None:
             if any(arg in self.layouts for arg in node.all_input_nodes):
-                raise PruneError(f"cannot prune through {self.describe(node)}: the op is not supported by "
-                                 "structured pruning")
+                raise PruneError(
+                    f"cannot prune through {self.describe(node)}: the op is not supported by structured pruning"
+                )
             return None  # computes on constants only
         return rule(self, node)
 
@@ -546,9 +665,15 @@ class _Builder:
         groups = []
         for root in sorted(members):
             couplings = tuple(members[root])
-            sites = tuple(c for c in couplings if c.role != IN and (
-                _module_op(self.modules[c.module]) is _NORM
-                or (c.module in self.layers and c.module not in self.single_user_norm)))
+            sites = tuple(
+                c
+                for c in couplings
+                if c.role != IN
+                and (
+                    _module_op(self.modules[c.module]) is _NORM
+                    or (c.module in self.layers and c.module not in self.single_user_norm)
+                )
+            )
             groups.append(ChannelGroup(self.producer[root], self.size[root], couplings, sites))
         return tuple(groups)
 
@@ -557,8 +682,10 @@ def _trace(model: nn.Module, example_input: torch.Tensor) -> fx.GraphModule:
     try:
         gm = fx.symbolic_trace(model)
     except Exception as exc:  # fx raises TraceError, TypeError, ... for data-dependent Python
-        raise PruneError(f"torch.fx cannot trace {type(model).__name__} ({type(exc).__name__}: {exc}); "
-                         "structured pruning needs a traceable forward") from exc
+        raise PruneError(
+            f"torch.fx cannot trace {type(model).__name__} ({type(exc).__name__}: {exc}); "
+            "structured pruning needs a traceable forward"
+        ) from exc
     modes = {m: m.training for m in model.modules()}
     model.eval()  # shape propagation must not update BN statistics
     try:
@@ -698,6 +825,8 @@ def apply_channel_config(model: nn.Module, example_input: torch.Tensor, config: 
     got = channel_config(pruned)["layers"]
     wrong = sorted(name for name in set(got) | set(layers) if got.get(name) != layers.get(name))
     if wrong:
-        raise PruneError(f"channel config does not fit this architecture: layer {wrong[0]} should have "
-                         f"{layers.get(wrong[0])} channels, the rebuilt model has {got.get(wrong[0])}")
+        raise PruneError(
+            f"channel config does not fit this architecture: layer {wrong[0]} should have "
+            f"{layers.get(wrong[0])} channels, the rebuilt model has {got.get(wrong[0])}"
+        )
     return pruned

@@ -22,18 +22,42 @@ then replays the saved plan, masks or gates instead of recomputing them (and nee
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable, Mapping, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
 from .base import PruneConfig, PruneContext, PruneError, cubic_sparsity, register_pruner
-from .depgraph import (IN, ChannelGroup, DepGraph, apply_channel_config, build_graph, channel_config, channel_rows,
-                       prune_channels, scale_outputs)
+from .depgraph import (
+    IN,
+    ChannelGroup,
+    DepGraph,
+    apply_channel_config,
+    build_graph,
+    channel_config,
+    channel_rows,
+    prune_channels,
+    scale_outputs,
+)
 
-__all__ = ["ChannelPruner", "GateDecorator", "Importance", "L1Importance", "L2Importance", "SoftFilterPruner",
-           "TaylorImportance", "apply_channel_config", "channel_config", "fold_gates", "insert_gates",
-           "make_importance", "model_gates", "register_importance", "select_channels"]
+__all__ = [
+    "ChannelPruner",
+    "GateDecorator",
+    "Importance",
+    "L1Importance",
+    "L2Importance",
+    "SoftFilterPruner",
+    "TaylorImportance",
+    "apply_channel_config",
+    "channel_config",
+    "fold_gates",
+    "insert_gates",
+    "make_importance",
+    "model_gates",
+    "register_importance",
+    "select_channels",
+]
 
 Plan = dict[str, list[int]]  # group name -> removed channel indices: plain, JSON-able data
 GATE = "pakd_gate"  # name of the gate parameter registered on a gated layer
@@ -42,6 +66,7 @@ GATE = "pakd_gate"  # name of the gate parameter registered on a gated layer
 # ---------------------------------------------------------------------------------------------
 # Importance criteria: ``criterion(group) -> Tensor[group.size]``, higher = more important.
 # ---------------------------------------------------------------------------------------------
+
 
 class Importance(Protocol):
     def __call__(self, group: ChannelGroup) -> torch.Tensor: ...
@@ -61,12 +86,15 @@ def register_importance(name: str) -> Callable[[ImportanceFactory], ImportanceFa
     return wrap
 
 
-def make_importance(name: str, model: nn.Module, graph: DepGraph, ctx: PruneContext,
-                    options: Mapping[str, Any]) -> Importance:
+def make_importance(
+    name: str, model: nn.Module, graph: DepGraph, ctx: PruneContext, options: Mapping[str, Any]
+) -> Importance:
     try:
         factory = _IMPORTANCE[name]
     except KeyError:
-        raise PruneError(f"unknown channel criterion {name!r}; choose one of: {', '.join(sorted(_IMPORTANCE))}") from None
+        raise PruneError(
+            f"unknown channel criterion {name!r}; choose one of: {', '.join(sorted(_IMPORTANCE))}"
+        ) from None
     return factory(model, graph, ctx, options)
 
 
@@ -115,7 +143,7 @@ class TaylorImportance:
         for x, y in ctx.batches(int(options.get("taylor_batches", 8))):
             loss = ctx.loss_fn(probe(x), y)
             grads = torch.autograd.grad(loss, list(gates.values()))
-            for name, grad in zip(gates, grads):
+            for name, grad in zip(gates, grads, strict=True):
                 self.scores[name] += grad.abs()
 
     def __call__(self, group: ChannelGroup) -> torch.Tensor:
@@ -133,6 +161,7 @@ def _site_scores(group: ChannelGroup, per_module: Mapping[str, torch.Tensor]) ->
 # Gates: a per-channel scale on a layer's outputs, as a parameter of that layer plus a forward
 # hook, so the existing state-dict keys do not change (one key ``<layer>.pakd_gate`` is added).
 # ---------------------------------------------------------------------------------------------
+
 
 def _apply_gate(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
     gate = getattr(module, GATE)
@@ -155,7 +184,7 @@ def insert_gates(model: nn.Module, groups: tuple[ChannelGroup, ...]) -> dict[str
 
 def model_gates(model: nn.Module) -> dict[str, nn.Parameter]:
     """The gates in ``model``, by the name of the layer they scale."""
-    return {name[:-len(GATE) - 1]: p for name, p in model.named_parameters() if name.endswith("." + GATE)}
+    return {name[: -len(GATE) - 1]: p for name, p in model.named_parameters() if name.endswith("." + GATE)}
 
 
 def fold_gates(model: nn.Module) -> None:
@@ -174,17 +203,26 @@ def fold_gates(model: nn.Module) -> None:
 # Choosing channels
 # ---------------------------------------------------------------------------------------------
 
-def select_channels(graph: DepGraph, scores: Mapping[str, torch.Tensor], amount: float, *, scope: str = "layer",
-                    target: str = "channels", min_channels: int = 1,
-                    forced: Mapping[str, torch.Tensor] | None = None) -> Plan:
+
+def select_channels(
+    graph: DepGraph,
+    scores: Mapping[str, torch.Tensor],
+    amount: float,
+    *,
+    scope: str = "layer",
+    target: str = "channels",
+    min_channels: int = 1,
+    forced: Mapping[str, torch.Tensor] | None = None,
+) -> Plan:
     """The lowest-scoring channels to remove so that ``amount`` of the channels (``target=
     "channels"``) or of the MACs (``"macs"``) is gone. ``scope="layer"`` takes the same fraction
     of every group; ``"global"`` ranks all channels together after dividing each group's scores by
     their mean. Every group keeps at least ``min_channels``. Channels in ``forced`` (bool masks:
     already-closed gates) rank first and are always in the result."""
     groups = graph.groups
-    forced = {g.name: forced[g.name] if forced and g.name in forced else torch.zeros(g.size, dtype=torch.bool)
-              for g in groups}
+    forced = {
+        g.name: forced[g.name] if forced and g.name in forced else torch.zeros(g.size, dtype=torch.bool) for g in groups
+    }
     ranked: dict[str, torch.Tensor] = {}
     for g in groups:
         s = scores[g.name].detach().float().clone()
@@ -196,8 +234,9 @@ def select_channels(graph: DepGraph, scores: Mapping[str, torch.Tensor], amount:
     caps = {g.name: max(0, g.size - min_channels) for g in groups}
 
     if scope == "global":
-        pool = sorted(((float(v), name, i) for name, s in ranked.items() for i, v in enumerate(s.tolist())),
-                      key=lambda t: t[0])
+        pool = sorted(
+            ((float(v), name, i) for name, s in ranked.items() for i, v in enumerate(s.tolist())), key=lambda t: t[0]
+        )
         order, taken = [], dict.fromkeys(caps, 0)
         for _, name, i in pool:  # accept in score order while the group is above its minimum
             if taken[name] < caps[name]:
@@ -215,7 +254,7 @@ def select_channels(graph: DepGraph, scores: Mapping[str, torch.Tensor], amount:
         orders = {name: torch.argsort(s, stable=True).tolist() for name, s in ranked.items()}
 
         def pick(n: int) -> dict[str, list[int]]:  # the same fraction n / 1e6 of every group
-            return {g.name: orders[g.name][:min(round(n / 1e6 * g.size), caps[g.name])] for g in groups}
+            return {g.name: orders[g.name][: min(round(n / 1e6 * g.size), caps[g.name])] for g in groups}
 
         limit, wanted = 1_000_000, round(amount * 1e6)
 
@@ -228,8 +267,10 @@ def select_channels(graph: DepGraph, scores: Mapping[str, torch.Tensor], amount:
             return 1.0 - graph.macs({name: len(ch) for name, ch in pick(n).items()}) / base
 
         if reduction(limit) < amount:
-            raise PruneError(f"cannot remove {amount:.1%} of the MACs: at most {reduction(limit):.1%} while keeping "
-                             f"{min_channels} channel(s) per group")
+            raise PruneError(
+                f"cannot remove {amount:.1%} of the MACs: at most {reduction(limit):.1%} while keeping "
+                f"{min_channels} channel(s) per group"
+            )
         n, hi = 0, limit
         while n < hi:
             mid = (n + hi) // 2
@@ -241,11 +282,13 @@ def select_channels(graph: DepGraph, scores: Mapping[str, torch.Tensor], amount:
 # Pruners
 # ---------------------------------------------------------------------------------------------
 
+
 def _options(cfg: PruneConfig, allowed: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(cfg.options) - set(allowed))
     if unknown:
-        raise PruneError(f"unknown option(s) for method {cfg.method!r}: {', '.join(unknown)}; "
-                         f"allowed: {', '.join(sorted(allowed))}")
+        raise PruneError(
+            f"unknown option(s) for method {cfg.method!r}: {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+        )
     opts = {**allowed, **cfg.options}
     if int(opts["min_channels"]) < 1:
         raise PruneError(f"min_channels must be at least 1, got {opts['min_channels']}")
@@ -256,8 +299,10 @@ def _criterion(cfg: PruneConfig, default: str) -> str:
     # PruneConfig's default "magnitude" means the method's own norm criterion.
     name = default if cfg.criterion == "magnitude" else cfg.criterion
     if name not in _IMPORTANCE:
-        raise PruneError(f"unknown channel criterion {name!r} for method {cfg.method!r}; "
-                         f"choose one of: {', '.join(sorted(_IMPORTANCE))}")
+        raise PruneError(
+            f"unknown channel criterion {name!r} for method {cfg.method!r}; "
+            f"choose one of: {', '.join(sorted(_IMPORTANCE))}"
+        )
     return name
 
 
@@ -266,7 +311,7 @@ def _plan_state(prefix: str, plan: Mapping[str, list[int]]) -> dict[str, torch.T
 
 
 def _state_plan(prefix: str, state: Mapping[str, torch.Tensor]) -> Plan:
-    return {k[len(prefix) + 1:]: v.tolist() for k, v in state.items() if k.startswith(prefix + ".")}
+    return {k[len(prefix) + 1 :]: v.tolist() for k, v in state.items() if k.startswith(prefix + ".")}
 
 
 def _masks(plan: Mapping[str, list[int]], graph: DepGraph) -> dict[str, torch.Tensor]:
@@ -304,8 +349,9 @@ class ChannelPruner(_StructuredPruner):
 
     def __init__(self, cfg: PruneConfig, ctx: PruneContext) -> None:
         if cfg.schedule != "oneshot":
-            raise PruneError("method 'channel' prunes once (schedule='oneshot'); for gradual structured pruning "
-                             "use 'sfp' or 'gate'")
+            raise PruneError(
+                "method 'channel' prunes once (schedule='oneshot'); for gradual structured pruning use 'sfp' or 'gate'"
+            )
         self.cfg, self.ctx = cfg, ctx
         self.options = _options(cfg, _NORM_OPTIONS)
         self.criterion = _criterion(cfg, "l1")
@@ -315,9 +361,14 @@ class ChannelPruner(_StructuredPruner):
         graph = build_graph(model, self.ctx.example_input, skip=self.cfg.skip)
         if self.plan is None:
             importance = make_importance(self.criterion, model, graph, self.ctx, self.options)
-            self.plan = select_channels(graph, {g.name: importance(g) for g in graph.groups}, self.cfg.amount,
-                                        scope=self.cfg.scope, target=self.cfg.target,
-                                        min_channels=int(self.options["min_channels"]))
+            self.plan = select_channels(
+                graph,
+                {g.name: importance(g) for g in graph.groups},
+                self.cfg.amount,
+                scope=self.cfg.scope,
+                target=self.cfg.target,
+                min_channels=int(self.options["min_channels"]),
+            )
         return graph.prune(self.plan)
 
     def finalize(self, model: nn.Module) -> nn.Module:
@@ -358,9 +409,14 @@ class SoftFilterPruner(_StructuredPruner):
 
     def on_epoch_end(self, model: nn.Module, epoch: int) -> None:
         importance = make_importance(self.criterion, model, self.graph, self.ctx, self.options)
-        self.plan = select_channels(self.graph, {g.name: importance(g) for g in self.graph.groups},
-                                    _epoch_fraction(self.cfg, epoch, self.ctx.total_epochs), scope=self.cfg.scope,
-                                    target=self.cfg.target, min_channels=int(self.options["min_channels"]))
+        self.plan = select_channels(
+            self.graph,
+            {g.name: importance(g) for g in self.graph.groups},
+            _epoch_fraction(self.cfg, epoch, self.ctx.total_epochs),
+            scope=self.cfg.scope,
+            target=self.cfg.target,
+            min_channels=int(self.options["min_channels"]),
+        )
         self._zero(model)
 
     @torch.no_grad()
@@ -399,8 +455,10 @@ class GateDecorator(_StructuredPruner):
 
     def __init__(self, cfg: PruneConfig, ctx: PruneContext) -> None:
         if cfg.criterion not in ("magnitude", "taylor"):
-            raise PruneError(f"method 'gate' ranks channels by the Taylor score of its gates; "
-                             f"criterion {cfg.criterion!r} does not apply")
+            raise PruneError(
+                f"method 'gate' ranks channels by the Taylor score of its gates; "
+                f"criterion {cfg.criterion!r} does not apply"
+            )
         self.cfg, self.ctx = cfg, ctx
         self.options = _options(cfg, {"min_channels": 1})
         self.plan: Plan = {}
@@ -425,9 +483,15 @@ class GateDecorator(_StructuredPruner):
         span = max(1, self.ctx.total_epochs - 1)
         fraction = _epoch_fraction(self.cfg, min(epoch, span), span)
         scores = {g.name: _site_scores(g, self.scores) for g in self.graph.groups}
-        self.plan = select_channels(self.graph, scores, fraction, scope=self.cfg.scope, target=self.cfg.target,
-                                    min_channels=int(self.options["min_channels"]),
-                                    forced=_masks(self.plan, self.graph))
+        self.plan = select_channels(
+            self.graph,
+            scores,
+            fraction,
+            scope=self.cfg.scope,
+            target=self.cfg.target,
+            min_channels=int(self.options["min_channels"]),
+            forced=_masks(self.plan, self.graph),
+        )
         self._close(model)
         for s in self.scores.values():  # a fresh estimate for the next round
             s.zero_()
@@ -449,4 +513,4 @@ class GateDecorator(_StructuredPruner):
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.plan = _state_plan("closed", state)
-        self.scores = {k[len("score."):]: v.clone() for k, v in state.items() if k.startswith("score.")}
+        self.scores = {k[len("score.") :]: v.clone() for k, v in state.items() if k.startswith("score.")}

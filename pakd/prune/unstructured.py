@@ -9,7 +9,7 @@ never come back through momentum or weight decay.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -33,8 +33,9 @@ def _magnitude(cfg: PruneConfig, ctx: PruneContext) -> Scores:
     return lambda model, params: {n: p.detach().abs() for n, p in params.items()}
 
 
-def _hessian_diagonal(model: nn.Module, params: dict[str, nn.Parameter], ctx: PruneContext,
-                      method: str, n_batches: int) -> dict[str, torch.Tensor]:
+def _hessian_diagonal(
+    model: nn.Module, params: dict[str, nn.Parameter], ctx: PruneContext, method: str, n_batches: int
+) -> dict[str, torch.Tensor]:
     """Diagonal Hessian estimate of the training loss w.r.t. ``params``.
 
     fisher: the empirical Fisher, mean of squared mini-batch gradients;
@@ -52,13 +53,13 @@ def _hessian_diagonal(model: nn.Module, params: dict[str, nn.Parameter], ctx: Pr
         loss = ctx.loss_fn(model(x.to(device)), y.to(device))
         if method == "fisher":
             grads = torch.autograd.grad(loss, tensors)
-            for n, g in zip(names, grads):
+            for n, g in zip(names, grads, strict=True):
                 acc[n] += g.detach() ** 2
         else:
             grads = torch.autograd.grad(loss, tensors, create_graph=True)
             zs = [torch.randint_like(t, 2) * 2 - 1 for t in tensors]
             hz = torch.autograd.grad(grads, tensors, grad_outputs=zs)
-            for n, z, h in zip(names, zs, hz):
+            for n, z, h in zip(names, zs, hz, strict=True):
                 acc[n] += (z * h).detach()
     model.train(was_training)
     return {n: (a / max(1, len(batches))).abs() for n, a in acc.items()}
@@ -95,8 +96,9 @@ def _keep_all_but_lowest(flat: torch.Tensor, k: int) -> torch.Tensor:
     return keep
 
 
-def masks_for_sparsity(scores: dict[str, torch.Tensor], sparsity: float, scope: str,
-                       keep: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+def masks_for_sparsity(
+    scores: dict[str, torch.Tensor], sparsity: float, scope: str, keep: dict[str, torch.Tensor] | None = None
+) -> dict[str, torch.Tensor]:
     """Boolean keep-masks removing the ``sparsity`` fraction of lowest scores, per layer or globally.
 
     Weights already removed (``keep`` False) rank lowest, so they stay removed.
@@ -106,9 +108,13 @@ def masks_for_sparsity(scores: dict[str, torch.Tensor], sparsity: float, scope: 
     if scope == "global":
         flat = torch.cat([s.flatten() for s in scores.values()])
         kept = _keep_all_but_lowest(flat, int(round(sparsity * flat.numel())))
-        return {n: m.view_as(scores[n]) for n, m in zip(scores, kept.split([s.numel() for s in scores.values()]))}
-    return {n: _keep_all_but_lowest(s.flatten(), int(round(sparsity * s.numel()))).view_as(s)
-            for n, s in scores.items()}
+        return {
+            n: m.view_as(scores[n])
+            for n, m in zip(scores, kept.split([s.numel() for s in scores.values()]), strict=True)
+        }
+    return {
+        n: _keep_all_but_lowest(s.flatten(), int(round(sparsity * s.numel()))).view_as(s) for n, s in scores.items()
+    }
 
 
 class UnstructuredPruner:
@@ -116,8 +122,9 @@ class UnstructuredPruner:
 
     def __init__(self, cfg: PruneConfig, ctx: PruneContext) -> None:
         if cfg.criterion not in _CRITERIA:
-            raise PruneError(f"unknown unstructured criterion {cfg.criterion!r}; "
-                             f"choose one of: {', '.join(sorted(_CRITERIA))}")
+            raise PruneError(
+                f"unknown unstructured criterion {cfg.criterion!r}; choose one of: {', '.join(sorted(_CRITERIA))}"
+            )
         self.cfg, self.ctx = cfg, ctx
         self.scores = _CRITERIA[cfg.criterion](cfg, ctx)
         total = max(1, ctx.total_epochs * ctx.steps_per_epoch)
@@ -135,8 +142,11 @@ class UnstructuredPruner:
 
     def _update(self, model: nn.Module, sparsity: float) -> None:
         params = self._params(model)
-        keep = ({n: m.to(params[n].device) for n, m in self.masks.items()} if self.masks
-                else {n: p.detach() != 0 for n, p in params.items()})
+        keep = (
+            {n: m.to(params[n].device) for n, m in self.masks.items()}
+            if self.masks
+            else {n: p.detach() != 0 for n, p in params.items()}
+        )
         self.masks = masks_for_sparsity(self.scores(model, params), sparsity, self.cfg.scope, keep)
         self._apply(model)
 
@@ -163,8 +173,7 @@ class UnstructuredPruner:
     def target_at(self, step: int) -> float:
         if self.ramp_steps == 0:
             return self.cfg.amount
-        return max(self.initial_sparsity,
-                   cubic_sparsity(step, self.ramp_steps, self.cfg.amount, self.initial_sparsity))
+        return max(self.initial_sparsity, cubic_sparsity(step, self.ramp_steps, self.cfg.amount, self.initial_sparsity))
 
     def on_step(self, model: nn.Module, step: int) -> None:
         if self.ramp_steps and step <= self.ramp_steps and (step % self.update_every == 0 or step == self.ramp_steps):
@@ -191,7 +200,7 @@ class UnstructuredPruner:
         return state
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.masks = {k[len("mask."):]: v.bool() for k, v in state.items() if k.startswith("mask.")}
+        self.masks = {k[len("mask.") :]: v.bool() for k, v in state.items() if k.startswith("mask.")}
         self.initial_sparsity = float(state.get("initial_sparsity", torch.tensor(0.0)))
 
 

@@ -32,8 +32,9 @@ def tensor_plans(model: nn.Module, quant: WeightSharing | Int8Quantizer | None =
         values = t.detach().cpu().float().contiguous().numpy()
         if isinstance(quant, WeightSharing) and name in quant.codebooks:
             idx = quant.assign[name].cpu().reshape(values.shape).numpy()
-            plans.append(TensorPlan(name, values, codebook=quant.codebooks[name].cpu().numpy().astype(np.float32),
-                                    indices=idx))
+            plans.append(
+                TensorPlan(name, values, codebook=quant.codebooks[name].cpu().numpy().astype(np.float32), indices=idx)
+            )
         elif name in int8_names:
             q, scales = quantize_per_channel(t)
             plans.append(TensorPlan(name, values, int8=q.numpy(), scales=scales.numpy()))

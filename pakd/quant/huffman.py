@@ -44,7 +44,7 @@ def code_lengths(symbols: np.ndarray, alphabet: int) -> np.ndarray:
 def canonical_codes(lengths: np.ndarray) -> dict[int, tuple[int, int]]:
     """symbol -> (code, length), canonical order: by length, then by symbol."""
     code, prev_len, out = 0, 0, {}
-    for length, sym in sorted((int(l), s) for s, l in enumerate(lengths) if l):
+    for length, sym in sorted((int(n), s) for s, n in enumerate(lengths) if n):
         code <<= length - prev_len
         out[sym] = (code, length)
         code += 1
@@ -69,8 +69,7 @@ def encode(symbols: np.ndarray, alphabet: int) -> bytes:
         acc &= (1 << nbits) - 1
     if nbits:
         out.append((acc << (8 - nbits)) & 0xFF)
-    return (struct.pack("<H", alphabet) + lengths.tobytes() + struct.pack("<II", symbols.size, len(out))
-            + bytes(out))
+    return struct.pack("<H", alphabet) + lengths.tobytes() + struct.pack("<II", symbols.size, len(out)) + bytes(out)
 
 
 def decode(blob: bytes) -> tuple[np.ndarray, int]:
@@ -91,7 +90,7 @@ def decode(blob: bytes) -> tuple[np.ndarray, int]:
     lookup = {(length, code): sym for sym, (code, length) in canonical_codes(lengths).items()}
     out = np.empty(n, dtype=np.int64)
     code = length = i = 0
-    for byte in blob[pos:pos + payload]:
+    for byte in blob[pos : pos + payload]:
         for bit in range(7, -1, -1):
             if i == n:
                 break

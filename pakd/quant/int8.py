@@ -35,8 +35,10 @@ def calibrate_activations(model: nn.Module, batches: list[torch.Tensor]) -> dict
     handles = []
     for name, m in model.named_modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
+
             def hook(_m, inp, _out, name=name):
                 ranges[name] = max(ranges.get(name, 0.0), float(inp[0].abs().max()))
+
             handles.append(m.register_forward_hook(hook))
     was_training = model.training
     model.eval()
@@ -67,4 +69,4 @@ class Int8Quantizer(SnapHook):
         return {f"act.{n}": torch.tensor(v) for n, v in self.act_scales.items()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.act_scales = {k[len("act."):]: float(v) for k, v in state.items() if k.startswith("act.")}
+        self.act_scales = {k[len("act.") :]: float(v) for k, v in state.items() if k.startswith("act.")}

@@ -109,5 +109,5 @@ class WeightSharing(SnapHook):
         return out
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.codebooks = {k[len("codebook."):]: v for k, v in state.items() if k.startswith("codebook.")}
-        self.assign = {k[len("assign."):]: v for k, v in state.items() if k.startswith("assign.")}
+        self.codebooks = {k[len("codebook.") :]: v for k, v in state.items() if k.startswith("codebook.")}
+        self.assign = {k[len("assign.") :]: v for k, v in state.items() if k.startswith("assign.")}

@@ -16,12 +16,26 @@ from .data import RESULTS_SCHEMA, ReportError, RunData, gather, read_results
 from .render import Report, write
 from .verdict import MAX_DROP_PT, SIZE_GOAL, SPEED_GOAL, Status, Verdict
 
-__all__ = ["RESULTS_SCHEMA", "ReportError", "RunData", "gather", "read_results", "Report", "write",
-           "make_report", "MAX_DROP_PT", "SIZE_GOAL", "SPEED_GOAL", "Status", "Verdict"]
+__all__ = [
+    "RESULTS_SCHEMA",
+    "ReportError",
+    "RunData",
+    "gather",
+    "read_results",
+    "Report",
+    "write",
+    "make_report",
+    "MAX_DROP_PT",
+    "SIZE_GOAL",
+    "SPEED_GOAL",
+    "Status",
+    "Verdict",
+]
 
 
-def make_report(run_dir: str | Path, db_path: str | Path | None = None, out_dir: str | Path | None = None,
-                command: str = "") -> tuple[Report, Path, Path]:
+def make_report(
+    run_dir: str | Path, db_path: str | Path | None = None, out_dir: str | Path | None = None, command: str = ""
+) -> tuple[Report, Path, Path]:
     """Gather, judge and write ``report.html`` + ``report.md`` (into RUN/report/ by default)."""
     rep = Report.of(gather(run_dir, db_path), command)
     page, md = write(rep, out_dir if out_dir is not None else Path(run_dir) / "report")

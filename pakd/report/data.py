@@ -16,12 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..deploy.results import SCHEMA as RESULTS_SCHEMA  # the store's table (pakd/deploy/results.py owns it)
 from ..errors import PakdError
 
 DEFAULT_DB = Path("results.db")
 RUN_FILE, LEDGER_FILE, RECIPE_FILE, SPEC_FILE, PAKD_FILE = (
-    "run.json", "ledger.json", "recipe.toml", "spec.json", "model.pakd")
+    "run.json",
+    "ledger.json",
+    "recipe.toml",
+    "spec.json",
+    "model.pakd",
+)
 # Engines that count as PaKD's deployment of a student (DESIGN.md: "the student on PaKD's deployment").
 DEPLOY_ENGINES = ("pakd", "tvm")
 BENCH_COMMAND = "pakd bench <bundles> --device local"
@@ -137,8 +141,9 @@ class Comparison:
     @property
     def same_engine(self) -> dict[str, float]:
         """Per engine both ran on: teacher median / student median."""
-        return {e: self.teacher[e].median_us / s.median_us for e, s in sorted(self.student.items())
-                if e in self.teacher}
+        return {
+            e: self.teacher[e].median_us / s.median_us for e, s in sorted(self.student.items()) if e in self.teacher
+        }
 
 
 @dataclass(frozen=True)
@@ -180,6 +185,7 @@ class RunData:
 
 # -- the results store ----------------------------------------------------------------------------
 
+
 def read_results(db_path: str | Path, teacher_dir: str | Path, run_dir: str | Path) -> list[dict[str, Any]]:
     """The rows of ``results`` that belong to run ``run_dir``: role 'student' with ``source`` inside
     the run folder, role 'teacher' with ``source`` = its teacher folder (or a file in it). The
@@ -191,8 +197,10 @@ def read_results(db_path: str | Path, teacher_dir: str | Path, run_dir: str | Pa
         raise ReportError(f"{path}: cannot open the results store ({exc})") from None
     try:
         con.row_factory = sqlite3.Row
-        rows = [dict(r) for r in con.execute(
-            "SELECT * FROM results WHERE role IN ('teacher', 'student') ORDER BY started_at, id")]
+        rows = [
+            dict(r)
+            for r in con.execute("SELECT * FROM results WHERE role IN ('teacher', 'student') ORDER BY started_at, id")
+        ]
     except sqlite3.Error as exc:
         raise ReportError(f"{path}: not a readable PaKD results store ({exc})") from None
     finally:
@@ -229,27 +237,43 @@ def _measurements(rows: list[dict[str, Any]], run_dir: Path, stages: tuple[Stage
                 if top not in by_folder:
                     continue  # a stage the ledger does not list (an unfinished or removed one)
                 stage = by_folder[top]
-        if r.get("median_us") is None or r.get("device") is None or r.get("threads") is None \
-                or r.get("session") is None:
+        if (
+            r.get("median_us") is None
+            or r.get("device") is None
+            or r.get("threads") is None
+            or r.get("session") is None
+        ):
             continue  # a failed or partial row: nothing to compare
         try:
             facts = json.loads(r.get("facts") or "{}")
         except json.JSONDecodeError:
             facts = {}
-        out.append(Measurement(
-            session=str(r["session"]), started_at=str(r.get("started_at") or ""), role=r["role"], stage=stage,
-            engine=str(r.get("engine") or "?"), target=str(r.get("target") or ""), device=str(r["device"]),
-            threads=int(r["threads"]), run=int(r.get("run") or 0), median_us=float(r["median_us"]),
-            p90_us=float(r["p90_us"]) if r.get("p90_us") is not None else None,
-            golden_ok=None if r.get("golden_ok") is None else bool(r["golden_ok"]),
-            bundle_bytes=r.get("bundle_bytes"), facts=facts if isinstance(facts, dict) else {}))
+        out.append(
+            Measurement(
+                session=str(r["session"]),
+                started_at=str(r.get("started_at") or ""),
+                role=r["role"],
+                stage=stage,
+                engine=str(r.get("engine") or "?"),
+                target=str(r.get("target") or ""),
+                device=str(r["device"]),
+                threads=int(r["threads"]),
+                run=int(r.get("run") or 0),
+                median_us=float(r["median_us"]),
+                p90_us=float(r["p90_us"]) if r.get("p90_us") is not None else None,
+                golden_ok=None if r.get("golden_ok") is None else bool(r["golden_ok"]),
+                bundle_bytes=r.get("bundle_bytes"),
+                facts=facts if isinstance(facts, dict) else {},
+            )
+        )
     return out
 
 
 def _engine_time(engine: str, rows: list[Measurement]) -> EngineTime:
     p90s = [m.p90_us for m in rows if m.p90_us is not None]
-    return EngineTime(engine, statistics.median(m.median_us for m in rows),
-                      statistics.median(p90s) if p90s else None, len(rows))
+    return EngineTime(
+        engine, statistics.median(m.median_us for m in rows), statistics.median(p90s) if p90s else None, len(rows)
+    )
 
 
 def compare(measurements: tuple[Measurement, ...] | list[Measurement], student_stage: str) -> list[Comparison]:
@@ -262,10 +286,12 @@ def compare(measurements: tuple[Measurement, ...] | list[Measurement], student_s
         groups.setdefault((m.device, m.threads), {}).setdefault(m.session, []).append(m)
     out = []
     for (device, threads), sessions in sorted(groups.items()):
+
         def complete(rows: list[Measurement]) -> bool:
             good = [m for m in rows if m.golden_ok is not False]
-            return (any(m.role == "teacher" for m in good)
-                    and any(m.stage == student_stage and m.engine in DEPLOY_ENGINES for m in good))
+            return any(m.role == "teacher" for m in good) and any(
+                m.stage == student_stage and m.engine in DEPLOY_ENGINES for m in good
+            )
 
         def started(item: tuple[str, list[Measurement]]) -> str:
             return max(m.started_at for m in item[1])
@@ -286,15 +312,24 @@ def compare(measurements: tuple[Measurement, ...] | list[Measurement], student_s
         facts: dict[str, Any] = {}
         for m in rows:
             facts.update({k: v for k, v in m.facts.items() if v is not None})
-        out.append(Comparison(
-            device=device, threads=threads, session=session, started_at=min(m.started_at for m in rows),
-            teacher={e: _engine_time(e, ms) for e, ms in sorted(teacher.items())},
-            students={s: {e: _engine_time(e, ms) for e, ms in sorted(es.items())} for s, es in students.items()},
-            student_stage=student_stage, facts=facts, failed=failed))
+        out.append(
+            Comparison(
+                device=device,
+                threads=threads,
+                session=session,
+                started_at=min(m.started_at for m in rows),
+                teacher={e: _engine_time(e, ms) for e, ms in sorted(teacher.items())},
+                students={s: {e: _engine_time(e, ms) for e, ms in sorted(es.items())} for s, es in students.items()},
+                student_stage=student_stage,
+                facts=facts,
+                failed=failed,
+            )
+        )
     return out
 
 
 # -- the run folder -------------------------------------------------------------------------------
+
 
 def _read_json(path: Path, what: str) -> Any:
     if not path.is_file():
@@ -315,8 +350,11 @@ def _huffman(run_dir: Path) -> bool:
 def _stages(run_dir: Path, ledger: Any, huffman: bool) -> tuple[Stage, ...]:
     rows = ledger.get("rows") if isinstance(ledger, dict) else None
     need = ("stage", "test_top1", "params", "bytes", "bytes_huffman", "size_ratio", "macs")
-    if not rows or not isinstance(rows, list) or any(not isinstance(r, dict) or any(k not in r for k in need)
-                                                     for r in rows):
+    if (
+        not rows
+        or not isinstance(rows, list)
+        or any(not isinstance(r, dict) or any(k not in r for k in need) for r in rows)
+    ):
         raise ReportError(f"{run_dir / LEDGER_FILE}: no ledger rows with {', '.join(need)}")
     if rows[0]["stage"] != "teacher":
         raise ReportError(f"{run_dir / LEDGER_FILE}: the first row is not the teacher's")
@@ -326,8 +364,9 @@ def _stages(run_dir: Path, ledger: Any, huffman: bool) -> tuple[Stage, ...]:
     stages = [Stage(0, "teacher", rows[0], None, int(rows[0]["bytes"]))]
     for k, row in enumerate(rows[1:], 1):
         folder = run_dir / f"stage-{k}"
-        stages.append(Stage(k, str(row["stage"]), row, folder if (folder / SPEC_FILE).is_file() else None,
-                            int(row[key])))
+        stages.append(
+            Stage(k, str(row["stage"]), row, folder if (folder / SPEC_FILE).is_file() else None, int(row[key]))
+        )
     return tuple(stages)
 
 
@@ -357,9 +396,19 @@ def student_layers(folder: Path) -> tuple[Layer, ...]:
             continue
         cin, cout = channels(m)
         tin, tout = channels(before[name]) if name in before else (cin, cout)
-        out.append(Layer(name=name, kind=type(m).__name__, in_channels=cin, out_channels=cout,
-                         teacher_in=tin, teacher_out=tout, weights=m.weight.numel(),
-                         nonzero_weights=int(torch.count_nonzero(m.weight)), macs=macs.get(name, 0)))
+        out.append(
+            Layer(
+                name=name,
+                kind=type(m).__name__,
+                in_channels=cin,
+                out_channels=cout,
+                teacher_in=tin,
+                teacher_out=tout,
+                weights=m.weight.numel(),
+                nonzero_weights=int(torch.count_nonzero(m.weight)),
+                macs=macs.get(name, 0),
+            )
+        )
     return tuple(out)
 
 
@@ -386,6 +435,14 @@ def gather(run_dir: str | Path, db_path: str | Path | None = None) -> RunData:
     rows = read_results(db, teacher_dir, run_dir) if found else []
     last = stages[-1]
     layers = student_layers(last.folder) if last.folder is not None else ()
-    return RunData(run_dir=run_dir, recipe=str(ledger.get("recipe", "")), teacher_dir=teacher_dir, huffman=huffman,
-                   stages=stages, layers=layers, measurements=tuple(_measurements(rows, run_dir, stages)),
-                   db_path=db, db_found=found)
+    return RunData(
+        run_dir=run_dir,
+        recipe=str(ledger.get("recipe", "")),
+        teacher_dir=teacher_dir,
+        huffman=huffman,
+        stages=stages,
+        layers=layers,
+        measurements=tuple(_measurements(rows, run_dir, stages)),
+        db_path=db,
+        db_found=found,
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from matplotlib import rc_context
 from matplotlib.figure import Figure
@@ -19,10 +19,23 @@ STUDENT_COLOR = "#2563eb"
 FINAL_COLOR = "#c2410c"
 GOAL_COLOR = "#15803d"
 ENGINE_MARKERS = {"torch": "o", "onnxruntime": "s", "tvm": "D", "pakd": "^"}
-STYLE = {"svg.fonttype": "path", "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9,
-         "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "axes.axisbelow": True, "grid.color": "#e5e7eb",
-         "grid.linewidth": 0.6, "axes.edgecolor": "#9ca3af", "xtick.color": "#374151",
-         "ytick.color": "#374151", "axes.labelcolor": "#111827", "legend.frameon": False}
+STYLE = {
+    "svg.fonttype": "path",
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "axes.axisbelow": True,
+    "grid.color": "#e5e7eb",
+    "grid.linewidth": 0.6,
+    "axes.edgecolor": "#9ca3af",
+    "xtick.color": "#374151",
+    "ytick.color": "#374151",
+    "axes.labelcolor": "#111827",
+    "legend.frameon": False,
+}
 
 
 def _bytes(x: float, _pos=None) -> str:
@@ -57,18 +70,21 @@ def to_svg(fig: Figure, name: str, title: str) -> str:
     with rc_context({**STYLE, "svg.hashsalt": name}):
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     svg = buf.getvalue()
-    svg = svg[svg.index("<svg"):]
+    svg = svg[svg.index("<svg") :]
     svg = re.sub(r"\s*<metadata>.*?</metadata>", "", svg, flags=re.S)  # RDF boilerplate (namespace URLs)
     ids = set(re.findall(r'\bid="([^"]+)"', svg))
     svg = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{name}-{m.group(1)}"', svg)
-    svg = re.sub(r'(href="#|url\(#)([^")]+)', lambda m: m.group(1) + (f"{name}-{m.group(2)}" if m.group(2) in ids
-                                                                    else m.group(2)), svg)
+    svg = re.sub(
+        r'(href="#|url\(#)([^")]+)',
+        lambda m: m.group(1) + (f"{name}-{m.group(2)}" if m.group(2) in ids else m.group(2)),
+        svg,
+    )
     head_end = svg.index(">")
     head = re.sub(r'\s(width|height)="[^"]*"', "", svg[:head_end])
     head += f' class="plot" role="img" aria-labelledby="{name}-title"'
     from html import escape
 
-    return f'{head}><title id="{name}-title">{escape(title)}</title>{svg[head_end + 1:]}'
+    return f'{head}><title id="{name}-title">{escape(title)}</title>{svg[head_end + 1 :]}'
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -94,17 +110,25 @@ def accuracy_vs_size(data: RunData) -> str:
         ax.axvspan(lo_x, limit, ymin=(floor - lo_y) / (hi_y - lo_y), color=GOAL_COLOR, alpha=0.08, lw=0)
         ax.axvline(limit, color=GOAL_COLOR, ls="--", lw=1)
         ax.axhline(floor, color=GOAL_COLOR, ls="--", lw=1)
-        ax.text(limit, hi_y, f" {SIZE_GOAL:g}x smaller", color=GOAL_COLOR, va="top", ha="right", fontsize=8,
-                rotation=90)
+        ax.text(
+            limit, hi_y, f" {SIZE_GOAL:g}x smaller", color=GOAL_COLOR, va="top", ha="right", fontsize=8, rotation=90
+        )
         ax.text(hi_x, floor, f"teacher - {MAX_DROP_PT:g} pt ", color=GOAL_COLOR, va="bottom", ha="right", fontsize=8)
         ax.plot(xs, ys, color="#9ca3af", lw=1, zorder=1)
-        for i, (x, y, s) in enumerate(zip(xs, ys, data.stages)):
+        for i, (x, y, s) in enumerate(zip(xs, ys, data.stages, strict=False)):
             color = TEACHER_COLOR if i == 0 else FINAL_COLOR if i == len(xs) - 1 else STUDENT_COLOR
             ax.scatter([x], [y], s=42, color=color, zorder=3, edgecolors="white", linewidths=0.8)
             ratio = dense / x
             label = "teacher (fp32)" if i == 0 else f"{s.label} ({ratio:.1f}x)"
-            ax.annotate(label, (x, y), textcoords="offset points", xytext=(0, 8 if i % 2 == 0 else -14),
-                        ha="center", fontsize=8, color=color)
+            ax.annotate(
+                label,
+                (x, y),
+                textcoords="offset points",
+                xytext=(0, 8 if i % 2 == 0 else -14),
+                ha="center",
+                fontsize=8,
+                color=color,
+            )
         ax.set_xscale("log")
         ax.set_xlim(lo_x, hi_x)
         ax.set_ylim(lo_y, hi_y)
@@ -139,7 +163,7 @@ def accuracy_vs_latency(data: RunData, comparisons: list[Comparison]) -> str | N
         fig = _figure(6.4 if n == 1 else 3.4 * n, 3.9 * rows)
         axes = fig.subplots(rows, n, squeeze=False).ravel()
         engines_seen: set[str] = set()
-        for ax, c in zip(axes, chosen):
+        for ax, c in zip(axes, chosen, strict=False):
             points = [(t.median_us, acc[data.teacher.label], e, TEACHER_COLOR, "teacher") for e, t in c.teacher.items()]
             for stage, per_engine in sorted(c.students.items(), key=lambda kv: order.get(kv[0], 0)):
                 final = stage == data.student.label
@@ -147,18 +171,40 @@ def accuracy_vs_latency(data: RunData, comparisons: list[Comparison]) -> str | N
                     points.append((t.median_us, acc[stage], e, FINAL_COLOR if final else STUDENT_COLOR, stage))
             for k, (x, y, engine, color, stage) in enumerate(points):
                 engines_seen.add(engine)
-                ax.scatter([x], [y], marker=ENGINE_MARKERS.get(engine, "X"), s=46, color=color, zorder=3,
-                           edgecolors="white", linewidths=0.8)
-                ax.annotate(f"{engine}" if stage == "teacher" else f"{stage.split(': ')[-1]} / {engine}", (x, y),
-                            textcoords="offset points", xytext=(6, 4 if k % 2 == 0 else -11), fontsize=7, color=color)
+                ax.scatter(
+                    [x],
+                    [y],
+                    marker=ENGINE_MARKERS.get(engine, "X"),
+                    s=46,
+                    color=color,
+                    zorder=3,
+                    edgecolors="white",
+                    linewidths=0.8,
+                )
+                ax.annotate(
+                    f"{engine}" if stage == "teacher" else f"{stage.split(': ')[-1]} / {engine}",
+                    (x, y),
+                    textcoords="offset points",
+                    xytext=(6, 4 if k % 2 == 0 else -11),
+                    fontsize=7,
+                    color=color,
+                )
             ys = [p[1] for p in points]
             ax.axhline(acc[data.teacher.label] - MAX_DROP_PT, color=GOAL_COLOR, ls="--", lw=1)
             ax.set_ylim(min(ys + [acc[data.teacher.label] - MAX_DROP_PT]) - 0.6, min(100.0, max(ys) + 0.6) + 0.05)
             best = c.teacher_best
             if best is not None:
                 ax.axvline(best.median_us / SPEED_GOAL, color=GOAL_COLOR, ls="--", lw=1)
-                ax.text(best.median_us / SPEED_GOAL, ax.get_ylim()[1], f"{SPEED_GOAL:g}x faster than best teacher ",
-                        color=GOAL_COLOR, va="top", ha="right", rotation=90, fontsize=7)
+                ax.text(
+                    best.median_us / SPEED_GOAL,
+                    ax.get_ylim()[1],
+                    f"{SPEED_GOAL:g}x faster than best teacher ",
+                    color=GOAL_COLOR,
+                    va="top",
+                    ha="right",
+                    rotation=90,
+                    fontsize=7,
+                )
             ax.set_xscale("log")
             xs = [p[0] for p in points] + ([best.median_us / SPEED_GOAL] if best else [])
             ax.set_xlim(min(xs) / 1.8, max(xs) * 2.5)
@@ -166,12 +212,20 @@ def accuracy_vs_latency(data: RunData, comparisons: list[Comparison]) -> str | N
             ax.set_title(f"{c.device}, {c.threads} thread{'s' if c.threads != 1 else ''}")
             ax.set_xlabel("median batch-1 latency, log scale")
             ax.set_ylabel("test top-1 (%)")
-        for ax in axes[len(chosen):]:
+        for ax in axes[len(chosen) :]:
             ax.set_visible(False)
-        handles = [axes[0].scatter([], [], marker=ENGINE_MARKERS.get(e, "X"), color="#374151", label=e)
-                   for e in sorted(engines_seen)]
-        handles += [axes[0].scatter([], [], marker="o", color=col, label=lab) for col, lab in
-                    ((TEACHER_COLOR, "teacher"), (STUDENT_COLOR, "earlier stage"), (FINAL_COLOR, "final student"))]
+        handles = [
+            axes[0].scatter([], [], marker=ENGINE_MARKERS.get(e, "X"), color="#374151", label=e)
+            for e in sorted(engines_seen)
+        ]
+        handles += [
+            axes[0].scatter([], [], marker="o", color=col, label=lab)
+            for col, lab in (
+                (TEACHER_COLOR, "teacher"),
+                (STUDENT_COLOR, "earlier stage"),
+                (FINAL_COLOR, "final student"),
+            )
+        ]
         fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 7), fontsize=8)
         fig.suptitle("Accuracy vs latency (lower left is better)", fontsize=10)
     return to_svg(fig, "fig-latency", "Test top-1 accuracy against median batch-1 latency, per device")
@@ -186,8 +240,10 @@ def speedups(comparisons: list[Comparison]) -> str | None:
     engines = sorted({e for c in rows for e in c.same_engine})
     series = [("vs best teacher engine", lambda c: c.speedup, FINAL_COLOR)]
     palette = ["#93c5fd", "#a5b4fc", "#99f6e4", "#fcd34d"]
-    series += [(f"same engine: {e}", (lambda c, e=e: c.same_engine.get(e)), palette[i % len(palette)])
-               for i, e in enumerate(engines)]
+    series += [
+        (f"same engine: {e}", (lambda c, e=e: c.same_engine.get(e)), palette[i % len(palette)])
+        for i, e in enumerate(engines)
+    ]
     with rc_context(STYLE):
         fig = _figure(6.4, 1.5 + 0.28 * len(rows) * len(series))
         ax = fig.add_subplot()
@@ -231,8 +287,13 @@ def layers(student: list[Layer] | tuple[Layer, ...], title: str) -> str | None:
         zero = [100 * layer.sparsity for layer in student]
         left.barh(ys, [100] * len(student), color="#e5e7eb", height=0.7)
         bars = left.barh(ys, kept, color=STUDENT_COLOR, height=0.7)
-        left.bar_label(bars, labels=[f"{layer.out_channels}/{layer.teacher_out}" for layer in student],
-                       padding=2, fontsize=6.5, color="#111827")
+        left.bar_label(
+            bars,
+            labels=[f"{layer.out_channels}/{layer.teacher_out}" for layer in student],
+            padding=2,
+            fontsize=6.5,
+            color="#111827",
+        )
         left.set_xlim(0, 125)
         left.set_xlabel("output channels kept (% of teacher)")
         left.set_yticks(list(ys), names, fontsize=7)

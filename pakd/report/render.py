@@ -15,8 +15,16 @@ from .verdict import DEFINITIONS, MAX_DROP_PT, SIZE_GOAL, SPEED_GOAL, Status, Ve
 
 STATUS_CLASS = {Status.MET: "met", Status.NOT_MET: "notmet", Status.NOT_MEASURED: "unknown"}
 STATUS_MARK = {Status.MET: "✔", Status.NOT_MET: "✘", Status.NOT_MEASURED: "?"}
-FACT_KEYS = (("cpu_model", "CPU"), ("cores", "cores"), ("governor", "governor"), ("temperature_c", "°C"),
-             ("throttled", "throttled"), ("os", "OS"), ("kernel", "kernel"), ("ram_bytes", "RAM"))
+FACT_KEYS = (
+    ("cpu_model", "CPU"),
+    ("cores", "cores"),
+    ("governor", "governor"),
+    ("temperature_c", "°C"),
+    ("throttled", "throttled"),
+    ("os", "OS"),
+    ("kernel", "kernel"),
+    ("ram_bytes", "RAM"),
+)
 
 
 @dataclass(frozen=True)
@@ -31,17 +39,26 @@ class Report:
     command: str
 
     @classmethod
-    def of(cls, data: RunData, command: str = "") -> "Report":
+    def of(cls, data: RunData, command: str = "") -> Report:
         comps = data.comparisons()
-        now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-        no_rows = (f"no latency rows for this run in {data.db_path}" if data.db_found
-                   else f"no results store at {data.db_path}")
-        return cls(data, tuple(comps), overall(data.size_ratio, data.drop_pt, comps, no_rows),
-                   tuple(per_device(data.size_ratio, data.drop_pt, comps)), now,
-                   command or f"pakd report {data.run_dir}")
+        now = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        no_rows = (
+            f"no latency rows for this run in {data.db_path}"
+            if data.db_found
+            else f"no results store at {data.db_path}"
+        )
+        return cls(
+            data,
+            tuple(comps),
+            overall(data.size_ratio, data.drop_pt, comps, no_rows),
+            tuple(per_device(data.size_ratio, data.drop_pt, comps)),
+            now,
+            command or f"pakd report {data.run_dir}",
+        )
 
 
 # -- formatting -----------------------------------------------------------------------------------
+
 
 def _pct(x: Any) -> str:
     return f"{100 * float(x):.2f}%"
@@ -83,47 +100,90 @@ def _stage_rows(data: RunData) -> list[list[str]]:
     for s in data.stages:
         r = s.row
         drop = 100 * (teacher_acc - float(r["test_top1"]))
-        rows.append([
-            s.label, _pct(r["val_top1"]) if "val_top1" in r else "-", _pct(r["test_top1"]),
-            "-" if s.index == 0 else f"{drop:.2f}", _int(r["params"]), _int(r.get("nonzeros", r["params"])),
-            f"{100 * float(r.get('weight_sparsity', 0.0)):.1f}%", _int(r["macs"]),
-            _int(data.teacher_dense_bytes) if s.index == 0 else _int(s.deployed_bytes),
-            "1.0x" if s.index == 0 else f"{float(r['size_ratio']):.1f}x", f"{float(r.get('mac_ratio', 1.0)):.2f}x",
-            f"{float(r.get('seconds', 0.0)):,.0f} s" if s.index else "-"])
+        rows.append(
+            [
+                s.label,
+                _pct(r["val_top1"]) if "val_top1" in r else "-",
+                _pct(r["test_top1"]),
+                "-" if s.index == 0 else f"{drop:.2f}",
+                _int(r["params"]),
+                _int(r.get("nonzeros", r["params"])),
+                f"{100 * float(r.get('weight_sparsity', 0.0)):.1f}%",
+                _int(r["macs"]),
+                _int(data.teacher_dense_bytes) if s.index == 0 else _int(s.deployed_bytes),
+                "1.0x" if s.index == 0 else f"{float(r['size_ratio']):.1f}x",
+                f"{float(r.get('mac_ratio', 1.0)):.2f}x",
+                f"{float(r.get('seconds', 0.0)):,.0f} s" if s.index else "-",
+            ]
+        )
     return rows
 
 
-STAGE_HEAD = ["stage", "val top-1", "test top-1", "drop (pt)", "params", "nonzero", "sparsity", "MACs",
-              "size (bytes)", "size ratio", "MAC ratio", "train time"]
+STAGE_HEAD = [
+    "stage",
+    "val top-1",
+    "test top-1",
+    "drop (pt)",
+    "params",
+    "nonzero",
+    "sparsity",
+    "MACs",
+    "size (bytes)",
+    "size ratio",
+    "MAC ratio",
+    "train time",
+]
 LAYER_HEAD = ["layer", "type", "in ch", "out ch (teacher)", "weights", "zero", "MACs"]
 SPEED_HEAD = ["device", "threads", "session", "teacher best", "student best", "speedup", "same engine", "verdict"]
 
 
 def _layer_rows(data: RunData) -> list[list[str]]:
-    return [[layer.name, layer.kind, f"{layer.in_channels}/{layer.teacher_in}",
-             f"{layer.out_channels}/{layer.teacher_out}", _int(layer.weights), f"{100 * layer.sparsity:.1f}%",
-             _int(layer.macs)] for layer in data.layers]
+    return [
+        [
+            layer.name,
+            layer.kind,
+            f"{layer.in_channels}/{layer.teacher_in}",
+            f"{layer.out_channels}/{layer.teacher_out}",
+            _int(layer.weights),
+            f"{100 * layer.sparsity:.1f}%",
+            _int(layer.macs),
+        ]
+        for layer in data.layers
+    ]
 
 
 def _speed_rows(rep: Report) -> list[tuple[list[str], Verdict]]:
     out = []
-    for c, v in zip(rep.comparisons, rep.device_verdicts):
+    for c, v in zip(rep.comparisons, rep.device_verdicts, strict=False):
         tb, sb = c.teacher_best, c.student_best
         same = ", ".join(f"{e} {r:.2f}x" for e, r in c.same_engine.items()) or "-"
-        out.append(([c.device, str(c.threads), c.session,
-                     f"{tb.engine} {_us(tb)}" if tb else "not timed",
-                     f"{sb.engine} {_us(sb)}" if sb else "not timed",
-                     f"{c.speedup:.2f}x" if c.speedup is not None else "not measured", same, v.status.value], v))
+        out.append(
+            (
+                [
+                    c.device,
+                    str(c.threads),
+                    c.session,
+                    f"{tb.engine} {_us(tb)}" if tb else "not timed",
+                    f"{sb.engine} {_us(sb)}" if sb else "not timed",
+                    f"{c.speedup:.2f}x" if c.speedup is not None else "not measured",
+                    same,
+                    v.status.value,
+                ],
+                v,
+            )
+        )
     return out
 
 
 def _size_line(data: RunData) -> str:
-    return (f"{data.student.deployed_bytes:,} .pakd bytes ({'with' if data.huffman else 'without'} Huffman coding) "
-            f"vs {data.teacher_dense_bytes:,} fp32 dense teacher bytes")
+    return (
+        f"{data.student.deployed_bytes:,} .pakd bytes ({'with' if data.huffman else 'without'} Huffman coding) "
+        f"vs {data.teacher_dense_bytes:,} fp32 dense teacher bytes"
+    )
 
 
 def _acc_line(data: RunData) -> str:
-    return (f"test top-1 {_pct(data.student.row['test_top1'])} vs teacher {_pct(data.teacher.row['test_top1'])}")
+    return f"test top-1 {_pct(data.student.row['test_top1'])} vs teacher {_pct(data.teacher.row['test_top1'])}"
 
 
 # -- HTML -----------------------------------------------------------------------------------------
@@ -178,11 +238,11 @@ footer { margin-top: 40px; font-size: 12px; color: var(--muted); border-top: 1px
 
 
 def _table(head: list[str], rows: list[list[str]], final_last: bool = False, left: tuple[int, ...] = (0,)) -> str:
-    th = "".join(f'<th{" class=l" if i in left else ""}>{escape(h)}</th>' for i, h in enumerate(head))
+    th = "".join(f"<th{' class=l' if i in left else ''}>{escape(h)}</th>" for i, h in enumerate(head))
     body = []
     for k, row in enumerate(rows):
         cls = ' class="final"' if final_last and k == len(rows) - 1 else ""
-        tds = "".join(f'<td{" class=l" if i in left else ""}>{escape(v)}</td>' for i, v in enumerate(row))
+        tds = "".join(f"<td{' class=l' if i in left else ''}>{escape(v)}</td>" for i, v in enumerate(row))
         body.append(f"<tr{cls}>{tds}</tr>")
     return f'<div class="scroll"><table><thead><tr>{th}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
@@ -193,65 +253,106 @@ def _pill(status: Status, text: str | None = None) -> str:
 
 def _verdict_html(rep: Report) -> str:
     v, data = rep.verdict, rep.data
-    details = {"Size": _size_line(data), "Accuracy": _acc_line(data),
-               "Speed": ("median batch-1 latency at 1 thread, teacher on its best dense engine / student on "
-                         f"PaKD ({' or '.join(DEPLOY_ENGINES)})")}
+    details = {
+        "Size": _size_line(data),
+        "Accuracy": _acc_line(data),
+        "Speed": (
+            "median batch-1 latency at 1 thread, teacher on its best dense engine / student on "
+            f"PaKD ({' or '.join(DEPLOY_ENGINES)})"
+        ),
+    }
     cards = "".join(
         f'<div class="check {STATUS_CLASS[c.status]}"><div class="name">{escape(c.name)} · goal {escape(c.goal)}</div>'
         f'<div class="value">{escape(c.shown)}</div>'
         f'<div class="state">{STATUS_MARK[c.status]} {escape(c.status.value)}</div>'
         f'<div class="detail">{escape((c.where + ": " if c.where else "") + details[c.name])}</div></div>'
-        for c in v.checks)
-    return (f'<section class="verdict {STATUS_CLASS[v.status]}" id="verdict">'
-            f'<div class="headline">Verdict: {escape(v.headline)}</div>'
-            f'<div class="muted" id="verdict-line">{escape(v.line())}</div>'
-            f'<div class="checks">{cards}</div><div class="note">{escape(v.note)}</div></section>')
+        for c in v.checks
+    )
+    return (
+        f'<section class="verdict {STATUS_CLASS[v.status]}" id="verdict">'
+        f'<div class="headline">Verdict: {escape(v.headline)}</div>'
+        f'<div class="muted" id="verdict-line">{escape(v.line())}</div>'
+        f'<div class="checks">{cards}</div><div class="note">{escape(v.note)}</div></section>'
+    )
 
 
 def _speed_html(rep: Report) -> str:
     data = rep.data
     if not rep.comparisons:
-        where = (f"the results store <code>{escape(str(data.db_path))}</code> has no rows for this run"
-                 if data.db_found else f"no results store at <code>{escape(str(data.db_path))}</code>")
-        return (f'<div class="missing" id="speed-missing"><strong>Speed: not measured.</strong> '
-                f'No latency is shown or guessed: {where}. The command that measures it is '
-                f'<code>{escape(BENCH_COMMAND)}</code> (the teacher and the student bundles, in one session); '
-                f'then <code>{escape(rep.command)}</code> again.</div>')
+        where = (
+            f"the results store <code>{escape(str(data.db_path))}</code> has no rows for this run"
+            if data.db_found
+            else f"no results store at <code>{escape(str(data.db_path))}</code>"
+        )
+        return (
+            f'<div class="missing" id="speed-missing"><strong>Speed: not measured.</strong> '
+            f"No latency is shown or guessed: {where}. The command that measures it is "
+            f"<code>{escape(BENCH_COMMAND)}</code> (the teacher and the student bundles, in one session); "
+            f"then <code>{escape(rep.command)}</code> again.</div>"
+        )
     parts = []
     rows = _speed_rows(rep)
-    head = "".join(f'<th{" class=l" if i in (0, 2, 3, 4, 6, 7) else ""}>{escape(h)}</th>' for i, h in enumerate(SPEED_HEAD))
+    head = "".join(
+        f"<th{' class=l' if i in (0, 2, 3, 4, 6, 7) else ''}>{escape(h)}</th>" for i, h in enumerate(SPEED_HEAD)
+    )
     body = "".join(
-        "<tr>" + "".join(f'<td class=l>{escape(x)}</td>' if i in (0, 2, 3, 4, 6) else f"<td>{escape(x)}</td>"
-                         for i, x in enumerate(r[:-1]))
-        + f"<td class=l>{_pill(v.status)}</td></tr>" for r, v in rows)
-    parts.append(f'<div class="scroll"><table id="speed-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
-                 "</table></div>")
-    parts.append('<p class="muted">speedup = the teacher\'s median on its fastest dense engine / the final '
-                 f'student\'s median on its fastest PaKD deployment ({" or ".join(DEPLOY_ENGINES)}), in the same bench '
-                 'session at equal threads; same engine = teacher / student on one engine. Where a device has '
-                 'several sessions, the latest that timed both is shown.</p>')
+        "<tr>"
+        + "".join(
+            f"<td class=l>{escape(x)}</td>" if i in (0, 2, 3, 4, 6) else f"<td>{escape(x)}</td>"
+            for i, x in enumerate(r[:-1])
+        )
+        + f"<td class=l>{_pill(v.status)}</td></tr>"
+        for r, v in rows
+    )
+    parts.append(
+        f'<div class="scroll"><table id="speed-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    )
+    parts.append(
+        '<p class="muted">speedup = the teacher\'s median on its fastest dense engine / the final '
+        f"student's median on its fastest PaKD deployment ({' or '.join(DEPLOY_ENGINES)}), in the same bench "
+        "session at equal threads; same engine = teacher / student on one engine. Where a device has "
+        "several sessions, the latest that timed both is shown.</p>"
+    )
     failed = [f"{c.device}, {c.threads} thread(s): {', '.join(c.failed)}" for c in rep.comparisons if c.failed]
     if failed:
-        parts.append('<p class="missing"><strong>Left out:</strong> rows whose output failed the golden check '
-                     f"(a wrong answer is not a speedup): {escape('; '.join(failed))}.</p>")
-    parts.append('<h3>Verdict per device and threads</h3><ul class="lines">' + "".join(
-        f"<li>{_pill(v.status, v.headline)} <strong>{escape(v.scope)}</strong>: {escape(v.criteria())}</li>"
-        for v in rep.device_verdicts) + "</ul>")
+        parts.append(
+            '<p class="missing"><strong>Left out:</strong> rows whose output failed the golden check '
+            f"(a wrong answer is not a speedup): {escape('; '.join(failed))}.</p>"
+        )
+    parts.append(
+        '<h3>Verdict per device and threads</h3><ul class="lines">'
+        + "".join(
+            f"<li>{_pill(v.status, v.headline)} <strong>{escape(v.scope)}</strong>: {escape(v.criteria())}</li>"
+            for v in rep.device_verdicts
+        )
+        + "</ul>"
+    )
     sessions = {}
     for c in rep.comparisons:
         sessions.setdefault((c.device, c.session), c)
-    parts.append("<h3>Sessions and devices</h3><ul>" + "".join(
-        f"<li><strong>{escape(d)}</strong>, session <code>{escape(s)}</code> started {escape(_when(c))}"
-        + (f": {escape(_facts(c))}" if _facts(c) else "") + "</li>" for (d, s), c in sessions.items()) + "</ul>")
+    parts.append(
+        "<h3>Sessions and devices</h3><ul>"
+        + "".join(
+            f"<li><strong>{escape(d)}</strong>, session <code>{escape(s)}</code> started {escape(_when(c))}"
+            + (f": {escape(_facts(c))}" if _facts(c) else "")
+            + "</li>"
+            for (d, s), c in sessions.items()
+        )
+        + "</ul>"
+    )
     svg = plots.speedups(list(rep.comparisons))
     if svg:
         parts.append(svg)
     svg = plots.accuracy_vs_latency(data, list(rep.comparisons))
     if svg:
         parts.append(svg)
-    parts.append("<details><summary>Every timing in these sessions</summary>"
-                 + _table(["device", "threads", "model", "engine", "median", "p90", "repeat-runs"],
-                          _timing_rows(rep), left=(0, 2, 3)) + "</details>")
+    parts.append(
+        "<details><summary>Every timing in these sessions</summary>"
+        + _table(
+            ["device", "threads", "model", "engine", "median", "p90", "repeat-runs"], _timing_rows(rep), left=(0, 2, 3)
+        )
+        + "</details>"
+    )
     return "".join(parts)
 
 
@@ -261,8 +362,17 @@ def _timing_rows(rep: Report) -> list[list[str]]:
         entries = [("teacher", e, t) for e, t in c.teacher.items()]
         entries += [(stage, e, t) for stage, per in c.students.items() for e, t in per.items()]
         for model, e, t in entries:
-            out.append([c.device, str(c.threads), model, e, f"{t.median_us:,.1f} µs",
-                        f"{t.p90_us:,.1f} µs" if t.p90_us is not None else "-", str(t.runs)])
+            out.append(
+                [
+                    c.device,
+                    str(c.threads),
+                    model,
+                    e,
+                    f"{t.median_us:,.1f} µs",
+                    f"{t.p90_us:,.1f} µs" if t.p90_us is not None else "-",
+                    str(t.runs),
+                ]
+            )
     return out
 
 
@@ -274,9 +384,16 @@ def html(rep: Report) -> str:
     defs = "".join(f"<dt>{escape(n)} ({escape(g)})</dt><dd>{escape(d)}</dd>" for n, g, d in DEFINITIONS)
     size_svg = plots.accuracy_vs_size(data)
     layer_svg = plots.layers(data.layers, f"Final student ({data.student.label}): per layer")
-    layer_part = (layer_svg + "<details><summary>Per-layer table</summary>"
-                  + _table(LAYER_HEAD, _layer_rows(data), left=(0, 1)) + "</details>") if layer_svg else (
-        '<p class="muted">The final stage\'s model folder is missing: no per-layer figures.</p>')
+    layer_part = (
+        (
+            layer_svg
+            + "<details><summary>Per-layer table</summary>"
+            + _table(LAYER_HEAD, _layer_rows(data), left=(0, 1))
+            + "</details>"
+        )
+        if layer_svg
+        else ('<p class="muted">The final stage\'s model folder is missing: no per-layer figures.</p>')
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -287,7 +404,7 @@ def html(rep: Report) -> str:
 <div class="sub">recipe <code>{escape(data.recipe)}</code> · run <code>{escape(str(data.run_dir))}</code> ·
 teacher <code>{escape(str(data.teacher_dir))}</code> · final student <code>{escape(data.student.label)}</code><br>
 generated {escape(rep.generated_at)} by pakd {escape(__version__)} · results store
-<code>{escape(str(data.db_path))}</code> ({len(data.measurements)} row{'s' if len(data.measurements) != 1 else ''} for this run)</div>
+<code>{escape(str(data.db_path))}</code> ({len(data.measurements)} row{"s" if len(data.measurements) != 1 else ""} for this run)</div>
 {_verdict_html(rep)}
 <h2>Goals and their definitions</h2>
 <p>PaKD's claim: the student is at least {SIZE_GOAL:g}x smaller and {SPEED_GOAL:g}x faster than the teacher it
@@ -298,7 +415,7 @@ estimated. "Almost no loss" means a drop of at most {MAX_DROP_PT:g} percentage p
 <h2>Stages</h2>
 {_table(STAGE_HEAD, _stage_rows(data), final_last=True)}
 <p class="muted">size: the teacher at its fp32 dense bytes (4 per parameter); each stage at its .pakd bytes
-({'with' if data.huffman else 'without'} Huffman coding, as the recipe says). drop: teacher test top-1 minus the
+({"with" if data.huffman else "without"} Huffman coding, as the recipe says). drop: teacher test top-1 minus the
 stage's, in points. MACs: multiply-accumulates for one image.</p>
 {size_svg}
 <h2>Speed: teacher vs student per device</h2>
@@ -306,7 +423,7 @@ stage's, in points. MACs: multiply-accumulates for one image.</p>
 <h2>Per-layer: remaining channels and sparsity</h2>
 {layer_part}
 <footer>Made by <code>{escape(rep.command)}</code>. Latency rows come from <code>{escape(BENCH_COMMAND)}</code>;
-accuracy, sizes and MACs from <code>{escape(str(data.run_dir / 'ledger.json'))}</code> (written by
+accuracy, sizes and MACs from <code>{escape(str(data.run_dir / "ledger.json"))}</code> (written by
 <code>pakd compress</code>). This page is self-contained: no script, no web font, nothing fetched.</footer>
 </main></body></html>
 """
@@ -314,44 +431,72 @@ accuracy, sizes and MACs from <code>{escape(str(data.run_dir / 'ledger.json'))}<
 
 # -- Markdown -------------------------------------------------------------------------------------
 
+
 def _md_cell(x: str) -> str:
     return x.replace("|", "\\|")
 
 
 def _md_table(head: list[str], rows: list[list[str]], left: tuple[int, ...] = (0,)) -> str:
-    lines = ["| " + " | ".join(head) + " |",
-             "|" + "|".join(":--" if i in left else "--:" for i in range(len(head))) + "|"]
+    lines = [
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(":--" if i in left else "--:" for i in range(len(head))) + "|",
+    ]
     lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
 def markdown(rep: Report) -> str:
     data, v = rep.data, rep.verdict
-    out = [f"# PaKD report: {data.run_dir.name}", "",
-           f"Recipe `{data.recipe}`, run `{data.run_dir}`, teacher `{data.teacher_dir}`, final student "
-           f"`{data.student.label}`. Generated {rep.generated_at}; results store `{data.db_path}` "
-           f"({len(data.measurements)} rows for this run).", "",
-           f"## Verdict: {v.headline}", "", f"`{v.line()}`", ""]
-    out += [f"- **{c.name}** (goal {c.goal}): {c.shown}{' ' + c.where if c.where else ''} - {c.status.value}"
-            for c in v.checks]
-    out += ["", f"Size: {_size_line(data)}. Accuracy: {_acc_line(data)}.", "", v.note, "",
-            "## Definitions", ""]
+    out = [
+        f"# PaKD report: {data.run_dir.name}",
+        "",
+        f"Recipe `{data.recipe}`, run `{data.run_dir}`, teacher `{data.teacher_dir}`, final student "
+        f"`{data.student.label}`. Generated {rep.generated_at}; results store `{data.db_path}` "
+        f"({len(data.measurements)} rows for this run).",
+        "",
+        f"## Verdict: {v.headline}",
+        "",
+        f"`{v.line()}`",
+        "",
+    ]
+    out += [
+        f"- **{c.name}** (goal {c.goal}): {c.shown}{' ' + c.where if c.where else ''} - {c.status.value}"
+        for c in v.checks
+    ]
+    out += ["", f"Size: {_size_line(data)}. Accuracy: {_acc_line(data)}.", "", v.note, "", "## Definitions", ""]
     out += [f"- **{n}** ({g}): {d}" for n, g, d in DEFINITIONS]
-    out += ["", "## Stages", "", _md_table(STAGE_HEAD, _stage_rows(data)), "",
-            "## Speed: teacher vs student per device", ""]
+    out += [
+        "",
+        "## Stages",
+        "",
+        _md_table(STAGE_HEAD, _stage_rows(data)),
+        "",
+        "## Speed: teacher vs student per device",
+        "",
+    ]
     if rep.comparisons:
-        out += [_md_table(SPEED_HEAD, [r for r, _ in _speed_rows(rep)], left=(0, 2, 3, 4, 6, 7)), "",
-                "Per device and threads:", ""]
+        out += [
+            _md_table(SPEED_HEAD, [r for r, _ in _speed_rows(rep)], left=(0, 2, 3, 4, 6, 7)),
+            "",
+            "Per device and threads:",
+            "",
+        ]
         out += [f"- `{dv.line()}`" for dv in rep.device_verdicts]
         failed = [f"{c.device}, {c.threads} thread(s): {', '.join(c.failed)}" for c in rep.comparisons if c.failed]
         if failed:
             out += ["", "Left out (output failed the golden check): " + "; ".join(failed) + "."]
     else:
-        out += [f"Speed: **not measured** (no latency rows for this run in `{data.db_path}`). "
-                f"`{BENCH_COMMAND}` produces them; then `{rep.command}` again."]
+        out += [
+            f"Speed: **not measured** (no latency rows for this run in `{data.db_path}`). "
+            f"`{BENCH_COMMAND}` produces them; then `{rep.command}` again."
+        ]
     if data.layers:
-        out += ["", f"## Per-layer: final student ({data.student.label})", "",
-                _md_table(LAYER_HEAD, _layer_rows(data), left=(0, 1))]
+        out += [
+            "",
+            f"## Per-layer: final student ({data.student.label})",
+            "",
+            _md_table(LAYER_HEAD, _layer_rows(data), left=(0, 1)),
+        ]
     out += ["", f"Plots: `report.html` beside this file. Made by `{rep.command}`.", ""]
     return "\n".join(out)
 

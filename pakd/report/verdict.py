@@ -14,23 +14,34 @@ SPEED_GOAL = 4.0  # x: teacher median latency (best dense engine) / student medi
 MAX_DROP_PT = 1.0  # percentage points of test top-1 the student may lose ("almost no loss")
 
 DEFINITIONS = (
-    ("Size", f">= {SIZE_GOAL:g}x",
-     "bytes of the student's serialized weights in the deployable format (.pakd: every index, "
-     "codebook, scale and header counted) divided into the fp32 dense bytes of the teacher "
-     "(4 bytes per parameter) - Deep Compression's convention; the ledger's size_ratio."),
-    ("Speed", f">= {SPEED_GOAL:g}x",
-     "median batch-1 latency of the teacher on the best dense engine available on the same device "
-     "in the same bench session (the fastest of its engines) divided by the student's median on "
-     "PaKD's deployment (engine pakd or tvm, the faster); at equal threads. The same-engine ratio "
-     "is shown beside it."),
-    ("Accuracy", f"drop <= {MAX_DROP_PT:g} pt",
-     "top-1 on the Fashion-MNIST test set (10,000 images); the drop is the teacher's top-1 minus "
-     f"the student's, in percentage points. \"Almost no loss\" is our definition: at most "
-     f"{MAX_DROP_PT:g} point."),
+    (
+        "Size",
+        f">= {SIZE_GOAL:g}x",
+        "bytes of the student's serialized weights in the deployable format (.pakd: every index, "
+        "codebook, scale and header counted) divided into the fp32 dense bytes of the teacher "
+        "(4 bytes per parameter) - Deep Compression's convention; the ledger's size_ratio.",
+    ),
+    (
+        "Speed",
+        f">= {SPEED_GOAL:g}x",
+        "median batch-1 latency of the teacher on the best dense engine available on the same device "
+        "in the same bench session (the fastest of its engines) divided by the student's median on "
+        "PaKD's deployment (engine pakd or tvm, the faster); at equal threads. The same-engine ratio "
+        "is shown beside it.",
+    ),
+    (
+        "Accuracy",
+        f"drop <= {MAX_DROP_PT:g} pt",
+        "top-1 on the Fashion-MNIST test set (10,000 images); the drop is the teacher's top-1 minus "
+        f'the student\'s, in percentage points. "Almost no loss" is our definition: at most '
+        f"{MAX_DROP_PT:g} point.",
+    ),
 )
-OVERALL_RULE = ("The overall verdict uses each device's 1-thread rows: the speed criterion takes the "
-                "slowest of those devices, so it is met only when every device measured at 1 thread "
-                "reaches the goal.")
+OVERALL_RULE = (
+    "The overall verdict uses each device's 1-thread rows: the speed criterion takes the "
+    "slowest of those devices, so it is met only when every device measured at 1 thread "
+    "reaches the goal."
+)
 
 
 class Status(str, Enum):
@@ -64,13 +75,16 @@ class Verdict:
 
     @property
     def headline(self) -> str:
-        return {Status.MET: "GOALS MET", Status.NOT_MET: "GOALS NOT MET",
-                Status.NOT_MEASURED: "SPEED NOT MEASURED"}[self.status]
+        return {Status.MET: "GOALS MET", Status.NOT_MET: "GOALS NOT MET", Status.NOT_MEASURED: "SPEED NOT MEASURED"}[
+            self.status
+        ]
 
     def criteria(self) -> str:
         """Each criterion with its value, goal and state."""
-        return "; ".join(f"{c.name.lower()} {c.shown}{' ' + c.where if c.where else ''} (goal {c.goal}): "
-                         f"{c.status.value}" for c in self.checks)
+        return "; ".join(
+            f"{c.name.lower()} {c.shown}{' ' + c.where if c.where else ''} (goal {c.goal}): {c.status.value}"
+            for c in self.checks
+        )
 
     def line(self) -> str:
         """One line: scope, headline, then each criterion."""
@@ -78,21 +92,37 @@ class Verdict:
 
 
 def size_check(size_ratio: float) -> Check:
-    return Check("Size", size_ratio, f">= {SIZE_GOAL:g}x",
-                 Status.MET if size_ratio >= SIZE_GOAL else Status.NOT_MET, f"{size_ratio:.1f}x")
+    return Check(
+        "Size",
+        size_ratio,
+        f">= {SIZE_GOAL:g}x",
+        Status.MET if size_ratio >= SIZE_GOAL else Status.NOT_MET,
+        f"{size_ratio:.1f}x",
+    )
 
 
 def accuracy_check(drop_pt: float) -> Check:
     shown = f"{drop_pt:.2f} pt drop" if drop_pt >= 0 else f"{-drop_pt:.2f} pt gain"
-    return Check("Accuracy", drop_pt, f"drop <= {MAX_DROP_PT:g} pt",
-                 Status.MET if drop_pt <= MAX_DROP_PT else Status.NOT_MET, shown)
+    return Check(
+        "Accuracy",
+        drop_pt,
+        f"drop <= {MAX_DROP_PT:g} pt",
+        Status.MET if drop_pt <= MAX_DROP_PT else Status.NOT_MET,
+        shown,
+    )
 
 
 def speed_check(speedup: float | None, where: str = "") -> Check:
     if speedup is None:
         return Check("Speed", None, f">= {SPEED_GOAL:g}x", Status.NOT_MEASURED, "not measured")
-    return Check("Speed", speedup, f">= {SPEED_GOAL:g}x", Status.MET if speedup >= SPEED_GOAL else Status.NOT_MET,
-                 f"{speedup:.2f}x", where)
+    return Check(
+        "Speed",
+        speedup,
+        f">= {SPEED_GOAL:g}x",
+        Status.MET if speedup >= SPEED_GOAL else Status.NOT_MET,
+        f"{speedup:.2f}x",
+        where,
+    )
 
 
 def judge(size_ratio: float, speedup: float | None, drop_pt: float, scope: str) -> Verdict:
@@ -114,11 +144,20 @@ def overall(size_ratio: float, drop_pt: float, comparisons: list[Comparison], no
     (``no_rows``: why there are none, for the note)."""
     single = [c for c in comparisons if c.threads == 1 and c.speedup is not None]
     if not single:
-        why = ((no_rows or "no latency rows for this run in the results store") if not comparisons else
-               "no session timed both the teacher and the final student on PaKD at 1 thread")
-        return Verdict("overall", (size_check(size_ratio), speed_check(None), accuracy_check(drop_pt)),
-                       note=f"Speed not measured: {why}. `{BENCH_COMMAND}` produces them.")
+        why = (
+            (no_rows or "no latency rows for this run in the results store")
+            if not comparisons
+            else "no session timed both the teacher and the final student on PaKD at 1 thread"
+        )
+        return Verdict(
+            "overall",
+            (size_check(size_ratio), speed_check(None), accuracy_check(drop_pt)),
+            note=f"Speed not measured: {why}. `{BENCH_COMMAND}` produces them.",
+        )
     worst = min(single, key=lambda c: c.speedup)
     where = f"on {worst.device}" + (f", slowest of {len(single)} devices" if len(single) > 1 else "")
-    return Verdict("overall", (size_check(size_ratio), speed_check(worst.speedup, where), accuracy_check(drop_pt)),
-                   note=OVERALL_RULE)
+    return Verdict(
+        "overall",
+        (size_check(size_ratio), speed_check(worst.speedup, where), accuracy_check(drop_pt)),
+        note=OVERALL_RULE,
+    )

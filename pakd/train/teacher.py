@@ -32,8 +32,11 @@ class TeacherJob:
 
     def identity(self) -> dict[str, Any]:
         """What must match for an existing teacher to be reused."""
-        return {"model": {"name": self.model, "args": dict(self.model_args)},
-                "data": self.data, "train": self.train.to_dict()}
+        return {
+            "model": {"name": self.model, "args": dict(self.model_args)},
+            "data": self.data,
+            "train": self.train.to_dict(),
+        }
 
 
 @dataclass(frozen=True)
@@ -44,8 +47,9 @@ class TeacherResult:
     reused: bool
 
 
-def train_teacher(job: TeacherJob, folder: str | Path, force: bool = False,
-                  progress: ProgressFn | None = None, device: str = "cpu") -> TeacherResult:
+def train_teacher(
+    job: TeacherJob, folder: str | Path, force: bool = False, progress: ProgressFn | None = None, device: str = "cpu"
+) -> TeacherResult:
     """Train (or reuse, or resume) the teacher described by ``job`` in ``folder``."""
     folder = Path(folder)
     ckpt_path = folder / CHECKPOINT_FILE
@@ -55,8 +59,10 @@ def train_teacher(job: TeacherJob, folder: str | Path, force: bool = False,
             model, spec = load_model(folder)
             return TeacherResult(folder, model, spec, reused=True)
         if not force:
-            raise RunError(f"{folder} already holds a teacher trained with other settings; "
-                           "choose another --name or pass --force to overwrite it")
+            raise RunError(
+                f"{folder} already holds a teacher trained with other settings; "
+                "choose another --name or pass --force to overwrite it"
+            )
     job_path = folder / JOB_FILE
     if job_path.is_file() and ckpt_path.is_file() and not force:
         try:
@@ -64,8 +70,10 @@ def train_teacher(job: TeacherJob, folder: str | Path, force: bool = False,
         except (json.JSONDecodeError, UnicodeDecodeError):
             same = False
         if not same:
-            raise RunError(f"{folder} holds an unfinished training with other settings; "
-                           "choose another --name or pass --force to start over")
+            raise RunError(
+                f"{folder} holds an unfinished training with other settings; "
+                "choose another --name or pass --force to start over"
+            )
     # load and build first: bad input must fail before anything is written
     data = load_dataset(job.data, job.data_dir)
     args = dict(job.model_args)
@@ -80,8 +88,7 @@ def train_teacher(job: TeacherJob, folder: str | Path, force: bool = False,
     folder.mkdir(parents=True, exist_ok=True)
     write_json_atomic(job_path, job.identity())
     t0 = time.perf_counter()
-    history = train(model, data.train, data.val, job.train, checkpoint=ckpt_path, progress=progress,
-                    device=device)
+    history = train(model, data.train, data.val, job.train, checkpoint=ckpt_path, progress=progress, device=device)
     wall = time.perf_counter() - t0
     test_top1, test_loss = evaluate(model, data.test)
     stats = model_stats(model, data.input_shape)
@@ -91,8 +98,12 @@ def train_teacher(job: TeacherJob, folder: str | Path, force: bool = False,
         "train": job.train.to_dict(),
         "seed": job.train.seed,
         "metrics": {
-            "val_top1": history[-1].val_top1, "test_top1": test_top1, "test_loss": test_loss,
-            "params": stats.params, "nonzeros": stats.nonzeros, "macs": stats.macs,
+            "val_top1": history[-1].val_top1,
+            "test_top1": test_top1,
+            "test_loss": test_loss,
+            "params": stats.params,
+            "nonzeros": stats.nonzeros,
+            "macs": stats.macs,
             "dense_fp32_bytes": stats.dense_fp32_bytes,
         },
         "history": [vars(h) for h in history],

@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -54,7 +55,7 @@ class TrainConfig:
             raise RunError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -93,8 +94,12 @@ def augment_batch(x: torch.Tensor, mode: str, gen: torch.Generator, pad: int = 2
         dx = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(dev)
         rows = (dy[:, None] + torch.arange(h, device=dev))[:, None, :, None]  # (B,1,H,1)
         cols = (dx[:, None] + torch.arange(w, device=dev))[:, None, None, :]  # (B,1,1,W)
-        x = padded[torch.arange(b, device=dev)[:, None, None, None],
-                   torch.arange(x.shape[1], device=dev)[None, :, None, None], rows, cols]
+        x = padded[
+            torch.arange(b, device=dev)[:, None, None, None],
+            torch.arange(x.shape[1], device=dev)[None, :, None, None],
+            rows,
+            cols,
+        ]
     flip = (torch.rand(b, generator=gen) < 0.5).to(x.device)
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
@@ -104,16 +109,17 @@ def _uses_conv(model: nn.Module) -> bool:
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, split: Split, batch_size: int = 1000,
-             channels_last: bool = False) -> tuple[float, float]:
+def evaluate(
+    model: nn.Module, split: Split, batch_size: int = 1000, channels_last: bool = False
+) -> tuple[float, float]:
     """(top-1 accuracy in [0, 1], mean cross-entropy) on ``split``."""
     was_training = model.training
     model.eval()
     correct, loss_sum = 0, 0.0
     device = next(model.parameters()).device
     for i in range(0, len(split), batch_size):
-        x = split.images[i:i + batch_size].to(device)
-        y = split.labels[i:i + batch_size].to(device)
+        x = split.images[i : i + batch_size].to(device)
+        y = split.labels[i : i + batch_size].to(device)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         logits = model(x)
@@ -128,20 +134,36 @@ def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     # no weight decay on biases and normalization parameters
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
-def _save_checkpoint(path: Path, model, opt, sched, epoch: int, history: list[EpochResult],
-                     cfg: TrainConfig, hooks: tuple[TrainHook, ...]) -> None:
+def _save_checkpoint(
+    path: Path,
+    model,
+    opt,
+    sched,
+    epoch: int,
+    history: list[EpochResult],
+    cfg: TrainConfig,
+    hooks: tuple[TrainHook, ...],
+) -> None:
     tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "epoch": epoch,
-                "history": [asdict(h) for h in history], "rng": torch.get_rng_state(),
-                "config": cfg.to_dict(), "hooks": [h.state_dict() for h in hooks]}, tmp)
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "epoch": epoch,
+            "history": [asdict(h) for h in history],
+            "rng": torch.get_rng_state(),
+            "config": cfg.to_dict(),
+            "hooks": [h.state_dict() for h in hooks],
+        },
+        tmp,
+    )
     os.replace(tmp, path)
 
 
@@ -160,8 +182,9 @@ def _load_checkpoint(path: Path, cfg: TrainConfig) -> dict[str, Any] | None:
     if ckpt is None:
         return None
     if ckpt.get("config") != cfg.to_dict():
-        raise RunError(f"{path}: checkpoint was made with other training settings; "
-                       "use the same flags, or --force to start over")
+        raise RunError(
+            f"{path}: checkpoint was made with other training settings; use the same flags, or --force to start over"
+        )
     return ckpt
 
 
@@ -178,10 +201,17 @@ class TrainHook(Protocol):
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None: ...
 
 
-def train(model: nn.Module, train_split: Split, val_split: Split, cfg: TrainConfig,
-          checkpoint: Path | None = None, progress: ProgressFn | None = None,
-          device: str = "cpu", loss_fn: LossFn | None = None,
-          hooks: tuple[TrainHook, ...] = ()) -> list[EpochResult]:
+def train(
+    model: nn.Module,
+    train_split: Split,
+    val_split: Split,
+    cfg: TrainConfig,
+    checkpoint: Path | None = None,
+    progress: ProgressFn | None = None,
+    device: str = "cpu",
+    loss_fn: LossFn | None = None,
+    hooks: tuple[TrainHook, ...] = (),
+) -> list[EpochResult]:
     """Train ``model`` in place; with ``checkpoint`` set, save after each epoch and resume from it.
 
     ``loss_fn(logits, x, y)`` replaces cross-entropy (distillation); ``hooks`` get ``on_step``
@@ -204,8 +234,9 @@ def train(model: nn.Module, train_split: Split, val_split: Split, cfg: TrainConf
     opt = _make_optimizer(model, cfg)
     n = len(train_split)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs,
-                                                steps_per_epoch=steps_per_epoch, pct_start=0.15)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch, pct_start=0.15
+    )
     history: list[EpochResult] = []
     start_epoch = 0
     ckpt = _load_checkpoint(checkpoint, cfg) if checkpoint else None
@@ -214,7 +245,7 @@ def train(model: nn.Module, train_split: Split, val_split: Split, cfg: TrainConf
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         torch.set_rng_state(ckpt["rng"])
-        for hook, state in zip(hooks, ckpt.get("hooks", [])):
+        for hook, state in zip(hooks, ckpt.get("hooks", []), strict=False):
             hook.load_state_dict(state)
         history = [EpochResult(**h) for h in ckpt["history"]]
         start_epoch = int(ckpt["epoch"])
@@ -229,7 +260,7 @@ def train(model: nn.Module, train_split: Split, val_split: Split, cfg: TrainConf
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), dtype=torch.long, device=device)
         for step in range(steps_per_epoch):
-            idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size].to(device)
+            idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size].to(device)
             x = augment_batch(train_x[idx], cfg.augment, gen)
             y = train_y[idx]
             if channels_last:
@@ -252,9 +283,15 @@ def train(model: nn.Module, train_split: Split, val_split: Split, cfg: TrainConf
         for hook in hooks:
             hook.on_epoch_end(model, epoch + 1)
         val_top1, val_loss = evaluate(model, val_split, channels_last=channels_last)
-        result = EpochResult(epoch=epoch + 1, train_loss=float(loss_sum) / n, train_top1=int(correct) / n,
-                             val_loss=val_loss, val_top1=val_top1, lr=opt.param_groups[0]["lr"],
-                             seconds=time.perf_counter() - t0)
+        result = EpochResult(
+            epoch=epoch + 1,
+            train_loss=float(loss_sum) / n,
+            train_top1=int(correct) / n,
+            val_loss=val_loss,
+            val_top1=val_top1,
+            lr=opt.param_groups[0]["lr"],
+            seconds=time.perf_counter() - t0,
+        )
         history.append(result)
         if checkpoint:
             _save_checkpoint(checkpoint, model, opt, sched, epoch + 1, history, cfg, hooks)

@@ -104,6 +104,7 @@ def test_missing_onnxruntime_is_a_reason_not_a_crash(monkeypatch, lenet5_folder)
 
 # --- the native runtime: pakd._core.Session(path_or_bytes, num_threads) with .run(x) ---------------
 
+
 def test_pakd_without_a_native_session_says_so(monkeypatch, lenet5_folder):
     monkeypatch.setattr(engines_mod, "native_session_class", lambda: None)
     engine = get_engine("pakd")

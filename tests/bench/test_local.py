@@ -10,14 +10,25 @@ from pakd.bench import BenchConfig, BenchError, Row, Timing, parse_threads, plan
 
 
 def _row(engine, role, threads, median):
-    return Row(engine=engine, role=role, model=role, threads=threads,
-               timing=Timing(1, median, median, median, median, median, 0.0))
+    return Row(
+        engine=engine,
+        role=role,
+        model=role,
+        threads=threads,
+        timing=Timing(1, median, median, median, median, median, 0.0),
+    )
 
 
 def test_ratios_against_the_best_teacher_engine_and_the_same_engine():
-    rows = with_ratios([_row("torch", "teacher", 1, 300.0), _row("onnxruntime", "teacher", 1, 100.0),
-                        _row("pakd", "student", 1, 25.0), _row("torch", "student", 1, 150.0),
-                        Row(engine="pakd", role="teacher", model="teacher", threads=1, reason="not built")])
+    rows = with_ratios(
+        [
+            _row("torch", "teacher", 1, 300.0),
+            _row("onnxruntime", "teacher", 1, 100.0),
+            _row("pakd", "student", 1, 25.0),
+            _row("torch", "student", 1, 150.0),
+            Row(engine="pakd", role="teacher", model="teacher", threads=1, reason="not built"),
+        ]
+    )
     torch_t, ort_t, pakd_s, torch_s, missing = rows
     assert ort_t.baseline and not torch_t.baseline
     assert torch_t.vs_best_teacher == pytest.approx(1 / 3) and ort_t.vs_best_teacher == 1.0
@@ -27,8 +38,14 @@ def test_ratios_against_the_best_teacher_engine_and_the_same_engine():
 
 
 def test_ratios_compare_equal_thread_counts_only():
-    rows = with_ratios([_row("torch", "teacher", 1, 200.0), _row("torch", "teacher", 2, 100.0),
-                        _row("torch", "student", 1, 100.0), _row("torch", "student", 2, 100.0)])
+    rows = with_ratios(
+        [
+            _row("torch", "teacher", 1, 200.0),
+            _row("torch", "teacher", 2, 100.0),
+            _row("torch", "student", 1, 100.0),
+            _row("torch", "student", 2, 100.0),
+        ]
+    )
     assert [r.vs_best_teacher for r in rows] == [1.0, 1.0, 2.0, 1.0]
 
 
@@ -81,8 +98,12 @@ def test_run_local_times_every_pair_and_checks_outputs(tmp_path, test_image, zoo
     teacher = zoo_folder(tmp_path / "t" / "teacher", "lenet-300-100")
     targets = plan_targets(_run_folder(zoo_folder, tmp_path, teacher))
     seen = []
-    rows = run_local(targets, BenchConfig(threads=(1,), repeats=3, warmup=1, min_time_s=0), test_image,
-                     lambda done, total, what: seen.append((done, total)))
+    rows = run_local(
+        targets,
+        BenchConfig(threads=(1,), repeats=3, warmup=1, min_time_s=0),
+        test_image,
+        lambda done, total, what: seen.append((done, total)),
+    )
     assert len(rows) == 5 and seen[-1] == (5, 5)
     timed = {(r.role, r.engine): r for r in rows if r.timing is not None}
     for key in (("teacher", "torch"), ("teacher", "onnxruntime"), ("student", "torch")):

@@ -13,17 +13,16 @@
 
 static int g_failures = 0;
 
-#define CHECK(cond)                                                    \
-  do {                                                                 \
-    if (!(cond)) {                                                     \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-              #cond);                                                  \
-      ++g_failures;                                                    \
-    }                                                                  \
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      ++g_failures;                                                            \
+    }                                                                          \
   } while (0)
 
-static void naive_gemm(size_t m, size_t n, size_t k, const float* a,
-                       size_t lda, const float* b, size_t ldb, double* c) {
+static void naive_gemm(size_t m, size_t n, size_t k, const float* a, size_t lda, const float* b, size_t ldb,
+                       double* c) {
   size_t i, j, p;
   for (i = 0; i < m; ++i) {
     for (j = 0; j < n; ++j) {
@@ -65,9 +64,8 @@ static int check_gemm(const char* kernel, size_t m, size_t n, size_t k) {
 
   status = pakd_f32_gemm(kernel, m, n, k, a, lda, b, ldb, c, ldc);
   if (status != PAKD_OK) {
-    fprintf(stderr, "kernel %s %lux%lux%lu: status %s\n",
-            kernel ? kernel : "(best)", (unsigned long)m, (unsigned long)n,
-            (unsigned long)k, pakd_status_string(status));
+    fprintf(stderr, "kernel %s %lux%lux%lu: status %s\n", kernel ? kernel : "(best)", (unsigned long)m,
+            (unsigned long)n, (unsigned long)k, pakd_status_string(status));
     ok = 0;
     goto done;
   }
@@ -77,10 +75,8 @@ static int check_gemm(const char* kernel, size_t m, size_t n, size_t k) {
       const double got = c[i * ldc + j];
       /* f32 accumulation error grows ~ k * eps * |a||b|; |a|,|b| <= 1. */
       if (fabs(got - want) > 1e-5 * (double)(k + 1)) {
-        fprintf(stderr, "kernel %s %lux%lux%lu: c[%lu][%lu] = %g, want %g\n",
-                kernel ? kernel : "(best)", (unsigned long)m,
-                (unsigned long)n, (unsigned long)k, (unsigned long)i,
-                (unsigned long)j, got, want);
+        fprintf(stderr, "kernel %s %lux%lux%lu: c[%lu][%lu] = %g, want %g\n", kernel ? kernel : "(best)",
+                (unsigned long)m, (unsigned long)n, (unsigned long)k, (unsigned long)i, (unsigned long)j, got, want);
         ok = 0;
         goto done;
       }
@@ -88,8 +84,7 @@ static int check_gemm(const char* kernel, size_t m, size_t n, size_t k) {
     /* Padding between rows of C is not touched. */
     for (j = n; j < ldc && i + 1 < m; ++j) {
       if (c[i * ldc + j] != 42.0f) {
-        fprintf(stderr, "kernel %s wrote into the padding of C\n",
-                kernel ? kernel : "(best)");
+        fprintf(stderr, "kernel %s wrote into the padding of C\n", kernel ? kernel : "(best)");
         ok = 0;
         goto done;
       }
@@ -129,8 +124,7 @@ static void test_cpu_info(void) {
 
 static void test_kernels(void) {
   static const size_t shapes[][3] = {
-      {1, 1, 1}, {7, 13, 5}, {1, 800, 50}, {6, 16, 300}, {65, 33, 129},
-      {4, 8, 0}, {37, 1, 19}, {100, 100, 600},
+      {1, 1, 1}, {7, 13, 5}, {1, 800, 50}, {6, 16, 300}, {65, 33, 129}, {4, 8, 0}, {37, 1, 19}, {100, 100, 600},
   };
   const size_t count = pakd_f32_gemm_kernel_count();
   const char* best = pakd_f32_gemm_best_kernel();
@@ -187,8 +181,7 @@ static void test_invalid_arguments(void) {
   CHECK(c[0] == 1 && c[1] == 2 && c[2] == 3 && c[3] == 4);
 
   /* Kernel enumeration. */
-  CHECK(pakd_f32_gemm_kernel_info(pakd_f32_gemm_kernel_count(), &info) ==
-        PAKD_ERR_INVALID_ARGUMENT);
+  CHECK(pakd_f32_gemm_kernel_info(pakd_f32_gemm_kernel_count(), &info) == PAKD_ERR_INVALID_ARGUMENT);
   CHECK(pakd_f32_gemm_kernel_info(0, NULL) == PAKD_ERR_INVALID_ARGUMENT);
   info.struct_size = 0;
   CHECK(pakd_f32_gemm_kernel_info(0, &info) == PAKD_ERR_INVALID_ARGUMENT);
@@ -203,7 +196,6 @@ int main(void) {
     fprintf(stderr, "%d check(s) failed\n", g_failures);
     return 1;
   }
-  printf("pakd %s: all C API checks passed (best f32 GEMM kernel: %s)\n",
-         pakd_version(), pakd_f32_gemm_best_kernel());
+  printf("pakd %s: all C API checks passed (best f32 GEMM kernel: %s)\n", pakd_version(), pakd_f32_gemm_best_kernel());
   return 0;
 }

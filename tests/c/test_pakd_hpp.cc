@@ -21,12 +21,12 @@ namespace {
 
 int g_failures = 0;
 
-#define CHECK(cond)                                                                  \
-  do {                                                                               \
-    if (!(cond)) {                                                                   \
+#define CHECK(cond)                                                                 \
+  do {                                                                              \
+    if (!(cond)) {                                                                  \
       std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++g_failures;                                                                  \
-    }                                                                                \
+      ++g_failures;                                                                 \
+    }                                                                               \
   } while (0)
 
 // Runs `body`, which must throw pakd::Error with `status`.
@@ -38,8 +38,8 @@ void check_throws(pakd_status status, Body&& body, int line) {
     ++g_failures;
   } catch (const pakd::Error& e) {
     if (e.status() != status) {
-      std::fprintf(stderr, "%s:%d: pakd::Error with status %d, expected %d (%s)\n", __FILE__, line, e.status(),
-                   status, e.what());
+      std::fprintf(stderr, "%s:%d: pakd::Error with status %d, expected %d (%s)\n", __FILE__, line, e.status(), status,
+                   e.what());
       ++g_failures;
     }
   }

@@ -44,9 +44,16 @@ def test_c_library_builds_and_passes_c99_test(tmp_path: Path) -> None:
     if missing:
         pytest.skip(missing)
     build = tmp_path / "build"
-    configure = ["cmake", "-S", str(REPO), "-B", str(build),
-                 "-DPAKD_BUILD_TESTS=ON", "-DPAKD_BUILD_PYTHON=OFF",
-                 "-DCMAKE_BUILD_TYPE=Release"]
+    configure = [
+        "cmake",
+        "-S",
+        str(REPO),
+        "-B",
+        str(build),
+        "-DPAKD_BUILD_TESTS=ON",
+        "-DPAKD_BUILD_PYTHON=OFF",
+        "-DCMAKE_BUILD_TYPE=Release",
+    ]
     if shutil.which("ninja"):
         configure += ["-G", "Ninja"]
     _run(configure)

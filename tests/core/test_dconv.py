@@ -13,13 +13,26 @@ def _supported(kernel: str) -> bool:
     return kernel.endswith("scalar") or (_core.cpu_features()["avx2"] and _core.cpu_features()["fma"])
 
 
-@pytest.mark.parametrize("kernel", ["4x24-scalar", "4x24-avx2", "6x16-scalar", "6x16-avx2",
-                                    "sparse-4x8-scalar", "sparse-8x8-avx2"])
-@pytest.mark.parametrize("cin, cout, h, w, k, pad", [
-    (1, 1, 5, 5, 3, 1), (3, 5, 7, 9, 3, 1), (16, 16, 28, 28, 3, 1), (8, 33, 7, 7, 3, 1),
-    (2, 4, 6, 6, 5, 0), (20, 50, 12, 12, 5, 0), (4, 6, 3, 3, 3, 2), (1, 9, 28, 28, 1, 0), (3, 4, 10, 10, 2, 0),
-    (64, 64, 7, 7, 3, 1), (11, 29, 12, 12, 5, 0), (5, 17, 1, 1, 1, 0),
-])
+@pytest.mark.parametrize(
+    "kernel", ["4x24-scalar", "4x24-avx2", "6x16-scalar", "6x16-avx2", "sparse-4x8-scalar", "sparse-8x8-avx2"]
+)
+@pytest.mark.parametrize(
+    "cin, cout, h, w, k, pad",
+    [
+        (1, 1, 5, 5, 3, 1),
+        (3, 5, 7, 9, 3, 1),
+        (16, 16, 28, 28, 3, 1),
+        (8, 33, 7, 7, 3, 1),
+        (2, 4, 6, 6, 5, 0),
+        (20, 50, 12, 12, 5, 0),
+        (4, 6, 3, 3, 3, 2),
+        (1, 9, 28, 28, 1, 0),
+        (3, 4, 10, 10, 2, 0),
+        (64, 64, 7, 7, 3, 1),
+        (11, 29, 12, 12, 5, 0),
+        (5, 17, 1, 1, 1, 0),
+    ],
+)
 def test_direct_conv_matches_torch(kernel, cin, cout, h, w, k, pad):
     if not _supported(kernel):
         pytest.skip(f"{kernel} direct convolution needs a CPU feature this machine lacks")
@@ -40,9 +53,16 @@ def test_unknown_direct_conv_kernel():
 
 @pytest.mark.parametrize("kernel", ["sparse-4x8-scalar", "sparse-8x8-avx2"])
 @pytest.mark.parametrize("density", [0.0, 0.1, 0.55, 1.0])
-@pytest.mark.parametrize("cin, cout, h, w, k, pad", [
-    (10, 21, 12, 12, 5, 0), (1, 10, 28, 28, 5, 0), (2, 3, 6, 20, 11, 5), (3, 4, 5, 5, 3, 9), (4, 5, 17, 23, 3, 1),
-])
+@pytest.mark.parametrize(
+    "cin, cout, h, w, k, pad",
+    [
+        (10, 21, 12, 12, 5, 0),
+        (1, 10, 28, 28, 5, 0),
+        (2, 3, 6, 20, 11, 5),
+        (3, 4, 5, 5, 3, 9),
+        (4, 5, 17, 23, 3, 1),
+    ],
+)
 def test_sparse_direct_conv_tiles_and_densities(kernel, density, cin, cout, h, w, k, pad):
     """2-D output tiles: rows and columns past multiples of 8, pads wider than a tile, kernels wider than 9."""
     if not _supported(kernel):
@@ -57,10 +77,18 @@ def test_sparse_direct_conv_tiles_and_densities(kernel, density, cin, cout, h, w
 
 
 @pytest.mark.parametrize("kernel", ["6x16-scalar", "6x16-avx2"])
-@pytest.mark.parametrize("cin, cout, h, w, k, pad, stride", [
-    (16, 32, 28, 28, 3, 1, 2), (32, 64, 14, 14, 3, 1, 2), (16, 32, 28, 28, 1, 0, 2),  # ResNet-20's
-    (3, 5, 9, 7, 3, 1, 2), (5, 17, 11, 10, 3, 0, 3), (7, 9, 8, 8, 1, 0, 2), (4, 6, 13, 13, 5, 2, 2),
-])
+@pytest.mark.parametrize(
+    "cin, cout, h, w, k, pad, stride",
+    [
+        (16, 32, 28, 28, 3, 1, 2),
+        (32, 64, 14, 14, 3, 1, 2),
+        (16, 32, 28, 28, 1, 0, 2),  # ResNet-20's
+        (3, 5, 9, 7, 3, 1, 2),
+        (5, 17, 11, 10, 3, 0, 3),
+        (7, 9, 8, 8, 1, 0, 2),
+        (4, 6, 13, 13, 5, 2, 2),
+    ],
+)
 def test_strided_direct_conv_matches_torch(kernel, cin, cout, h, w, k, pad, stride):
     if not _supported(kernel):
         pytest.skip(f"{kernel} direct convolution needs a CPU feature this machine lacks")
@@ -68,12 +96,14 @@ def test_strided_direct_conv_matches_torch(kernel, cin, cout, h, w, k, pad, stri
     x = rng.standard_normal((cin, h, w)).astype(np.float32)
     wt = rng.standard_normal((cout, cin, k, k)).astype(np.float32)
     y = _core.conv2d_direct(x, wt, pad, pad, kernel, stride=stride)
-    ref = torch.nn.functional.conv2d(torch.from_numpy(x)[None], torch.from_numpy(wt), padding=pad,
-                                     stride=stride)[0].numpy()
+    ref = torch.nn.functional.conv2d(torch.from_numpy(x)[None], torch.from_numpy(wt), padding=pad, stride=stride)[
+        0
+    ].numpy()
     np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-4 * np.sqrt(cin * k * k))
 
 
 def test_stride_only_for_the_6x16_kernels():
     with pytest.raises(ValueError, match="stride must be >= 1"):
-        _core.conv2d_direct(np.zeros((1, 5, 5), np.float32), np.zeros((1, 1, 3, 3), np.float32), 0, 0,
-                            "4x24-scalar", stride=2)
+        _core.conv2d_direct(
+            np.zeros((1, 5, 5), np.float32), np.zeros((1, 1, 3, 3), np.float32), 0, 0, "4x24-scalar", stride=2
+        )

@@ -86,8 +86,7 @@ def test_kernel_agrees_with_reference(kernel, n) -> None:
     _skip_unsupported(kernel)
     a, a_scale, x, bias = _operands(67, 301, n, seed=1)
     ref = _core.qs8_gemm(a, a_scale, x, bias=bias, kernel="reference")
-    np.testing.assert_allclose(_core.qs8_gemm(a, a_scale, x, bias=bias, kernel=kernel), ref,
-                               rtol=RTOL, atol=_atol(ref))
+    np.testing.assert_allclose(_core.qs8_gemm(a, a_scale, x, bias=bias, kernel=kernel), ref, rtol=RTOL, atol=_atol(ref))
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -124,7 +123,8 @@ def test_vector_x_and_empty_dimensions() -> None:
     assert _core.qs8_gemm(a, a_scale, np.ones((10, 0))).shape == (6, 0)
     np.testing.assert_array_equal(  # k = 0: the bias alone
         _core.qs8_gemm(np.zeros((3, 0), np.int8), np.ones(3), np.zeros((0, 2)), bias=[1, 2, 3]),
-        np.array([[1, 1], [2, 2], [3, 3]], np.float32))
+        np.array([[1, 1], [2, 2], [3, 3]], np.float32),
+    )
 
 
 def test_quantized_product_is_close_to_float() -> None:

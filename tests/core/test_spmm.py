@@ -115,8 +115,7 @@ def test_kernel_matches_scipy(family, kernel, shape, with_bias) -> None:
     cb = _codebook(w.nnz) if family == "codebook" else None
     y = _run(family, w, x, kernel=kernel, bias=bias, codebook=cb)
     assert y.shape == (m, n) and y.dtype == np.float32
-    np.testing.assert_allclose(y, _expected(family, w, x, bias, cb), rtol=0,
-                               atol=_tolerance(_max_row_nnz(w)))
+    np.testing.assert_allclose(y, _expected(family, w, x, bias, cb), rtol=0, atol=_tolerance(_max_row_nnz(w)))
 
 
 @pytest.mark.parametrize("n", [1, 5, 8, 31, 32, 45, 100])
@@ -145,8 +144,7 @@ def test_row_range_leaves_other_rows_untouched(family, kernel, n) -> None:
     assert y is out
     np.testing.assert_array_equal(out[:2], 123.0)
     np.testing.assert_array_equal(out[6:], 123.0)
-    np.testing.assert_allclose(out[2:6], _expected(family, w, x, codebook=cb)[2:6], rtol=0,
-                               atol=_tolerance(40))
+    np.testing.assert_allclose(out[2:6], _expected(family, w, x, codebook=cb)[2:6], rtol=0, atol=_tolerance(40))
 
 
 @pytest.mark.parametrize("family", ["f32", "codebook"])
@@ -167,7 +165,8 @@ def test_empty_dimensions() -> None:
     w = sp.csr_matrix((3, 0), dtype=np.float32)
     np.testing.assert_array_equal(
         _core.spmm(w.indptr, w.indices, w.data, np.zeros((0, 2), np.float32), bias=np.ones(3)),
-        np.ones((3, 2), np.float32))
+        np.ones((3, 2), np.float32),
+    )
 
 
 def test_csr_matrix_is_validated_once_and_owns_its_data() -> None:
@@ -184,16 +183,19 @@ def test_csr_matrix_is_validated_once_and_owns_its_data() -> None:
 
 
 def test_default_kernels_are_the_best_supported() -> None:
-    for kernels, best in [(_core.spmm_kernels(), _core.best_spmm_kernel()),
-                          (_core.spmm_codebook_kernels(), _core.best_spmm_codebook_kernel())]:
+    for kernels, best in [
+        (_core.spmm_kernels(), _core.best_spmm_kernel()),
+        (_core.spmm_codebook_kernels(), _core.best_spmm_codebook_kernel()),
+    ]:
         supported = [k["name"] for k in kernels if k["supported"]]
         assert best == supported[-1]
         assert kernels[0]["name"] == "reference" and kernels[0]["supported"]
     w = _matrix(9, 17, 0.5)
     x = _x(17, 5)
-    np.testing.assert_array_equal(_core.spmm(w.indptr, w.indices, w.data, x),
-                                  _core.spmm(w.indptr, w.indices, w.data, x,
-                                             kernel=_core.best_spmm_kernel()))
+    np.testing.assert_array_equal(
+        _core.spmm(w.indptr, w.indices, w.data, x),
+        _core.spmm(w.indptr, w.indices, w.data, x, kernel=_core.best_spmm_kernel()),
+    )
 
 
 def test_kernel_list_entries() -> None:
@@ -210,8 +212,7 @@ def test_unknown_kernel_raises_value_error() -> None:
     with pytest.raises(ValueError, match=r"unknown spmm kernel 'nope'.*reference"):
         _core.spmm(w.indptr, w.indices, w.data, _x(3, 1), kernel="nope")
     with pytest.raises(ValueError, match=r"unknown spmm_codebook kernel 'nope'"):
-        _core.spmm_codebook(w.indptr, w.indices, np.zeros(w.nnz, np.uint8), np.ones(1),
-                            _x(3, 1), kernel="nope")
+        _core.spmm_codebook(w.indptr, w.indices, np.zeros(w.nnz, np.uint8), np.ones(1), _x(3, 1), kernel="nope")
 
 
 UNSUPPORTED = [(f, k) for f, k in ALL if not SUPPORTED[f][k]]
@@ -227,8 +228,7 @@ def test_unsupported_kernel_raises_not_implemented() -> None:
 
 # Each case: keyword arguments of spmm_codebook (valid defaults below) and the
 # message expected in the ValueError.
-_VALID = dict(indptr=[0, 2, 3], indices=[0, 2, 1], codes=[0, 1, 1], table=[0.5, -1.0],
-              x=np.ones((3, 2), np.float32))
+_VALID = dict(indptr=[0, 2, 3], indices=[0, 2, 1], codes=[0, 1, 1], table=[0.5, -1.0], x=np.ones((3, 2), np.float32))
 BAD_INPUTS = {
     "indptr-2d": (dict(indptr=[[0, 2, 3]]), "indptr must be 1-D"),
     "indptr-empty": (dict(indptr=[]), "at least one entry"),
@@ -272,8 +272,7 @@ def test_bad_codebook_inputs_raise_value_error(case) -> None:
     ids=["values-length", "x-rows", "index-too-large"],
 )
 def test_bad_f32_inputs_raise_value_error(changes, message) -> None:
-    args = dict(indptr=[0, 2, 3], indices=[0, 2, 1], values=[1.0, 2.0, 3.0],
-                x=np.ones((3, 2), np.float32)) | changes
+    args = dict(indptr=[0, 2, 3], indices=[0, 2, 1], values=[1.0, 2.0, 3.0], x=np.ones((3, 2), np.float32)) | changes
     with pytest.raises(ValueError, match=message):
         _core.spmm(**args)
 

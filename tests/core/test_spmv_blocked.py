@@ -17,8 +17,7 @@ def _supported(kernel: str) -> bool:
 
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("density", [0.0, 0.02, 0.16, 0.3, 0.7, 1.0])
-@pytest.mark.parametrize("m, k", [(1, 1), (8, 8), (231, 336), (10, 7), (77, 333), (500, 800), (3, 2048),
-                                  (65, 9)])
+@pytest.mark.parametrize("m, k", [(1, 1), (8, 8), (231, 336), (10, 7), (77, 333), (500, 800), (3, 2048), (65, 9)])
 def test_blocked_spmv_matches_float64(kernel, density, m, k):
     if not _supported(kernel):
         pytest.skip(f"{kernel} needs a CPU feature this machine lacks")

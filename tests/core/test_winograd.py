@@ -21,17 +21,33 @@ def _supported(kernel: str) -> bool:
 
 
 def _reference(x, w, b, pad, relu):
-    y = torch.nn.functional.conv2d(torch.from_numpy(x)[None].double(), torch.from_numpy(w).double(),
-                                   None if b is None else torch.from_numpy(b).double(), padding=pad)[0]
+    y = torch.nn.functional.conv2d(
+        torch.from_numpy(x)[None].double(),
+        torch.from_numpy(w).double(),
+        None if b is None else torch.from_numpy(b).double(),
+        padding=pad,
+    )[0]
     return (y.clamp(min=0) if relu else y).numpy()
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-@pytest.mark.parametrize("cin, cout, h, w, pad", [
-    (16, 16, 28, 28, 1), (32, 32, 14, 14, 1), (64, 64, 7, 7, 1),   # ResNet-20's three stages
-    (1, 1, 5, 5, 1), (3, 5, 7, 9, 1), (8, 33, 7, 7, 1), (13, 7, 11, 6, 1), (9, 17, 3, 3, 0),
-    (5, 3, 1, 1, 1), (2, 4, 6, 13, 2), (24, 40, 10, 10, 0), (17, 16, 4, 4, 1),
-])
+@pytest.mark.parametrize(
+    "cin, cout, h, w, pad",
+    [
+        (16, 16, 28, 28, 1),
+        (32, 32, 14, 14, 1),
+        (64, 64, 7, 7, 1),  # ResNet-20's three stages
+        (1, 1, 5, 5, 1),
+        (3, 5, 7, 9, 1),
+        (8, 33, 7, 7, 1),
+        (13, 7, 11, 6, 1),
+        (9, 17, 3, 3, 0),
+        (5, 3, 1, 1, 1),
+        (2, 4, 6, 13, 2),
+        (24, 40, 10, 10, 0),
+        (17, 16, 4, 4, 1),
+    ],
+)
 @pytest.mark.parametrize("relu", [False, True])
 def test_winograd_matches_torch(kernel, cin, cout, h, w, pad, relu):
     if not _supported(kernel):
@@ -56,8 +72,12 @@ def test_winograd_without_bias(kernel):
     x = rng.standard_normal((6, 9, 9)).astype(np.float32)
     wt = rng.standard_normal((10, 6, 3, 3)).astype(np.float32)
     ref = _reference(x, wt, None, 1, False)
-    np.testing.assert_allclose(_core.conv2d_winograd(x, wt, None, 1, 1, False, kernel), ref, rtol=0,
-                               atol=2e-6 * np.sqrt(54) * np.abs(ref).max())
+    np.testing.assert_allclose(
+        _core.conv2d_winograd(x, wt, None, 1, 1, False, kernel),
+        ref,
+        rtol=0,
+        atol=2e-6 * np.sqrt(54) * np.abs(ref).max(),
+    )
 
 
 def test_bad_winograd_arguments_are_value_errors():
@@ -73,8 +93,10 @@ def test_bad_winograd_arguments_are_value_errors():
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-@pytest.mark.parametrize("cin, cout, h, w, pad", [(16, 16, 28, 28, 1), (10, 11, 14, 14, 1), (13, 7, 11, 6, 1),
-                                                  (9, 17, 3, 3, 0), (3, 5, 7, 9, 1)])
+@pytest.mark.parametrize(
+    "cin, cout, h, w, pad",
+    [(16, 16, 28, 28, 1), (10, 11, 14, 14, 1), (13, 7, 11, 6, 1), (9, 17, 3, 3, 0), (3, 5, 7, 9, 1)],
+)
 @pytest.mark.parametrize("relu", [False, True])
 def test_winograd_with_a_residual_matches_torch(kernel, cin, cout, h, w, pad, relu):
     """A fused residual add: relu?(conv + bias + residual), edge tiles included."""

@@ -1,11 +1,10 @@
 """The smaller datasets used for smoke tests."""
 
+import pytest
 import torch
 
 from pakd.data import load_dataset
 from pakd.errors import DataError
-
-import pytest
 
 
 @pytest.mark.parametrize("name", ["digits", "synthetic"])

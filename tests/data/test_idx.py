@@ -13,8 +13,12 @@ from pakd.data import IMAGES_MAGIC, LABELS_MAGIC, load_fashion_mnist, read_idx
 from pakd.errors import DataError
 from tests.conftest import run_cli
 
-FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-         "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 
 
 def test_real_files_have_expected_counts_and_balanced_classes(fmnist):
@@ -79,8 +83,7 @@ def test_truncated_body_is_reported(broken_dir):
 
 
 def test_wrong_count_is_reported(broken_dir):
-    _rewrite(broken_dir / "t10k-labels-idx1-ubyte.gz",
-             lambda raw: raw[:4] + (9999).to_bytes(4, "big") + raw[8:-1])
+    _rewrite(broken_dir / "t10k-labels-idx1-ubyte.gz", lambda raw: raw[:4] + (9999).to_bytes(4, "big") + raw[8:-1])
     with pytest.raises(DataError, match="holds 9999 items, expected 10000"):
         load_fashion_mnist(broken_dir)
 

@@ -27,8 +27,11 @@ def free_port() -> int:
 
 
 def keygen(path: Path) -> Path:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "pakd-test", "-f", str(path)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "pakd-test", "-f", str(path)],
+        check=True,
+        capture_output=True,
+    )
     return path
 
 
@@ -62,10 +65,11 @@ class SshServer:
     proc: subprocess.Popen | None = None
 
     @classmethod
-    def create(cls, root: Path) -> "SshServer":
+    def create(cls, root: Path) -> SshServer:
         if not Path(SSHD).is_file():
-            raise RuntimeError("the OpenSSH server is not installed: sudo apt-get install -y openssh-server "
-                               "(make test installs it)")
+            raise RuntimeError(
+                "the OpenSSH server is not installed: sudo apt-get install -y openssh-server (make test installs it)"
+            )
         root.mkdir(parents=True, exist_ok=True)
         host_key = keygen(root / "host_ed25519")
         user_key = keygen(root / "user_ed25519")
@@ -81,20 +85,36 @@ class SshServer:
 
     def config(self) -> Path:
         cfg = self.root / "sshd_config"
-        cfg.write_text("\n".join([
-            f"Port {self.port}", "ListenAddress 127.0.0.1", f"HostKey {self.host_key}",
-            f"PidFile {self.root / 'sshd.pid'}", f"AuthorizedKeysFile {self.root / 'authorized_keys'}",
-            "PasswordAuthentication no", "KbdInteractiveAuthentication no", "PubkeyAuthentication yes",
-            "UsePAM no", "StrictModes no", "PermitRootLogin prohibit-password", "LogLevel ERROR",
-            "MaxStartups 100", "MaxSessions 100", ""]))
+        cfg.write_text(
+            "\n".join(
+                [
+                    f"Port {self.port}",
+                    "ListenAddress 127.0.0.1",
+                    f"HostKey {self.host_key}",
+                    f"PidFile {self.root / 'sshd.pid'}",
+                    f"AuthorizedKeysFile {self.root / 'authorized_keys'}",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    "PubkeyAuthentication yes",
+                    "UsePAM no",
+                    "StrictModes no",
+                    "PermitRootLogin prohibit-password",
+                    "LogLevel ERROR",
+                    "MaxStartups 100",
+                    "MaxSessions 100",
+                    "",
+                ]
+            )
+        )
         return cfg
 
     def start(self) -> None:
         if os.geteuid() == 0:
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         log = open(self.root / "sshd.log", "ab")
-        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.config())], stdout=log, stderr=log,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", str(self.config())], stdout=log, stderr=log, start_new_session=True
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -127,13 +147,24 @@ class SshServer:
 
     def devices_toml(self, name: str = "board", workdir: str | Path = "pakd-bench", **extra: object) -> str:
         """A devices.toml entry for this server (``extra`` adds or replaces keys)."""
-        fields: dict[str, object] = {"target": "host", "host": "127.0.0.1", "port": self.port, "user": self.user,
-                                     "identity_file": str(self.user_key), "known_hosts": str(self.known_hosts),
-                                     "workdir": str(workdir), "connect_timeout": 5, "ssh_config": False}
+        fields: dict[str, object] = {
+            "target": "host",
+            "host": "127.0.0.1",
+            "port": self.port,
+            "user": self.user,
+            "identity_file": str(self.user_key),
+            "known_hosts": str(self.known_hosts),
+            "workdir": str(workdir),
+            "connect_timeout": 5,
+            "ssh_config": False,
+        }
         fields.update(extra)
 
         def value(v: object) -> str:
             if isinstance(v, bool):
                 return "true" if v else "false"
-            return str(v) if isinstance(v, (int, float)) else '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+            return (
+                str(v) if isinstance(v, (int, float)) else '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+            )
+
         return f"[devices.{name}]\n" + "".join(f"{k} = {value(v)}\n" for k, v in fields.items())

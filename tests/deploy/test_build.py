@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from pakd.deploy.build import BuildConfig, BuildError, build, resolve_student, verify
 from pakd.deploy.bundle import BundleError
-from pakd.models import build_model
 from pakd.modelio import save_model
+from pakd.models import build_model
 from tests.conftest import run_cli
 from tests.deploy.conftest import require_target, shared_build_cache
 
@@ -32,7 +31,10 @@ def cfg_for(tmp_path_factory):
     cache = shared_build_cache(tmp_path_factory)
 
     def make(name: str, out: Path) -> BuildConfig:
-        return BuildConfig(target=require_target(name, emulator=name != "host"), backend="native", out_dir=out, cache_dir=cache)
+        return BuildConfig(
+            target=require_target(name, emulator=name != "host"), backend="native", out_dir=out, cache_dir=cache
+        )
+
     return make
 
 
@@ -62,8 +64,15 @@ def test_host_bundle_runs_and_matches_its_golden_output(cfg_for, models, tmp_pat
     result = build(models["teacher"], cfg_for("host", tmp_path / "host"))
     m = result.bundle.manifest
     assert m["backend"] == "native" and m["target"]["name"] == "host"
-    assert {e["role"] for e in m["files"].values()} >= {"model", "runner", "static-library", "shared-library",
-                                                       "golden-input", "golden-output", "header"}
+    assert {e["role"] for e in m["files"].values()} >= {
+        "model",
+        "runner",
+        "static-library",
+        "shared-library",
+        "golden-input",
+        "golden-output",
+        "header",
+    }
     rep = verify(tmp_path / "host")
     assert rep.ok and rep.max_abs_diff <= 1e-5 and not rep.emulated
 

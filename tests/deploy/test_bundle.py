@@ -13,8 +13,9 @@ def _bundle(tmp_path):
     (tmp_path / "model.pakd").write_bytes(b"PAKD" + bytes(100))
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "pakd-run").write_bytes(b"\x7fELF")
-    write_manifest(tmp_path, {"model.pakd": "model", "bin/pakd-run": "runner"}, target={"name": "rpi4"},
-                   backend="native")
+    write_manifest(
+        tmp_path, {"model.pakd": "model", "bin/pakd-run": "runner"}, target={"name": "rpi4"}, backend="native"
+    )
     return tmp_path
 
 

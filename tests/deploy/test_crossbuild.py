@@ -16,7 +16,7 @@ import torch
 
 from pakd.deploy.crossbuild import CrossBuildError, NativeArtifacts, cross_build_native
 from pakd.deploy.emulate import run_emulated
-from pakd.deploy.targets import Compiler, Target, TargetError, load_target
+from pakd.deploy.targets import Compiler, TargetError, load_target
 from tests.deploy.conftest import require_target
 
 ELF_MACHINE = {"x86_64": 62, "aarch64": 183, "armv7": 40}
@@ -103,8 +103,12 @@ def test_host_pakd_run_matches_the_binding(tmp_path_factory, lenet_pakd: Lenet, 
 
     a = native("host", tmp_path_factory)
     out = tmp_path / "out.f32"
-    r = subprocess.run([str(a.pakd_run), str(lenet_pakd.path), "--input", str(lenet_pakd.input_file),
-                        "--save-output", str(out)], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [str(a.pakd_run), str(lenet_pakd.path), "--input", str(lenet_pakd.input_file), "--save-output", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     np.testing.assert_allclose(np.fromfile(out, dtype="<f4"), lenet_pakd.output, atol=1e-5, rtol=0)
 
@@ -114,9 +118,23 @@ def test_arm_pakd_run_under_qemu_matches_the_binding(name, tmp_path_factory, len
     target = require_target(name, emulator=True)
     a = native(name, tmp_path_factory)
     out = tmp_path / "out.f32"
-    r = run_emulated(target, [a.pakd_run, lenet_pakd.path, "--input", lenet_pakd.input_file,
-                              "--save-output", out, "--expect", lenet_pakd.output_file, "--atol", "1e-5"],
-                     cwd=tmp_path, timeout=120)
+    r = run_emulated(
+        target,
+        [
+            a.pakd_run,
+            lenet_pakd.path,
+            "--input",
+            lenet_pakd.input_file,
+            "--save-output",
+            out,
+            "--expect",
+            lenet_pakd.output_file,
+            "--atol",
+            "1e-5",
+        ],
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "OK" in r.stdout and r.instructions is None
     np.testing.assert_allclose(np.fromfile(out, dtype="<f4"), lenet_pakd.output, atol=1e-5, rtol=0)
@@ -135,10 +153,21 @@ def conv3x3_pakd(tmp_path_factory) -> Lenet:
     d = tmp_path_factory.mktemp("conv3x3-xb")
     torch.manual_seed(0)
     model = nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-        nn.Conv2d(16, 24, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(24, 21, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(21, 32, 1, stride=2), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.Flatten(),
-        nn.Linear(32 * 7 * 7, 10)).eval()
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.Conv2d(16, 24, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(24, 21, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(21, 32, 1, stride=2),
+        nn.Conv2d(32, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(32 * 7 * 7, 10),
+    ).eval()
     path = d / "conv3x3.pakd"
     export_pakd(model, path)
     x = np.random.default_rng(2).standard_normal((1, 1, 28, 28)).astype("<f4")
@@ -151,26 +180,45 @@ def conv3x3_pakd(tmp_path_factory) -> Lenet:
 
 
 @pytest.mark.parametrize("name", ["rpi4", "rpi3"])
-def test_arm_winograd_and_strided_convolutions_under_qemu_match_the_host(name, tmp_path_factory, conv3x3_pakd,
-                                                                         tmp_path):
+def test_arm_winograd_and_strided_convolutions_under_qemu_match_the_host(
+    name, tmp_path_factory, conv3x3_pakd, tmp_path
+):
     """The portable Winograd and strided direct kernels on ARM (NEON through the compiler) give the
     host's AVX2 numbers within 1e-4 of the output scale (different summation orders)."""
     target = require_target(name, emulator=True)
     a = native(name, tmp_path_factory)
     out = tmp_path / "out.f32"
     atol = 1e-4 * max(1.0, float(np.abs(conv3x3_pakd.output).max()))
-    r = run_emulated(target, [a.pakd_run, conv3x3_pakd.path, "--input", conv3x3_pakd.input_file,
-                              "--save-output", out, "--expect", conv3x3_pakd.output_file, "--atol", str(atol)],
-                     cwd=tmp_path, timeout=120)
+    r = run_emulated(
+        target,
+        [
+            a.pakd_run,
+            conv3x3_pakd.path,
+            "--input",
+            conv3x3_pakd.input_file,
+            "--save-output",
+            out,
+            "--expect",
+            conv3x3_pakd.output_file,
+            "--atol",
+            str(atol),
+        ],
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     np.testing.assert_allclose(np.fromfile(out, dtype="<f4"), conv3x3_pakd.output, atol=atol, rtol=0)
 
 
 def test_missing_cross_compiler_names_the_apt_package(tmp_path):
-    target = dataclasses.replace(load_target("rpi4"), compiler=Compiler("no-such-gcc", "no-such-g++"),
-                                 apt=("g++-no-such-arch",))
-    with pytest.raises(TargetError, match=r"no-such-gcc, no-such-g\+\+ not found; install with: "
-                                          r"sudo apt-get install -y g\+\+-no-such-arch"):
+    target = dataclasses.replace(
+        load_target("rpi4"), compiler=Compiler("no-such-gcc", "no-such-g++"), apt=("g++-no-such-arch",)
+    )
+    with pytest.raises(
+        TargetError,
+        match=r"no-such-gcc, no-such-g\+\+ not found; install with: "
+        r"sudo apt-get install -y g\+\+-no-such-arch",
+    ):
         cross_build_native(target, tmp_path)
     assert not (tmp_path / "rpi4").exists()
 

@@ -52,9 +52,28 @@ def demo_dirs(tmp_path_factory):
 
 
 def _demo(root: Path, cache: Path, *extra: str):
-    return run_cli("demo", *extra, "--model", "lenet-300-100", "--epochs", "1", "--recipe", str(root / "recipe.toml"),
-                   "--runs-dir", str(root / "runs"), "--build-dir", str(root / "build"), "--db", str(root / "results.db"),
-                   "--cache-dir", str(cache), "--json", str(root / "summary.json"), "-q", cwd=root)
+    return run_cli(
+        "demo",
+        *extra,
+        "--model",
+        "lenet-300-100",
+        "--epochs",
+        "1",
+        "--recipe",
+        str(root / "recipe.toml"),
+        "--runs-dir",
+        str(root / "runs"),
+        "--build-dir",
+        str(root / "build"),
+        "--db",
+        str(root / "results.db"),
+        "--cache-dir",
+        str(cache),
+        "--json",
+        str(root / "summary.json"),
+        "-q",
+        cwd=root,
+    )
 
 
 def test_demo_end_to_end_then_reuse(demo_dirs):
@@ -91,7 +110,11 @@ def test_demo_end_to_end_then_reuse(demo_dirs):
     third = _demo(root, cache, "--measure-again")
     out3 = third.stdout + third.stderr
     assert third.returncode == 0, out3[-3000:]
-    assert out3.count("up to date") == 4 and "reused the stored timings" not in out3 and "stored rows reused" not in out3
-    rows3 = [json.loads(r) for r in run_cli("results", "--db", str(root / "results.db"), "--json").stdout.split("\n") if r]
+    assert (
+        out3.count("up to date") == 4 and "reused the stored timings" not in out3 and "stored rows reused" not in out3
+    )
+    rows3 = [
+        json.loads(r) for r in run_cli("results", "--db", str(root / "results.db"), "--json").stdout.split("\n") if r
+    ]
     assert len(rows3) == 2 * len(rows)
     assert len({r["session"] for r in rows3}) == 2 * len({json.loads(r)["session"] for r in rows})

@@ -74,8 +74,10 @@ def test_plain_run_counts_nothing_and_passes_no_host_environment(loop_prog, tmp_
     target, _ = loop_prog
     monkeypatch.setenv("PAKD_SECRET_HOST_VARIABLE", "1")
     env_c = tmp_path / "env.c"
-    env_c.write_text('#include <stdio.h>\nextern char** environ;\n'
-                     'int main(void) { for (char** e = environ; *e; ++e) puts(*e); return 3; }\n')
+    env_c.write_text(
+        "#include <stdio.h>\nextern char** environ;\n"
+        "int main(void) { for (char** e = environ; *e; ++e) puts(*e); return 3; }\n"
+    )
     subprocess.run([target.compiler.cc, "-o", tmp_path / "env", env_c], check=True)
     r = run_emulated(target, [tmp_path / "env"], cwd=tmp_path, count_instructions=False, timeout=60)
     assert (r.returncode, r.stdout, r.instructions) == (3, "", None)
@@ -104,10 +106,12 @@ def test_bigger_model_takes_clearly_more_instructions_per_inference(tmp_path_fac
 def test_iters_failure_is_one_line(tmp_path_factory, plugin, tmp_path):
     target = require_target("rpi4", emulator=True)
     pakd_run = native("rpi4", tmp_path_factory).pakd_run
-    with pytest.raises(EmulationError, match=r"pakd-run --iters 3 under qemu-aarch64 failed \(exit 2\): "
-                                             r"pakd-run: cannot load model") as err:
-        instructions_per_inference(target, [pakd_run, tmp_path / "missing.pakd"], iters=3, cwd=tmp_path,
-                                   plugin=plugin)
+    with pytest.raises(
+        EmulationError,
+        match=r"pakd-run --iters 3 under qemu-aarch64 failed \(exit 2\): "
+        r"pakd-run: cannot load model",
+    ) as err:
+        instructions_per_inference(target, [pakd_run, tmp_path / "missing.pakd"], iters=3, cwd=tmp_path, plugin=plugin)
     assert "\n" not in str(err.value)
 
 
@@ -118,8 +122,11 @@ def test_target_without_emulator_is_an_error(tmp_path):
 
 def test_missing_qemu_names_the_apt_package(tmp_path):
     target = dataclasses.replace(load_target("rpi4"), emulator=("qemu-no-such-arch", "-L", "/usr/x"))
-    with pytest.raises(TargetError, match=r"qemu-no-such-arch not found; install with: "
-                                          r"sudo apt-get install -y qemu-user"):
+    with pytest.raises(
+        TargetError,
+        match=r"qemu-no-such-arch not found; install with: "
+        r"sudo apt-get install -y qemu-user",
+    ):
         run_emulated(target, ["prog"], cwd=tmp_path, count_instructions=True)
 
 

@@ -20,8 +20,8 @@ from pakd.deploy.devices import Device, DeviceError, load_devices, parse_ssh_url
 from pakd.deploy.remote import BenchPlan, bench_bundles, compare, describe_bundle
 from pakd.deploy.results import open_store, read_rows
 from pakd.deploy.transport import SshTransport
-from pakd.models import build_model
 from pakd.modelio import save_model
+from pakd.models import build_model
 from tests.conftest import run_cli
 from tests.deploy.conftest import require_target, shared_build_cache
 from tests.deploy.sshd import SshServer
@@ -51,7 +51,7 @@ def bundles(tmp_path_factory):
     from safetensors.torch import load_file, save_file
 
     weights = load_file(student / "model.safetensors")
-    for k, v in weights.items():
+    for v in weights.values():
         if v.dim() > 1:
             v[v.abs() < v.abs().flatten().quantile(0.9)] = 0
     save_file(weights, student / "model.safetensors")
@@ -127,7 +127,7 @@ def test_server_killed_mid_run_keeps_rows_and_rerun_completes(bundles, server, t
     def progress(device: str, done: int, total: int, what: str) -> None:
         if what and done == 2 and not killed.is_set():
             killed.set()
-            threading.Timer(0.3, server.kill).start()   # while the third timing runs on the device
+            threading.Timer(0.3, server.kill).start()  # while the third timing runs on the device
 
     t0 = time.monotonic()
     with open_store(tmp_path / "results.db") as store:
@@ -136,7 +136,7 @@ def test_server_killed_mid_run_keeps_rows_and_rerun_completes(bundles, server, t
     assert killed.is_set() and out.error is not None
     assert "lost the connection" in out.error or "cannot connect" in out.error, out.error
     assert len(kept) == 2 and time.monotonic() - t0 < 60
-    server.start()   # the board is back
+    server.start()  # the board is back
     with open_store(tmp_path / "results.db") as store:
         s2, (again,) = bench_bundles([bundles["student"]], [dev], slow, store)
         assert s2 == session and again.error is None
@@ -156,7 +156,7 @@ def test_unknown_host_key_refused_unless_accepted(bundles, server, tmp_path):
         _, (ok,) = bench_bundles([bundles["student"]], [dev], PLAN, store)
     assert ok.error is None
     key = server.host_key.with_suffix(".pub").read_text().split()[1]
-    assert key in empty.read_text()   # trusted on first use, and recorded
+    assert key in empty.read_text()  # trusted on first use, and recorded
 
 
 def test_wrong_host_key_refused_even_with_accept_new(bundles, server, tmp_path):
@@ -178,8 +178,15 @@ def test_unreachable_host_clear_error_within_timeout(bundles, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
-    dev = Device(name="gone", host="127.0.0.1", port=closed, known_hosts=tmp_path / "kh", connect_timeout=2,
-                 ssh_config=False, workdir=str(tmp_path / "w"))
+    dev = Device(
+        name="gone",
+        host="127.0.0.1",
+        port=closed,
+        known_hosts=tmp_path / "kh",
+        connect_timeout=2,
+        ssh_config=False,
+        workdir=str(tmp_path / "w"),
+    )
     with open_store(tmp_path / "results.db") as store:
         _, (out,) = bench_bundles([bundles["student"]], [dev], PLAN, store)
     assert out.error and "connection refused" in out.error
@@ -187,8 +194,15 @@ def test_unreachable_host_clear_error_within_timeout(bundles, tmp_path):
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(5)
-    dev = Device(name="mute", host="127.0.0.1", port=silent.getsockname()[1], known_hosts=tmp_path / "kh",
-                 connect_timeout=2, ssh_config=False, workdir=str(tmp_path / "w"))
+    dev = Device(
+        name="mute",
+        host="127.0.0.1",
+        port=silent.getsockname()[1],
+        known_hosts=tmp_path / "kh",
+        connect_timeout=2,
+        ssh_config=False,
+        workdir=str(tmp_path / "w"),
+    )
     t0 = time.monotonic()
     try:
         with open_store(tmp_path / "results.db") as store:
@@ -220,10 +234,10 @@ def test_corrupted_in_transit_detected_and_removed(bundles, server, tmp_path, mo
         assert out.error and "hash mismatch" in out.error and "model.pakd" in out.error
         assert store.rows() == []
         model_sha = describe_bundle(bundles["student"]).files["model.pakd"]
-        assert not (tmp_path / "remote" / "blobs" / model_sha).exists()   # the bad copy is gone
+        assert not (tmp_path / "remote" / "blobs" / model_sha).exists()  # the bad copy is gone
         monkeypatch.undo()
         _, (ok,) = bench_bundles([bundles["student"]], [dev], PLAN, store)
-    assert ok.error is None and ok.uploaded == 1   # only the file that was bad goes again
+    assert ok.error is None and ok.uploaded == 1  # only the file that was bad goes again
 
 
 def test_two_devices_in_parallel_and_local(bundles, server, tmp_path):
@@ -240,11 +254,28 @@ def test_two_devices_in_parallel_and_local(bundles, server, tmp_path):
 def test_cli_bench_and_results(bundles, server, tmp_path):
     (tmp_path / "devices.toml").write_text(server.devices_toml(workdir=str(tmp_path / "remote")))
     db = tmp_path / "r.db"
-    args = ["bench", str(bundles["teacher"]), str(bundles["student"]), "--device", "board", "--devices",
-            str(tmp_path / "devices.toml"), "--db", str(db), "--runs", "1", "--repeats", "20", "--min-time", "0.05",
-            "--threads", "1", "-q"]
+    args = [
+        "bench",
+        str(bundles["teacher"]),
+        str(bundles["student"]),
+        "--device",
+        "board",
+        "--devices",
+        str(tmp_path / "devices.toml"),
+        "--db",
+        str(db),
+        "--runs",
+        "1",
+        "--repeats",
+        "20",
+        "--min-time",
+        "0.05",
+        "--threads",
+        "1",
+        "-q",
+    ]
     r = run_cli(*args)
-    assert r.returncode == 0, (r.stdout + r.stderr)
+    assert r.returncode == 0, r.stdout + r.stderr
     assert "teacher vs student" in (r.stdout + r.stderr) and "measured 2" in (r.stdout + r.stderr)
     rows = read_rows(db)
     assert len(rows) == 2 and {x["role"] for x in rows} == {"teacher", "student"}
@@ -258,13 +289,28 @@ def test_cli_bench_and_results(bundles, server, tmp_path):
 def test_cli_bench_unknown_key_is_one_line_error(bundles, server, tmp_path):
     empty = tmp_path / "kh"
     empty.write_text("")
-    r = run_cli("bench", str(bundles["student"]), "--device", f"ssh://{server.user}@127.0.0.1:{server.port}",
-                "--identity", str(server.user_key), "--known-hosts", str(empty), "--db", str(tmp_path / "r.db"),
-                "--runs", "1", "--threads", "1", "-q")
+    r = run_cli(
+        "bench",
+        str(bundles["student"]),
+        "--device",
+        f"ssh://{server.user}@127.0.0.1:{server.port}",
+        "--identity",
+        str(server.user_key),
+        "--known-hosts",
+        str(empty),
+        "--db",
+        str(tmp_path / "r.db"),
+        "--runs",
+        "1",
+        "--threads",
+        "1",
+        "-q",
+    )
     assert r.returncode == 1 and "not in" in (r.stdout + r.stderr) and "Traceback" not in (r.stdout + r.stderr)
 
 
 # -- devices.toml and URLs (no server) --------------------------------------------------------
+
 
 def test_ssh_url():
     d = parse_ssh_url("ssh://pi@10.0.0.7:2222")
@@ -275,17 +321,20 @@ def test_ssh_url():
             parse_ssh_url(bad)
 
 
-@pytest.mark.parametrize("body, message", [
-    ('[devices.pi]\nhost = "x"\ncolour = 1\n', "unknown key 'colour'"),
-    ('[devices.pi]\nport = 22\n', "host is required"),
-    ('[devices.pi]\nhost = "x"\nport = 0\n', "port must be in 1..65535"),
-    ('[devices.pi]\nhost = "x"\nport = "22"\n', "port must be int"),
-    ('[devices.pi]\nhost = "x"\ntarget = "toaster"\n', "target:"),
-    ('[devices.local]\nhost = "x"\n', "reserved"),
-    ('[boards.pi]\nhost = "x"\n', "unknown section"),
-    ('[devices.pi]\nhost = "x"\nconnect_timeout = -1\n', "connect_timeout must be > 0"),
-    ("[devices.pi\n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ('[devices.pi]\nhost = "x"\ncolour = 1\n', "unknown key 'colour'"),
+        ("[devices.pi]\nport = 22\n", "host is required"),
+        ('[devices.pi]\nhost = "x"\nport = 0\n', "port must be in 1..65535"),
+        ('[devices.pi]\nhost = "x"\nport = "22"\n', "port must be int"),
+        ('[devices.pi]\nhost = "x"\ntarget = "toaster"\n', "target:"),
+        ('[devices.local]\nhost = "x"\n', "reserved"),
+        ('[boards.pi]\nhost = "x"\n', "unknown section"),
+        ('[devices.pi]\nhost = "x"\nconnect_timeout = -1\n', "connect_timeout must be > 0"),
+        ("[devices.pi\n", "not valid TOML"),
+    ],
+)
 def test_devices_file_errors(tmp_path, body, message):
     f = tmp_path / "devices.toml"
     f.write_text(body)

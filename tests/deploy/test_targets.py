@@ -47,16 +47,22 @@ def test_a_user_board_needs_no_code(tmp_path):
     assert "myboard" in {x.name for x in list_targets(d)}
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda s: s.replace('cores = 8', 'cores = 8\nram = 4'), "unknown key target.ram"),
-    (lambda s: s.replace('triple = "aarch64-linux-gnu"', 'triple = "x86_64-linux-gnu"'), "is not an aarch64 triple"),
-    (lambda s: s.replace('triple = "aarch64-linux-gnu"', 'triple = "not a triple"'), "expected a GNU triple"),
-    (lambda s: s.replace('arch = "aarch64"', 'arch = "mips"'), "target.arch: expected one of"),
-    (lambda s: s.replace('cores = 8', 'cores = "eight"'), "target.cores: expected an integer"),
-    (lambda s: s + "\n[board]\nx = 1\n", "unknown section [board]"),
-    (lambda s: s.replace('name = "myboard"', 'name = "other"'), "does not match the file name"),
-    (lambda s: s.replace("[target]", "[target"), "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda s: s.replace("cores = 8", "cores = 8\nram = 4"), "unknown key target.ram"),
+        (
+            lambda s: s.replace('triple = "aarch64-linux-gnu"', 'triple = "x86_64-linux-gnu"'),
+            "is not an aarch64 triple",
+        ),
+        (lambda s: s.replace('triple = "aarch64-linux-gnu"', 'triple = "not a triple"'), "expected a GNU triple"),
+        (lambda s: s.replace('arch = "aarch64"', 'arch = "mips"'), "target.arch: expected one of"),
+        (lambda s: s.replace("cores = 8", 'cores = "eight"'), "target.cores: expected an integer"),
+        (lambda s: s + "\n[board]\nx = 1\n", "unknown section [board]"),
+        (lambda s: s.replace('name = "myboard"', 'name = "other"'), "does not match the file name"),
+        (lambda s: s.replace("[target]", "[target"), "not valid TOML"),
+    ],
+)
 def test_bad_target_files_say_what_is_wrong(tmp_path, edit, message):
     d = _write(tmp_path, "myboard", edit(GOOD))
     with pytest.raises(TargetError, match=message.replace("[", r"\[").replace("]", r"\]")):
@@ -70,7 +76,9 @@ def test_unknown_target_lists_the_known_ones():
 
 def test_missing_compiler_names_the_apt_command(tmp_path):
     d = _write(tmp_path, "myboard", GOOD.replace("aarch64-linux-gnu-gcc", "no-such-gcc"))
-    with pytest.raises(TargetError, match="no-such-gcc not found; install with: sudo apt-get install -y g\\+\\+-aarch64-linux-gnu"):
+    with pytest.raises(
+        TargetError, match="no-such-gcc not found; install with: sudo apt-get install -y g\\+\\+-aarch64-linux-gnu"
+    ):
         load_target("myboard", d).check_toolchain()
 
 

@@ -66,12 +66,15 @@ def test_accountant_bytes_are_the_file_and_the_file_is_the_model():
     assert {p.name for p in tensor_plans(model, ws)} == set(model.state_dict())
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda b: b[:10], "shorter than the .pakd header"),
-    (lambda b: b"XXXX" + b[4:], "bad magic"),
-    (lambda b: b[:-8], "does not match the header"),
-    (lambda b: b[:40] + bytes([b[40] ^ 0xFF]) + b[41:], "checksum mismatch"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda b: b[:10], "shorter than the .pakd header"),
+        (lambda b: b"XXXX" + b[4:], "bad magic"),
+        (lambda b: b[:-8], "does not match the header"),
+        (lambda b: b[:40] + bytes([b[40] ^ 0xFF]) + b[41:], "checksum mismatch"),
+    ],
+)
 def test_hostile_files_are_rejected(mutate, message):
     blob = write_pakd([TensorPlan("w", _sparse((16, 16), 0.2))], {})
     with pytest.raises(FormatError, match=message):
@@ -85,7 +88,7 @@ def test_record_lengths_are_checked_even_with_a_valid_checksum():
 
     blob = bytearray(write_pakd([TensorPlan("w", np.ones((4, 4), np.float32), allow_sparse=False)], {}))
     i = blob.find(struct.pack("<I", 64))  # the dense value block's byte length
-    blob[i:i + 4] = struct.pack("<I", 1 << 30)
+    blob[i : i + 4] = struct.pack("<I", 1 << 30)
     blob[24:28] = struct.pack("<I", zlib.crc32(bytes(blob[32:])))
     with pytest.raises(FormatError):
         read_pakd(bytes(blob))

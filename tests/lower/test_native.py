@@ -14,8 +14,15 @@ from pakd.quant.accountant import serialize
 
 def test_lenet5_lowers_to_fused_ops():
     ops = lower(build_model("lenet5").eval(), (1, 28, 28)).describe()
-    assert [o.split()[0] for o in ops] == ["conv2d+relu", "maxpool", "conv2d+relu", "maxpool", "reshape",
-                                           "linear+relu", "linear"]
+    assert [o.split()[0] for o in ops] == [
+        "conv2d+relu",
+        "maxpool",
+        "conv2d+relu",
+        "maxpool",
+        "reshape",
+        "linear+relu",
+        "linear",
+    ]
 
 
 def test_batch_norm_is_folded_and_activations_fused_in_resnet20():
@@ -52,8 +59,9 @@ def test_export_from_a_model_folder(tmp_path):
     from pakd.modelio import save_model
 
     model = build_model("lenet-300-100")
-    save_model(tmp_path / "m", model, {"model": {"name": "lenet-300-100", "args": {}},
-                                        "data": {"input_shape": [1, 28, 28]}})
+    save_model(
+        tmp_path / "m", model, {"model": {"name": "lenet-300-100", "args": {}}, "data": {"input_shape": [1, 28, 28]}}
+    )
     blob = export_pakd(tmp_path / "m", tmp_path / "m.pakd")
     assert (tmp_path / "m.pakd").read_bytes() == blob
     meta, _ = read_pakd(blob)

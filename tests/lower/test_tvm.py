@@ -125,14 +125,18 @@ def test_rpi4_build_runs_under_qemu_and_matches_the_host(lenet, host_build, tmp_
     assert {p.name for p in (tmp_path / "lib").iterdir()} == {"libtvm_runtime.so", "libtvm_ffi.so"}
     assert b"\x7fELF" == build.model.read_bytes()[:4] and build.model.read_bytes()[18] == 183  # EM_AARCH64
     (tmp_path / "in.f32").write_bytes((host_out_dir / "in.f32").read_bytes())
-    proc = _run([*rpi4.emulator, f"./{runner.name}", "./model.so", "--input", "in.f32", "--output", "out.f32"],
-                tmp_path)
+    proc = _run(
+        [*rpi4.emulator, f"./{runner.name}", "./model.so", "--input", "in.f32", "--output", "out.f32"], tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
-    host = _run([f"./{host_build[1].name}", "model.so", "--input", "in.f32", "--output", "out.f32"],
-                host_out_dir)
+    host = _run([f"./{host_build[1].name}", "model.so", "--input", "in.f32", "--output", "out.f32"], host_out_dir)
     assert host.returncode == 0, host.stderr
-    np.testing.assert_allclose(np.fromfile(tmp_path / "out.f32", dtype="<f4"),
-                               np.fromfile(host_out_dir / "out.f32", dtype="<f4"), rtol=0, atol=ATOL)
+    np.testing.assert_allclose(
+        np.fromfile(tmp_path / "out.f32", dtype="<f4"),
+        np.fromfile(host_out_dir / "out.f32", dtype="<f4"),
+        rtol=0,
+        atol=ATOL,
+    )
 
 
 def test_rpi3_has_no_tvm_runtime(tmp_path):
@@ -142,8 +146,9 @@ def test_rpi3_has_no_tvm_runtime(tmp_path):
 
 def test_missing_cross_compiler_names_the_apt_package(lenet, tmp_path):
     model, _, _ = lenet
-    broken = replace(load_target("rpi4"), compiler=Compiler(cc="no-such-gcc", cxx="no-such-g++"),
-                     apt=("g++-no-such-arch",))
+    broken = replace(
+        load_target("rpi4"), compiler=Compiler(cc="no-such-gcc", cxx="no-such-g++"), apt=("g++-no-such-arch",)
+    )
     with pytest.raises(TargetError, match="sudo apt-get install -y g\\+\\+-no-such-arch"):
         compile_tvm(model, SAMPLE_SHAPE, broken, tmp_path)
     with pytest.raises(TargetError, match="no-such-g\\+\\+ not found"):

@@ -14,7 +14,8 @@ from pakd.models import build_model, load_weights
 
 @pytest.fixture
 def user_module(tmp_path, monkeypatch):
-    (tmp_path / "my_models.py").write_text(textwrap.dedent("""
+    (tmp_path / "my_models.py").write_text(
+        textwrap.dedent("""
         from torch import nn
 
         def tiny(hidden=16):
@@ -22,7 +23,8 @@ def user_module(tmp_path, monkeypatch):
 
         def not_a_model():
             return 42
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     return tmp_path
 
@@ -36,12 +38,15 @@ def test_user_factory_with_arguments_and_weights(user_module, tmp_path):
     assert torch.equal(model(x), reference(x))
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("my_models:nope", "has no callable 'nope'"),
-    ("no_such_module_xyz:f", "cannot import module 'no_such_module_xyz'"),
-    ("my_models:not_a_model", "returned int, not a torch.nn.Module"),
-    ("resnet21", "unknown model 'resnet21'"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("my_models:nope", "has no callable 'nope'"),
+        ("no_such_module_xyz:f", "cannot import module 'no_such_module_xyz'"),
+        ("my_models:not_a_model", "returned int, not a torch.nn.Module"),
+        ("resnet21", "unknown model 'resnet21'"),
+    ],
+)
 def test_bad_model_specs_are_clear(user_module, spec, message):
     with pytest.raises(ModelError, match=message):
         build_model(spec)

@@ -43,19 +43,22 @@ def test_good_recipe_parses_into_frozen_configs():
     assert r.stages[1].distill.teachers == ("teacher", "previous")
 
 
-@pytest.mark.parametrize("old, new, message", [
-    ('method = "unstructured"', 'method = "lottery"', "unknown pruning method 'lottery'"),
-    ("amount = 0.9", "amount = 1.5", r"stage 1 \(prune\).prune.amount: 1.5 is not in \[0, 1\)"),
-    ("amount = 0.9", 'amount = "lots"', "expected float, got str"),
-    ("epochs = 2", "epochs = 0", "epochs: 0 is not >= 1"),
-    ("epochs = 2", "", "missing required key 'epochs'"),
-    ('method = "kmeans"', 'method = "pq"', "quantize.method: 'pq' is not one of"),
-    ("bits = { linear = 4 }", "bits = { linear = 12 }", "bits: expected"),
-    ("alpha = 0.5", "alpha = 0.5\ncolour = 3", "unknown key"),
-    ('teachers = ["teacher"]', 'teachers = ["previous"]', "'previous' needs an earlier stage"),
-    ('name = "x"', 'name = "x"\n[extra]', "unknown section"),
-    ("lr = 0.01", "lr = true", "expected float, got a boolean"),
-])
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        ('method = "unstructured"', 'method = "lottery"', "unknown pruning method 'lottery'"),
+        ("amount = 0.9", "amount = 1.5", r"stage 1 \(prune\).prune.amount: 1.5 is not in \[0, 1\)"),
+        ("amount = 0.9", 'amount = "lots"', "expected float, got str"),
+        ("epochs = 2", "epochs = 0", "epochs: 0 is not >= 1"),
+        ("epochs = 2", "", "missing required key 'epochs'"),
+        ('method = "kmeans"', 'method = "pq"', "quantize.method: 'pq' is not one of"),
+        ("bits = { linear = 4 }", "bits = { linear = 12 }", "bits: expected"),
+        ("alpha = 0.5", "alpha = 0.5\ncolour = 3", "unknown key"),
+        ('teachers = ["teacher"]', 'teachers = ["previous"]', "'previous' needs an earlier stage"),
+        ('name = "x"', 'name = "x"\n[extra]', "unknown section"),
+        ("lr = 0.01", "lr = true", "expected float, got a boolean"),
+    ],
+)
 def test_each_mistake_gets_a_clear_message(old, new, message):
     assert old in GOOD
     with pytest.raises(RecipeError, match=message):

@@ -51,8 +51,11 @@ teachers = ["teacher", "previous"]
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("teacher") / "teacher"
-    job = TeacherJob(model="lenet5", data="synthetic",
-                     train=TrainConfig(epochs=2, batch_size=100, augment="none", lr=0.02, threads=1))
+    job = TeacherJob(
+        model="lenet5",
+        data="synthetic",
+        train=TrainConfig(epochs=2, batch_size=100, augment="none", lr=0.02, threads=1),
+    )
     train_teacher(job, folder)
     return folder
 
@@ -96,7 +99,9 @@ def test_a_run_refuses_another_recipe(tmp_path, teacher):
     from pakd.errors import RunError
 
     with pytest.raises(RunError, match="another recipe"):
-        compress(CompressJob(recipe_path=other, teacher_dir=teacher, run_dir=tmp_path / "run", threads=1), QuietProgress)
+        compress(
+            CompressJob(recipe_path=other, teacher_dir=teacher, run_dir=tmp_path / "run", threads=1), QuietProgress
+        )
 
 
 def test_missing_teacher_is_clear(tmp_path):
@@ -111,14 +116,25 @@ def test_missing_teacher_is_clear(tmp_path):
 def test_kill_9_mid_stage_then_resume_gives_the_uninterrupted_result(tmp_path, teacher):
     recipe = _recipe(tmp_path, epochs=8)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    base = [sys.executable, "-m", "pakd", "compress", "--teacher", str(teacher), "--recipe", str(recipe),
-            "--threads", "1", "--quiet", "--runs-dir"]
+    base = [
+        sys.executable,
+        "-m",
+        "pakd",
+        "compress",
+        "--teacher",
+        str(teacher),
+        "--recipe",
+        str(recipe),
+        "--threads",
+        "1",
+        "--quiet",
+        "--runs-dir",
+    ]
 
     straight = subprocess.run(base + [str(tmp_path / "a")], capture_output=True, text=True, env=env, timeout=600)
     assert straight.returncode == 0, straight.stderr
 
-    proc = subprocess.Popen(base + [str(tmp_path / "b")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=env)
+    proc = subprocess.Popen(base + [str(tmp_path / "b")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     ckpt = tmp_path / "b" / "tiny" / "stage-1" / "checkpoint.pt"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
@@ -132,8 +148,13 @@ def test_kill_9_mid_stage_then_resume_gives_the_uninterrupted_result(tmp_path, t
     assert 2 <= killed_at < 8
     assert not (tmp_path / "b" / "tiny" / "stage-1" / "spec.json").exists()
 
-    resumed = subprocess.run([sys.executable, "-m", "pakd", "compress", "--resume", str(tmp_path / "b" / "tiny"),
-                              "--threads", "1"], capture_output=True, text=True, env=env, timeout=600)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "pakd", "compress", "--resume", str(tmp_path / "b" / "tiny"), "--threads", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert f"after epoch {killed_at}/8" in resumed.stdout
     for stage in ("stage-1", "stage-2"):
@@ -159,6 +180,7 @@ method = "int8"
     assert set(meta["activation_scales"]) == {"features.0", "features.3", "classifier.1", "classifier.3"}
     assert all(s > 0 for s in meta["activation_scales"].values())
     model, _ = load_model(tmp_path / "run" / "stage-1")
-    np.testing.assert_allclose(tensors["classifier.1.weight"], model.classifier[1].weight.detach().numpy(),
-                               rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        tensors["classifier.1.weight"], model.classifier[1].weight.detach().numpy(), rtol=0, atol=1e-6
+    )
     assert rows[1]["size_ratio"] > 3.5  # int8 weights, f32 biases: about 4x

@@ -149,8 +149,15 @@ def test_user_model_outside_the_zoo():
     graph = build_graph(UserNet(), X)
     stem = graph.group("stem")
     modules = {c.module: c.role for c in stem.couplings}
-    assert modules == {"stem": "out", "bn": "out", "act": "out", "se.reduce": "in", "se.expand": "out",
-                       "dw": "dw", "head": "in"}
+    assert modules == {
+        "stem": "out",
+        "bn": "out",
+        "act": "out",
+        "se.reduce": "in",
+        "se.expand": "out",
+        "dw": "dw",
+        "head": "in",
+    }
     assert {g.name for g in graph.groups} == {"stem", "se.reduce", "head"}
 
 
@@ -254,19 +261,30 @@ class _ControlFlow(_Slice):
         return y if y.sum() > 0 else -y
 
 
-@pytest.mark.parametrize("net,message", [
-    (_Slice, "getitem"), (_Roll, "torch.roll"), (_HardCodedView, "Tensor.view"),
-    (_Grouped, "grouped conv grouped"), (_Transposed, "getattr"), (_ControlFlow, "cannot trace"),
-])
+@pytest.mark.parametrize(
+    "net,message",
+    [
+        (_Slice, "getitem"),
+        (_Roll, "torch.roll"),
+        (_HardCodedView, "Tensor.view"),
+        (_Grouped, "grouped conv grouped"),
+        (_Transposed, "getattr"),
+        (_ControlFlow, "cannot trace"),
+    ],
+)
 def test_unsupported_constructs_raise_naming_the_op(net, message):
     with pytest.raises(PruneError, match=message):
         build_graph(net(), X)
 
 
-@pytest.mark.parametrize("name,kwargs,classifier", [
-    ("resnet20", {}, "fc"), ("vgg-small", {"width": 0.25}, "classifier.3"),
-    ("mobilenetv2", {"width_mult": 0.25}, "classifier.1"),
-])
+@pytest.mark.parametrize(
+    "name,kwargs,classifier",
+    [
+        ("resnet20", {}, "fc"),
+        ("vgg-small", {"width": 0.25}, "classifier.3"),
+        ("mobilenetv2", {"width_mult": 0.25}, "classifier.1"),
+    ],
+)
 def test_groups_agree_with_torch_pruning(name, kwargs, classifier):
     tp = pytest.importorskip("torch_pruning")
     model = build_model(name, **kwargs).eval()

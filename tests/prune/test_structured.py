@@ -55,7 +55,9 @@ def test_l1_importance_sums_filter_bn_and_consumer_norms():
     graph = build_graph(model, X)
     score = L1Importance(model, graph, _ctx(), {})(graph.group("features.0"))
     conv, bn, nxt = model.features[0], model.features[1], model.features[3]
-    expected = conv.weight.abs().flatten(1).sum(1) + bn.weight.abs() + nxt.weight.abs().transpose(0, 1).flatten(1).sum(1)
+    expected = (
+        conv.weight.abs().flatten(1).sum(1) + bn.weight.abs() + nxt.weight.abs().transpose(0, 1).flatten(1).sum(1)
+    )
     torch.testing.assert_close(score, expected.detach())
 
 
@@ -122,8 +124,9 @@ def test_taylor_without_batches_is_refused():
 
 
 def test_channel_pruner_resumes_from_its_state_dict():
-    cfg = PruneConfig("channel", 0.3, criterion="taylor", schedule="oneshot", scope="global",
-                      options={"taylor_batches": 2})
+    cfg = PruneConfig(
+        "channel", 0.3, criterion="taylor", schedule="oneshot", scope="global", options={"taylor_batches": 2}
+    )
     first = make_pruner(cfg, _ctx())
     pruned = first.setup(_resnet())
     again = make_pruner(cfg, PruneContext(example_input=X))  # no batches needed: the plan is replayed
@@ -133,12 +136,15 @@ def test_channel_pruner_resumes_from_its_state_dict():
     assert again.plan == first.plan
 
 
-@pytest.mark.parametrize("cfg,message", [
-    (PruneConfig("channel", 0.5), "oneshot"),
-    (PruneConfig("channel", 0.5, schedule="oneshot", criterion="obd"), "criterion"),
-    (PruneConfig("sfp", 0.5, options={"min_channel": 2}), "unknown option"),
-    (PruneConfig("gate", 0.5, criterion="l1"), "Taylor"),
-])
+@pytest.mark.parametrize(
+    "cfg,message",
+    [
+        (PruneConfig("channel", 0.5), "oneshot"),
+        (PruneConfig("channel", 0.5, schedule="oneshot", criterion="obd"), "criterion"),
+        (PruneConfig("sfp", 0.5, options={"min_channel": 2}), "unknown option"),
+        (PruneConfig("gate", 0.5, criterion="l1"), "Taylor"),
+    ],
+)
 def test_bad_configs_are_refused(cfg, message):
     with pytest.raises(PruneError, match=message):
         make_pruner(cfg, _ctx())

@@ -6,13 +6,16 @@ import pytest
 from pakd.quant import huffman
 
 
-@pytest.mark.parametrize("symbols, alphabet", [
-    (np.array([], dtype=np.int64), 4),
-    (np.array([3, 3, 3, 3]), 4),
-    (np.array([0, 1]), 2),
-    (np.random.default_rng(0).integers(0, 32, 5000), 32),
-    (np.random.default_rng(1).geometric(0.2, 20000).clip(1, 255) - 1, 256),
-])
+@pytest.mark.parametrize(
+    "symbols, alphabet",
+    [
+        (np.array([], dtype=np.int64), 4),
+        (np.array([3, 3, 3, 3]), 4),
+        (np.array([0, 1]), 2),
+        (np.random.default_rng(0).integers(0, 32, 5000), 32),
+        (np.random.default_rng(1).geometric(0.2, 20000).clip(1, 255) - 1, 256),
+    ],
+)
 def test_round_trip_is_exact(symbols, alphabet):
     blob = huffman.encode(symbols, alphabet)
     decoded, used = huffman.decode(blob)
@@ -29,9 +32,9 @@ def test_code_is_prefix_free_and_canonical():
     lengths = huffman.code_lengths(np.array([0] * 8 + [1] * 4 + [2] * 2 + [3]), 4)
     assert lengths.tolist() == [1, 2, 3, 3]
     codes = huffman.canonical_codes(lengths)
-    words = [format(c, f"0{l}b") for c, l in codes.values()]
+    words = [format(c, f"0{n}b") for c, n in codes.values()]
     assert not any(a != b and b.startswith(a) for a in words for b in words)
-    assert sum(2.0 ** -int(l) for l in lengths if l) == 1.0  # Kraft equality: a full tree
+    assert sum(2.0 ** -int(n) for n in lengths if n) == 1.0  # Kraft equality: a full tree
 
 
 def test_truncated_payload_is_an_error():

@@ -1,12 +1,17 @@
 """k-means weight sharing and int8 quantization."""
 
-import pytest
 import torch
 import torch.nn.functional as F
 
 from pakd.models import build_model
-from pakd.quant import (Int8Quantizer, KMeansConfig, WeightSharing, dequantize_per_channel, kmeans_1d,
-                        quantize_per_channel)
+from pakd.quant import (
+    Int8Quantizer,
+    KMeansConfig,
+    WeightSharing,
+    dequantize_per_channel,
+    kmeans_1d,
+    quantize_per_channel,
+)
 
 
 def test_kmeans_finds_separated_clusters_with_linear_init():

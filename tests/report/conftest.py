@@ -56,9 +56,33 @@ bits = { conv = 6, linear = 4 }
 teachers = ["teacher"]
 """
 
-COLUMNS = ("session", "started_at", "bundle_sha256", "bundle", "source", "role", "model", "engine", "target",
-           "device", "threads", "run", "median_us", "p90_us", "min_us", "max_us", "mean_us", "stdev_us",
-           "iterations", "peak_rss_kb", "model_bytes", "bundle_bytes", "golden_ok", "golden_max_abs_diff", "facts")
+COLUMNS = (
+    "session",
+    "started_at",
+    "bundle_sha256",
+    "bundle",
+    "source",
+    "role",
+    "model",
+    "engine",
+    "target",
+    "device",
+    "threads",
+    "run",
+    "median_us",
+    "p90_us",
+    "min_us",
+    "max_us",
+    "mean_us",
+    "stdev_us",
+    "iterations",
+    "peak_rss_kb",
+    "model_bytes",
+    "bundle_bytes",
+    "golden_ok",
+    "golden_max_abs_diff",
+    "facts",
+)
 
 
 @pytest.fixture(scope="session")
@@ -66,8 +90,14 @@ def tiny_run(tmp_path_factory) -> Path:
     """runs/<name>/ made here: a 1-epoch teacher and three 1-epoch stages (about a minute on 2 cores)."""
     root = tmp_path_factory.mktemp("report-run")
     teacher = root / "lenet5-synthetic" / "teacher"
-    train_teacher(TeacherJob(model="lenet5", data="synthetic",
-                             train=TrainConfig(epochs=1, batch_size=100, augment="none", lr=0.02, threads=1)), teacher)
+    train_teacher(
+        TeacherJob(
+            model="lenet5",
+            data="synthetic",
+            train=TrainConfig(epochs=1, batch_size=100, augment="none", lr=0.02, threads=1),
+        ),
+        teacher,
+    )
     recipe = root / "tiny-report.toml"
     recipe.write_text(RECIPE)
     run = root / "tiny-report"
@@ -81,8 +111,10 @@ def make_db(path: Path, rows: list[dict]) -> Path:
     with con:
         con.executescript(RESULTS_SCHEMA)
         for r in rows:
-            con.execute(f"INSERT INTO results ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
-                        [r.get(c) for c in COLUMNS])
+            con.execute(
+                f"INSERT INTO results ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
+                [r.get(c) for c in COLUMNS],
+            )
     con.close()
     return path
 
@@ -91,25 +123,64 @@ def chromium_binary() -> str:
     """Debian's headless Chromium; its absence fails the test with the command that installs it."""
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        pytest.fail("chromium is not installed: the report's page is checked in headless Chromium; "
-                    "install it with `sudo apt-get install chromium`")
+        pytest.fail(
+            "chromium is not installed: the report's page is checked in headless Chromium; "
+            "install it with `sudo apt-get install chromium`"
+        )
     return path
 
 
 def chromium(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([chromium_binary(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                           "--no-first-run", "--disable-extensions", *args],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [
+            chromium_binary(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--no-first-run",
+            "--disable-extensions",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
-def row(role: str, source: Path, engine: str, median_us: float, *, device: str = "local", threads: int = 1,
-        session: str = "s1", started_at: str = "2026-01-01T00:00:00Z", run: int = 0, **extra) -> dict:
+def row(
+    role: str,
+    source: Path,
+    engine: str,
+    median_us: float,
+    *,
+    device: str = "local",
+    threads: int = 1,
+    session: str = "s1",
+    started_at: str = "2026-01-01T00:00:00Z",
+    run: int = 0,
+    **extra,
+) -> dict:
     """One results-store row built by hand (for the logic tests; tests/report/timed.py makes real ones)."""
-    return {"session": session, "started_at": started_at,
-            "bundle_sha256": f"{role}-{Path(source).name}-{engine}-{median_us}-{extra.get('model', '')}",
-            "bundle": f"build/{role}-{engine}", "source": str(source), "role": role, "model": role, "engine": engine,
-            "target": "host", "device": device, "threads": threads, "run": run, "median_us": median_us,
-            "p90_us": median_us * 1.1, "iterations": 200, "golden_ok": 1, **extra}
+    return {
+        "session": session,
+        "started_at": started_at,
+        "bundle_sha256": f"{role}-{Path(source).name}-{engine}-{median_us}-{extra.get('model', '')}",
+        "bundle": f"build/{role}-{engine}",
+        "source": str(source),
+        "role": role,
+        "model": role,
+        "engine": engine,
+        "target": "host",
+        "device": device,
+        "threads": threads,
+        "run": run,
+        "median_us": median_us,
+        "p90_us": median_us * 1.1,
+        "iterations": 200,
+        "golden_ok": 1,
+        **extra,
+    }
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,10 @@ def test_report_writes_both_files_into_the_run_by_default(tiny_run, tiny_teacher
 
     run = tmp_path / tiny_run.name
     shutil.copytree(tiny_run, run)
-    db = make_db(tmp_path / "results.db", [row("teacher", tiny_teacher, "torch", 300.0),
-                                           row("student", run / "stage-3", "pakd", 100.0)])
+    db = make_db(
+        tmp_path / "results.db",
+        [row("teacher", tiny_teacher, "torch", 300.0), row("student", run / "stage-3", "pakd", 100.0)],
+    )
     res = run_cli("report", str(run), "--db", str(db), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert (run / "report" / "report.html").is_file() and (run / "report" / "report.md").is_file()
@@ -36,12 +38,14 @@ def test_bad_input_is_one_line(tiny_run, tmp_path):
     sqlite3.connect(empty).close()
     (tmp_path / "stageless").mkdir()
     (tmp_path / "stageless" / "run.json").write_text('{"teacher": "/nowhere"}')
-    cases = [(["report", str(tmp_path / "nowhere")], "no such folder"),
-             (["report", str(tmp_path)], "no run.json"),
-             (["report", str(tmp_path / "stageless")], "no ledger.json"),
-             (["report", str(tiny_run), "--db", str(tmp_path / "missing.db")], "no such results store"),
-             (["report", str(tiny_run), "--db", str(bad)], "not a readable PaKD results store"),
-             (["report", str(tiny_run), "--db", str(empty)], "no such table: results")]
+    cases = [
+        (["report", str(tmp_path / "nowhere")], "no such folder"),
+        (["report", str(tmp_path)], "no run.json"),
+        (["report", str(tmp_path / "stageless")], "no ledger.json"),
+        (["report", str(tiny_run), "--db", str(tmp_path / "missing.db")], "no such results store"),
+        (["report", str(tiny_run), "--db", str(bad)], "not a readable PaKD results store"),
+        (["report", str(tiny_run), "--db", str(empty)], "no such table: results"),
+    ]
     for args, message in cases:
         res = run_cli(*args, cwd=tmp_path)
         assert res.returncode != 0, args

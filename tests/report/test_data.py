@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import sqlite3
-from pathlib import Path
 
 import pytest
 
@@ -37,18 +36,22 @@ def test_layers_show_remaining_channels_and_the_weights_zeros(tiny_run):
     assert any(layer.out_channels < layer.teacher_out for layer in data.layers)  # the channel stage pruned some
     zeros = sum(layer.weights - layer.nonzero_weights for layer in data.layers)
     assert zeros / sum(layer.weights for layer in data.layers) == pytest.approx(
-        data.student.row["weight_sparsity"], abs=1e-9)
+        data.student.row["weight_sparsity"], abs=1e-9
+    )
 
 
 def test_only_this_runs_rows_are_read(tiny_run, tiny_teacher, tmp_path):
     other_run = tmp_path / "other-run" / "stage-1"
-    db = make_db(tmp_path / "results.db", [
-        row("teacher", tiny_teacher.resolve(), "torch", 500.0),
-        row("student", (tiny_run / "stage-3").resolve(), "pakd", 100.0),
-        row("student", other_run, "pakd", 1.0),  # another run's student
-        row("teacher", tmp_path / "another-teacher", "torch", 9.0),  # another teacher
-        row("student", tiny_teacher.resolve(), "pakd", 2.0),  # the teacher's folder under role student
-    ])
+    db = make_db(
+        tmp_path / "results.db",
+        [
+            row("teacher", tiny_teacher.resolve(), "torch", 500.0),
+            row("student", (tiny_run / "stage-3").resolve(), "pakd", 100.0),
+            row("student", other_run, "pakd", 1.0),  # another run's student
+            row("teacher", tmp_path / "another-teacher", "torch", 9.0),  # another teacher
+            row("student", tiny_teacher.resolve(), "pakd", 2.0),  # the teacher's folder under role student
+        ],
+    )
     rows = read_results(db, tiny_teacher, tiny_run)
     assert sorted((r["role"], r["median_us"]) for r in rows) == [("student", 100.0), ("teacher", 500.0)]
 
@@ -56,25 +59,30 @@ def test_only_this_runs_rows_are_read(tiny_run, tiny_teacher, tmp_path):
 def test_sources_match_through_symlinks(tiny_run, tiny_teacher, tmp_path):
     link = tmp_path / "runs-link"
     link.symlink_to(tiny_run.parent, target_is_directory=True)
-    db = make_db(tmp_path / "results.db", [row("student", link / tiny_run.name / "stage-2", "pakd", 50.0),
-                                           row("teacher", tiny_teacher, "torch", 60.0)])
+    db = make_db(
+        tmp_path / "results.db",
+        [row("student", link / tiny_run.name / "stage-2", "pakd", 50.0), row("teacher", tiny_teacher, "torch", 60.0)],
+    )
     data = gather(tiny_run, db)
     assert {(m.role, m.stage) for m in data.measurements} == {("student", "2: prune"), ("teacher", "teacher")}
 
 
 def test_ratios_are_taken_within_one_session(tiny_run, tiny_teacher, tmp_path):
     s3 = tiny_run / "stage-3"
-    db = make_db(tmp_path / "results.db", [
-        # session a: the teacher only; session b: the student only -> no ratio across them
-        row("teacher", tiny_teacher, "torch", 400.0, session="a", started_at="2026-01-01T00:00:00Z"),
-        row("student", s3, "pakd", 100.0, session="b", started_at="2026-01-02T00:00:00Z"),
-        # device2: two complete sessions, the later one counts; a later incomplete one does not
-        row("teacher", tiny_teacher, "torch", 900.0, device="d2", session="c", started_at="2026-01-01T00:00:00Z"),
-        row("student", s3, "pakd", 100.0, device="d2", session="c", started_at="2026-01-01T00:00:00Z"),
-        row("teacher", tiny_teacher, "torch", 600.0, device="d2", session="d", started_at="2026-01-03T00:00:00Z"),
-        row("student", s3, "pakd", 100.0, device="d2", session="d", started_at="2026-01-03T00:00:00Z"),
-        row("teacher", tiny_teacher, "torch", 50.0, device="d2", session="e", started_at="2026-01-05T00:00:00Z"),
-    ])
+    db = make_db(
+        tmp_path / "results.db",
+        [
+            # session a: the teacher only; session b: the student only -> no ratio across them
+            row("teacher", tiny_teacher, "torch", 400.0, session="a", started_at="2026-01-01T00:00:00Z"),
+            row("student", s3, "pakd", 100.0, session="b", started_at="2026-01-02T00:00:00Z"),
+            # device2: two complete sessions, the later one counts; a later incomplete one does not
+            row("teacher", tiny_teacher, "torch", 900.0, device="d2", session="c", started_at="2026-01-01T00:00:00Z"),
+            row("student", s3, "pakd", 100.0, device="d2", session="c", started_at="2026-01-01T00:00:00Z"),
+            row("teacher", tiny_teacher, "torch", 600.0, device="d2", session="d", started_at="2026-01-03T00:00:00Z"),
+            row("student", s3, "pakd", 100.0, device="d2", session="d", started_at="2026-01-03T00:00:00Z"),
+            row("teacher", tiny_teacher, "torch", 50.0, device="d2", session="e", started_at="2026-01-05T00:00:00Z"),
+        ],
+    )
     comps = {c.device: c for c in gather(tiny_run, db).comparisons()}
     assert comps["local"].speedup is None
     assert comps["d2"].session == "d" and comps["d2"].speedup == pytest.approx(6.0)
@@ -82,15 +90,21 @@ def test_ratios_are_taken_within_one_session(tiny_run, tiny_teacher, tmp_path):
 
 def test_best_teacher_engine_best_deployment_and_same_engine(tiny_run, tiny_teacher, tmp_path):
     s3 = tiny_run / "stage-3"
-    db = make_db(tmp_path / "results.db", [
-        row("teacher", tiny_teacher, "torch", 800.0), row("teacher", tiny_teacher, "onnxruntime", 600.0),
-        row("teacher", tiny_teacher, "pakd", 700.0),
-        row("student", s3, "pakd", 200.0), row("student", s3, "tvm", 150.0),
-        row("student", s3, "torch", 100.0),  # eager PyTorch is not the student's deployment
-        # repeat-runs: the median of the runs' medians
-        row("teacher", tiny_teacher, "tvm", 300.0, run=0), row("teacher", tiny_teacher, "tvm", 900.0, run=1),
-        row("teacher", tiny_teacher, "tvm", 1000.0, run=2),
-    ])
+    db = make_db(
+        tmp_path / "results.db",
+        [
+            row("teacher", tiny_teacher, "torch", 800.0),
+            row("teacher", tiny_teacher, "onnxruntime", 600.0),
+            row("teacher", tiny_teacher, "pakd", 700.0),
+            row("student", s3, "pakd", 200.0),
+            row("student", s3, "tvm", 150.0),
+            row("student", s3, "torch", 100.0),  # eager PyTorch is not the student's deployment
+            # repeat-runs: the median of the runs' medians
+            row("teacher", tiny_teacher, "tvm", 300.0, run=0),
+            row("teacher", tiny_teacher, "tvm", 900.0, run=1),
+            row("teacher", tiny_teacher, "tvm", 1000.0, run=2),
+        ],
+    )
     (c,) = gather(tiny_run, db).comparisons()
     assert c.teacher_best.engine == "onnxruntime" and c.student_best.engine == "tvm"
     assert c.speedup == pytest.approx(600.0 / 150.0)
@@ -99,8 +113,10 @@ def test_best_teacher_engine_best_deployment_and_same_engine(tiny_run, tiny_teac
 
 
 def test_a_student_without_a_deployment_row_has_no_speedup(tiny_run, tiny_teacher, tmp_path):
-    db = make_db(tmp_path / "results.db", [row("teacher", tiny_teacher, "torch", 800.0),
-                                           row("student", tiny_run / "stage-3", "torch", 100.0)])
+    db = make_db(
+        tmp_path / "results.db",
+        [row("teacher", tiny_teacher, "torch", 800.0), row("student", tiny_run / "stage-3", "torch", 100.0)],
+    )
     (c,) = compare(gather(tiny_run, db).measurements, "3: share")
     assert c.speedup is None and c.same_engine == {"torch": 8.0}
 
@@ -111,10 +127,13 @@ def test_missing_default_store_means_no_rows(tiny_run, tmp_path, monkeypatch):
     assert not data.db_found and data.measurements == () and data.comparisons() == []
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda p: p / "nowhere", "no such folder"),
-    (lambda p: (p / "empty").mkdir() or p / "empty", "no run.json"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p / "nowhere", "no such folder"),
+        (lambda p: (p / "empty").mkdir() or p / "empty", "no run.json"),
+    ],
+)
 def test_not_a_run_folder(tmp_path, make, message):
     with pytest.raises(ReportError, match=message):
         gather(make(tmp_path))
@@ -175,12 +194,15 @@ def test_trained_runs(run):
 
 def test_a_wrong_output_is_not_a_speedup(tiny_run, tiny_teacher, tmp_path):
     s3 = tiny_run / "stage-3"
-    db = make_db(tmp_path / "results.db", [
-        row("teacher", tiny_teacher, "torch", 800.0),
-        row("student", s3, "tvm", 10.0, golden_ok=0),  # fast and wrong: left out
-        row("student", s3, "pakd", 200.0),
-        row("teacher", tiny_teacher / "model.pakd", "pakd", 700.0),  # a file in the teacher folder counts
-    ])
+    db = make_db(
+        tmp_path / "results.db",
+        [
+            row("teacher", tiny_teacher, "torch", 800.0),
+            row("student", s3, "tvm", 10.0, golden_ok=0),  # fast and wrong: left out
+            row("student", s3, "pakd", 200.0),
+            row("teacher", tiny_teacher / "model.pakd", "pakd", 700.0),  # a file in the teacher folder counts
+        ],
+    )
     (c,) = gather(tiny_run, db).comparisons()
     assert c.student_best.engine == "pakd" and c.speedup == pytest.approx(700.0 / 200.0)
     assert c.failed == ("3: share on tvm",)

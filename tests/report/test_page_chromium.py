@@ -12,9 +12,12 @@ from PIL import Image
 from pakd.report import make_report
 from tests.report.conftest import chromium, make_db, row
 
-VERDICT_BORDER = {"GOALS MET": (0x15, 0x80, 0x3d), "GOALS NOT MET": (0xb9, 0x1c, 0x1c),
-                  "SPEED NOT MEASURED": (0xb4, 0x53, 0x09)}  # --met, --notmet, --unknown in render.CSS
-STUDENT_BLUE = (0x25, 0x63, 0xeb)  # plots.STUDENT_COLOR: the per-layer bars
+VERDICT_BORDER = {
+    "GOALS MET": (0x15, 0x80, 0x3D),
+    "GOALS NOT MET": (0xB9, 0x1C, 0x1C),
+    "SPEED NOT MEASURED": (0xB4, 0x53, 0x09),
+}  # --met, --notmet, --unknown in render.CSS
+STUDENT_BLUE = (0x25, 0x63, 0xEB)  # plots.STUDENT_COLOR: the per-layer bars
 
 
 def _pixels(png, rgb) -> int:
@@ -27,8 +30,10 @@ def test_chromium_renders_the_plots_and_the_verdict(tiny_run, tiny_teacher, tmp_
     monkeypatch.chdir(tmp_path)  # no ./results.db here: "not measured" unless a store is given
     db = None
     if case == "met":
-        db = make_db(tmp_path / "results.db", [row("teacher", tiny_teacher, "torch", 1000.0),
-                                               row("student", tiny_run / "stage-3", "pakd", 100.0)])
+        db = make_db(
+            tmp_path / "results.db",
+            [row("teacher", tiny_teacher, "torch", 1000.0), row("student", tiny_run / "stage-3", "pakd", 100.0)],
+        )
     rep, page, _ = make_report(tiny_run, db, tmp_path / "out")
     headline = rep.verdict.headline
     assert headline == ("GOALS MET" if case == "met" else "SPEED NOT MEASURED")

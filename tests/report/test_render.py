@@ -76,8 +76,12 @@ def test_the_page_fetches_nothing(tiny_run, timed_db):
 
 
 def test_text_from_the_store_is_escaped(tiny_run, tiny_teacher, tmp_path):
-    db = make_db(tmp_path / "results.db", [
-        row("teacher", tiny_teacher, "torch", 500.0, device="<b>board</b>"),
-        row("student", tiny_run / "stage-3", "pakd", 100.0, device="<b>board</b>", facts='{"os": "<i>x</i>"}')])
+    db = make_db(
+        tmp_path / "results.db",
+        [
+            row("teacher", tiny_teacher, "torch", 500.0, device="<b>board</b>"),
+            row("student", tiny_run / "stage-3", "pakd", 100.0, device="<b>board</b>", facts='{"os": "<i>x</i>"}'),
+        ],
+    )
     page = html(Report.of(gather(tiny_run, db)))
     assert "<b>board</b>" not in page and "&lt;b&gt;board&lt;/b&gt;" in page and "<i>x</i>" not in page

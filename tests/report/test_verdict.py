@@ -12,24 +12,35 @@ from pakd.report.verdict import judge, overall, per_device
 def comparison(device: str, threads: int, teacher_us: float | None, student_us: float | None) -> Comparison:
     teacher = {"torch": EngineTime("torch", teacher_us, None, 1)} if teacher_us else {}
     student = {"pakd": EngineTime("pakd", student_us, None, 1)} if student_us else {}
-    return Comparison(device=device, threads=threads, session="s", started_at="", teacher=teacher,
-                      students={"3: share": student}, student_stage="3: share", facts={})
+    return Comparison(
+        device=device,
+        threads=threads,
+        session="s",
+        started_at="",
+        teacher=teacher,
+        students={"3: share": student},
+        student_stage="3: share",
+        facts={},
+    )
 
 
 def test_the_goals_are_the_issue_s():
     assert (SIZE_GOAL, SPEED_GOAL, MAX_DROP_PT) == (11.0, 4.0, 1.0)
 
 
-@pytest.mark.parametrize("size, speed, drop, status", [
-    (SIZE_GOAL, SPEED_GOAL, MAX_DROP_PT, Status.MET),  # the thresholds themselves pass
-    (80.0, 5.0, 0.2, Status.MET),
-    (80.0, 5.0, -0.3, Status.MET),  # a gain
-    (10.9, 5.0, 0.2, Status.NOT_MET),
-    (80.0, 3.9, 0.2, Status.NOT_MET),
-    (80.0, 5.0, 1.01, Status.NOT_MET),
-    (80.0, None, 0.2, Status.NOT_MEASURED),
-    (10.0, None, 0.2, Status.NOT_MET),  # a failed criterion decides even when speed is unmeasured
-])
+@pytest.mark.parametrize(
+    "size, speed, drop, status",
+    [
+        (SIZE_GOAL, SPEED_GOAL, MAX_DROP_PT, Status.MET),  # the thresholds themselves pass
+        (80.0, 5.0, 0.2, Status.MET),
+        (80.0, 5.0, -0.3, Status.MET),  # a gain
+        (10.9, 5.0, 0.2, Status.NOT_MET),
+        (80.0, 3.9, 0.2, Status.NOT_MET),
+        (80.0, 5.0, 1.01, Status.NOT_MET),
+        (80.0, None, 0.2, Status.NOT_MEASURED),
+        (10.0, None, 0.2, Status.NOT_MET),  # a failed criterion decides even when speed is unmeasured
+    ],
+)
 def test_judge(size, speed, drop, status):
     v = judge(size, speed, drop, "here")
     assert v.status is status
@@ -44,9 +55,11 @@ def test_not_measured_is_never_a_number():
 
 
 def test_overall_uses_one_thread_and_the_slowest_device():
-    comps = [comparison("rpi4", 1, 900.0, 200.0),  # 4.5x
-             comparison("local", 1, 500.0, 100.0),  # 5x
-             comparison("local", 4, 100.0, 100.0)]  # 1x at 4 threads: not in the overall verdict
+    comps = [
+        comparison("rpi4", 1, 900.0, 200.0),  # 4.5x
+        comparison("local", 1, 500.0, 100.0),  # 5x
+        comparison("local", 4, 100.0, 100.0),
+    ]  # 1x at 4 threads: not in the overall verdict
     v = overall(80.0, 0.2, comps)
     speed = next(c for c in v.checks if c.name == "Speed")
     assert v.status is Status.MET and speed.value == pytest.approx(4.5) and "rpi4" in speed.where

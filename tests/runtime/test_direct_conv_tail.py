@@ -28,8 +28,10 @@ def _avx2() -> bool:
 
 @pytest.mark.parametrize("kernel", ["4x24-scalar", "4x24-avx2"])
 @pytest.mark.parametrize("cout", COUTS)
-@pytest.mark.parametrize("cin, h, w, k, pad", [(3, 11, 9, 3, 1), (5, 7, 13, 3, 0), (2, 9, 10, 5, 2), (3, 3, 3, 3, 1),
-                                                (4, 8, 12, 3, 1), (1, 28, 28, 3, 1)])
+@pytest.mark.parametrize(
+    "cin, h, w, k, pad",
+    [(3, 11, 9, 3, 1), (5, 7, 13, 3, 0), (2, 9, 10, 5, 2), (3, 3, 3, 3, 1), (4, 8, 12, 3, 1), (1, 28, 28, 3, 1)],
+)
 def test_dconv_kernel_output_channel_tails(kernel, cout, cin, h, w, k, pad):
     """The kernel runs over the real channel count (no padded rows): each tail size writes exactly
     its channels (the binding's output buffer holds cout rows only). Wide-row counts n of 24, 72,
@@ -65,8 +67,10 @@ def test_dconv_input_and_output_passes(kernel, cout, cin, h, w, pad):
         ({}, conv),
         ({"bias": bias}, conv + bias[:, None, None]),
         ({"bias": bias, "relu": True}, np.maximum(conv + bias[:, None, None], 0)),
-        ({"scale": scale, "bias": bias, "residual": residual},
-         conv * scale[:, None, None] + bias[:, None, None] + residual),
+        (
+            {"scale": scale, "bias": bias, "residual": residual},
+            conv * scale[:, None, None] + bias[:, None, None] + residual,
+        ),
         ({"scale": scale, "residual": residual, "relu": True}, np.maximum(conv * scale[:, None, None] + residual, 0)),
         ({"residual": residual, "relu": True}, np.maximum(conv + residual, 0)),
     ]:
@@ -76,8 +80,9 @@ def test_dconv_input_and_output_passes(kernel, cout, cin, h, w, pad):
 
 def test_epilogue_arguments_only_for_the_wide_row_kernels():
     with pytest.raises(ValueError, match="4x24 kernels only"):
-        _core.conv2d_direct(np.zeros((1, 5, 5), np.float32), np.zeros((2, 1, 3, 3), np.float32), 1, 1, "6x16-scalar",
-                            relu=True)
+        _core.conv2d_direct(
+            np.zeros((1, 5, 5), np.float32), np.zeros((2, 1, 3, 3), np.float32), 1, 1, "6x16-scalar", relu=True
+        )
 
 
 class _TailNet(nn.Module):
@@ -136,7 +141,9 @@ def test_session_dense_direct_tails_unpadded_odd_input(cout):
 
 @pytest.mark.parametrize("kernel", ["6x16-scalar", "6x16-avx2"])
 @pytest.mark.parametrize("cout", [1, 5, 8, 9, 11, 16, 17, 29])
-@pytest.mark.parametrize("h, w, k, pad, stride", [(13, 11, 3, 1, 2), (14, 14, 1, 0, 2), (7, 7, 3, 1, 1), (5, 4, 3, 0, 1)])
+@pytest.mark.parametrize(
+    "h, w, k, pad, stride", [(13, 11, 3, 1, 2), (14, 14, 1, 0, 2), (7, 7, 3, 1, 1), (5, 4, 3, 0, 1)]
+)
 def test_dconv_oc_kernel_channel_and_position_tails(kernel, cout, h, w, k, pad, stride):
     """The 6x16 kernel's stores: whole 6-position tiles (transposed in registers on AVX2) and a last
     partial tile, 1..16 channels of a 16-channel block, the 1x1 stride-2 shortcut's shape."""
@@ -146,8 +153,9 @@ def test_dconv_oc_kernel_channel_and_position_tails(kernel, cout, h, w, k, pad, 
     x = rng.standard_normal((4, h, w)).astype(np.float32)
     wt = rng.standard_normal((cout, 4, k, k)).astype(np.float32)
     y = _core.conv2d_direct(x, wt, pad, pad, kernel, stride=stride)
-    ref = torch.nn.functional.conv2d(torch.from_numpy(x)[None], torch.from_numpy(wt), padding=pad,
-                                     stride=stride)[0].numpy()
+    ref = torch.nn.functional.conv2d(torch.from_numpy(x)[None], torch.from_numpy(wt), padding=pad, stride=stride)[
+        0
+    ].numpy()
     np.testing.assert_allclose(y, ref, rtol=0, atol=ATOL * np.sqrt(4 * k * k))
 
 

@@ -20,7 +20,7 @@ from pakd.quant.accountant import serialize, tensor_plans
 
 
 def _fix_crc(blob: bytearray) -> bytes:
-    struct.pack_into("<I", blob, 24, zlib.crc32(bytes(blob[HEADER.size:])))
+    struct.pack_into("<I", blob, 24, zlib.crc32(bytes(blob[HEADER.size :])))
     return bytes(blob)
 
 
@@ -69,11 +69,14 @@ def test_random_corruption_with_valid_checksum_never_crashes(small_blob):
     assert refused > 0
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda b: b"XXXX" + b[4:], "bad magic"),
-    (lambda b: b[:4] + struct.pack("<H", 9) + b[6:], "unsupported .pakd version 9"),
-    (lambda b: b[:-1] + bytes([b[-1] ^ 1]), "checksum mismatch"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda b: b"XXXX" + b[4:], "bad magic"),
+        (lambda b: b[:4] + struct.pack("<H", 9) + b[6:], "unsupported .pakd version 9"),
+        (lambda b: b[:-1] + bytes([b[-1] ^ 1]), "checksum mismatch"),
+    ],
+)
 def test_header_errors_say_why(small_blob, mutate, message):
     with pytest.raises(ValueError, match=message):
         Session(mutate(small_blob))

@@ -21,8 +21,14 @@ from pakd.quant import KMeansConfig, WeightSharing
 from pakd.quant.accountant import serialize
 
 ATOL = 1e-4
-ZOO = {"lenet-300-100": {}, "lenet5": {}, "vgg-small": {"width": 0.5}, "resnet20": {}, "resnet56": {},
-       "mobilenetv2": {"width_mult": 0.5}}
+ZOO = {
+    "lenet-300-100": {},
+    "lenet5": {},
+    "vgg-small": {"width": 0.5},
+    "resnet20": {},
+    "resnet56": {},
+    "mobilenetv2": {"width_mult": 0.5},
+}
 
 
 def _randomize_bn(model: nn.Module) -> nn.Module:
@@ -57,9 +63,17 @@ def _inputs(n: int = 4) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", list(ZOO))
-@pytest.mark.parametrize("options", [{}, {"num_threads": 2, "max_batch": 4}, {"reference": True},
-                                     {"winograd": 1, "num_threads": 2, "max_batch": 4}, {"winograd": -1}],
-                         ids=["1-thread", "2-threads-batch4", "reference", "winograd-always", "winograd-never"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"num_threads": 2, "max_batch": 4},
+        {"reference": True},
+        {"winograd": 1, "num_threads": 2, "max_batch": 4},
+        {"winograd": -1},
+    ],
+    ids=["1-thread", "2-threads-batch4", "reference", "winograd-always", "winograd-never"],
+)
 def test_zoo_model_matches_pytorch(name, options):
     model = _zoo_model(name)
     x = _inputs()
@@ -93,8 +107,9 @@ def _pruned_shared_lenet5(bits: dict[str, int] | None) -> tuple[nn.Module, Weigh
 
 
 @pytest.mark.parametrize("bits", [None, {"conv": 8, "linear": 5}], ids=["f32-sparse", "codebook-sparse"])
-@pytest.mark.parametrize("density, codebook", [(0.35, 0), (0.35, 1), (-1.0, 0)],
-                         ids=["sparse-kernels", "codebook-kernel", "forced-dense"])
+@pytest.mark.parametrize(
+    "density, codebook", [(0.35, 0), (0.35, 1), (-1.0, 0)], ids=["sparse-kernels", "codebook-kernel", "forced-dense"]
+)
 def test_compressed_student_matches_pytorch(bits, density, codebook):
     model, ws = _pruned_shared_lenet5(bits)
     blob = serialize(model, {"model": "lenet5", "input_shape": [1, 28, 28]}, ws)
@@ -145,7 +160,7 @@ def test_top1_identical_on_the_whole_fashion_mnist_test_set(fmnist):
     images, labels = fmnist.train.images, fmnist.train.labels
     for i in range(0, 20000, 200):
         opt.zero_grad()
-        nn.functional.cross_entropy(model(images[i:i + 200]), labels[i:i + 200]).backward()
+        nn.functional.cross_entropy(model(images[i : i + 200]), labels[i : i + 200]).backward()
         opt.step()
     model.eval()
     x = fmnist.test.images.numpy()
@@ -214,8 +229,15 @@ def test_profile_lists_every_op_with_its_kernel():
     model = _zoo_model("lenet5")
     session = Session(export_pakd(model))
     rows = session.profile(_inputs(1)[0], repeats=3)
-    assert [d.split()[0] for d, _ in rows] == ["conv2d+relu", "maxpool", "conv2d+relu", "maxpool", "reshape",
-                                              "linear+relu", "linear"]
+    assert [d.split()[0] for d, _ in rows] == [
+        "conv2d+relu",
+        "maxpool",
+        "conv2d+relu",
+        "maxpool",
+        "reshape",
+        "linear+relu",
+        "linear",
+    ]
     assert rows[0][0] == "conv2d+relu dense 20x24x24"
     assert all(us >= 0 for _, us in rows) and sum(us for _, us in rows) > 0
 
@@ -261,11 +283,19 @@ def _odd_conv_net() -> nn.Module:
     """3x3 stride-1 convolutions with channel counts off the kernels' blocks, odd image sizes,
     padding 0 and 1, with and without batch norm and ReLU."""
     torch.manual_seed(3)
-    return _randomize_bn(nn.Sequential(
-        nn.Conv2d(5, 13, 3, padding=1), nn.BatchNorm2d(13), nn.ReLU(),
-        nn.Conv2d(13, 20, 3, padding=0, bias=False), nn.BatchNorm2d(20),
-        nn.Conv2d(20, 9, 3, padding=1), nn.ReLU(),
-        nn.Flatten(), nn.Linear(9 * 9 * 7, 10)))
+    return _randomize_bn(
+        nn.Sequential(
+            nn.Conv2d(5, 13, 3, padding=1),
+            nn.BatchNorm2d(13),
+            nn.ReLU(),
+            nn.Conv2d(13, 20, 3, padding=0, bias=False),
+            nn.BatchNorm2d(20),
+            nn.Conv2d(20, 9, 3, padding=1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(9 * 9 * 7, 10),
+        )
+    )
 
 
 @pytest.mark.parametrize("winograd", [1, 0, -1], ids=["always", "auto", "never"])
@@ -282,8 +312,11 @@ def test_winograd_option_picks_the_kernel():
     (its padded channels would cost more than the direct kernel); -1 forces the direct kernels."""
     model = _zoo_model("resnet20")
     blob = export_pakd(model)
-    eligible = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)
-                and m.stride == (1, 1) and m.in_channels > 1]
+    eligible = [
+        m
+        for m in model.modules()
+        if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3) and m.stride == (1, 1) and m.in_channels > 1
+    ]
     x = _inputs(1)[0]
     auto = [d for d, _ in Session(blob).profile(x, repeats=1) if d.startswith("conv2d")]
     assert auto[0] == "conv2d+relu dense 16x28x28"
@@ -305,8 +338,7 @@ def _residual_net() -> nn.Module:
             self.stem = nn.Sequential(nn.Conv2d(1, 5, 3, padding=1, bias=False), nn.BatchNorm2d(5), nn.ReLU())
             self.a1 = nn.Sequential(nn.Conv2d(5, 7, 3, padding=1, bias=False), nn.BatchNorm2d(7), nn.ReLU())
             self.a2 = nn.Sequential(nn.Conv2d(7, 5, 3, padding=1, bias=False), nn.BatchNorm2d(5))
-            self.b1 = nn.Sequential(nn.Conv2d(5, 11, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(11),
-                                    nn.ReLU())
+            self.b1 = nn.Sequential(nn.Conv2d(5, 11, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(11), nn.ReLU())
             self.b2 = nn.Sequential(nn.Conv2d(11, 10, 3, padding=1, bias=False), nn.BatchNorm2d(10))
             self.short = nn.Sequential(nn.Conv2d(5, 10, 1, stride=2, bias=False), nn.BatchNorm2d(10))
             self.c1 = nn.Conv2d(10, 10, 3, padding=1)
@@ -324,10 +356,17 @@ def _residual_net() -> nn.Module:
     return _randomize_bn(Net())
 
 
-@pytest.mark.parametrize("options", [{}, {"num_threads": 2, "max_batch": 3}, {"winograd": 1},
-                                     {"winograd": -1, "num_threads": 2, "max_batch": 3},
-                                     {"sparse_max_density": 1.0, "max_batch": 3}],
-                         ids=["1-thread", "2-threads-batch3", "winograd-always", "winograd-never", "sparse"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"num_threads": 2, "max_batch": 3},
+        {"winograd": 1},
+        {"winograd": -1, "num_threads": 2, "max_batch": 3},
+        {"sparse_max_density": 1.0, "max_batch": 3},
+    ],
+    ids=["1-thread", "2-threads-batch3", "winograd-always", "winograd-never", "sparse"],
+)
 def test_residual_adds_fuse_into_convolutions(options):
     """Each residual add (+ ReLU) runs in the epilogue of the convolution producing one of its
     inputs (Winograd, both direct layouts, sparse, GEMM): the profile shows no add op, only
@@ -338,7 +377,9 @@ def test_residual_adds_fuse_into_convolutions(options):
     names = [d for d, _ in session.profile(x[:1], repeats=1)]
     assert not any(d.startswith("add") for d in names)
     assert sum(d.startswith("conv2d+add+relu ") for d in names) == 9
-    assert_close(session.run(x if options.get("max_batch") else x[:1]), _torch(model, x if options.get("max_batch") else x[:1]))
+    assert_close(
+        session.run(x if options.get("max_batch") else x[:1]), _torch(model, x if options.get("max_batch") else x[:1])
+    )
 
     net = _residual_net()
     session = Session(export_pakd(net), **options)

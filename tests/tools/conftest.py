@@ -21,14 +21,15 @@ JOBS = os.environ.get("PAKD_TEST_BUILD_JOBS", "2")
 NORMALIZE = {"mean": 0.5, "std": 0.25}  # not Fashion-MNIST's, so a tool that ignores META is caught
 
 
-def run(cmd: list, cwd: Path | None = None, timeout: float = 600, check: bool = True,
-        env: dict | None = None) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True,
-                            timeout=timeout, env=env)
+def run(
+    cmd: list, cwd: Path | None = None, timeout: float = 600, check: bool = True, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     if check:
         assert result.returncode == 0, (
             f"{' '.join(map(str, cmd))} failed ({result.returncode})\n"
-            f"--- stdout ---\n{result.stdout[-4000:]}\n--- stderr ---\n{result.stderr[-4000:]}")
+            f"--- stdout ---\n{result.stdout[-4000:]}\n--- stderr ---\n{result.stderr[-4000:]}"
+        )
     return result
 
 
@@ -56,8 +57,15 @@ def cmake_build(tmp_path_factory) -> Builder:
         if name in built:
             return built[name]
         out = root / name
-        configure = ["cmake", "-S", source, "-B", out, "-DPAKD_BUILD_PYTHON=OFF",
-                     *[f"-D{k}={v}" for k, v in defines.items()]]
+        configure = [
+            "cmake",
+            "-S",
+            source,
+            "-B",
+            out,
+            "-DPAKD_BUILD_PYTHON=OFF",
+            *[f"-D{k}={v}" for k, v in defines.items()],
+        ]
         if shutil.which("ninja"):
             configure += ["-G", "Ninja"]
         run(configure)
@@ -71,16 +79,20 @@ def cmake_build(tmp_path_factory) -> Builder:
 @pytest.fixture(scope="session")
 def tools_build(cmake_build: Builder) -> Path:
     """Release build of pakd-run and the C++ header test."""
-    return cmake_build("release", REPO, {"CMAKE_BUILD_TYPE": "Release", "PAKD_BUILD_TOOLS": "ON",
-                                         "PAKD_BUILD_TESTS": "ON"}, ["pakd-run", "test_pakd_hpp"])
+    return cmake_build(
+        "release",
+        REPO,
+        {"CMAKE_BUILD_TYPE": "Release", "PAKD_BUILD_TOOLS": "ON", "PAKD_BUILD_TESTS": "ON"},
+        ["pakd-run", "test_pakd_hpp"],
+    )
 
 
 @dataclass(frozen=True)
 class Model:
     path: Path
-    input: np.ndarray       # one sample, (1, 1, 28, 28) float32
-    input_file: Path        # the same, raw little-endian float32
-    output: np.ndarray      # pakd._core.Session(path).run(input)[0]
+    input: np.ndarray  # one sample, (1, 1, 28, 28) float32
+    input_file: Path  # the same, raw little-endian float32
+    output: np.ndarray  # pakd._core.Session(path).run(input)[0]
     output_file: Path
 
 

@@ -11,14 +11,17 @@ import pytest
 
 from tests.tools.conftest import NORMALIZE, REPO, Model, run
 
-CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-           "Ankle boot"]
+CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
 
 @pytest.fixture(scope="module")
 def c_app(cmake_build) -> Path:
-    build = cmake_build("c_app", REPO / "deploy/examples/c_app",
-                        {"PAKD_SOURCE_DIR": str(REPO), "CMAKE_BUILD_TYPE": "Release"}, ["c_app"])
+    build = cmake_build(
+        "c_app",
+        REPO / "deploy/examples/c_app",
+        {"PAKD_SOURCE_DIR": str(REPO), "CMAKE_BUILD_TYPE": "Release"},
+        ["c_app"],
+    )
     return build / "c_app"
 
 
@@ -92,9 +95,16 @@ def test_cross_compiled_app_classifies_under_qemu(cmake_build, board, lenet: Mod
         target.check_emulator()
     except TargetError as exc:
         pytest.skip(str(exc))
-    build = cmake_build(f"c_app-{board}", REPO / "deploy/examples/c_app",
-                        {"PAKD_SOURCE_DIR": str(REPO), "CMAKE_BUILD_TYPE": "Release",
-                         "CMAKE_TOOLCHAIN_FILE": str(target.cmake_toolchain)}, ["c_app"])
+    build = cmake_build(
+        f"c_app-{board}",
+        REPO / "deploy/examples/c_app",
+        {
+            "PAKD_SOURCE_DIR": str(REPO),
+            "CMAKE_BUILD_TYPE": "Release",
+            "CMAKE_TOOLCHAIN_FILE": str(target.cmake_toolchain),
+        },
+        ["c_app"],
+    )
     image = tmp_path / "image0.raw"
     image.write_bytes(image0.astype(np.uint8).tobytes())
     r = run_emulated(target, [build / "c_app", lenet.path, image], cwd=tmp_path)

@@ -32,8 +32,12 @@ def _sanitizers_missing(tmp: Path) -> str | None:
     src = tmp / "probe.cc"
     src.write_text("#include <vector>\nint main() { std::vector<int> v(3); return v[1]; }\n")
     try:
-        build = subprocess.run([cxx, f"-fsanitize={SANITIZE}", str(src), "-o", str(tmp / "probe")],
-                               capture_output=True, text=True, timeout=120)
+        build = subprocess.run(
+            [cxx, f"-fsanitize={SANITIZE}", str(src), "-o", str(tmp / "probe")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if build.returncode != 0:
             return f"{cxx} cannot build with -fsanitize={SANITIZE}: {build.stderr.strip()[-300:]}"
         probe = subprocess.run([str(tmp / "probe")], capture_output=True, text=True, timeout=60)
@@ -49,10 +53,18 @@ def sanitized_build(cmake_build, tmp_path_factory) -> Path:
     why = _sanitizers_missing(tmp_path_factory.mktemp("probe"))
     if why:
         pytest.skip(why)
-    return cmake_build("sanitize", REPO, {"CMAKE_BUILD_TYPE": "RelWithDebInfo", "PAKD_SANITIZE": SANITIZE,
-                                          "PAKD_BUILD_FUZZ": "ON", "PAKD_BUILD_TESTS": "ON",
-                                          "PAKD_BUILD_TOOLS": "ON"},
-                       ["fuzz-loader", "test_header_c99", "test_pakd_hpp", "pakd-run"])
+    return cmake_build(
+        "sanitize",
+        REPO,
+        {
+            "CMAKE_BUILD_TYPE": "RelWithDebInfo",
+            "PAKD_SANITIZE": SANITIZE,
+            "PAKD_BUILD_FUZZ": "ON",
+            "PAKD_BUILD_TESTS": "ON",
+            "PAKD_BUILD_TOOLS": "ON",
+        },
+        ["fuzz-loader", "test_header_c99", "test_pakd_hpp", "pakd-run"],
+    )
 
 
 def _stats(stdout: str) -> dict[str, float]:
@@ -80,11 +92,15 @@ def test_corpus_loads_as_documented():
 def test_corpus_and_mutations_have_no_findings(sanitized_build, tmp_path):
     artifacts = tmp_path / "artifacts"
     artifacts.mkdir()
-    r = run([sanitized_build / "fuzz-loader", "--seconds", SECONDS, "--seed", SEED, "--artifacts", artifacts,
-             CORPUS], check=False, timeout=SECONDS + 300)
+    r = run(
+        [sanitized_build / "fuzz-loader", "--seconds", SECONDS, "--seed", SEED, "--artifacts", artifacts, CORPUS],
+        check=False,
+        timeout=SECONDS + 300,
+    )
     findings = sorted(p.name for p in artifacts.iterdir())
     assert r.returncode == 0 and not findings and not SANITIZER_REPORT.search(r.stderr), (
-        f"fuzz-loader found something (seed {SEED}; inputs in {artifacts}: {findings})\n{r.stderr[-6000:]}")
+        f"fuzz-loader found something (seed {SEED}; inputs in {artifacts}: {findings})\n{r.stderr[-6000:]}"
+    )
     stats = _stats(r.stdout)
     print(r.stdout.strip())
     n_corpus = len(list(CORPUS.iterdir()))
@@ -104,11 +120,25 @@ def test_driver_reports_a_planted_memory_error(sanitized_build, tmp_path):
         "#include <cstddef>\n#include <cstdint>\n#include <cstring>\n"
         'extern "C" int LLVMFuzzerTestOneInput(const uint8_t* d, size_t n) {\n'
         '  if (n >= 4 && std::memcmp(d, "BOOM", 4) == 0) { char* p = new char[4]; p[n] = 1; delete[] p; }\n'
-        "  return 0;\n}\n")
+        "  return 0;\n}\n"
+    )
     exe = tmp_path / "planted"
-    run([cxx, "-std=c++17", f"-fsanitize={SANITIZE}", "-fno-sanitize-recover=all", "-g",
-         f"-I{REPO / 'csrc/include'}", target, REPO / "csrc/fuzz/standalone-main.cc",
-         sanitized_build / "libpakd.a", "-lpthread", "-o", exe])
+    run(
+        [
+            cxx,
+            "-std=c++17",
+            f"-fsanitize={SANITIZE}",
+            "-fno-sanitize-recover=all",
+            "-g",
+            f"-I{REPO / 'csrc/include'}",
+            target,
+            REPO / "csrc/fuzz/standalone-main.cc",
+            sanitized_build / "libpakd.a",
+            "-lpthread",
+            "-o",
+            exe,
+        ]
+    )
     (tmp_path / "seed").write_bytes(b"BOOM and then some")
     r = run([exe, "--artifacts", tmp_path, tmp_path / "seed"], check=False)
     assert r.returncode != 0
@@ -121,6 +151,18 @@ def test_c_tests_pass_under_sanitizers(sanitized_build, lenet: Model, tmp_path):
     run([sanitized_build / "test_header_c99"])
     r = run([sanitized_build / "test_pakd_hpp", lenet.path, lenet.input_file, lenet.output_file])
     assert "all checks passed (with model)" in r.stdout
-    r = run([sanitized_build / "pakd-run", lenet.path, "--input", lenet.input_file, "--expect",
-             lenet.output_file, "--atol", "1e-5", "--threads", "2"])
+    r = run(
+        [
+            sanitized_build / "pakd-run",
+            lenet.path,
+            "--input",
+            lenet.input_file,
+            "--expect",
+            lenet.output_file,
+            "--atol",
+            "1e-5",
+            "--threads",
+            "2",
+        ]
+    )
     assert not SANITIZER_REPORT.search(r.stderr)

@@ -20,8 +20,7 @@ def pakd_run(tools_build: Path) -> Path:
 @pytest.mark.parametrize("threads", [1, 2])
 def test_output_matches_session_run(pakd_run, lenet: Model, tmp_path, threads):
     out = tmp_path / "out.f32"
-    r = run([pakd_run, lenet.path, "--input", lenet.input_file, "--threads", threads,
-             "--save-output", out, "--json"])
+    r = run([pakd_run, lenet.path, "--input", lenet.input_file, "--threads", threads, "--save-output", out, "--json"])
     saved = np.fromfile(out, dtype="<f4")
     np.testing.assert_allclose(saved, lenet.output, atol=1e-5, rtol=0)
     doc = json.loads(r.stdout)
@@ -46,16 +45,14 @@ def test_default_input_is_the_documented_pattern(pakd_run, lenet: Model, tmp_pat
 
 
 def test_expect_within_tolerance_exits_0(pakd_run, lenet: Model):
-    r = run([pakd_run, lenet.path, "--input", lenet.input_file, "--expect", lenet.output_file,
-             "--atol", "1e-5"])
+    r = run([pakd_run, lenet.path, "--input", lenet.input_file, "--expect", lenet.output_file, "--atol", "1e-5"])
     assert "OK" in r.stdout
 
 
 def test_expect_mismatch_exits_1(pakd_run, lenet: Model, tmp_path):
     wrong = tmp_path / "wrong.f32"
     (lenet.output + np.float32(1e-3)).astype("<f4").tofile(wrong)
-    r = run([pakd_run, lenet.path, "--input", lenet.input_file, "--expect", wrong, "--atol", "1e-5"],
-            check=False)
+    r = run([pakd_run, lenet.path, "--input", lenet.input_file, "--expect", wrong, "--atol", "1e-5"], check=False)
     assert r.returncode == 1, r.stderr
     assert "MISMATCH" in r.stderr and "max abs diff 0.001" in r.stderr
 
@@ -68,18 +65,45 @@ def test_expect_different_argmax_exits_1(pakd_run, lenet: Model, tmp_path):
     path = tmp_path / "swapped.f32"
     swapped.tofile(path)
     atol = float(np.abs(swapped - lenet.output).max()) * 1.01  # values within tolerance
-    r = run([pakd_run, lenet.path, "--input", lenet.input_file, "--expect", path, "--atol", atol],
-            check=False)
+    r = run([pakd_run, lenet.path, "--input", lenet.input_file, "--expect", path, "--atol", atol], check=False)
     assert r.returncode == 1, r.stdout + r.stderr
     assert f"argmax {top}, expected {low}" in r.stderr
 
 
 def test_bench_json(pakd_run, lenet: Model):
-    r = run([pakd_run, lenet.path, "--input", lenet.input_file, "--bench", "--warmup", "2",
-             "--repeats", "7", "--min-time", "0", "--json"])
+    r = run(
+        [
+            pakd_run,
+            lenet.path,
+            "--input",
+            lenet.input_file,
+            "--bench",
+            "--warmup",
+            "2",
+            "--repeats",
+            "7",
+            "--min-time",
+            "0",
+            "--json",
+        ]
+    )
     doc = json.loads(r.stdout)
-    fields = {"model", "threads", "batch", "runs", "median_us", "p90_us", "min_us", "max_us", "mean_us",
-              "stdev_us", "peak_rss_kb", "input_size", "output_size", "output"}
+    fields = {
+        "model",
+        "threads",
+        "batch",
+        "runs",
+        "median_us",
+        "p90_us",
+        "min_us",
+        "max_us",
+        "mean_us",
+        "stdev_us",
+        "peak_rss_kb",
+        "input_size",
+        "output_size",
+        "output",
+    }
     assert fields <= doc.keys()
     assert doc["model"] == str(lenet.path) and doc["batch"] == 1 and doc["threads"] == 1
     assert doc["runs"] >= 7
@@ -108,16 +132,19 @@ def test_corrupted_model_exits_2_with_the_loader_message(pakd_run, lenet: Model,
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("args, message", [
-    ([], "no model given"),
-    (["{model}", "--threads", "zero"], "--threads needs an integer"),
-    (["{model}", "--atol"], "--atol needs a value"),
-    (["{model}", "--frobnicate"], "unknown option '--frobnicate'"),
-    (["{model}", "--input", "/nonexistent.f32"], "cannot open input file '/nonexistent.f32'"),
-    (["{model}", "--input", "{model}"], "the model needs 784 float32 values (3136 bytes)"),
-    (["{model}", "--expect", "{input}"], "expected output file"),
-    (["/nonexistent.pakd"], "cannot open '/nonexistent.pakd'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "no model given"),
+        (["{model}", "--threads", "zero"], "--threads needs an integer"),
+        (["{model}", "--atol"], "--atol needs a value"),
+        (["{model}", "--frobnicate"], "unknown option '--frobnicate'"),
+        (["{model}", "--input", "/nonexistent.f32"], "cannot open input file '/nonexistent.f32'"),
+        (["{model}", "--input", "{model}"], "the model needs 784 float32 values (3136 bytes)"),
+        (["{model}", "--expect", "{input}"], "expected output file"),
+        (["/nonexistent.pakd"], "cannot open '/nonexistent.pakd'"),
+    ],
+)
 def test_usage_and_input_errors_exit_2(pakd_run, lenet: Model, args, message):
     args = [a.format(model=lenet.path, input=lenet.input_file) for a in args]
     r = run([pakd_run, *args], check=False)
@@ -128,6 +155,15 @@ def test_usage_and_input_errors_exit_2(pakd_run, lenet: Model, args, message):
 
 def test_help(pakd_run):
     r = run([pakd_run, "--help"])
-    for flag in ("--input", "--expect", "--atol", "--threads", "--bench", "--warmup", "--repeats",
-                 "--min-time", "--json"):
+    for flag in (
+        "--input",
+        "--expect",
+        "--atol",
+        "--threads",
+        "--bench",
+        "--warmup",
+        "--repeats",
+        "--min-time",
+        "--json",
+    ):
         assert flag in r.stdout

@@ -65,8 +65,9 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
 
     events = []
     resumed = build_model("lenet5")
-    history = train(resumed, data.train.subset(600), data.val, cfg, checkpoint=ckpt,
-                    progress=lambda e, i: events.append((e, i)))
+    history = train(
+        resumed, data.train.subset(600), data.val, cfg, checkpoint=ckpt, progress=lambda e, i: events.append((e, i))
+    )
     assert events[0] == ("start", {"epochs": 2, "steps_per_epoch": 6, "resumed_epoch": 1})
     assert [h.epoch for h in history] == [1, 2]
     s, r = straight.state_dict(), resumed.state_dict()
@@ -76,11 +77,21 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
 def test_checkpoint_from_other_settings_is_refused(tmp_path):
     data = load_dataset("synthetic")
     ckpt = tmp_path / "checkpoint.pt"
-    train(build_model("lenet-300-100"), data.train.subset(200), data.val,
-          TrainConfig(epochs=1, batch_size=100, threads=1), checkpoint=ckpt)
+    train(
+        build_model("lenet-300-100"),
+        data.train.subset(200),
+        data.val,
+        TrainConfig(epochs=1, batch_size=100, threads=1),
+        checkpoint=ckpt,
+    )
     with pytest.raises(RunError, match="other training settings"):
-        train(build_model("lenet-300-100"), data.train.subset(200), data.val,
-              TrainConfig(epochs=1, batch_size=50, threads=1), checkpoint=ckpt)
+        train(
+            build_model("lenet-300-100"),
+            data.train.subset(200),
+            data.val,
+            TrainConfig(epochs=1, batch_size=50, threads=1),
+            checkpoint=ckpt,
+        )
 
 
 def test_crop_and_flip_keep_shape_and_content():
@@ -94,10 +105,15 @@ def test_crop_and_flip_keep_shape_and_content():
         assert torch.equal(flipped[i], x[i]) or torch.equal(flipped[i], x[i].flip(-1))
 
 
-@pytest.mark.parametrize("bad, message", [
-    (dict(epochs=0), "epochs"), (dict(optimizer="rmsprop"), "unknown optimizer"),
-    (dict(augment="mixup"), "unknown augmentation"), (dict(lr=-1.0), "learning rate"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(epochs=0), "epochs"),
+        (dict(optimizer="rmsprop"), "unknown optimizer"),
+        (dict(augment="mixup"), "unknown augmentation"),
+        (dict(lr=-1.0), "learning rate"),
+    ],
+)
 def test_bad_settings_are_refused(bad, message):
     with pytest.raises(RunError, match=message):
         TrainConfig(**bad)

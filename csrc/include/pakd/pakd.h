@@ -21,15 +21,15 @@
 /* Symbol visibility: the library is built with hidden visibility, so only
  * functions marked PAKD_API are exported from a shared libpakd. */
 #if defined(_WIN32) && defined(PAKD_SHARED)
-#  if defined(PAKD_BUILDING_LIBRARY)
-#    define PAKD_API __declspec(dllexport)
-#  else
-#    define PAKD_API __declspec(dllimport)
-#  endif
-#elif defined(__GNUC__) || defined(__clang__)
-#  define PAKD_API __attribute__((visibility("default")))
+#if defined(PAKD_BUILDING_LIBRARY)
+#define PAKD_API __declspec(dllexport)
 #else
-#  define PAKD_API
+#define PAKD_API __declspec(dllimport)
+#endif
+#elif defined(__GNUC__) || defined(__clang__)
+#define PAKD_API __attribute__((visibility("default")))
+#else
+#define PAKD_API
 #endif
 
 #ifdef __cplusplus
@@ -45,8 +45,8 @@ typedef enum pakd_status {
   PAKD_ERR_INVALID_ARGUMENT = 1, /* NULL pointer, bad size, unknown name, ... */
   PAKD_ERR_UNSUPPORTED = 2,      /* valid request this build/CPU cannot run   */
   PAKD_ERR_OUT_OF_MEMORY = 3,
-  PAKD_ERR_BAD_FORMAT = 4,       /* malformed model file or buffer            */
-  PAKD_ERR_INTERNAL = 5          /* a bug: please report it                   */
+  PAKD_ERR_BAD_FORMAT = 4, /* malformed model file or buffer            */
+  PAKD_ERR_INTERNAL = 5    /* a bug: please report it                   */
 } pakd_status;
 
 /* A static, human-readable description of `status` (never NULL; unknown codes
@@ -98,18 +98,15 @@ typedef struct pakd_kernel_info {
  * Returns PAKD_ERR_INVALID_ARGUMENT for bad arguments or an unknown kernel
  * name, PAKD_ERR_UNSUPPORTED for a known kernel this CPU cannot run.
  */
-PAKD_API pakd_status pakd_f32_gemm(const char* kernel, size_t m, size_t n,
-                                   size_t k, const float* a, size_t lda,
-                                   const float* b, size_t ldb, float* c,
-                                   size_t ldc);
+PAKD_API pakd_status pakd_f32_gemm(const char* kernel, size_t m, size_t n, size_t k, const float* a, size_t lda,
+                                   const float* b, size_t ldb, float* c, size_t ldc);
 
 /* Number of f32 GEMM kernels compiled into this library (supported or not). */
 PAKD_API size_t pakd_f32_gemm_kernel_count(void);
 
 /* Describes kernel `index` (0 <= index < pakd_f32_gemm_kernel_count()).
  * out->struct_size must be set by the caller. */
-PAKD_API pakd_status pakd_f32_gemm_kernel_info(size_t index,
-                                               pakd_kernel_info* out);
+PAKD_API pakd_status pakd_f32_gemm_kernel_info(size_t index, pakd_kernel_info* out);
 
 /* Name of the kernel used when pakd_f32_gemm gets kernel == NULL (static
  * string, never NULL). */
@@ -132,11 +129,11 @@ PAKD_API const char* pakd_last_error(void);
 typedef struct pakd_session pakd_session; /* opaque */
 
 typedef struct pakd_session_options {
-  size_t struct_size; /* in: sizeof(pakd_session_options) */
-  int num_threads;    /* worker threads for one inference; <= 0 means 1 */
-  size_t max_batch;   /* batch size memory is planned for; 0 means 1.
-                         pakd_session_run accepts batch <= max_batch. */
-  const char* gemm_kernel; /* f32 GEMM kernel name, NULL = best for this CPU */
+  size_t struct_size;       /* in: sizeof(pakd_session_options) */
+  int num_threads;          /* worker threads for one inference; <= 0 means 1 */
+  size_t max_batch;         /* batch size memory is planned for; 0 means 1.
+                               pakd_session_run accepts batch <= max_batch. */
+  const char* gemm_kernel;  /* f32 GEMM kernel name, NULL = best for this CPU */
   float sparse_max_density; /* conv/linear weights with at most this fraction
                                of nonzeros run on the sparse kernels; denser
                                ones run dense. < 0: always dense. Default 0.35 */
@@ -162,39 +159,36 @@ PAKD_API void pakd_session_options_init(pakd_session_options* options);
  * crash. `options` may be NULL for the defaults. On success *out owns the
  * session; release it with pakd_session_destroy. The bytes are copied, so
  * `data` may be freed after the call. */
-PAKD_API pakd_status pakd_session_create(const void* data, size_t size,
-                                         const pakd_session_options* options,
+PAKD_API pakd_status pakd_session_create(const void* data, size_t size, const pakd_session_options* options,
                                          pakd_session** out);
 
 /* Same, reading the file at `path`. */
-PAKD_API pakd_status pakd_session_create_from_file(
-    const char* path, const pakd_session_options* options, pakd_session** out);
+PAKD_API pakd_status pakd_session_create_from_file(const char* path, const pakd_session_options* options,
+                                                   pakd_session** out);
 
 /* Releases a session. NULL is ignored. */
 PAKD_API void pakd_session_destroy(pakd_session* session);
 
 typedef struct pakd_session_info {
-  size_t struct_size;       /* in: sizeof(pakd_session_info) */
-  size_t input_ndim;        /* dims of one sample, batch excluded */
-  size_t input_dims[8];     /* e.g. {1, 28, 28} */
+  size_t struct_size;   /* in: sizeof(pakd_session_info) */
+  size_t input_ndim;    /* dims of one sample, batch excluded */
+  size_t input_dims[8]; /* e.g. {1, 28, 28} */
   size_t output_ndim;
-  size_t output_dims[8];    /* e.g. {10} */
-  size_t input_size;        /* elements of one input sample */
-  size_t output_size;       /* elements of one output sample */
-  size_t num_ops;           /* ops in the planned graph */
-  size_t weight_bytes;      /* bytes of decoded weights held in memory */
-  size_t arena_bytes;       /* bytes of the activation arena */
+  size_t output_dims[8]; /* e.g. {10} */
+  size_t input_size;     /* elements of one input sample */
+  size_t output_size;    /* elements of one output sample */
+  size_t num_ops;        /* ops in the planned graph */
+  size_t weight_bytes;   /* bytes of decoded weights held in memory */
+  size_t arena_bytes;    /* bytes of the activation arena */
   int num_threads;
   size_t max_batch;
 } pakd_session_info;
 
-PAKD_API pakd_status pakd_session_get_info(const pakd_session* session,
-                                           pakd_session_info* out);
+PAKD_API pakd_status pakd_session_get_info(const pakd_session* session, pakd_session_info* out);
 
 /* The model's metadata (the META section: UTF-8 JSON), owned by the session;
  * "{}" when the file has none. */
-PAKD_API pakd_status pakd_session_metadata(const pakd_session* session,
-                                           const char** out);
+PAKD_API pakd_status pakd_session_metadata(const pakd_session* session, const char** out);
 
 /*
  * Runs the model on `batch` samples (1 <= batch <= max_batch).
@@ -204,26 +198,20 @@ PAKD_API pakd_status pakd_session_metadata(const pakd_session* session,
  * inference at a time (calls on one session must not overlap); different
  * sessions are independent.
  */
-PAKD_API pakd_status pakd_session_run(pakd_session* session,
-                                      const float* input, size_t batch,
-                                      float* output, size_t output_capacity);
+PAKD_API pakd_status pakd_session_run(pakd_session* session, const float* input, size_t batch, float* output,
+                                      size_t output_capacity);
 
 /*
  * pakd_session_run, also adding each op's wall time in microseconds to
  * op_us[i] (op_count must equal info.num_ops). For profiling; the timing
  * itself costs a clock read per op.
  */
-PAKD_API pakd_status pakd_session_run_profiled(pakd_session* session,
-                                               const float* input, size_t batch,
-                                               float* output,
-                                               size_t output_capacity,
-                                               double* op_us, size_t op_count);
+PAKD_API pakd_status pakd_session_run_profiled(pakd_session* session, const float* input, size_t batch, float* output,
+                                               size_t output_capacity, double* op_us, size_t op_count);
 
 /* A static-per-session description of op `index`, e.g.
  * "conv2d+relu dense 16x28x28" (valid while the session lives). */
-PAKD_API pakd_status pakd_session_op_description(const pakd_session* session,
-                                                 size_t index,
-                                                 const char** out);
+PAKD_API pakd_status pakd_session_op_description(const pakd_session* session, size_t index, const char** out);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -15,9 +15,8 @@ namespace {
 // Rows output channels (1..4) of one block over positions [q0, q1), in tiles
 // of V vectors of 8 (q1 - q0 a multiple of 8 V): Rows x V accumulators.
 template <std::size_t Rows, std::size_t V>
-void dconv_block(std::size_t q0, std::size_t q1, std::size_t cin, std::size_t kh, std::size_t kw,
-                 std::size_t wp, std::size_t plane, const float* wb, const float* x, float* y,
-                 std::size_t ldy) {
+void dconv_block(std::size_t q0, std::size_t q1, std::size_t cin, std::size_t kh, std::size_t kw, std::size_t wp,
+                 std::size_t plane, const float* wb, const float* x, float* y, std::size_t ldy) {
   constexpr std::size_t R = pakd::kDconvOcBlock;
   static_assert(Rows * V + V + 1 <= 16, "accumulators, inputs and a broadcast fit the 16 registers");
   for (; q0 < q1; q0 += 8 * V) {
@@ -54,8 +53,8 @@ void dconv_block(std::size_t q0, std::size_t q1, std::size_t cin, std::size_t kh
 // tile count is odd. (Two rows over 48 positions, 12 accumulators + 6 inputs,
 // spill: measured slower than 24.)
 template <std::size_t Rows>
-void dconv_rows(std::size_t n, std::size_t cin, std::size_t kh, std::size_t kw, std::size_t wp,
-                std::size_t plane, const float* wb, const float* x, float* y, std::size_t ldy) {
+void dconv_rows(std::size_t n, std::size_t cin, std::size_t kh, std::size_t kw, std::size_t wp, std::size_t plane,
+                const float* wb, const float* x, float* y, std::size_t ldy) {
   constexpr std::size_t T = pakd::kDconvTile;
   std::size_t q = 0;
   if constexpr (Rows == 1) {
@@ -67,10 +66,9 @@ void dconv_rows(std::size_t n, std::size_t cin, std::size_t kh, std::size_t kw, 
 
 }  // namespace
 
-void pakd_f32_dconv_ukernel_4x24__avx2(std::size_t oc_begin, std::size_t oc_end, std::size_t n,
-                                       std::size_t cin, std::size_t kh, std::size_t kw,
-                                       std::size_t wp, std::size_t plane, const float* w,
-                                       const float* x, float* y, std::size_t ldy) {
+void pakd_f32_dconv_ukernel_4x24__avx2(std::size_t oc_begin, std::size_t oc_end, std::size_t n, std::size_t cin,
+                                       std::size_t kh, std::size_t kw, std::size_t wp, std::size_t plane,
+                                       const float* w, const float* x, float* y, std::size_t ldy) {
   constexpr std::size_t R = pakd::kDconvOcBlock;
   const std::size_t taps = cin * kh * kw;
   for (std::size_t ob = oc_begin; ob < oc_end; ob += R) {

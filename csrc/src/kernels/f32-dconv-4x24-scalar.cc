@@ -11,8 +11,8 @@ namespace {
 
 // Rows output channels (1..4) of one block, tiles of 24 positions over [0, n).
 template <std::size_t Rows>
-void dconv_block(std::size_t n, std::size_t cin, std::size_t kh, std::size_t kw, std::size_t wp,
-                 std::size_t plane, const float* wb, const float* x, float* y, std::size_t ldy) {
+void dconv_block(std::size_t n, std::size_t cin, std::size_t kh, std::size_t kw, std::size_t wp, std::size_t plane,
+                 const float* wb, const float* x, float* y, std::size_t ldy) {
   constexpr std::size_t R = pakd::kDconvOcBlock, T = pakd::kDconvTile;
   for (std::size_t q0 = 0; q0 < n; q0 += T) {
     float acc[Rows][T] = {};
@@ -37,10 +37,9 @@ void dconv_block(std::size_t n, std::size_t cin, std::size_t kh, std::size_t kw,
 
 }  // namespace
 
-void pakd_f32_dconv_ukernel_4x24__scalar(std::size_t oc_begin, std::size_t oc_end, std::size_t n,
-                                         std::size_t cin, std::size_t kh, std::size_t kw,
-                                         std::size_t wp, std::size_t plane, const float* w,
-                                         const float* x, float* y, std::size_t ldy) {
+void pakd_f32_dconv_ukernel_4x24__scalar(std::size_t oc_begin, std::size_t oc_end, std::size_t n, std::size_t cin,
+                                         std::size_t kh, std::size_t kw, std::size_t wp, std::size_t plane,
+                                         const float* w, const float* x, float* y, std::size_t ldy) {
   constexpr std::size_t R = pakd::kDconvOcBlock;
   const std::size_t taps = cin * kh * kw;
   for (std::size_t ob = oc_begin; ob < oc_end; ob += R) {

@@ -41,10 +41,10 @@ inline void store_6x8_transposed(const __m256 r[6], std::size_t count, float* y,
 
 }  // namespace
 
-void pakd_f32_dconv_ukernel_6x16__avx2(std::size_t oc_begin, std::size_t oc_end, std::size_t p_begin,
-                                       std::size_t p_end, std::size_t cin, std::size_t kh, std::size_t kw,
-                                       std::size_t wp, std::size_t wo, std::size_t stride, std::size_t plane, const float* w,
-                                       const float* x, float* y, std::size_t ldy) {
+void pakd_f32_dconv_ukernel_6x16__avx2(std::size_t oc_begin, std::size_t oc_end, std::size_t p_begin, std::size_t p_end,
+                                       std::size_t cin, std::size_t kh, std::size_t kw, std::size_t wp, std::size_t wo,
+                                       std::size_t stride, std::size_t plane, const float* w, const float* x, float* y,
+                                       std::size_t ldy) {
   constexpr std::size_t V = pakd::kDconvOcVector, P = pakd::kDconvOcPixels;
   const std::size_t taps = cin * kh * kw;
   for (std::size_t ob = oc_begin; ob < oc_end; ob += V) {
@@ -56,10 +56,9 @@ void pakd_f32_dconv_ukernel_6x16__avx2(std::size_t oc_begin, std::size_t oc_end,
         const std::size_t p = p0 + (j < rows ? j : 0);
         off[j] = (p / wo) * stride * wp + p % wo * stride;
       }
-      __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(),
-             c11 = _mm256_setzero_ps(), c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(),
-             c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(), c40 = _mm256_setzero_ps(),
-             c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+      __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps(),
+             c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(),
+             c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
       const float* wt = wb;
       for (std::size_t ic = 0; ic < cin; ++ic) {
         const float* xc = x + ic * plane;

@@ -7,8 +7,8 @@
 
 void pakd_f32_dconv_ukernel_6x16__scalar(std::size_t oc_begin, std::size_t oc_end, std::size_t p_begin,
                                          std::size_t p_end, std::size_t cin, std::size_t kh, std::size_t kw,
-                                         std::size_t wp, std::size_t wo, std::size_t stride, std::size_t plane, const float* w,
-                                         const float* x, float* y, std::size_t ldy) {
+                                         std::size_t wp, std::size_t wo, std::size_t stride, std::size_t plane,
+                                         const float* w, const float* x, float* y, std::size_t ldy) {
   constexpr std::size_t V = pakd::kDconvOcVector, P = pakd::kDconvOcPixels;
   const std::size_t taps = cin * kh * kw;
   for (std::size_t ob = oc_begin; ob < oc_end; ob += V) {

@@ -62,15 +62,23 @@ void with_flags(bool scale, bool res, bool relu, Fn&& fn) {
   using T = std::true_type;
   using F = std::false_type;
   if (relu) {
-    if (scale && res) fn(T{}, T{}, T{});
-    else if (scale) fn(T{}, F{}, T{});
-    else if (res) fn(F{}, T{}, T{});
-    else fn(F{}, F{}, T{});
+    if (scale && res)
+      fn(T{}, T{}, T{});
+    else if (scale)
+      fn(T{}, F{}, T{});
+    else if (res)
+      fn(F{}, T{}, T{});
+    else
+      fn(F{}, F{}, T{});
   } else {
-    if (scale && res) fn(T{}, T{}, F{});
-    else if (scale) fn(T{}, F{}, F{});
-    else if (res) fn(F{}, T{}, F{});
-    else fn(F{}, F{}, F{});
+    if (scale && res)
+      fn(T{}, T{}, F{});
+    else if (scale)
+      fn(T{}, F{}, F{});
+    else if (res)
+      fn(F{}, T{}, F{});
+    else
+      fn(F{}, F{}, F{});
   }
 }
 
@@ -97,8 +105,8 @@ void rows_out(std::size_t c0, std::size_t c1, std::size_t n, std::size_t wp, std
 
 // The epilogue in place over positions [s0, s1) of channels [c0, c1).
 template <bool Scale, bool Res, bool Relu>
-void rows_in_place(std::size_t c0, std::size_t c1, std::size_t s0, std::size_t s1, std::size_t ld,
-                   const float* scale, const float* bias, const float* res, float* y) {
+void rows_in_place(std::size_t c0, std::size_t c1, std::size_t s0, std::size_t s1, std::size_t ld, const float* scale,
+                   const float* bias, const float* res, float* y) {
   for (std::size_t c = c0; c < c1; ++c) {
     const float sf = Scale ? scale[c] : 1.0f, bf = bias != nullptr ? bias[c] : 0.0f;
     const __m256 s = _mm256_set1_ps(sf), b = _mm256_set1_ps(bf);
@@ -112,8 +120,8 @@ void rows_in_place(std::size_t c0, std::size_t c1, std::size_t s0, std::size_t s
 
 }  // namespace
 
-void pakd_f32_dconv_pad_ukernel__avx2(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph,
-                                      std::size_t pw, const float* x, float* xpad) {
+void pakd_f32_dconv_pad_ukernel__avx2(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph, std::size_t pw,
+                                      const float* x, float* xpad) {
   const std::size_t wp = w + 2 * pw, border = ph * wp;
   float* p = xpad;
   for (std::size_t c = 0; c < cin; ++c) {
@@ -129,19 +137,18 @@ void pakd_f32_dconv_pad_ukernel__avx2(std::size_t cin, std::size_t h, std::size_
   }
 }
 
-void pakd_f32_dconv_out_ukernel__avx2(std::size_t c0, std::size_t c1, std::size_t n, std::size_t wp,
-                                      std::size_t ho, std::size_t wo, const float* wide, const float* scale,
-                                      const float* bias, const float* res, int relu, float* y) {
+void pakd_f32_dconv_out_ukernel__avx2(std::size_t c0, std::size_t c1, std::size_t n, std::size_t wp, std::size_t ho,
+                                      std::size_t wo, const float* wide, const float* scale, const float* bias,
+                                      const float* res, int relu, float* y) {
   with_flags(scale != nullptr, res != nullptr, relu != 0, [&](auto s, auto r, auto a) {
-    rows_out<decltype(s)::value, decltype(r)::value, decltype(a)::value>(c0, c1, n, wp, ho, wo, wide, scale, bias,
-                                                                         res, y);
+    rows_out<decltype(s)::value, decltype(r)::value, decltype(a)::value>(c0, c1, n, wp, ho, wo, wide, scale, bias, res,
+                                                                         y);
   });
 }
 
 void pakd_f32_epilogue_ukernel__avx2(std::size_t c0, std::size_t c1, std::size_t s0, std::size_t s1, std::size_t ld,
                                      const float* scale, const float* bias, const float* res, int relu, float* y) {
   with_flags(scale != nullptr, res != nullptr, relu != 0, [&](auto s, auto r, auto a) {
-    rows_in_place<decltype(s)::value, decltype(r)::value, decltype(a)::value>(c0, c1, s0, s1, ld, scale, bias, res,
-                                                                              y);
+    rows_in_place<decltype(s)::value, decltype(r)::value, decltype(a)::value>(c0, c1, s0, s1, ld, scale, bias, res, y);
   });
 }

@@ -29,8 +29,8 @@ void rows_out(std::size_t c0, std::size_t c1, std::size_t n, std::size_t wp, std
 
 }  // namespace
 
-void pakd_f32_dconv_pad_ukernel__scalar(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph,
-                                        std::size_t pw, const float* x, float* xpad) {
+void pakd_f32_dconv_pad_ukernel__scalar(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph, std::size_t pw,
+                                        const float* x, float* xpad) {
   const std::size_t wp = w + 2 * pw, border = ph * wp;
   float* p = xpad;
   for (std::size_t c = 0; c < cin; ++c) {
@@ -46,26 +46,34 @@ void pakd_f32_dconv_pad_ukernel__scalar(std::size_t cin, std::size_t h, std::siz
   }
 }
 
-void pakd_f32_dconv_out_ukernel__scalar(std::size_t c0, std::size_t c1, std::size_t n, std::size_t wp,
-                                        std::size_t ho, std::size_t wo, const float* wide, const float* scale,
-                                        const float* bias, const float* res, int relu, float* y) {
+void pakd_f32_dconv_out_ukernel__scalar(std::size_t c0, std::size_t c1, std::size_t n, std::size_t wp, std::size_t ho,
+                                        std::size_t wo, const float* wide, const float* scale, const float* bias,
+                                        const float* res, int relu, float* y) {
   // the flags as compile-time constants, so that no branch is left in the row loops
   const auto run = [&](auto s, auto r, auto a) {
-    rows_out<decltype(s)::value, decltype(r)::value, decltype(a)::value>(c0, c1, n, wp, ho, wo, wide, scale, bias,
-                                                                         res, y);
+    rows_out<decltype(s)::value, decltype(r)::value, decltype(a)::value>(c0, c1, n, wp, ho, wo, wide, scale, bias, res,
+                                                                         y);
   };
   using T = std::true_type;
   using F = std::false_type;
   const bool s = scale != nullptr, r = res != nullptr;
   if (relu != 0) {
-    if (s && r) run(T{}, T{}, T{});
-    else if (s) run(T{}, F{}, T{});
-    else if (r) run(F{}, T{}, T{});
-    else run(F{}, F{}, T{});
+    if (s && r)
+      run(T{}, T{}, T{});
+    else if (s)
+      run(T{}, F{}, T{});
+    else if (r)
+      run(F{}, T{}, T{});
+    else
+      run(F{}, F{}, T{});
   } else {
-    if (s && r) run(T{}, T{}, F{});
-    else if (s) run(T{}, F{}, F{});
-    else if (r) run(F{}, T{}, F{});
-    else run(F{}, F{}, F{});
+    if (s && r)
+      run(T{}, T{}, F{});
+    else if (s)
+      run(T{}, F{}, F{});
+    else if (r)
+      run(F{}, T{}, F{});
+    else
+      run(F{}, F{}, F{});
   }
 }

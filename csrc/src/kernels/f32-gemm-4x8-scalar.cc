@@ -13,8 +13,7 @@ namespace {
 constexpr std::size_t kMR = 4;
 constexpr std::size_t kNR = 8;
 
-void ukernel_4x8(std::size_t kc, const float* __restrict a,
-                 const float* __restrict b, std::size_t b_stride,
+void ukernel_4x8(std::size_t kc, const float* __restrict a, const float* __restrict b, std::size_t b_stride,
                  float* __restrict c, std::size_t ldc, bool accumulate) {
   float acc[kMR][kNR] = {};
   for (std::size_t p = 0; p < kc; ++p) {
@@ -37,10 +36,8 @@ void ukernel_4x8(std::size_t kc, const float* __restrict a,
 
 // Row kernel (thin A): one row of C, 8 columns at a time. Two independent
 // accumulator sets (even and odd k) hide the latency of the dependent adds.
-void row_ukernel_1x8(std::size_t kc, std::size_t nc, const float* __restrict a,
-                     std::size_t a_stride, const float* __restrict b,
-                     std::size_t b_stride, float* __restrict c,
-                     bool accumulate) {
+void row_ukernel_1x8(std::size_t kc, std::size_t nc, const float* __restrict a, std::size_t a_stride,
+                     const float* __restrict b, std::size_t b_stride, float* __restrict c, bool accumulate) {
   for (std::size_t j = 0; j < nc; j += kNR) {
     float acc0[kNR] = {};
     float acc1[kNR] = {};
@@ -73,15 +70,12 @@ void row_ukernel_1x8(std::size_t kc, std::size_t nc, const float* __restrict a,
 // kernel also serves ARM cores whose L1D is only 2- or 4-way) by 1024
 // columns.
 constexpr pakd::F32GemmBlocking kBlocking = {
-    /*mr=*/kMR, /*nr=*/kNR, /*mc=*/128, /*kc=*/256, /*nc=*/4096,
+    /*mr=*/kMR,  /*nr=*/kNR,      /*mc=*/128,    /*kc=*/256,      /*nc=*/4096,
     ukernel_4x8, row_ukernel_1x8, /*thin_kt=*/4, /*thin_nb=*/1024};
 
 }  // namespace
 
-void pakd_f32_gemm_ukernel_4x8__scalar(std::size_t m, std::size_t n,
-                                       std::size_t k, const float* a,
-                                       std::size_t lda, const float* b,
-                                       std::size_t ldb, float* c,
-                                       std::size_t ldc) {
+void pakd_f32_gemm_ukernel_4x8__scalar(std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
+                                       const float* b, std::size_t ldb, float* c, std::size_t ldc) {
   pakd::f32_gemm_blocked(kBlocking, m, n, k, a, lda, b, ldb, c, ldc);
 }

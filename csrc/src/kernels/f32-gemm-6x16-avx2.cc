@@ -28,8 +28,7 @@ inline void store_row(float* c, __m256 lo, __m256 hi, bool accumulate) {
   _mm256_storeu_ps(c + 8, hi);
 }
 
-void ukernel_6x16(std::size_t kc, const float* __restrict a,
-                  const float* __restrict b, std::size_t b_stride,
+void ukernel_6x16(std::size_t kc, const float* __restrict a, const float* __restrict b, std::size_t b_stride,
                   float* __restrict c, std::size_t ldc, bool accumulate) {
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
@@ -75,10 +74,8 @@ void ukernel_6x16(std::size_t kc, const float* __restrict a,
 // Row kernel (thin A): one row of C, 16 columns at a time. Unrolled over 4
 // k steps with separate accumulators: 8 independent FMA chains cover the FMA
 // latency.
-void row_ukernel_1x16(std::size_t kc, std::size_t nc, const float* __restrict a,
-                      std::size_t a_stride, const float* __restrict b,
-                      std::size_t b_stride, float* __restrict c,
-                      bool accumulate) {
+void row_ukernel_1x16(std::size_t kc, std::size_t nc, const float* __restrict a, std::size_t a_stride,
+                      const float* __restrict b, std::size_t b_stride, float* __restrict c, bool accumulate) {
   for (std::size_t j = 0; j < nc; j += kNR) {
     __m256 acc[4][2];
     for (auto& row : acc) row[0] = row[1] = _mm256_setzero_ps();
@@ -98,10 +95,8 @@ void row_ukernel_1x16(std::size_t kc, std::size_t nc, const float* __restrict a,
       acc[0][0] = _mm256_fmadd_ps(ai, _mm256_loadu_ps(bp), acc[0][0]);
       acc[0][1] = _mm256_fmadd_ps(ai, _mm256_loadu_ps(bp + 8), acc[0][1]);
     }
-    const __m256 lo = _mm256_add_ps(_mm256_add_ps(acc[0][0], acc[1][0]),
-                                    _mm256_add_ps(acc[2][0], acc[3][0]));
-    const __m256 hi = _mm256_add_ps(_mm256_add_ps(acc[0][1], acc[1][1]),
-                                    _mm256_add_ps(acc[2][1], acc[3][1]));
+    const __m256 lo = _mm256_add_ps(_mm256_add_ps(acc[0][0], acc[1][0]), _mm256_add_ps(acc[2][0], acc[3][0]));
+    const __m256 hi = _mm256_add_ps(_mm256_add_ps(acc[0][1], acc[1][1]), _mm256_add_ps(acc[2][1], acc[3][1]));
     store_row(c + j, lo, hi, accumulate);
   }
 }
@@ -113,15 +108,12 @@ void row_ukernel_1x16(std::size_t kc, std::size_t nc, const float* __restrict a,
 // caches are 8- or 12-way) by 1024 columns (4 KiB of C); measured on Zen 4
 // against 4/16 rows and 256/512/unbounded columns.
 constexpr pakd::F32GemmBlocking kBlocking = {
-    /*mr=*/kMR, /*nr=*/kNR, /*mc=*/168, /*kc=*/256, /*nc=*/4080,
+    /*mr=*/kMR,   /*nr=*/kNR,       /*mc=*/168,    /*kc=*/256,      /*nc=*/4080,
     ukernel_6x16, row_ukernel_1x16, /*thin_kt=*/8, /*thin_nb=*/1024};
 
 }  // namespace
 
-void pakd_f32_gemm_ukernel_6x16__avx2(std::size_t m, std::size_t n,
-                                      std::size_t k, const float* a,
-                                      std::size_t lda, const float* b,
-                                      std::size_t ldb, float* c,
-                                      std::size_t ldc) {
+void pakd_f32_gemm_ukernel_6x16__avx2(std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
+                                      const float* b, std::size_t ldb, float* c, std::size_t ldc) {
   pakd::f32_gemm_blocked(kBlocking, m, n, k, a, lda, b, ldb, c, ldc);
 }

@@ -33,9 +33,7 @@ float* workspace(std::size_t floats) {
   return storage.get() + (misalign ? kAlignFloats - misalign : 0);
 }
 
-std::size_t round_up(std::size_t x, std::size_t to) {
-  return (x + to - 1) / to * to;
-}
+std::size_t round_up(std::size_t x, std::size_t to) { return (x + to - 1) / to * to; }
 
 // Packs one full MR x kc panel of A: element (i, p) goes to out[p * MR + i].
 // MR is a compile-time constant so the MR row reads of a k step unroll.
@@ -51,15 +49,23 @@ void pack_a_panel(std::size_t kc, const float* a, std::size_t lda, float* out) {
 // Packs A[0:mc, 0:kc] (row stride lda) into ceil(mc / mr) panels of mr x kc,
 // panel by panel; inside a panel element (i, p) goes to p * mr + i. Rows past
 // mc are zero, so the micro-kernel always sees full panels.
-void pack_a(std::size_t mc, std::size_t kc, std::size_t mr, const float* a,
-            std::size_t lda, float* out) {
+void pack_a(std::size_t mc, std::size_t kc, std::size_t mr, const float* a, std::size_t lda, float* out) {
   for (std::size_t ir = 0; ir < mc; ir += mr, out += mr * kc) {
     const std::size_t rows = std::min(mr, mc - ir);
     const float* const src = a + ir * lda;
     if (rows == mr) {  // fast paths for the tile heights in use
-      if (mr == 4) { pack_a_panel<4>(kc, src, lda, out); continue; }
-      if (mr == 6) { pack_a_panel<6>(kc, src, lda, out); continue; }
-      if (mr == 8) { pack_a_panel<8>(kc, src, lda, out); continue; }
+      if (mr == 4) {
+        pack_a_panel<4>(kc, src, lda, out);
+        continue;
+      }
+      if (mr == 6) {
+        pack_a_panel<6>(kc, src, lda, out);
+        continue;
+      }
+      if (mr == 8) {
+        pack_a_panel<8>(kc, src, lda, out);
+        continue;
+      }
     }
     for (std::size_t p = 0; p < kc; ++p) {
       for (std::size_t i = 0; i < mr; ++i) {
@@ -72,14 +78,13 @@ void pack_a(std::size_t mc, std::size_t kc, std::size_t mr, const float* a,
 // Packs B[0:kc, 0:nc] (row stride ldb) into ceil(nc / nr) panels of kc x nr;
 // inside a panel element (p, j) goes to p * nr + j. Columns past nc are zero.
 // Reads B row by row (contiguous), writes each row segment to its panel.
-void pack_b(std::size_t kc, std::size_t nc, std::size_t nr, const float* b,
-            std::size_t ldb, float* out) {
+void pack_b(std::size_t kc, std::size_t nc, std::size_t nr, const float* b, std::size_t ldb, float* out) {
   const std::size_t panel_size = kc * nr;
   for (std::size_t p = 0; p < kc; ++p) {
     const float* src = b + p * ldb;
     float* dst = out + p * nr;
     std::size_t jr = 0;
-    for (; jr + nr <= nc; jr += nr) {  // full panels (a plain loop: nr is
+    for (; jr + nr <= nc; jr += nr) {                             // full panels (a plain loop: nr is
       for (std::size_t j = 0; j < nr; ++j) dst[j] = src[jr + j];  // small)
       dst += panel_size;
     }
@@ -93,9 +98,8 @@ void pack_b(std::size_t kc, std::size_t nc, std::size_t nr, const float* b,
 
 // Writes an rows x cols corner of a full micro-tile computed into `tile`
 // (row stride tile_ld) to C, adding to C when accumulating.
-void store_partial(std::size_t rows, std::size_t cols, const float* tile,
-                   std::size_t tile_ld, float* c, std::size_t ldc,
-                   bool accumulate) {
+void store_partial(std::size_t rows, std::size_t cols, const float* tile, std::size_t tile_ld, float* c,
+                   std::size_t ldc, bool accumulate) {
   for (std::size_t i = 0; i < rows; ++i) {
     for (std::size_t j = 0; j < cols; ++j) {
       const float v = tile[i * tile_ld + j];
@@ -114,9 +118,8 @@ void store_partial(std::size_t rows, std::size_t cols, const float* tile,
 // Walking down one NR-wide column panel instead would touch one cache line
 // per row of B, all in the same cache set when ldb is a power of two; KT is
 // kept within the L1 associativity for the same reason.
-void gemm_thin(const F32GemmBlocking& blk, std::size_t m, std::size_t n,
-               std::size_t k, const float* a, std::size_t lda, const float* b,
-               std::size_t ldb, float* c, std::size_t ldc) {
+void gemm_thin(const F32GemmBlocking& blk, std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
+               const float* b, std::size_t ldb, float* c, std::size_t ldc) {
   const std::size_t kt = blk.thin_kt;  // rows of B per strip
   const std::size_t nb = blk.thin_nb;  // columns per chunk (multiple of NR)
   const std::size_t nr = blk.nr;
@@ -127,8 +130,7 @@ void gemm_thin(const F32GemmBlocking& blk, std::size_t m, std::size_t n,
     for (std::size_t pc = 0; pc < k; pc += kt) {
       const std::size_t kc = std::min(kt, k - pc);
       for (std::size_t i = 0; i < m; ++i) {
-        blk.row_ukernel(kc, nc, a + i * lda + pc, 1, b + pc * ldb + jn, ldb,
-                        c + i * ldc + jn, /*accumulate=*/pc != 0);
+        blk.row_ukernel(kc, nc, a + i * lda + pc, 1, b + pc * ldb + jn, ldb, c + i * ldc + jn, /*accumulate=*/pc != 0);
       }
     }
   }
@@ -151,10 +153,8 @@ void gemm_thin(const F32GemmBlocking& blk, std::size_t m, std::size_t n,
 
 }  // namespace
 
-void f32_gemm_blocked(const F32GemmBlocking& blk, std::size_t m,
-                      std::size_t n, std::size_t k, const float* a,
-                      std::size_t lda, const float* b, std::size_t ldb,
-                      float* c, std::size_t ldc) {
+void f32_gemm_blocked(const F32GemmBlocking& blk, std::size_t m, std::size_t n, std::size_t k, const float* a,
+                      std::size_t lda, const float* b, std::size_t ldb, float* c, std::size_t ldc) {
   const std::size_t mr = blk.mr, nr = blk.nr;
   assert(mr * nr <= kF32GemmMaxTile);
   assert(blk.mc % mr == 0 && blk.nc % nr == 0 && blk.thin_nb % nr == 0);
@@ -165,9 +165,7 @@ void f32_gemm_blocked(const F32GemmBlocking& blk, std::size_t m,
   }
   // Leftover rows of a panel go row by row through the row kernel when at
   // most half of an MR-row tile would be real work.
-  auto use_rows = [&](std::size_t rows) {
-    return blk.row_ukernel != nullptr && 2 * rows <= mr;
-  };
+  auto use_rows = [&](std::size_t rows) { return blk.row_ukernel != nullptr && 2 * rows <= mr; };
   if (use_rows(m)) {
     gemm_thin(blk, m, n, k, a, lda, b, ldb, c, ldc);
     return;

@@ -33,10 +33,8 @@ namespace pakd {
 // b: B panel, element (p, j) at b[p * b_stride + j], 0 <= j < NR; b_stride is
 //    NR for a packed panel, or ldb when B is read in place.
 // c: row-major C tile with row stride ldc.
-using F32GemmMicrokernel = void (*)(std::size_t kc, const float* a,
-                                    const float* b, std::size_t b_stride,
-                                    float* c, std::size_t ldc,
-                                    bool accumulate);
+using F32GemmMicrokernel = void (*)(std::size_t kc, const float* a, const float* b, std::size_t b_stride, float* c,
+                                    std::size_t ldc, bool accumulate);
 
 // Computes one row of C over nc columns (nc a multiple of NR), i.e. a
 // vector-matrix product:
@@ -45,10 +43,8 @@ using F32GemmMicrokernel = void (*)(std::size_t kc, const float* a,
 // last few rows of a matrix, where an MR-row tile would mostly multiply zero
 // padding. b is either B in place (b_stride = ldb, nc up to n) or one packed
 // panel (b_stride = NR, nc = NR).
-using F32GemmRowMicrokernel = void (*)(std::size_t kc, std::size_t nc,
-                                       const float* a, std::size_t a_stride,
-                                       const float* b, std::size_t b_stride,
-                                       float* c, bool accumulate);
+using F32GemmRowMicrokernel = void (*)(std::size_t kc, std::size_t nc, const float* a, std::size_t a_stride,
+                                       const float* b, std::size_t b_stride, float* c, bool accumulate);
 
 struct F32GemmBlocking {
   std::size_t mr;  // micro-tile rows (register blocking)
@@ -70,10 +66,8 @@ struct F32GemmBlocking {
 constexpr std::size_t kF32GemmMaxTile = 8 * 32;
 
 // C = A * B using `blocking`'s micro-kernels; same contract as F32GemmFn.
-void f32_gemm_blocked(const F32GemmBlocking& blocking, std::size_t m,
-                      std::size_t n, std::size_t k, const float* a,
-                      std::size_t lda, const float* b, std::size_t ldb,
-                      float* c, std::size_t ldc);
+void f32_gemm_blocked(const F32GemmBlocking& blocking, std::size_t m, std::size_t n, std::size_t k, const float* a,
+                      std::size_t lda, const float* b, std::size_t ldb, float* c, std::size_t ldc);
 
 }  // namespace pakd
 

@@ -3,11 +3,8 @@
 // kernel to run in production.
 #include "kernels/kernels.h"
 
-void pakd_f32_gemm_ukernel__reference(std::size_t m, std::size_t n,
-                                      std::size_t k, const float* a,
-                                      std::size_t lda, const float* b,
-                                      std::size_t ldb, float* c,
-                                      std::size_t ldc) {
+void pakd_f32_gemm_ukernel__reference(std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
+                                      const float* b, std::size_t ldb, float* c, std::size_t ldc) {
   for (std::size_t i = 0; i < m; ++i) {
     for (std::size_t j = 0; j < n; ++j) {
       float sum = 0.0f;

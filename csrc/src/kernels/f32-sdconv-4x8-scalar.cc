@@ -16,8 +16,8 @@ constexpr std::size_t kRows = 4, kCols = 8;
 // get fixed trip counts the compiler vectorizes).
 template <std::size_t R, std::size_t C>
 void tile(std::size_t rows, std::size_t cols, std::uint32_t j0, std::uint32_t j1,
-          const std::uint32_t* __restrict offsets, const float* __restrict values,
-          const float* __restrict x, std::size_t rs, float* __restrict y, std::size_t wo) {
+          const std::uint32_t* __restrict offsets, const float* __restrict values, const float* __restrict x,
+          std::size_t rs, float* __restrict y, std::size_t wo) {
   float acc[kRows][kCols] = {};
   const std::size_t nr = R != 0 ? R : rows, nc = C != 0 ? C : cols;
   for (std::uint32_t j = j0; j < j1; ++j) {
@@ -34,10 +34,10 @@ void tile(std::size_t rows, std::size_t cols, std::uint32_t j0, std::uint32_t j1
 
 }  // namespace
 
-void pakd_f32_sdconv_ukernel_4x8__scalar(std::size_t oc_begin, std::size_t oc_end, std::size_t ho,
-                                         std::size_t wo, std::size_t rs, std::size_t ts,
-                                         const std::uint32_t* row_ptr, const std::uint32_t* offsets,
-                                         const float* values, const float* x, float* y, std::size_t ldy) {
+void pakd_f32_sdconv_ukernel_4x8__scalar(std::size_t oc_begin, std::size_t oc_end, std::size_t ho, std::size_t wo,
+                                         std::size_t rs, std::size_t ts, const std::uint32_t* row_ptr,
+                                         const std::uint32_t* offsets, const float* values, const float* x, float* y,
+                                         std::size_t ldy) {
   for (std::size_t oc = oc_begin; oc < oc_end; ++oc) {
     const std::uint32_t j0 = row_ptr[oc], j1 = row_ptr[oc + 1];
     for (std::size_t oy = 0; oy < ho; oy += kRows) {

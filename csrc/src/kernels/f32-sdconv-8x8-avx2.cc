@@ -18,9 +18,8 @@
 namespace {
 
 template <int R, bool kMasked>
-void tile(std::uint32_t j0, std::uint32_t j1, const std::uint32_t* __restrict offsets,
-          const float* __restrict values, const float* __restrict x, std::size_t rs, __m256i mask,
-          float* __restrict y, std::size_t wo) {
+void tile(std::uint32_t j0, std::uint32_t j1, const std::uint32_t* __restrict offsets, const float* __restrict values,
+          const float* __restrict x, std::size_t rs, __m256i mask, float* __restrict y, std::size_t wo) {
   __m256 acc[R];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
@@ -28,7 +27,8 @@ void tile(std::uint32_t j0, std::uint32_t j1, const std::uint32_t* __restrict of
     const __m256 v = _mm256_broadcast_ss(values + j);
     const float* xs = x + offsets[j];
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) acc[r] = _mm256_fmadd_ps(v, _mm256_loadu_ps(xs + static_cast<std::size_t>(r) * rs), acc[r]);
+    for (int r = 0; r < R; ++r)
+      acc[r] = _mm256_fmadd_ps(v, _mm256_loadu_ps(xs + static_cast<std::size_t>(r) * rs), acc[r]);
   }
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
@@ -42,8 +42,8 @@ void tile(std::uint32_t j0, std::uint32_t j1, const std::uint32_t* __restrict of
 }
 
 template <bool kMasked>
-void column(std::uint32_t j0, std::uint32_t j1, const std::uint32_t* offsets, const float* values,
-            const float* x, std::size_t ho, std::size_t rs, __m256i mask, float* y, std::size_t wo) {
+void column(std::uint32_t j0, std::uint32_t j1, const std::uint32_t* offsets, const float* values, const float* x,
+            std::size_t ho, std::size_t rs, __m256i mask, float* y, std::size_t wo) {
   std::size_t oy = 0;
   for (; oy + 8 <= ho; oy += 8) tile<8, kMasked>(j0, j1, offsets, values, x + oy * rs, rs, mask, y + oy * wo, wo);
   if (oy + 4 <= ho) {
@@ -59,10 +59,10 @@ void column(std::uint32_t j0, std::uint32_t j1, const std::uint32_t* offsets, co
 
 }  // namespace
 
-void pakd_f32_sdconv_ukernel_8x8__avx2(std::size_t oc_begin, std::size_t oc_end, std::size_t ho,
-                                       std::size_t wo, std::size_t rs, std::size_t ts,
-                                       const std::uint32_t* row_ptr, const std::uint32_t* offsets,
-                                       const float* values, const float* x, float* y, std::size_t ldy) {
+void pakd_f32_sdconv_ukernel_8x8__avx2(std::size_t oc_begin, std::size_t oc_end, std::size_t ho, std::size_t wo,
+                                       std::size_t rs, std::size_t ts, const std::uint32_t* row_ptr,
+                                       const std::uint32_t* offsets, const float* values, const float* x, float* y,
+                                       std::size_t ldy) {
   static const std::int32_t kMaskTable[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
   const std::size_t tail = wo % 8;
   const __m256i mask = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kMaskTable + 8 - tail));

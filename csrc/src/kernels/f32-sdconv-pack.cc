@@ -14,8 +14,8 @@ std::size_t sdconv_input_size(std::size_t cin, std::size_t hp, std::size_t wo, s
   return cin * ((wo + kSdconvTileCols - 1) / kSdconvTileCols) * hp * sdconv_row_stride(kw);
 }
 
-void sdconv_pack_input(const float* x, std::size_t cin, std::size_t h, std::size_t w, std::size_t ph,
-                       std::size_t pw, std::size_t wo, std::size_t kw, float* out) {
+void sdconv_pack_input(const float* x, std::size_t cin, std::size_t h, std::size_t w, std::size_t ph, std::size_t pw,
+                       std::size_t wo, std::size_t kw, float* out) {
   const std::size_t rs = sdconv_row_stride(kw), hp = h + 2 * ph;
   const std::size_t tiles = (wo + kSdconvTileCols - 1) / kSdconvTileCols;
   // One memset and a memcpy per row and tile: measured faster than writing

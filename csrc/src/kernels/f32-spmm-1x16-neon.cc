@@ -32,8 +32,8 @@ struct CodebookValues {
 
 template <class Values>
 void spmv(std::size_t m_begin, std::size_t m_end, const std::uint32_t* __restrict row_ptr,
-          const std::uint32_t* __restrict col_idx, Values value, const float* bias,
-          const float* __restrict x, std::size_t ldx, float* __restrict y, std::size_t ldy) {
+          const std::uint32_t* __restrict col_idx, Values value, const float* bias, const float* __restrict x,
+          std::size_t ldx, float* __restrict y, std::size_t ldy) {
   for (std::size_t i = m_begin; i < m_end; ++i) {
     float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
     std::uint32_t j = row_ptr[i];
@@ -50,10 +50,9 @@ void spmv(std::size_t m_begin, std::size_t m_end, const std::uint32_t* __restric
 }
 
 template <class Values>
-void tile16(std::size_t m_begin, std::size_t m_end, std::size_t c0,
-            const std::uint32_t* __restrict row_ptr, const std::uint32_t* __restrict col_idx,
-            Values value, const float* bias, const float* __restrict x, std::size_t ldx,
-            float* __restrict y, std::size_t ldy) {
+void tile16(std::size_t m_begin, std::size_t m_end, std::size_t c0, const std::uint32_t* __restrict row_ptr,
+            const std::uint32_t* __restrict col_idx, Values value, const float* bias, const float* __restrict x,
+            std::size_t ldx, float* __restrict y, std::size_t ldy) {
   for (std::size_t i = m_begin; i < m_end; ++i) {
     float32x4_t a0 = vdupq_n_f32(bias != nullptr ? bias[i] : 0.0f);
     float32x4_t a1 = a0, a2 = a0, a3 = a0;
@@ -91,10 +90,9 @@ void tile16(std::size_t m_begin, std::size_t m_end, std::size_t c0,
 }
 
 template <class Values>
-void tile4(std::size_t m_begin, std::size_t m_end, std::size_t c0,
-           const std::uint32_t* __restrict row_ptr, const std::uint32_t* __restrict col_idx,
-           Values value, const float* bias, const float* __restrict x, std::size_t ldx,
-           float* __restrict y, std::size_t ldy) {
+void tile4(std::size_t m_begin, std::size_t m_end, std::size_t c0, const std::uint32_t* __restrict row_ptr,
+           const std::uint32_t* __restrict col_idx, Values value, const float* bias, const float* __restrict x,
+           std::size_t ldx, float* __restrict y, std::size_t ldy) {
   for (std::size_t i = m_begin; i < m_end; ++i) {
     float32x4_t a0 = vdupq_n_f32(bias != nullptr ? bias[i] : 0.0f);
     for (std::uint32_t j = row_ptr[i]; j < row_ptr[i + 1]; ++j) {
@@ -105,17 +103,16 @@ void tile4(std::size_t m_begin, std::size_t m_end, std::size_t c0,
 }
 
 template <class Values>
-void column(std::size_t m_begin, std::size_t m_end, std::size_t c0,
-            const std::uint32_t* __restrict row_ptr, const std::uint32_t* __restrict col_idx,
-            Values value, const float* bias, const float* __restrict x, std::size_t ldx,
-            float* __restrict y, std::size_t ldy) {
+void column(std::size_t m_begin, std::size_t m_end, std::size_t c0, const std::uint32_t* __restrict row_ptr,
+            const std::uint32_t* __restrict col_idx, Values value, const float* bias, const float* __restrict x,
+            std::size_t ldx, float* __restrict y, std::size_t ldy) {
   spmv(m_begin, m_end, row_ptr, col_idx, value, bias, x + c0, ldx, y + c0, ldy);
 }
 
 template <class Values>
 void spmm(std::size_t m_begin, std::size_t m_end, std::size_t n, const std::uint32_t* row_ptr,
-          const std::uint32_t* col_idx, Values value, const float* bias, const float* x,
-          std::size_t ldx, float* y, std::size_t ldy) {
+          const std::uint32_t* col_idx, Values value, const float* bias, const float* x, std::size_t ldx, float* y,
+          std::size_t ldy) {
   std::size_t c0 = 0;
   if (n >= 16) {
     for (; c0 + 16 <= n; c0 += 16) {
@@ -133,19 +130,14 @@ void spmm(std::size_t m_begin, std::size_t m_end, std::size_t n, const std::uint
 }  // namespace
 
 void pakd_f32_spmm_ukernel_1x16__neon(std::size_t m_begin, std::size_t m_end, std::size_t n,
-                                      const std::uint32_t* row_ptr,
-                                      const std::uint32_t* col_idx, const float* values,
-                                      const float* bias, const float* x, std::size_t ldx,
-                                      float* y, std::size_t ldy) {
+                                      const std::uint32_t* row_ptr, const std::uint32_t* col_idx, const float* values,
+                                      const float* bias, const float* x, std::size_t ldx, float* y, std::size_t ldy) {
   spmm(m_begin, m_end, n, row_ptr, col_idx, DirectValues{values}, bias, x, ldx, y, ldy);
 }
 
-void pakd_f32_cbspmm_ukernel_1x16__neon(std::size_t m_begin, std::size_t m_end,
-                                        std::size_t n, const std::uint32_t* row_ptr,
-                                        const std::uint32_t* col_idx,
-                                        const std::uint8_t* codes, const float* table,
-                                        const float* bias, const float* x,
-                                        std::size_t ldx, float* y, std::size_t ldy) {
-  spmm(m_begin, m_end, n, row_ptr, col_idx, CodebookValues{codes, table}, bias, x, ldx, y,
-       ldy);
+void pakd_f32_cbspmm_ukernel_1x16__neon(std::size_t m_begin, std::size_t m_end, std::size_t n,
+                                        const std::uint32_t* row_ptr, const std::uint32_t* col_idx,
+                                        const std::uint8_t* codes, const float* table, const float* bias,
+                                        const float* x, std::size_t ldx, float* y, std::size_t ldy) {
+  spmm(m_begin, m_end, n, row_ptr, col_idx, CodebookValues{codes, table}, bias, x, ldx, y, ldy);
 }

@@ -24,8 +24,8 @@ struct CodebookValues {
 
 template <class Values>
 void spmv(std::size_t m_begin, std::size_t m_end, const std::uint32_t* __restrict row_ptr,
-          const std::uint32_t* __restrict col_idx, Values value, const float* bias,
-          const float* __restrict x, std::size_t ldx, float* __restrict y, std::size_t ldy) {
+          const std::uint32_t* __restrict col_idx, Values value, const float* bias, const float* __restrict x,
+          std::size_t ldx, float* __restrict y, std::size_t ldy) {
   for (std::size_t i = m_begin; i < m_end; ++i) {
     float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
     std::uint32_t j = row_ptr[i];
@@ -43,10 +43,9 @@ void spmv(std::size_t m_begin, std::size_t m_end, const std::uint32_t* __restric
 
 // Y[rows, c0 : c0 + W] for every row in range.
 template <std::size_t W, class Values>
-void tile(std::size_t m_begin, std::size_t m_end, std::size_t c0,
-          const std::uint32_t* __restrict row_ptr, const std::uint32_t* __restrict col_idx,
-          Values value, const float* bias, const float* __restrict x, std::size_t ldx,
-          float* __restrict y, std::size_t ldy) {
+void tile(std::size_t m_begin, std::size_t m_end, std::size_t c0, const std::uint32_t* __restrict row_ptr,
+          const std::uint32_t* __restrict col_idx, Values value, const float* bias, const float* __restrict x,
+          std::size_t ldx, float* __restrict y, std::size_t ldy) {
   for (std::size_t i = m_begin; i < m_end; ++i) {
     float acc[W];
     const float b = bias != nullptr ? bias[i] : 0.0f;
@@ -63,8 +62,8 @@ void tile(std::size_t m_begin, std::size_t m_end, std::size_t c0,
 
 template <class Values>
 void spmm(std::size_t m_begin, std::size_t m_end, std::size_t n, const std::uint32_t* row_ptr,
-          const std::uint32_t* col_idx, Values value, const float* bias, const float* x,
-          std::size_t ldx, float* y, std::size_t ldy) {
+          const std::uint32_t* col_idx, Values value, const float* bias, const float* x, std::size_t ldx, float* y,
+          std::size_t ldy) {
   if (n == 1) {
     spmv(m_begin, m_end, row_ptr, col_idx, value, bias, x, ldx, y, ldy);
     return;
@@ -88,20 +87,15 @@ void spmm(std::size_t m_begin, std::size_t m_end, std::size_t n, const std::uint
 
 }  // namespace
 
-void pakd_f32_spmm_ukernel_1x16__scalar(std::size_t m_begin, std::size_t m_end,
-                                        std::size_t n, const std::uint32_t* row_ptr,
-                                        const std::uint32_t* col_idx, const float* values,
-                                        const float* bias, const float* x, std::size_t ldx,
-                                        float* y, std::size_t ldy) {
+void pakd_f32_spmm_ukernel_1x16__scalar(std::size_t m_begin, std::size_t m_end, std::size_t n,
+                                        const std::uint32_t* row_ptr, const std::uint32_t* col_idx, const float* values,
+                                        const float* bias, const float* x, std::size_t ldx, float* y, std::size_t ldy) {
   spmm(m_begin, m_end, n, row_ptr, col_idx, DirectValues{values}, bias, x, ldx, y, ldy);
 }
 
-void pakd_f32_cbspmm_ukernel_1x16__scalar(std::size_t m_begin, std::size_t m_end,
-                                          std::size_t n, const std::uint32_t* row_ptr,
-                                          const std::uint32_t* col_idx,
-                                          const std::uint8_t* codes, const float* table,
-                                          const float* bias, const float* x,
-                                          std::size_t ldx, float* y, std::size_t ldy) {
-  spmm(m_begin, m_end, n, row_ptr, col_idx, CodebookValues{codes, table}, bias, x, ldx, y,
-       ldy);
+void pakd_f32_cbspmm_ukernel_1x16__scalar(std::size_t m_begin, std::size_t m_end, std::size_t n,
+                                          const std::uint32_t* row_ptr, const std::uint32_t* col_idx,
+                                          const std::uint8_t* codes, const float* table, const float* bias,
+                                          const float* x, std::size_t ldx, float* y, std::size_t ldy) {
+  spmm(m_begin, m_end, n, row_ptr, col_idx, CodebookValues{codes, table}, bias, x, ldx, y, ldy);
 }

@@ -35,10 +35,8 @@ constexpr std::uint32_t kPrefetchDistance = 256;
 template <bool kUnit>
 __m256 load8_indexed(const float* x, std::size_t ldx_, const std::uint32_t* idx) {
   const std::size_t ldx = kUnit ? 1 : ldx_;
-  const __m128 lo = _mm_setr_ps(x[idx[0] * ldx], x[idx[1] * ldx], x[idx[2] * ldx],
-                                x[idx[3] * ldx]);
-  const __m128 hi = _mm_setr_ps(x[idx[4] * ldx], x[idx[5] * ldx], x[idx[6] * ldx],
-                                x[idx[7] * ldx]);
+  const __m128 lo = _mm_setr_ps(x[idx[0] * ldx], x[idx[1] * ldx], x[idx[2] * ldx], x[idx[3] * ldx]);
+  const __m128 hi = _mm_setr_ps(x[idx[4] * ldx], x[idx[5] * ldx], x[idx[6] * ldx], x[idx[7] * ldx]);
   return _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
 }
 
@@ -47,9 +45,7 @@ struct DirectValues {
   float scalar(std::uint32_t j) const { return values[j]; }
   __m256 broadcast(std::uint32_t j) const { return _mm256_broadcast_ss(values + j); }
   __m256 load8(std::uint32_t j) const { return _mm256_loadu_ps(values + j); }
-  void prefetch(std::uint32_t j) const {
-    _mm_prefetch(reinterpret_cast<const char*>(values + j), _MM_HINT_T0);
-  }
+  void prefetch(std::uint32_t j) const { _mm_prefetch(reinterpret_cast<const char*>(values + j), _MM_HINT_T0); }
 };
 
 struct CodebookValues {
@@ -65,9 +61,7 @@ struct CodebookValues {
     const __m128 hi = _mm_setr_ps(table[c[4]], table[c[5]], table[c[6]], table[c[7]]);
     return _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
   }
-  void prefetch(std::uint32_t j) const {
-    _mm_prefetch(reinterpret_cast<const char*>(codes + j), _MM_HINT_T0);
-  }
+  void prefetch(std::uint32_t j) const { _mm_prefetch(reinterpret_cast<const char*>(codes + j), _MM_HINT_T0); }
 };
 
 float hsum(__m256 v) {
@@ -79,8 +73,8 @@ float hsum(__m256 v) {
 
 template <bool kUnit, class Values>
 void spmv(std::size_t m_begin, std::size_t m_end, const std::uint32_t* __restrict row_ptr,
-          const std::uint32_t* __restrict col_idx, Values value, const float* bias,
-          const float* __restrict x, std::size_t ldx, float* __restrict y, std::size_t ldy) {
+          const std::uint32_t* __restrict col_idx, Values value, const float* bias, const float* __restrict x,
+          std::size_t ldx, float* __restrict y, std::size_t ldy) {
   for (std::size_t i = m_begin; i < m_end; ++i) {
     std::uint32_t j = row_ptr[i];
     const std::uint32_t end = row_ptr[i + 1];
@@ -107,10 +101,9 @@ void spmv(std::size_t m_begin, std::size_t m_end, const std::uint32_t* __restric
 }
 
 template <class Values>
-void tile32(std::size_t m_begin, std::size_t m_end, std::size_t c0,
-            const std::uint32_t* __restrict row_ptr, const std::uint32_t* __restrict col_idx,
-            Values value, const float* bias, const float* __restrict x, std::size_t ldx,
-            float* __restrict y, std::size_t ldy) {
+void tile32(std::size_t m_begin, std::size_t m_end, std::size_t c0, const std::uint32_t* __restrict row_ptr,
+            const std::uint32_t* __restrict col_idx, Values value, const float* bias, const float* __restrict x,
+            std::size_t ldx, float* __restrict y, std::size_t ldy) {
   for (std::size_t i = m_begin; i < m_end; ++i) {
     __m256 a0 = bias != nullptr ? _mm256_broadcast_ss(bias + i) : _mm256_setzero_ps();
     __m256 a1 = a0, a2 = a0, a3 = a0;
@@ -150,13 +143,10 @@ void tile32(std::size_t m_begin, std::size_t m_end, std::size_t c0,
 // 8 columns, or fewer (cols in 1..8) through masked loads and stores.
 template <bool kMasked, class Values>
 void tile8(std::size_t m_begin, std::size_t m_end, std::size_t c0, std::size_t cols,
-           const std::uint32_t* __restrict row_ptr, const std::uint32_t* __restrict col_idx,
-           Values value, const float* bias, const float* __restrict x, std::size_t ldx,
-           float* __restrict y, std::size_t ldy) {
-  static const std::int32_t kMaskTable[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
-                                              0,  0,  0,  0,  0,  0,  0,  0};
-  const __m256i mask =
-      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kMaskTable + 8 - cols));
+           const std::uint32_t* __restrict row_ptr, const std::uint32_t* __restrict col_idx, Values value,
+           const float* bias, const float* __restrict x, std::size_t ldx, float* __restrict y, std::size_t ldy) {
+  static const std::int32_t kMaskTable[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+  const __m256i mask = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kMaskTable + 8 - cols));
   for (std::size_t i = m_begin; i < m_end; ++i) {
     __m256 a0 = bias != nullptr ? _mm256_broadcast_ss(bias + i) : _mm256_setzero_ps();
     __m256 a1 = _mm256_setzero_ps();
@@ -186,8 +176,8 @@ void tile8(std::size_t m_begin, std::size_t m_end, std::size_t c0, std::size_t c
 
 template <class Values>
 void spmm(std::size_t m_begin, std::size_t m_end, std::size_t n, const std::uint32_t* row_ptr,
-          const std::uint32_t* col_idx, Values value, const float* bias, const float* x,
-          std::size_t ldx, float* y, std::size_t ldy) {
+          const std::uint32_t* col_idx, Values value, const float* bias, const float* x, std::size_t ldx, float* y,
+          std::size_t ldy) {
   if (n == 1) {
     if (ldx == 1) {
       spmv<true>(m_begin, m_end, row_ptr, col_idx, value, bias, x, 1, y, ldy);
@@ -211,19 +201,14 @@ void spmm(std::size_t m_begin, std::size_t m_end, std::size_t n, const std::uint
 }  // namespace
 
 void pakd_f32_spmm_ukernel_1x32__avx2(std::size_t m_begin, std::size_t m_end, std::size_t n,
-                                      const std::uint32_t* row_ptr,
-                                      const std::uint32_t* col_idx, const float* values,
-                                      const float* bias, const float* x, std::size_t ldx,
-                                      float* y, std::size_t ldy) {
+                                      const std::uint32_t* row_ptr, const std::uint32_t* col_idx, const float* values,
+                                      const float* bias, const float* x, std::size_t ldx, float* y, std::size_t ldy) {
   spmm(m_begin, m_end, n, row_ptr, col_idx, DirectValues{values}, bias, x, ldx, y, ldy);
 }
 
-void pakd_f32_cbspmm_ukernel_1x32__avx2(std::size_t m_begin, std::size_t m_end,
-                                        std::size_t n, const std::uint32_t* row_ptr,
-                                        const std::uint32_t* col_idx,
-                                        const std::uint8_t* codes, const float* table,
-                                        const float* bias, const float* x,
-                                        std::size_t ldx, float* y, std::size_t ldy) {
-  spmm(m_begin, m_end, n, row_ptr, col_idx, CodebookValues{codes, table}, bias, x, ldx, y,
-       ldy);
+void pakd_f32_cbspmm_ukernel_1x32__avx2(std::size_t m_begin, std::size_t m_end, std::size_t n,
+                                        const std::uint32_t* row_ptr, const std::uint32_t* col_idx,
+                                        const std::uint8_t* codes, const float* table, const float* bias,
+                                        const float* x, std::size_t ldx, float* y, std::size_t ldy) {
+  spmm(m_begin, m_end, n, row_ptr, col_idx, CodebookValues{codes, table}, bias, x, ldx, y, ldy);
 }

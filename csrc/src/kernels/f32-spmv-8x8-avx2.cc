@@ -13,8 +13,8 @@
 #include "kernels/kernels.h"
 
 void pakd_f32_spmv_ukernel_8x8__avx2(std::size_t m, std::size_t k, std::size_t s_begin, std::size_t s_end,
-                                     const std::uint32_t* slice_ptr, const std::uint32_t* words,
-                                     const float* values, const float* x, float* y) {
+                                     const std::uint32_t* slice_ptr, const std::uint32_t* words, const float* values,
+                                     const float* x, float* y) {
   // the vector load of a last, partial panel would read past x: copy x
   // into a zero-padded buffer then
   alignas(32) float xpad[pakd::kBlockSpmvMaxPanels * pakd::kBlockSpmvCols];
@@ -27,7 +27,8 @@ void pakd_f32_spmv_ukernel_8x8__avx2(std::size_t m, std::size_t k, std::size_t s
   auto step = [&](std::uint32_t t, __m256 acc) {
     const std::uint32_t w = words[t];
     const __m256 panel = _mm256_loadu_ps(x + pakd::kBlockSpmvCols * (w >> 24));
-    const __m256 xs = _mm256_permutevar8x32_ps(panel, _mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(w)), shifts));
+    const __m256 xs =
+        _mm256_permutevar8x32_ps(panel, _mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(w)), shifts));
     return _mm256_fmadd_ps(_mm256_loadu_ps(values + pakd::kBlockSpmvRows * t), xs, acc);
   };
   for (std::size_t s = s_begin; s < s_end; ++s) {

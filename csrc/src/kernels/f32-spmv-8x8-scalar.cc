@@ -4,8 +4,8 @@
 #include "kernels/kernels.h"
 
 void pakd_f32_spmv_ukernel_8x8__scalar(std::size_t m, std::size_t k, std::size_t s_begin, std::size_t s_end,
-                                       const std::uint32_t* slice_ptr, const std::uint32_t* words,
-                                       const float* values, const float* x, float* y) {
+                                       const std::uint32_t* slice_ptr, const std::uint32_t* words, const float* values,
+                                       const float* x, float* y) {
   (void)k;  // every lane's column is below k (padding lanes point at their panel's first column)
   constexpr std::size_t R = pakd::kBlockSpmvRows, C = pakd::kBlockSpmvCols;
   for (std::size_t s = s_begin; s < s_end; ++s) {

@@ -11,8 +11,8 @@ namespace {
 // the blocked format, in storage order; lane_pos[r] is the CSR position of
 // lane r's nonzero or -1 for padding. Returns the number of steps.
 template <class Step>
-std::size_t for_each_step(std::size_t m, std::size_t k, const std::uint32_t* row_ptr,
-                          const std::uint32_t* col_idx, Step&& step) {
+std::size_t for_each_step(std::size_t m, std::size_t k, const std::uint32_t* row_ptr, const std::uint32_t* col_idx,
+                          Step&& step) {
   constexpr std::size_t R = kBlockSpmvRows, C = kBlockSpmvCols;
   const std::size_t panels = (k + C - 1) / C;
   std::size_t steps = 0;
@@ -46,10 +46,10 @@ std::size_t for_each_step(std::size_t m, std::size_t k, const std::uint32_t* row
 
 }  // namespace
 
-std::size_t block_spmv_steps(std::size_t m, std::size_t k, const std::uint32_t* row_ptr,
-                             const std::uint32_t* col_idx) {
+std::size_t block_spmv_steps(std::size_t m, std::size_t k, const std::uint32_t* row_ptr, const std::uint32_t* col_idx) {
   if ((k + kBlockSpmvCols - 1) / kBlockSpmvCols > kBlockSpmvMaxPanels) return 0;
-  return for_each_step(m, k, row_ptr, col_idx, [](std::size_t, std::size_t, std::size_t, const int*, const std::int64_t*) {});
+  return for_each_step(m, k, row_ptr, col_idx,
+                       [](std::size_t, std::size_t, std::size_t, const int*, const std::int64_t*) {});
 }
 
 void block_spmv_pack(std::size_t m, std::size_t k, const std::uint32_t* row_ptr, const std::uint32_t* col_idx,

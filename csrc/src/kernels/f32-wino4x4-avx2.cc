@@ -87,8 +87,7 @@ inline void output_1d(__m256 m0, __m256 m1, __m256 m2, __m256 m3, __m256 m4, __m
 
 // mrow[r][0:16] = sum_ic v[r * ldv + ic] * w[ic][0:16] for ROWS rows.
 template <int ROWS>
-inline void gemm_rows(std::size_t cin, const float* v, std::size_t ldv, const float* w, float* m,
-                      std::size_t ldm) {
+inline void gemm_rows(std::size_t cin, const float* v, std::size_t ldv, const float* w, float* m, std::size_t ldm) {
   __m256 acc0[ROWS], acc1[ROWS];
   for (int r = 0; r < ROWS; ++r) acc0[r] = acc1[r] = _mm256_setzero_ps();
   for (std::size_t ic = 0; ic < cin; ++ic, w += V) {
@@ -108,8 +107,7 @@ inline void gemm_rows(std::size_t cin, const float* v, std::size_t ldv, const fl
 // The same for the first 8 of the 16 columns (a last output block with <= 8
 // channels: its other 8 lanes are never read).
 template <int ROWS>
-inline void gemm_rows8(std::size_t cin, const float* v, std::size_t ldv, const float* w, float* m,
-                       std::size_t ldm) {
+inline void gemm_rows8(std::size_t cin, const float* v, std::size_t ldv, const float* w, float* m, std::size_t ldm) {
   __m256 acc[ROWS];
   for (int r = 0; r < ROWS; ++r) acc[r] = _mm256_setzero_ps();
   for (std::size_t ic = 0; ic < cin; ++ic, w += V) {
@@ -124,8 +122,9 @@ template <bool HALF>
 inline void gemm_block(std::size_t nt, std::size_t cin, const float* v, std::size_t ldv, const float* w, float* m,
                        std::size_t ldm) {
   std::size_t r = 0;
-#define PAKD_WINO_ROWS(n) \
-  (HALF ? gemm_rows8<n>(cin, v + r * ldv, ldv, w, m + r * ldm, ldm) : gemm_rows<n>(cin, v + r * ldv, ldv, w, m + r * ldm, ldm))
+#define PAKD_WINO_ROWS(n)                                           \
+  (HALF ? gemm_rows8<n>(cin, v + r * ldv, ldv, w, m + r * ldm, ldm) \
+        : gemm_rows<n>(cin, v + r * ldv, ldv, w, m + r * ldm, ldm))
   for (; r + 6 <= nt; r += 6) PAKD_WINO_ROWS(6);
   switch (nt - r) {
     case 5: PAKD_WINO_ROWS(5); break;
@@ -178,8 +177,8 @@ void pakd_f32_wino4x4_pack_ukernel_8x8__avx2(std::size_t cin, std::size_t h, std
 
 void pakd_f32_wino4x4_ukernel_6x16__avx2(std::size_t tile_begin, std::size_t tile_end, std::size_t tiles_x,
                                          std::size_t cin, std::size_t cin_p, std::size_t cout, const float* u,
-                                         const float* bias, int relu, const float* residual, const float* xh, std::size_t hpp,
-                                         std::size_t wpp, float* y, std::size_t ho, std::size_t wo) {
+                                         const float* bias, int relu, const float* residual, const float* xh,
+                                         std::size_t hpp, std::size_t wpp, float* y, std::size_t ho, std::size_t wo) {
   const std::size_t cout_p = (cout + V - 1) / V * V, oblocks = cout_p / V;
   const std::size_t chunk = pakd::kWinoTileChunk;
   float* const vbuf = static_cast<float*>(pakd::kernel_workspace(P * chunk * (cin_p + cout_p) * sizeof(float)));
@@ -195,8 +194,8 @@ void pakd_f32_wino4x4_ukernel_6x16__avx2(std::size_t tile_begin, std::size_t til
         for (std::size_t c = 0; c < 6; ++c) {
           const float* d = base + c * L;
           input_1d(_mm256_loadu_ps(d), _mm256_loadu_ps(d + wpp * L), _mm256_loadu_ps(d + 2 * wpp * L),
-                   _mm256_loadu_ps(d + 3 * wpp * L), _mm256_loadu_ps(d + 4 * wpp * L),
-                   _mm256_loadu_ps(d + 5 * wpp * L), t[c]);
+                   _mm256_loadu_ps(d + 3 * wpp * L), _mm256_loadu_ps(d + 4 * wpp * L), _mm256_loadu_ps(d + 5 * wpp * L),
+                   t[c]);
         }
         float* dst = vbuf + tl * cin_p + cb * L;
         for (std::size_t i = 0; i < 6; ++i) {
@@ -230,9 +229,9 @@ void pakd_f32_wino4x4_ukernel_6x16__avx2(std::size_t tile_begin, std::size_t til
         const float* m = mbuf + tl * cout_p + o0;
         __m256 s[6][4];  // s[j][a]
         for (std::size_t j = 0; j < 6; ++j) {
-          output_1d(_mm256_load_ps(m + j * ldp), _mm256_load_ps(m + (6 + j) * ldp),
-                    _mm256_load_ps(m + (12 + j) * ldp), _mm256_load_ps(m + (18 + j) * ldp),
-                    _mm256_load_ps(m + (24 + j) * ldp), _mm256_load_ps(m + (30 + j) * ldp), s[j]);
+          output_1d(_mm256_load_ps(m + j * ldp), _mm256_load_ps(m + (6 + j) * ldp), _mm256_load_ps(m + (12 + j) * ldp),
+                    _mm256_load_ps(m + (18 + j) * ldp), _mm256_load_ps(m + (24 + j) * ldp),
+                    _mm256_load_ps(m + (30 + j) * ldp), s[j]);
         }
         const __m256 b = bias != nullptr ? _mm256_loadu_ps(bias + o0) : _mm256_setzero_ps();
         __m256 out[2][8];  // rows a = 0, 1 | 2, 3: 8 positions x 8 channels each
@@ -242,7 +241,8 @@ void pakd_f32_wino4x4_ukernel_6x16__avx2(std::size_t tile_begin, std::size_t til
           for (std::size_t c = 0; c < 4; ++c) {
             __m256 v = _mm256_add_ps(o[c], b);
             // with a residual, ReLU after the transpose (once it is added)
-            if (relu != 0 && residual == nullptr) v = _mm256_max_ps(v, _mm256_setzero_ps());  // max(v, 0): 0 for NaN, as Act::kRelu
+            if (relu != 0 && residual == nullptr)
+              v = _mm256_max_ps(v, _mm256_setzero_ps());  // max(v, 0): 0 for NaN, as Act::kRelu
             out[a / 2][(a % 2) * 4 + c] = v;
           }
         }
@@ -256,7 +256,8 @@ void pakd_f32_wino4x4_ukernel_6x16__avx2(std::size_t tile_begin, std::size_t til
             __m128 q[4];
             for (std::size_t a = 0; a < 4; ++a) q[a] = a >= rows ? _mm_setzero_ps() : load_cols(rp + a * wo, cols);
             for (std::size_t h2 = 0; h2 < 2; ++h2) {
-              __m256 v = _mm256_add_ps(out[h2][k], _mm256_insertf128_ps(_mm256_castps128_ps256(q[2 * h2]), q[2 * h2 + 1], 1));
+              __m256 v =
+                  _mm256_add_ps(out[h2][k], _mm256_insertf128_ps(_mm256_castps128_ps256(q[2 * h2]), q[2 * h2 + 1], 1));
               if (relu != 0) v = _mm256_max_ps(v, _mm256_setzero_ps());
               out[h2][k] = v;
             }

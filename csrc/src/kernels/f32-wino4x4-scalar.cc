@@ -8,9 +8,9 @@
 
 namespace {
 
-constexpr std::size_t L = pakd::kWinoCinBlock;    // channel lanes of the transforms
-constexpr std::size_t V = pakd::kWinoCoutBlock;   // output channels per GEMM block
-constexpr std::size_t R = 6;                      // tiles per GEMM block
+constexpr std::size_t L = pakd::kWinoCinBlock;   // channel lanes of the transforms
+constexpr std::size_t V = pakd::kWinoCoutBlock;  // output channels per GEMM block
+constexpr std::size_t R = 6;                     // tiles per GEMM block
 constexpr std::size_t P = pakd::kWinoPositions;
 
 // t = B^T d along one axis, 8 lanes at a time (d[k] is lane array k).
@@ -56,8 +56,8 @@ void pakd_f32_wino4x4_pack_ukernel_8x8__scalar(std::size_t cin, std::size_t h, s
 
 void pakd_f32_wino4x4_ukernel_6x16__scalar(std::size_t tile_begin, std::size_t tile_end, std::size_t tiles_x,
                                            std::size_t cin, std::size_t cin_p, std::size_t cout, const float* u,
-                                           const float* bias, int relu, const float* residual, const float* xh, std::size_t hpp,
-                                           std::size_t wpp, float* y, std::size_t ho, std::size_t wo) {
+                                           const float* bias, int relu, const float* residual, const float* xh,
+                                           std::size_t hpp, std::size_t wpp, float* y, std::size_t ho, std::size_t wo) {
   const std::size_t cout_p = (cout + V - 1) / V * V, oblocks = cout_p / V;
   const std::size_t chunk = pakd::kWinoTileChunk;
   float* const vbuf = static_cast<float*>(pakd::kernel_workspace(P * chunk * (cin_p + cout_p) * sizeof(float)));
@@ -71,8 +71,12 @@ void pakd_f32_wino4x4_ukernel_6x16__scalar(std::size_t tile_begin, std::size_t t
         const float* base = xh + ((cb * hpp + 4 * ty) * wpp + 4 * tx) * L;
         float t[6][6][L];  // t[column][i]: B^T d down each column
         for (std::size_t c = 0; c < 6; ++c) {
-          const float* const d[6] = {base + c * L, base + (wpp + c) * L, base + (2 * wpp + c) * L,
-                                     base + (3 * wpp + c) * L, base + (4 * wpp + c) * L, base + (5 * wpp + c) * L};
+          const float* const d[6] = {base + c * L,
+                                     base + (wpp + c) * L,
+                                     base + (2 * wpp + c) * L,
+                                     base + (3 * wpp + c) * L,
+                                     base + (4 * wpp + c) * L,
+                                     base + (5 * wpp + c) * L};
           input_1d(d, t[c]);
         }
         for (std::size_t i = 0; i < 6; ++i) {

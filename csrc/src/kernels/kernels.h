@@ -25,8 +25,7 @@ namespace pakd {
 // validated by the caller (runtime/c-api.cc): lda >= k, ldb >= n, ldc >= n,
 // pointers valid for non-empty matrices. May throw std::bad_alloc (packing
 // buffers); nothing else.
-using F32GemmFn = void (*)(std::size_t m, std::size_t n, std::size_t k,
-                           const float* a, std::size_t lda, const float* b,
+using F32GemmFn = void (*)(std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda, const float* b,
                            std::size_t ldb, float* c, std::size_t ldc);
 
 // Sparse (CSR) x dense product, f32 values:
@@ -39,18 +38,15 @@ using F32GemmFn = void (*)(std::size_t m, std::size_t n, std::size_t k,
 // non-decreasing, col_idx[j] < k, ldx >= n, ldy >= n. Never throws.
 // n == 1 is a sparse matrix-vector product (batch-1 fully-connected layer);
 // large n is a convolution lowered to W[Cout, Cin*kh*kw] x im2col.
-using F32SpmmFn = void (*)(std::size_t m_begin, std::size_t m_end, std::size_t n,
-                           const std::uint32_t* row_ptr, const std::uint32_t* col_idx,
-                           const float* values, const float* bias,
-                           const float* x, std::size_t ldx, float* y, std::size_t ldy);
+using F32SpmmFn = void (*)(std::size_t m_begin, std::size_t m_end, std::size_t n, const std::uint32_t* row_ptr,
+                           const std::uint32_t* col_idx, const float* values, const float* bias, const float* x,
+                           std::size_t ldx, float* y, std::size_t ldy);
 
 // The same with codebook values (weight sharing): value j is table[codes[j]];
 // the caller guarantees codes[j] < the table size (at most 256 entries).
-using F32CbSpmmFn = void (*)(std::size_t m_begin, std::size_t m_end, std::size_t n,
-                             const std::uint32_t* row_ptr, const std::uint32_t* col_idx,
-                             const std::uint8_t* codes, const float* table,
-                             const float* bias, const float* x, std::size_t ldx,
-                             float* y, std::size_t ldy);
+using F32CbSpmmFn = void (*)(std::size_t m_begin, std::size_t m_end, std::size_t n, const std::uint32_t* row_ptr,
+                             const std::uint32_t* col_idx, const std::uint8_t* codes, const float* table,
+                             const float* bias, const float* x, std::size_t ldx, float* y, std::size_t ldy);
 
 // int8 GEMM with per-row weight scales and one activation scale:
 //   Y[i, 0:n] = bias[i] (or 0) + (a_scale[i] * b_scale) * float(sum_p A[i, p] * B[p, 0:n])
@@ -59,11 +55,9 @@ using F32CbSpmmFn = void (*)(std::size_t m_begin, std::size_t m_end, std::size_t
 // (ldy >= n); rows outside the range are not touched. The caller guarantees
 // k <= kQs8GemmMaxK, so the int32 sums cannot overflow (|A B| <= 2^14 per
 // product). May throw std::bad_alloc (packing buffers); nothing else.
-using Qs8GemmFn = void (*)(std::size_t m_begin, std::size_t m_end, std::size_t n,
-                           std::size_t k, const std::int8_t* a, std::size_t lda,
-                           const float* a_scale, const std::int8_t* b,
-                           std::size_t ldb, float b_scale, const float* bias,
-                           float* y, std::size_t ldy);
+using Qs8GemmFn = void (*)(std::size_t m_begin, std::size_t m_end, std::size_t n, std::size_t k, const std::int8_t* a,
+                           std::size_t lda, const float* a_scale, const std::int8_t* b, std::size_t ldb, float b_scale,
+                           const float* bias, float* y, std::size_t ldy);
 
 // Largest k for which a Qs8GemmFn's int32 sums are exact: 2^17 - 1 products
 // of magnitude <= 2^14 stay below 2^31.
@@ -91,10 +85,9 @@ float quantize_s8_symmetric(const float* x, std::size_t count, std::int8_t* out)
 // oc >= oc_end of y are neither computed nor written. n is a multiple of 24;
 // x must be readable up to (cin - 1) * plane + n + (kh - 1) * wp + kw - 1.
 // Never throws.
-using F32DconvFn = void (*)(std::size_t oc_begin, std::size_t oc_end, std::size_t n,
-                            std::size_t cin, std::size_t kh, std::size_t kw,
-                            std::size_t wp, std::size_t plane, const float* w,
-                            const float* x, float* y, std::size_t ldy);
+using F32DconvFn = void (*)(std::size_t oc_begin, std::size_t oc_end, std::size_t n, std::size_t cin, std::size_t kh,
+                            std::size_t kw, std::size_t wp, std::size_t plane, const float* w, const float* x, float* y,
+                            std::size_t ldy);
 constexpr std::size_t kDconvOcBlock = 4;
 constexpr std::size_t kDconvTile = 24;
 
@@ -102,8 +95,8 @@ constexpr std::size_t kDconvTile = 24;
 // cin channels of x (cin x h x w) into xpad, h + 2 ph rows of wp = w + 2 pw
 // floats per channel, planes consecutive; every element of the cin planes is
 // written (borders included). Never throws.
-using F32PadPlanesFn = void (*)(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph,
-                                std::size_t pw, const float* x, float* xpad);
+using F32PadPlanesFn = void (*)(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph, std::size_t pw,
+                                const float* x, float* xpad);
 // The output pass of F32DconvFn: output channels [c0, c1) of its wide rows
 // (channel oc's row oy at wide[oc * n + oy * wp], its first wo columns kept)
 // into the planes y[oc][oy][ox] (ho x wo) as
@@ -111,9 +104,9 @@ using F32PadPlanesFn = void (*)(std::size_t cin, std::size_t h, std::size_t w, s
 // in that order of operations; scale, bias, res may be nullptr (1, 0, none;
 // res has y's layout and does not alias it); act is ReLU when relu != 0, the
 // identity otherwise. Never throws.
-using F32WideRowsOutFn = void (*)(std::size_t c0, std::size_t c1, std::size_t n, std::size_t wp,
-                                  std::size_t ho, std::size_t wo, const float* wide, const float* scale,
-                                  const float* bias, const float* res, int relu, float* y);
+using F32WideRowsOutFn = void (*)(std::size_t c0, std::size_t c1, std::size_t n, std::size_t wp, std::size_t ho,
+                                  std::size_t wo, const float* wide, const float* scale, const float* bias,
+                                  const float* res, int relu, float* y);
 // The per-channel output epilogue in place: for channels c in [c0, c1) and
 // positions i in [s0, s1) of y (channel c's row at y + c * ld),
 //   y[c * ld + i] = act(y[c * ld + i] * scale[c] + bias[c] + res[c * ld + i])
@@ -132,10 +125,10 @@ using F32EpilogueFn = void (*)(std::size_t c0, std::size_t c1, std::size_t s0, s
 // (oc_begin a multiple of 16) and p in [p_begin, p_end). Weights packed by
 // 16 output channels: [block][ic][ky][kx][16]. Reads only inside the padded
 // planes. Never throws.
-using F32DconvOcFn = void (*)(std::size_t oc_begin, std::size_t oc_end, std::size_t p_begin,
-                              std::size_t p_end, std::size_t cin, std::size_t kh, std::size_t kw,
-                              std::size_t wp, std::size_t wo, std::size_t stride, std::size_t plane, const float* w,
-                              const float* x, float* y, std::size_t ldy);
+using F32DconvOcFn = void (*)(std::size_t oc_begin, std::size_t oc_end, std::size_t p_begin, std::size_t p_end,
+                              std::size_t cin, std::size_t kh, std::size_t kw, std::size_t wp, std::size_t wo,
+                              std::size_t stride, std::size_t plane, const float* w, const float* x, float* y,
+                              std::size_t ldy);
 // Sparse direct stride-1 convolution over 2-D output tiles of 8 columns:
 // per output channel a CSR row of nonzero taps, each with its input offset
 // ic * cs + ky * rs + kx (computed at load). The zero-padded input is laid
@@ -149,10 +142,10 @@ using F32DconvOcFn = void (*)(std::size_t oc_begin, std::size_t oc_end, std::siz
 // Exact output positions, straight into the NCHW output; reads
 // x[offsets[j] + t * ts + oy * rs + u] for u < 8 only (inside the tile's
 // rows). Cost follows the nonzeros. Never throws.
-using F32SparseDconvFn = void (*)(std::size_t oc_begin, std::size_t oc_end, std::size_t ho,
-                                  std::size_t wo, std::size_t rs, std::size_t ts,
-                                  const std::uint32_t* row_ptr, const std::uint32_t* offsets,
-                                  const float* values, const float* x, float* y, std::size_t ldy);
+using F32SparseDconvFn = void (*)(std::size_t oc_begin, std::size_t oc_end, std::size_t ho, std::size_t wo,
+                                  std::size_t rs, std::size_t ts, const std::uint32_t* row_ptr,
+                                  const std::uint32_t* offsets, const float* values, const float* x, float* y,
+                                  std::size_t ldy);
 constexpr std::size_t kSdconvTileCols = 8;
 // That input layout (kernels/f32-sdconv-pack.cc): the row stride rs for a
 // kernel width kw; the floats of the packed input of cin channels; and the
@@ -161,8 +154,8 @@ constexpr std::size_t kSdconvTileCols = 8;
 // tap (ic, ky, kx) is ic * cs + ky * rs + kx, cs = ceil(wo / 8) * hp * rs.
 std::size_t sdconv_row_stride(std::size_t kw);
 std::size_t sdconv_input_size(std::size_t cin, std::size_t hp, std::size_t wo, std::size_t kw);
-void sdconv_pack_input(const float* x, std::size_t cin, std::size_t h, std::size_t w, std::size_t ph,
-                       std::size_t pw, std::size_t wo, std::size_t kw, float* out);
+void sdconv_pack_input(const float* x, std::size_t cin, std::size_t h, std::size_t w, std::size_t ph, std::size_t pw,
+                       std::size_t wo, std::size_t kw, float* out);
 
 constexpr std::size_t kDconvOcVector = 16;
 constexpr std::size_t kDconvOcPixels = 6;
@@ -188,22 +181,21 @@ constexpr std::size_t kDconvOcPixels = 6;
 // none; a fused residual add), then applying ReLU when relu != 0; positions
 // outside ho x wo are neither read nor written. Scratch from kernel_workspace. May throw
 // std::bad_alloc (workspace); nothing else.
-using F32Wino4x4Fn = void (*)(std::size_t tile_begin, std::size_t tile_end, std::size_t tiles_x,
-                              std::size_t cin, std::size_t cin_p, std::size_t cout, const float* u, const float* bias,
-                              int relu, const float* residual, const float* xh, std::size_t hpp, std::size_t wpp, float* y,
+using F32Wino4x4Fn = void (*)(std::size_t tile_begin, std::size_t tile_end, std::size_t tiles_x, std::size_t cin,
+                              std::size_t cin_p, std::size_t cout, const float* u, const float* bias, int relu,
+                              const float* residual, const float* xh, std::size_t hpp, std::size_t wpp, float* y,
                               std::size_t ho, std::size_t wo);
 // Packs one sample x[cin][h][w] into xh (layout above) with ph / pw zero rows
 // / columns before the image; every other element of xh is zeroed. Never
 // throws.
-using F32Wino4x4PackFn = void (*)(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph,
-                                  std::size_t pw, const float* x, float* xh, std::size_t hpp,
-                                  std::size_t wpp);
-constexpr std::size_t kWinoTile = 4;          // output positions per tile side
-constexpr std::size_t kWinoAlpha = 6;         // input patch side: tile + 3 - 1
-constexpr std::size_t kWinoPositions = 36;    // kWinoAlpha^2 transformed positions
+using F32Wino4x4PackFn = void (*)(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph, std::size_t pw,
+                                  const float* x, float* xh, std::size_t hpp, std::size_t wpp);
+constexpr std::size_t kWinoTile = 4;        // output positions per tile side
+constexpr std::size_t kWinoAlpha = 6;       // input patch side: tile + 3 - 1
+constexpr std::size_t kWinoPositions = 36;  // kWinoAlpha^2 transformed positions
 constexpr std::size_t kWinoCinBlock = 8;
 constexpr std::size_t kWinoCoutBlock = 16;
-constexpr std::size_t kWinoTileChunk = 24;    // tiles transformed per GEMM pass
+constexpr std::size_t kWinoTileChunk = 24;  // tiles transformed per GEMM pass
 
 // u (layout above) from w[cout][cin][3][3] with each output channel's
 // weights multiplied by scale[oc] (nullptr: 1), computed in double
@@ -222,13 +214,12 @@ void pack_wino4x4_weights(std::size_t cout, std::size_t cin, const float* w, con
 //   y[8s + r] = sum_{t in [slice_ptr[s], slice_ptr[s + 1])} values[8t + r] * x[8 * panel(t) + col_r(t)]
 // for rows 8s + r < m; reads x[0, k) only. Never throws.
 using F32BlockSpmvFn = void (*)(std::size_t m, std::size_t k, std::size_t s_begin, std::size_t s_end,
-                                const std::uint32_t* slice_ptr, const std::uint32_t* words,
-                                const float* values, const float* x, float* y);
+                                const std::uint32_t* slice_ptr, const std::uint32_t* words, const float* values,
+                                const float* x, float* y);
 constexpr std::size_t kBlockSpmvRows = 8, kBlockSpmvCols = 8, kBlockSpmvMaxPanels = 256;
 // Steps of the blocked format of an m x k CSR matrix (columns ascending in
 // each row), or 0 when k is too large for it (> 2048 columns).
-std::size_t block_spmv_steps(std::size_t m, std::size_t k, const std::uint32_t* row_ptr,
-                             const std::uint32_t* col_idx);
+std::size_t block_spmv_steps(std::size_t m, std::size_t k, const std::uint32_t* row_ptr, const std::uint32_t* col_idx);
 // Fills slice_ptr (ceil(m / 8) + 1 entries), words (steps) and packed
 // (8 * steps floats).
 void block_spmv_pack(std::size_t m, std::size_t k, const std::uint32_t* row_ptr, const std::uint32_t* col_idx,
@@ -242,94 +233,88 @@ void* kernel_workspace(std::size_t bytes);
 
 }  // namespace pakd
 
-#define PAKD_F32_GEMM_KERNEL(fn, name, isa, required)                        \
-  void fn(std::size_t m, std::size_t n, std::size_t k, const float* a,       \
-          std::size_t lda, const float* b, std::size_t ldb, float* c,        \
-          std::size_t ldc);
+#define PAKD_F32_GEMM_KERNEL(fn, name, isa, required)                                                   \
+  void fn(std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda, const float* b, \
+          std::size_t ldb, float* c, std::size_t ldc);
 #include "kernels/f32-gemm-list.inc"
 #undef PAKD_F32_GEMM_KERNEL
 
-#define PAKD_F32_SPMM_KERNEL(fn, name, isa, required)                           \
-  void fn(std::size_t m_begin, std::size_t m_end, std::size_t n,                \
-          const std::uint32_t* row_ptr, const std::uint32_t* col_idx,           \
-          const float* values, const float* bias, const float* x,               \
-          std::size_t ldx, float* y, std::size_t ldy);
+#define PAKD_F32_SPMM_KERNEL(fn, name, isa, required)                                                            \
+  void fn(std::size_t m_begin, std::size_t m_end, std::size_t n, const std::uint32_t* row_ptr,                   \
+          const std::uint32_t* col_idx, const float* values, const float* bias, const float* x, std::size_t ldx, \
+          float* y, std::size_t ldy);
 #include "kernels/f32-spmm-list.inc"
 #undef PAKD_F32_SPMM_KERNEL
 
-#define PAKD_F32_CBSPMM_KERNEL(fn, name, isa, required)                         \
-  void fn(std::size_t m_begin, std::size_t m_end, std::size_t n,                \
-          const std::uint32_t* row_ptr, const std::uint32_t* col_idx,           \
-          const std::uint8_t* codes, const float* table, const float* bias,     \
+#define PAKD_F32_CBSPMM_KERNEL(fn, name, isa, required)                                                   \
+  void fn(std::size_t m_begin, std::size_t m_end, std::size_t n, const std::uint32_t* row_ptr,            \
+          const std::uint32_t* col_idx, const std::uint8_t* codes, const float* table, const float* bias, \
           const float* x, std::size_t ldx, float* y, std::size_t ldy);
 #include "kernels/f32-cbspmm-list.inc"
 #undef PAKD_F32_CBSPMM_KERNEL
 
-#define PAKD_QS8_GEMM_KERNEL(fn, name, isa, required)                           \
-  void fn(std::size_t m_begin, std::size_t m_end, std::size_t n, std::size_t k, \
-          const std::int8_t* a, std::size_t lda, const float* a_scale,          \
-          const std::int8_t* b, std::size_t ldb, float b_scale,                 \
-          const float* bias, float* y, std::size_t ldy);
+#define PAKD_QS8_GEMM_KERNEL(fn, name, isa, required)                                                                  \
+  void fn(std::size_t m_begin, std::size_t m_end, std::size_t n, std::size_t k, const std::int8_t* a, std::size_t lda, \
+          const float* a_scale, const std::int8_t* b, std::size_t ldb, float b_scale, const float* bias, float* y,     \
+          std::size_t ldy);
 #include "kernels/qs8-gemm-list.inc"
 #undef PAKD_QS8_GEMM_KERNEL
 
-void pakd_f32_dconv_ukernel_4x24__scalar(std::size_t oc_begin, std::size_t oc_end, std::size_t n,
-                                         std::size_t cin, std::size_t kh, std::size_t kw,
-                                         std::size_t wp, std::size_t plane, const float* w,
-                                         const float* x, float* y, std::size_t ldy);
-void pakd_f32_dconv_pad_ukernel__scalar(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph,
-                                        std::size_t pw, const float* x, float* xpad);
-void pakd_f32_dconv_out_ukernel__scalar(std::size_t c0, std::size_t c1, std::size_t n, std::size_t wp,
-                                        std::size_t ho, std::size_t wo, const float* wide, const float* scale,
-                                        const float* bias, const float* res, int relu, float* y);
+void pakd_f32_dconv_ukernel_4x24__scalar(std::size_t oc_begin, std::size_t oc_end, std::size_t n, std::size_t cin,
+                                         std::size_t kh, std::size_t kw, std::size_t wp, std::size_t plane,
+                                         const float* w, const float* x, float* y, std::size_t ldy);
+void pakd_f32_dconv_pad_ukernel__scalar(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph, std::size_t pw,
+                                        const float* x, float* xpad);
+void pakd_f32_dconv_out_ukernel__scalar(std::size_t c0, std::size_t c1, std::size_t n, std::size_t wp, std::size_t ho,
+                                        std::size_t wo, const float* wide, const float* scale, const float* bias,
+                                        const float* res, int relu, float* y);
 void pakd_f32_dconv_ukernel_6x16__scalar(std::size_t oc_begin, std::size_t oc_end, std::size_t p_begin,
                                          std::size_t p_end, std::size_t cin, std::size_t kh, std::size_t kw,
-                                         std::size_t wp, std::size_t wo, std::size_t stride, std::size_t plane, const float* w,
-                                         const float* x, float* y, std::size_t ldy);
+                                         std::size_t wp, std::size_t wo, std::size_t stride, std::size_t plane,
+                                         const float* w, const float* x, float* y, std::size_t ldy);
 void pakd_f32_wino4x4_ukernel_6x16__scalar(std::size_t tile_begin, std::size_t tile_end, std::size_t tiles_x,
                                            std::size_t cin, std::size_t cin_p, std::size_t cout, const float* u,
-                                           const float* bias, int relu, const float* residual, const float* xh, std::size_t hpp,
-                                           std::size_t wpp, float* y, std::size_t ho, std::size_t wo);
+                                           const float* bias, int relu, const float* residual, const float* xh,
+                                           std::size_t hpp, std::size_t wpp, float* y, std::size_t ho, std::size_t wo);
 void pakd_f32_wino4x4_pack_ukernel_8x8__scalar(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph,
                                                std::size_t pw, const float* x, float* xh, std::size_t hpp,
                                                std::size_t wpp);
-void pakd_f32_sdconv_ukernel_4x8__scalar(std::size_t oc_begin, std::size_t oc_end, std::size_t ho,
-                                         std::size_t wo, std::size_t rs, std::size_t ts,
-                                         const std::uint32_t* row_ptr, const std::uint32_t* offsets,
-                                         const float* values, const float* x, float* y, std::size_t ldy);
+void pakd_f32_sdconv_ukernel_4x8__scalar(std::size_t oc_begin, std::size_t oc_end, std::size_t ho, std::size_t wo,
+                                         std::size_t rs, std::size_t ts, const std::uint32_t* row_ptr,
+                                         const std::uint32_t* offsets, const float* values, const float* x, float* y,
+                                         std::size_t ldy);
 void pakd_f32_spmv_ukernel_8x8__scalar(std::size_t m, std::size_t k, std::size_t s_begin, std::size_t s_end,
-                                       const std::uint32_t* slice_ptr, const std::uint32_t* words,
-                                       const float* values, const float* x, float* y);
+                                       const std::uint32_t* slice_ptr, const std::uint32_t* words, const float* values,
+                                       const float* x, float* y);
 #if PAKD_ENABLE_X86_AVX2
 void pakd_f32_wino4x4_ukernel_6x16__avx2(std::size_t tile_begin, std::size_t tile_end, std::size_t tiles_x,
                                          std::size_t cin, std::size_t cin_p, std::size_t cout, const float* u,
-                                         const float* bias, int relu, const float* residual, const float* xh, std::size_t hpp,
-                                         std::size_t wpp, float* y, std::size_t ho, std::size_t wo);
+                                         const float* bias, int relu, const float* residual, const float* xh,
+                                         std::size_t hpp, std::size_t wpp, float* y, std::size_t ho, std::size_t wo);
 void pakd_f32_wino4x4_pack_ukernel_8x8__avx2(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph,
                                              std::size_t pw, const float* x, float* xh, std::size_t hpp,
                                              std::size_t wpp);
 void pakd_f32_spmv_ukernel_8x8__avx2(std::size_t m, std::size_t k, std::size_t s_begin, std::size_t s_end,
-                                     const std::uint32_t* slice_ptr, const std::uint32_t* words,
-                                     const float* values, const float* x, float* y);
-void pakd_f32_sdconv_ukernel_8x8__avx2(std::size_t oc_begin, std::size_t oc_end, std::size_t ho,
-                                       std::size_t wo, std::size_t rs, std::size_t ts,
-                                       const std::uint32_t* row_ptr, const std::uint32_t* offsets,
-                                       const float* values, const float* x, float* y, std::size_t ldy);
-void pakd_f32_dconv_ukernel_6x16__avx2(std::size_t oc_begin, std::size_t oc_end, std::size_t p_begin,
-                                       std::size_t p_end, std::size_t cin, std::size_t kh, std::size_t kw,
-                                       std::size_t wp, std::size_t wo, std::size_t stride, std::size_t plane, const float* w,
-                                       const float* x, float* y, std::size_t ldy);
+                                     const std::uint32_t* slice_ptr, const std::uint32_t* words, const float* values,
+                                     const float* x, float* y);
+void pakd_f32_sdconv_ukernel_8x8__avx2(std::size_t oc_begin, std::size_t oc_end, std::size_t ho, std::size_t wo,
+                                       std::size_t rs, std::size_t ts, const std::uint32_t* row_ptr,
+                                       const std::uint32_t* offsets, const float* values, const float* x, float* y,
+                                       std::size_t ldy);
+void pakd_f32_dconv_ukernel_6x16__avx2(std::size_t oc_begin, std::size_t oc_end, std::size_t p_begin, std::size_t p_end,
+                                       std::size_t cin, std::size_t kh, std::size_t kw, std::size_t wp, std::size_t wo,
+                                       std::size_t stride, std::size_t plane, const float* w, const float* x, float* y,
+                                       std::size_t ldy);
 void pakd_f32_epilogue_ukernel__avx2(std::size_t c0, std::size_t c1, std::size_t s0, std::size_t s1, std::size_t ld,
                                      const float* scale, const float* bias, const float* res, int relu, float* y);
-void pakd_f32_dconv_pad_ukernel__avx2(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph,
-                                      std::size_t pw, const float* x, float* xpad);
-void pakd_f32_dconv_out_ukernel__avx2(std::size_t c0, std::size_t c1, std::size_t n, std::size_t wp,
-                                      std::size_t ho, std::size_t wo, const float* wide, const float* scale,
-                                      const float* bias, const float* res, int relu, float* y);
-void pakd_f32_dconv_ukernel_4x24__avx2(std::size_t oc_begin, std::size_t oc_end, std::size_t n,
-                                       std::size_t cin, std::size_t kh, std::size_t kw,
-                                       std::size_t wp, std::size_t plane, const float* w,
-                                       const float* x, float* y, std::size_t ldy);
+void pakd_f32_dconv_pad_ukernel__avx2(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph, std::size_t pw,
+                                      const float* x, float* xpad);
+void pakd_f32_dconv_out_ukernel__avx2(std::size_t c0, std::size_t c1, std::size_t n, std::size_t wp, std::size_t ho,
+                                      std::size_t wo, const float* wide, const float* scale, const float* bias,
+                                      const float* res, int relu, float* y);
+void pakd_f32_dconv_ukernel_4x24__avx2(std::size_t oc_begin, std::size_t oc_end, std::size_t n, std::size_t cin,
+                                       std::size_t kh, std::size_t kw, std::size_t wp, std::size_t plane,
+                                       const float* w, const float* x, float* y, std::size_t ldy);
 #endif
 
 #endif  // PAKD_SRC_KERNELS_KERNELS_H_

@@ -11,8 +11,7 @@ float output(const float* bias, std::size_t i, float scale, std::int32_t acc) {
   return (bias != nullptr ? bias[i] : 0.0f) + scale * static_cast<float>(acc);
 }
 
-std::int32_t dot(const std::int8_t* __restrict a, const std::int8_t* __restrict b,
-                 std::size_t ldb, std::size_t k) {
+std::int32_t dot(const std::int8_t* __restrict a, const std::int8_t* __restrict b, std::size_t ldb, std::size_t k) {
   std::int32_t acc = 0;
   if (ldb == 1) {
     for (std::size_t p = 0; p < k; ++p) acc += std::int32_t{a[p]} * std::int32_t{b[p]};
@@ -25,8 +24,7 @@ std::int32_t dot(const std::int8_t* __restrict a, const std::int8_t* __restrict 
 // acc[0:n] += a * b[0:n]: int8 x int8 products are exact in int16, so the
 // vectorizer can use 16-bit multiplies and widen the sums (SSE2 has no
 // 32-bit multiply).
-void axpy(std::size_t n, std::int16_t a, const std::int8_t* __restrict b,
-          std::int32_t* __restrict acc) {
+void axpy(std::size_t n, std::int16_t a, const std::int8_t* __restrict b, std::int32_t* __restrict acc) {
   for (std::size_t c = 0; c < n; ++c) {
     acc[c] += static_cast<std::int16_t>(a * std::int16_t{b[c]});
   }
@@ -34,10 +32,9 @@ void axpy(std::size_t n, std::int16_t a, const std::int8_t* __restrict b,
 
 }  // namespace
 
-void pakd_qs8_gemm_ukernel_1xn__scalar(std::size_t m_begin, std::size_t m_end, std::size_t n,
-                                       std::size_t k, const std::int8_t* a, std::size_t lda,
-                                       const float* a_scale, const std::int8_t* b,
-                                       std::size_t ldb, float b_scale, const float* bias,
+void pakd_qs8_gemm_ukernel_1xn__scalar(std::size_t m_begin, std::size_t m_end, std::size_t n, std::size_t k,
+                                       const std::int8_t* a, std::size_t lda, const float* a_scale,
+                                       const std::int8_t* b, std::size_t ldb, float b_scale, const float* bias,
                                        float* y, std::size_t ldy) {
   if (n == 1) {
     for (std::size_t i = m_begin; i < m_end; ++i) {

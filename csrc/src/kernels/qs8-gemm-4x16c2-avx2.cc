@@ -40,9 +40,8 @@ float output(const float* bias, std::size_t i, float scale, std::int32_t acc) {
 }
 
 // n == 1, b contiguous (k int8).
-void gemv(std::size_t m_begin, std::size_t m_end, std::size_t k, const std::int8_t* a,
-          std::size_t lda, const float* a_scale, const std::int8_t* b, float b_scale,
-          const float* bias, float* y, std::size_t ldy) {
+void gemv(std::size_t m_begin, std::size_t m_end, std::size_t k, const std::int8_t* a, std::size_t lda,
+          const float* a_scale, const std::int8_t* b, float b_scale, const float* bias, float* y, std::size_t ldy) {
   std::size_t i = m_begin;
   for (; i + 4 <= m_end; i += 4) {
     const std::int8_t* a0 = a + i * lda;
@@ -76,8 +75,7 @@ void gemv(std::size_t m_begin, std::size_t m_end, std::size_t k, const std::int8
     __m256i s0 = _mm256_setzero_si256();
     std::size_t p = 0;
     for (; p + 16 <= k; p += 16) {
-      s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(load16_s8_as_s16(ai + p),
-                                                   load16_s8_as_s16(b + p)));
+      s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(load16_s8_as_s16(ai + p), load16_s8_as_s16(b + p)));
     }
     std::int32_t t0 = hsum(s0);
     for (; p < k; ++p) t0 += ai[p] * std::int32_t{b[p]};
@@ -88,8 +86,7 @@ void gemv(std::size_t m_begin, std::size_t m_end, std::size_t k, const std::int8
 // B (k x n, row stride ldb) -> panels of 16 columns: element (p, j) of panel
 // j / 16 at out[((j / 16) * kq + p / 2) * 32 + (j % 16) * 2 + p % 2]; rows past
 // k and columns past n are zero.
-void pack_b(std::size_t k, std::size_t n, const std::int8_t* b, std::size_t ldb,
-            std::int16_t* out) {
+void pack_b(std::size_t k, std::size_t n, const std::int8_t* b, std::size_t ldb, std::int16_t* out) {
   const std::size_t kq = (k + 1) / 2;
   const std::size_t panels = (n + kNR - 1) / kNR;
   for (std::size_t q = 0; q < kq; ++q) {
@@ -103,10 +100,8 @@ void pack_b(std::size_t k, std::size_t n, const std::int8_t* b, std::size_t ldb,
         const __m128i v0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r0 + j0));
         __m128i v1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r1 + j0));
         if (!has_r1) v1 = _mm_setzero_si128();
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst),
-                            _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(v0, v1)));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 16),
-                            _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(v0, v1)));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(v0, v1)));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 16), _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(v0, v1)));
       } else {
         for (std::size_t t = 0; t < kNR; ++t) {
           const bool in = j0 + t < n;
@@ -119,8 +114,8 @@ void pack_b(std::size_t k, std::size_t n, const std::int8_t* b, std::size_t ldb,
 }
 
 // A rows -> int16 rows of kpad (even) elements, zero past k.
-void pack_a(std::size_t rows, std::size_t k, std::size_t kpad, const std::int8_t* a,
-            std::size_t lda, std::int16_t* out) {
+void pack_a(std::size_t rows, std::size_t k, std::size_t kpad, const std::int8_t* a, std::size_t lda,
+            std::int16_t* out) {
   for (std::size_t r = 0; r < rows; ++r) {
     const std::int8_t* src = a + r * lda;
     std::int16_t* dst = out + r * kpad;
@@ -135,8 +130,7 @@ void pack_a(std::size_t rows, std::size_t k, std::size_t kpad, const std::int8_t
 
 // acc rows 0..3 x 16 columns = sum over kq pairs. a_rows[r] are packed int16
 // rows (pairs read as one 32-bit broadcast), b a packed panel.
-void ukernel_4x16(std::size_t kq, const std::int16_t* const* a_rows, const std::int16_t* b,
-                  __m256i (&acc)[kMR][2]) {
+void ukernel_4x16(std::size_t kq, const std::int16_t* const* a_rows, const std::int16_t* b, __m256i (&acc)[kMR][2]) {
   __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00;
   __m256i c20 = c00, c21 = c00, c30 = c00, c31 = c00;
   const float* a0 = reinterpret_cast<const float*>(a_rows[0]);
@@ -162,15 +156,19 @@ void ukernel_4x16(std::size_t kq, const std::int16_t* const* a_rows, const std::
     c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(av, b1));
   }
   // pack_b put columns 0..7 in b0 and 8..15 in b1, in order.
-  acc[0][0] = c00; acc[0][1] = c01;
-  acc[1][0] = c10; acc[1][1] = c11;
-  acc[2][0] = c20; acc[2][1] = c21;
-  acc[3][0] = c30; acc[3][1] = c31;
+  acc[0][0] = c00;
+  acc[0][1] = c01;
+  acc[1][0] = c10;
+  acc[1][1] = c11;
+  acc[2][0] = c20;
+  acc[2][1] = c21;
+  acc[3][0] = c30;
+  acc[3][1] = c31;
 }
 
-void gemm(std::size_t m_begin, std::size_t m_end, std::size_t n, std::size_t k,
-          const std::int8_t* a, std::size_t lda, const float* a_scale, const std::int8_t* b,
-          std::size_t ldb, float b_scale, const float* bias, float* y, std::size_t ldy) {
+void gemm(std::size_t m_begin, std::size_t m_end, std::size_t n, std::size_t k, const std::int8_t* a, std::size_t lda,
+          const float* a_scale, const std::int8_t* b, std::size_t ldb, float b_scale, const float* bias, float* y,
+          std::size_t ldy) {
   const std::size_t kq = (k + 1) / 2;
   const std::size_t kpad = 2 * kq;
   const std::size_t panels = (n + kNR - 1) / kNR;
@@ -179,8 +177,7 @@ void gemm(std::size_t m_begin, std::size_t m_end, std::size_t n, std::size_t k,
   const std::size_t mc_max = rows < kMC ? rows : kMC;
   // 64-byte aligned parts of one per-thread buffer: packed B, then packed A.
   const std::size_t b_bytes = (b_elems * sizeof(std::int16_t) + 63) / 64 * 64;
-  auto* work = static_cast<unsigned char*>(
-      pakd::kernel_workspace(b_bytes + mc_max * kpad * sizeof(std::int16_t) + 64));
+  auto* work = static_cast<unsigned char*>(pakd::kernel_workspace(b_bytes + mc_max * kpad * sizeof(std::int16_t) + 64));
   auto* b_pack = reinterpret_cast<std::int16_t*>(work);
   auto* a_pack = reinterpret_cast<std::int16_t*>(work + b_bytes);
   pack_b(k, n, b, ldb, b_pack);
@@ -224,10 +221,9 @@ void gemm(std::size_t m_begin, std::size_t m_end, std::size_t n, std::size_t k,
 
 }  // namespace
 
-void pakd_qs8_gemm_ukernel_4x16c2__avx2(std::size_t m_begin, std::size_t m_end, std::size_t n,
-                                        std::size_t k, const std::int8_t* a, std::size_t lda,
-                                        const float* a_scale, const std::int8_t* b,
-                                        std::size_t ldb, float b_scale, const float* bias,
+void pakd_qs8_gemm_ukernel_4x16c2__avx2(std::size_t m_begin, std::size_t m_end, std::size_t n, std::size_t k,
+                                        const std::int8_t* a, std::size_t lda, const float* a_scale,
+                                        const std::int8_t* b, std::size_t ldb, float b_scale, const float* bias,
                                         float* y, std::size_t ldy) {
   if (m_begin >= m_end || n == 0) return;
   if (n == 1) {

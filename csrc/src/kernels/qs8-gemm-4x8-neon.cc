@@ -48,11 +48,9 @@ std::int32_t dot(const std::int8_t* a, const std::int8_t* b, std::size_t ldb, st
 
 }  // namespace
 
-void pakd_qs8_gemm_ukernel_4x8__neon(std::size_t m_begin, std::size_t m_end, std::size_t n,
-                                     std::size_t k, const std::int8_t* a, std::size_t lda,
-                                     const float* a_scale, const std::int8_t* b,
-                                     std::size_t ldb, float b_scale, const float* bias,
-                                     float* y, std::size_t ldy) {
+void pakd_qs8_gemm_ukernel_4x8__neon(std::size_t m_begin, std::size_t m_end, std::size_t n, std::size_t k,
+                                     const std::int8_t* a, std::size_t lda, const float* a_scale, const std::int8_t* b,
+                                     std::size_t ldb, float b_scale, const float* bias, float* y, std::size_t ldy) {
   if (n == 1) {
     for (std::size_t i = m_begin; i < m_end; ++i) {
       y[i * ldy] = output(bias, i, a_scale[i] * b_scale, dot(a + i * lda, b, ldb, k));

@@ -122,13 +122,11 @@ pakd_status pakd_get_cpu_info(pakd_cpu_info* out) {
   });
 }
 
-pakd_status pakd_f32_gemm(const char* kernel, size_t m, size_t n, size_t k,
-                          const float* a, size_t lda, const float* b,
+pakd_status pakd_f32_gemm(const char* kernel, size_t m, size_t n, size_t k, const float* a, size_t lda, const float* b,
                           size_t ldb, float* c, size_t ldc) {
   return guarded([&] {
     if (lda < k || ldb < n || ldc < n) return PAKD_ERR_INVALID_ARGUMENT;
-    if ((a == nullptr && m != 0 && k != 0) ||
-        (b == nullptr && k != 0 && n != 0) ||
+    if ((a == nullptr && m != 0 && k != 0) || (b == nullptr && k != 0 && n != 0) ||
         (c == nullptr && m != 0 && n != 0)) {
       return PAKD_ERR_INVALID_ARGUMENT;
     }
@@ -147,9 +145,7 @@ pakd_status pakd_f32_gemm(const char* kernel, size_t m, size_t n, size_t k,
   });
 }
 
-size_t pakd_f32_gemm_kernel_count(void) {
-  return pakd::f32_gemm_kernel_count();
-}
+size_t pakd_f32_gemm_kernel_count(void) { return pakd::f32_gemm_kernel_count(); }
 
 pakd_status pakd_f32_gemm_kernel_info(size_t index, pakd_kernel_info* out) {
   return guarded([&] {
@@ -164,9 +160,7 @@ pakd_status pakd_f32_gemm_kernel_info(size_t index, pakd_kernel_info* out) {
   });
 }
 
-const char* pakd_f32_gemm_best_kernel(void) {
-  return pakd::f32_gemm_best().name;
-}
+const char* pakd_f32_gemm_best_kernel(void) { return pakd::f32_gemm_best().name; }
 
 // ---------------------------------------------------------------------------
 // Sessions
@@ -190,7 +184,8 @@ namespace {
 pakd_status make_config(const pakd_session_options* options, pakd::SessionConfig* config) {
   if (options == nullptr) return PAKD_OK;
   if (options->struct_size < offsetof(pakd_session_options, gemm_kernel) + sizeof(const char*)) {
-    return set_error(PAKD_ERR_INVALID_ARGUMENT, "pakd_session_options.struct_size is too small (call pakd_session_options_init)");
+    return set_error(PAKD_ERR_INVALID_ARGUMENT,
+                     "pakd_session_options.struct_size is too small (call pakd_session_options_init)");
   }
   pakd_session_options o;
   pakd_session_options_init(&o);
@@ -204,8 +199,10 @@ pakd_status make_config(const pakd_session_options* options, pakd::SessionConfig
   config->winograd = o.winograd;
   if (o.gemm_kernel != nullptr) {
     config->gemm = pakd::f32_gemm_find(o.gemm_kernel);
-    if (config->gemm == nullptr) return set_error(PAKD_ERR_INVALID_ARGUMENT, std::string("unknown GEMM kernel '") + o.gemm_kernel + "'");
-    if (!pakd::f32_gemm_supported(*config->gemm)) return set_error(PAKD_ERR_UNSUPPORTED, std::string("GEMM kernel '") + o.gemm_kernel + "' cannot run on this CPU");
+    if (config->gemm == nullptr)
+      return set_error(PAKD_ERR_INVALID_ARGUMENT, std::string("unknown GEMM kernel '") + o.gemm_kernel + "'");
+    if (!pakd::f32_gemm_supported(*config->gemm))
+      return set_error(PAKD_ERR_UNSUPPORTED, std::string("GEMM kernel '") + o.gemm_kernel + "' cannot run on this CPU");
   }
   return PAKD_OK;
 }
@@ -227,8 +224,7 @@ pakd_status pakd_session_create(const void* data, size_t size, const pakd_sessio
   });
 }
 
-pakd_status pakd_session_create_from_file(const char* path, const pakd_session_options* options,
-                                          pakd_session** out) {
+pakd_status pakd_session_create_from_file(const char* path, const pakd_session_options* options, pakd_session** out) {
   return guarded([&] {
     if (path == nullptr || out == nullptr) return set_error(PAKD_ERR_INVALID_ARGUMENT, "path or out is NULL");
     std::FILE* f = std::fopen(path, "rb");
@@ -287,8 +283,8 @@ pakd_status pakd_session_run_profiled(pakd_session* session, const float* input,
     }
     pakd::Session& s = *session->impl;
     if (batch == 0 || batch > s.max_batch()) {
-      return set_error(PAKD_ERR_INVALID_ARGUMENT, "batch " + std::to_string(batch) + " outside [1, max_batch=" +
-                                                      std::to_string(s.max_batch()) + "]");
+      return set_error(PAKD_ERR_INVALID_ARGUMENT, "batch " + std::to_string(batch) +
+                                                      " outside [1, max_batch=" + std::to_string(s.max_batch()) + "]");
     }
     if (output_capacity < batch * s.output_size()) {
       return set_error(PAKD_ERR_INVALID_ARGUMENT, "output holds " + std::to_string(output_capacity) + " floats, " +

@@ -12,8 +12,7 @@ namespace pakd {
 namespace {
 
 constexpr F32GemmKernel kKernels[] = {
-#define PAKD_F32_GEMM_KERNEL(fn, name, isa, required) \
-  {name, isa, static_cast<std::uint32_t>(required), fn},
+#define PAKD_F32_GEMM_KERNEL(fn, name, isa, required) {name, isa, static_cast<std::uint32_t>(required), fn},
 #include "kernels/f32-gemm-list.inc"
 #undef PAKD_F32_GEMM_KERNEL
 };
@@ -34,9 +33,7 @@ const F32GemmKernel* f32_gemm_kernels() { return kKernels; }
 
 std::size_t f32_gemm_kernel_count() { return std::size(kKernels); }
 
-bool f32_gemm_supported(const F32GemmKernel& kernel) {
-  return cpu_features().has(kernel.required);
-}
+bool f32_gemm_supported(const F32GemmKernel& kernel) { return cpu_features().has(kernel.required); }
 
 const F32GemmKernel* f32_gemm_find(const char* name) {
   for (const F32GemmKernel& kernel : kKernels) {

@@ -91,8 +91,8 @@ std::uint32_t crc32(const std::uint8_t* data, std::size_t n) {
 // Symbol streams: bit-packed (LSB first) or canonical Huffman (MSB first)
 // ---------------------------------------------------------------------------
 
-std::vector<std::uint32_t> unpack_bits(const std::uint8_t* block, std::size_t bytes, unsigned bits,
-                                       std::size_t n, const std::string& what) {
+std::vector<std::uint32_t> unpack_bits(const std::uint8_t* block, std::size_t bytes, unsigned bits, std::size_t n,
+                                       const std::string& what) {
   if (bits == 0 || bits > 16) fail(what + ": bad bit width " + std::to_string(bits));
   if (n > (std::numeric_limits<std::size_t>::max() - 7) / bits || (n * bits + 7) / 8 > bytes) {
     fail(what + ": bit-packed block is shorter than its " + std::to_string(n) + " symbols");
@@ -111,9 +111,8 @@ std::vector<std::uint32_t> unpack_bits(const std::uint8_t* block, std::size_t by
 
 // Decodes a Huffman block that must hold exactly `expected` symbols of an
 // alphabet of at most `alphabet_max` symbols; the block must fill `bytes`.
-std::vector<std::uint32_t> huffman_decode(const std::uint8_t* block, std::size_t bytes,
-                                          std::size_t expected, std::size_t alphabet_max,
-                                          const std::string& what) {
+std::vector<std::uint32_t> huffman_decode(const std::uint8_t* block, std::size_t bytes, std::size_t expected,
+                                          std::size_t alphabet_max, const std::string& what) {
   Reader r(block, bytes, what + " (Huffman block)");
   const std::uint16_t alphabet = r.u16("alphabet size");
   if (alphabet > alphabet_max) fail(r.what() + ": alphabet of " + std::to_string(alphabet) + " symbols");
@@ -209,7 +208,8 @@ Tensor read_tensor(Reader& r, std::size_t index) {
     r.u8("pad");
     const std::uint16_t k = r.u16("codebook size");
     if (bits < 1 || bits > 8) fail(what + ": codebook index width " + std::to_string(bits) + " (1..8 supported)");
-    if (k == 0 || k > (1u << bits)) fail(what + ": codebook of " + std::to_string(k) + " entries for " + std::to_string(bits) + "-bit indices");
+    if (k == 0 || k > (1u << bits))
+      fail(what + ": codebook of " + std::to_string(k) + " entries for " + std::to_string(bits) + "-bit indices");
     t.codebook.resize(k);
     for (auto& c : t.codebook) c = r.f32("centroids");
   } else if (t.encoding == Encoding::kInt8) {
@@ -258,12 +258,15 @@ Tensor read_tensor(Reader& r, std::size_t index) {
     }
   } else if (t.encoding == Encoding::kInt8) {
     if (flags & kFlagValuesHuffman) fail(what + ": Huffman-coded int8 values are not defined");
-    if (value_bytes != n_values) fail(what + ": int8 block has " + std::to_string(value_bytes) + " bytes, expected " + std::to_string(n_values));
+    if (value_bytes != n_values)
+      fail(what + ": int8 block has " + std::to_string(value_bytes) + " bytes, expected " + std::to_string(n_values));
     t.q.resize(n_values);
     if (n_values != 0) std::memcpy(t.q.data(), vblock, n_values);  // q.data() is NULL when empty
   } else {
     if (flags & kFlagValuesHuffman) fail(what + ": Huffman-coded f32 values are not defined");
-    if (value_bytes / 4 != n_values || value_bytes % 4) fail(what + ": f32 block has " + std::to_string(value_bytes) + " bytes, expected " + std::to_string(4 * n_values));
+    if (value_bytes / 4 != n_values || value_bytes % 4)
+      fail(what + ": f32 block has " + std::to_string(value_bytes) + " bytes, expected " +
+           std::to_string(4 * n_values));
     for (std::size_t i = 0; i < n_values; ++i) std::memcpy(&stored[i], vblock + 4 * i, 4);
   }
 
@@ -379,16 +382,19 @@ void check_op(const ModelFile& f, const OpDesc& op, std::size_t index) {
       if (required) fail(what + ": needs a " + role + " tensor");
       return nullptr;
     }
-    if (id < 0 || static_cast<std::size_t>(id) >= f.tensors.size()) fail(what + ": " + role + " tensor index out of range");
+    if (id < 0 || static_cast<std::size_t>(id) >= f.tensors.size())
+      fail(what + ": " + role + " tensor index out of range");
     return &f.tensors[static_cast<std::size_t>(id)];
   };
   auto vector_of = [&](const Tensor* t, std::size_t n, const char* role) {
     if (t && (t->dims.size() != 1 || t->dims[0] != n)) {
-      fail(what + ": " + role + " tensor '" + t->name + "' has shape " + dims_string(t->dims) + ", expected (" + std::to_string(n) + ")");
+      fail(what + ": " + role + " tensor '" + t->name + "' has shape " + dims_string(t->dims) + ", expected (" +
+           std::to_string(n) + ")");
     }
   };
   auto expect_out = [&](const std::vector<std::size_t>& expected) {
-    if (out != expected) fail(what + ": output shape " + dims_string(out) + " but the op gives " + dims_string(expected));
+    if (out != expected)
+      fail(what + ": output shape " + dims_string(out) + " but the op gives " + dims_string(expected));
   };
   const bool has_tensors = op.type == OpType::kConv2d || op.type == OpType::kLinear || op.type == OpType::kAffine;
   if (!has_tensors && (op.weight != -1 || op.scale != -1 || op.bias != -1)) fail(what + ": takes no tensors");
@@ -407,16 +413,20 @@ void check_op(const ModelFile& f, const OpDesc& op, std::size_t index) {
       if (in.size() != 3) fail(what + ": input must be C x H x W, got " + dims_string(in));
       if (w->dims.size() != 4) fail(what + ": weight must be 4-D");
       const std::int64_t sh = a[0], sw = a[1], ph = a[2], pw = a[3], dh = a[4], dw = a[5], g = a[6];
-      if (sh < 1 || sw < 1 || dh < 1 || dw < 1 || ph < 0 || pw < 0 || g < 1 || sh > 65536 || sw > 65536 ||
-          dh > 65536 || dw > 65536 || ph > 65536 || pw > 65536) {
+      if (sh < 1 || sw < 1 || dh < 1 || dw < 1 || ph < 0 || pw < 0 || g < 1 || sh > 65536 || sw > 65536 || dh > 65536 ||
+          dw > 65536 || ph > 65536 || pw > 65536) {
         fail(what + ": bad stride/padding/dilation/groups");
       }
       const std::size_t cout = w->dims[0], cin_g = w->dims[1], kh = w->dims[2], kw = w->dims[3];
-      if (in[0] % static_cast<std::size_t>(g) || cout % static_cast<std::size_t>(g) || in[0] / static_cast<std::size_t>(g) != cin_g) {
-        fail(what + ": weight " + dims_string(w->dims) + " does not fit input " + dims_string(in) + " with groups=" + std::to_string(g));
+      if (in[0] % static_cast<std::size_t>(g) || cout % static_cast<std::size_t>(g) ||
+          in[0] / static_cast<std::size_t>(g) != cin_g) {
+        fail(what + ": weight " + dims_string(w->dims) + " does not fit input " + dims_string(in) +
+             " with groups=" + std::to_string(g));
       }
-      const std::int64_t ho = pool_out(static_cast<std::int64_t>(in[1]), static_cast<std::int64_t>(kh), sh, ph, dh, false);
-      const std::int64_t wo = pool_out(static_cast<std::int64_t>(in[2]), static_cast<std::int64_t>(kw), sw, pw, dw, false);
+      const std::int64_t ho =
+          pool_out(static_cast<std::int64_t>(in[1]), static_cast<std::int64_t>(kh), sh, ph, dh, false);
+      const std::int64_t wo =
+          pool_out(static_cast<std::int64_t>(in[2]), static_cast<std::int64_t>(kw), sw, pw, dw, false);
       if (ho < 1 || wo < 1) fail(what + ": kernel larger than the padded input");
       vector_of(tensor(op.scale, "scale", false), cout, "scale");
       vector_of(tensor(op.bias, "bias", false), cout, "bias");
@@ -426,7 +436,8 @@ void check_op(const ModelFile& f, const OpDesc& op, std::size_t index) {
     case OpType::kLinear: {
       const Tensor* w = tensor(op.weight, "weight", true);
       if (w->dims.size() != 2) fail(what + ": weight must be 2-D");
-      if (in.size() != 1 || in[0] != w->dims[1]) fail(what + ": input " + dims_string(in) + " does not fit weight " + dims_string(w->dims));
+      if (in.size() != 1 || in[0] != w->dims[1])
+        fail(what + ": input " + dims_string(in) + " does not fit weight " + dims_string(w->dims));
       vector_of(tensor(op.scale, "scale", false), w->dims[0], "scale");
       vector_of(tensor(op.bias, "bias", false), w->dims[0], "bias");
       expect_out({w->dims[0]});
@@ -452,7 +463,8 @@ void check_op(const ModelFile& f, const OpDesc& op, std::size_t index) {
       std::vector<std::size_t> expected = in;
       for (std::size_t i = 1; i < op.inputs.size(); ++i) {
         const auto& s = shapes[op.inputs[i]];
-        if (s.size() != in.size() || !std::equal(s.begin() + 1, s.end(), in.begin() + 1)) fail(what + ": inputs differ beyond the channel dimension");
+        if (s.size() != in.size() || !std::equal(s.begin() + 1, s.end(), in.begin() + 1))
+          fail(what + ": inputs differ beyond the channel dimension");
         expected[0] += s[0];
       }
       checked_numel(expected, what);
@@ -463,8 +475,8 @@ void check_op(const ModelFile& f, const OpDesc& op, std::size_t index) {
     case OpType::kAvgPool: {
       if (in.size() != 3) fail(what + ": input must be C x H x W");
       const std::int64_t kh = a[0], kw = a[1], sh = a[2], sw = a[3], ph = a[4], pw = a[5], dh = a[6], dw = a[7];
-      if (kh < 1 || kw < 1 || sh < 1 || sw < 1 || dh < 1 || dw < 1 || ph < 0 || pw < 0 || kh > 65536 ||
-          kw > 65536 || sh > 65536 || sw > 65536 || dh > 65536 || dw > 65536 || 2 * ph > kh || 2 * pw > kw ||
+      if (kh < 1 || kw < 1 || sh < 1 || sw < 1 || dh < 1 || dw < 1 || ph < 0 || pw < 0 || kh > 65536 || kw > 65536 ||
+          sh > 65536 || sw > 65536 || dh > 65536 || dw > 65536 || 2 * ph > kh || 2 * pw > kw ||
           (a[8] != 0 && a[8] != 1) || (a[9] != 0 && a[9] != 1)) {
         fail(what + ": bad kernel/stride/padding/dilation");
       }
@@ -500,7 +512,8 @@ void read_graph(Reader& r, ModelFile& f) {
   for (std::uint32_t v = 0; v < n_values; ++v) {
     const std::uint8_t ndim = r.u8("value ndim");
     r.take(3, "pad");
-    if (ndim == 0 || ndim > kMaxDims) fail("graph: value " + std::to_string(v) + " has " + std::to_string(ndim) + " dimensions");
+    if (ndim == 0 || ndim > kMaxDims)
+      fail("graph: value " + std::to_string(v) + " has " + std::to_string(ndim) + " dimensions");
     for (unsigned d = 0; d < ndim; ++d) g.shapes[v].push_back(r.u32("value dims"));
     checked_numel(g.shapes[v], "graph: value " + std::to_string(v));
   }
@@ -523,7 +536,8 @@ void read_graph(Reader& r, ModelFile& f) {
     if (act > kActMax) fail(what + ": unknown activation " + std::to_string(act));
     op.type = static_cast<OpType>(type);
     op.act = static_cast<Act>(act);
-    if (n_attr != attr_count(op.type)) fail(what + ": " + std::to_string(n_attr) + " attributes, expected " + std::to_string(attr_count(op.type)));
+    if (n_attr != attr_count(op.type))
+      fail(what + ": " + std::to_string(n_attr) + " attributes, expected " + std::to_string(attr_count(op.type)));
     if (n_in == 0) fail(what + ": no inputs");
     op.output = r.u32("output");
     for (unsigned k = 0; k < n_in; ++k) op.inputs.push_back(r.u32("inputs"));
@@ -534,7 +548,8 @@ void read_graph(Reader& r, ModelFile& f) {
     for (std::uint32_t v : op.inputs) {
       if (v >= n_values || !defined[v]) fail(what + ": reads value " + std::to_string(v) + " before it is computed");
     }
-    if (op.output >= n_values || defined[op.output]) fail(what + ": writes value " + std::to_string(op.output) + " that exists already");
+    if (op.output >= n_values || defined[op.output])
+      fail(what + ": writes value " + std::to_string(op.output) + " that exists already");
     defined[op.output] = true;
     g.ops.push_back(std::move(op));
   }
@@ -544,7 +559,8 @@ void read_graph(Reader& r, ModelFile& f) {
   for (std::size_t i = 0; i < f.graph.ops.size(); ++i) check_op(f, f.graph.ops[i], i);
   for (const OpDesc& op : f.graph.ops) {
     for (std::int32_t id : {op.weight, op.scale, op.bias}) {
-      if (id >= 0 && f.tensors[static_cast<std::size_t>(id)].values.empty()) expand_values(f.tensors[static_cast<std::size_t>(id)]);
+      if (id >= 0 && f.tensors[static_cast<std::size_t>(id)].values.empty())
+        expand_values(f.tensors[static_cast<std::size_t>(id)]);
     }
   }
 }
@@ -558,7 +574,8 @@ std::size_t shape_numel(const std::vector<std::size_t>& dims) {
 }
 
 ModelFile parse_model_file(const std::uint8_t* data, std::size_t size) {
-  if (data == nullptr || size < kHeaderSize) fail("file shorter than the .pakd header (" + std::to_string(size) + " bytes)");
+  if (data == nullptr || size < kHeaderSize)
+    fail("file shorter than the .pakd header (" + std::to_string(size) + " bytes)");
   Reader h(data, size, "header");
   const std::uint8_t* magic = h.take(4, "magic");
   if (std::memcmp(magic, "PAKD", 4) != 0) fail("not a .pakd file (bad magic)");
@@ -569,9 +586,12 @@ ModelFile parse_model_file(const std::uint8_t* data, std::size_t size) {
   const std::uint32_t n_sections = h.u32("section count");
   const std::uint64_t file_size = h.u64("file size");
   const std::uint32_t crc = h.u32("checksum");
-  if (file_size != size) fail("file size " + std::to_string(size) + " does not match the header's " + std::to_string(file_size) + " (truncated?)");
+  if (file_size != size)
+    fail("file size " + std::to_string(size) + " does not match the header's " + std::to_string(file_size) +
+         " (truncated?)");
   if (crc32(data + kHeaderSize, size - kHeaderSize) != crc) fail("checksum mismatch (file corrupted)");
-  if (n_sections > 64 || kHeaderSize + std::uint64_t{n_sections} * kSectionEntrySize > size) fail("section table runs past the end of the file");
+  if (n_sections > 64 || kHeaderSize + std::uint64_t{n_sections} * kSectionEntrySize > size)
+    fail("section table runs past the end of the file");
 
   ModelFile f;
   const std::uint8_t* graph_data = nullptr;
@@ -583,7 +603,8 @@ ModelFile parse_model_file(const std::uint8_t* data, std::size_t size) {
     table.u32("reserved");
     const std::uint64_t off = table.u64("offset");
     const std::uint64_t len = table.u64("length");
-    if (off < kHeaderSize || off > size || len > size - off) fail("section " + std::to_string(i) + " runs past the end of the file");
+    if (off < kHeaderSize || off > size || len > size - off)
+      fail("section " + std::to_string(i) + " runs past the end of the file");
     const std::uint8_t* p = data + off;
     if (kind == kSectionMeta) {
       f.meta.assign(reinterpret_cast<const char*>(p), static_cast<std::size_t>(len));
@@ -601,13 +622,15 @@ ModelFile parse_model_file(const std::uint8_t* data, std::size_t size) {
       for (std::uint32_t t = 0; t < count; ++t) {
         f.tensors.push_back(read_tensor(r, t));
         total += f.tensors.back().numel;
-        if (total > kMaxTotalElements) fail("tensors: more than " + std::to_string(kMaxTotalElements) + " elements in all");
+        if (total > kMaxTotalElements)
+          fail("tensors: more than " + std::to_string(kMaxTotalElements) + " elements in all");
       }
       if (r.left() != 0) fail("tensors: trailing bytes");
     }
     // Unknown section kinds are skipped (forward compatible).
   }
-  if (graph_data == nullptr) fail("the file has no GRAPH section (a weights-only file cannot run; re-export it with pakd)");
+  if (graph_data == nullptr)
+    fail("the file has no GRAPH section (a weights-only file cannot run; re-export it with pakd)");
   Reader g(graph_data, graph_size, "graph");
   read_graph(g, f);
   return f;

@@ -23,7 +23,7 @@ constexpr std::size_t kMaxDims = 8;
 // 2^26 floats = 256 MiB: above any mobile model's largest layer (Deep
 // Compression's 4096x9216 FC layer is 2^25.2), low enough that a 2 KB hostile
 // file cannot make the loader allocate gigabytes before refusing it.
-constexpr std::uint64_t kMaxElements = std::uint64_t{1} << 26;  // per tensor/value
+constexpr std::uint64_t kMaxElements = std::uint64_t{1} << 26;       // per tensor/value
 constexpr std::uint64_t kMaxTotalElements = std::uint64_t{1} << 27;  // all tensors
 
 enum class Encoding : std::uint8_t { kF32 = 0, kInt8 = 1, kCodebook = 2 };
@@ -34,8 +34,8 @@ struct Tensor {
   Encoding encoding = Encoding::kF32;
   std::vector<std::size_t> dims;
   std::size_t numel = 0;
-  std::vector<float> values;          // every element, dequantized (set for tensors the graph uses)
-  std::vector<float> stored;          // decoded stored elements until expanded
+  std::vector<float> values;  // every element, dequantized (set for tensors the graph uses)
+  std::vector<float> stored;  // decoded stored elements until expanded
   // Nonzero structure: flattened positions of the stored elements when the
   // file stores the tensor sparse; empty (and `sparse` false) for dense.
   bool sparse = false;

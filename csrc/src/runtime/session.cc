@@ -23,7 +23,7 @@
 namespace pakd {
 namespace {
 
-constexpr std::size_t kAlignFloats = 16;          // 64-byte aligned value buffers
+constexpr std::size_t kAlignFloats = 16;           // 64-byte aligned value buffers
 constexpr std::size_t kMinParallelMacs = 1 << 18;  // below this an op runs on one thread
 // Weight-shared sparse layers keep u8 codes + the codebook (4x less weight
 // traffic) only when memory bandwidth is the limit: from this many nonzeros
@@ -245,13 +245,13 @@ std::size_t round_up(std::size_t v, std::size_t a) { return (v + a - 1) / a * a;
 bool winograd_wins(const ConvGeometry& g) {
   const std::size_t tiles = g.wino_tiles(), cin_p = g.wino_cin(), cout_p = g.wino_cout();
   const double gemm = 36.0 * static_cast<double>(round_up(std::min(tiles, kWinoTileChunk), 6)) *
-                      static_cast<double>((tiles + kWinoTileChunk - 1) / kWinoTileChunk) *
-                      static_cast<double>(g.cin) * static_cast<double>(round_up(g.cout, 8)) / 8.0;
+                      static_cast<double>((tiles + kWinoTileChunk - 1) / kWinoTileChunk) * static_cast<double>(g.cin) *
+                      static_cast<double>(round_up(g.cout, 8)) / 8.0;
   const double transforms = static_cast<double>(tiles) * (30.0 * cin_p / 8.0 + 20.0 * cout_p / 8.0) * 2.0;
   const double taps = static_cast<double>(g.cin * 9);
   const double wide = static_cast<double>(g.cout_padded() * g.wide_n()) * taps / 8.0;
-  const double oc = static_cast<double>(round_up(g.cout, kDconvOcVector) * round_up(g.n(), kDconvOcPixels)) *
-                    taps / 8.0 * 1.1;
+  const double oc =
+      static_cast<double>(round_up(g.cout, kDconvOcVector) * round_up(g.n(), kDconvOcPixels)) * taps / 8.0 * 1.1;
   return gemm + 3.75 * transforms < 0.84 * std::min(wide, oc);
 }
 
@@ -282,7 +282,8 @@ std::vector<OpDesc> fuse_residual_adds(const Graph& graph, std::vector<bool>* fu
       continue;
     }
     const std::size_t out_numel = shape_numel(graph.shapes[add.output]);
-    if (shape_numel(graph.shapes[add.inputs[0]]) != out_numel || shape_numel(graph.shapes[add.inputs[1]]) != out_numel) {
+    if (shape_numel(graph.shapes[add.inputs[0]]) != out_numel ||
+        shape_numel(graph.shapes[add.inputs[1]]) != out_numel) {
       continue;
     }
     for (std::size_t k = 0; k < 2; ++k) {
@@ -320,8 +321,7 @@ std::vector<OpDesc> fuse_residual_adds(const Graph& graph, std::vector<bool>* fu
 std::size_t PreparedWeight::bytes() const {
   return dense.size() * 4 + dconv.size() * 4 + dconv_oc.size() * 4 + row_ptr.size() * 4 + col_idx.size() * 4 +
          values.size() * 4 + codes.size() + sdconv_offsets.size() * 4 + wino.size() * 4 + wino_bias.size() * 4 +
-         (spmv_slices.size() + spmv_words.size() + spmv_values.size()) * 4 +
-         table.size() * 4 + reference.size() * 4;
+         (spmv_slices.size() + spmv_words.size() + spmv_values.size()) * 4 + table.size() * 4 + reference.size() * 4;
 }
 
 // ---------------------------------------------------------------------------
@@ -335,15 +335,15 @@ Session::Session(const std::uint8_t* data, std::size_t size, const SessionConfig
       cbspmm_(&f32_cbspmm_kernels().best()),
 #if PAKD_ENABLE_X86_AVX2
       dconv_(cpu_features().has(kCpuAvx2 | kCpuFma) ? pakd_f32_dconv_ukernel_4x24__avx2
-                                                     : pakd_f32_dconv_ukernel_4x24__scalar),
+                                                    : pakd_f32_dconv_ukernel_4x24__scalar),
       dconv_oc_(cpu_features().has(kCpuAvx2 | kCpuFma) ? pakd_f32_dconv_ukernel_6x16__avx2
-                                                        : pakd_f32_dconv_ukernel_6x16__scalar),
+                                                       : pakd_f32_dconv_ukernel_6x16__scalar),
       sdconv_(cpu_features().has(kCpuAvx2 | kCpuFma) ? pakd_f32_sdconv_ukernel_8x8__avx2
-                                                      : pakd_f32_sdconv_ukernel_4x8__scalar),
+                                                     : pakd_f32_sdconv_ukernel_4x8__scalar),
       wino_(cpu_features().has(kCpuAvx2 | kCpuFma) ? pakd_f32_wino4x4_ukernel_6x16__avx2
-                                                    : pakd_f32_wino4x4_ukernel_6x16__scalar),
+                                                   : pakd_f32_wino4x4_ukernel_6x16__scalar),
       wino_pack_(cpu_features().has(kCpuAvx2 | kCpuFma) ? pakd_f32_wino4x4_pack_ukernel_8x8__avx2
-                                                         : pakd_f32_wino4x4_pack_ukernel_8x8__scalar),
+                                                        : pakd_f32_wino4x4_pack_ukernel_8x8__scalar),
 #else
       dconv_(pakd_f32_dconv_ukernel_4x24__scalar),
       dconv_oc_(pakd_f32_dconv_ukernel_6x16__scalar),
@@ -434,9 +434,9 @@ void Session::prepare(const ModelFile& file) {
           w.row_ptr[r + 1] = static_cast<std::uint32_t>(w.values.size());
         }
       } else if (groups == 1 && config_.sparse_max_density >= 0.0f && density <= config_.sparse_max_density) {
-        const bool codebook = t.encoding == Encoding::kCodebook && t.codebook.size() <= 256 &&
-                              (config_.codebook_kernel > 0 ||
-                               (config_.codebook_kernel == 0 && nnz >= kCodebookMinNonzeros));
+        const bool codebook =
+            t.encoding == Encoding::kCodebook && t.codebook.size() <= 256 &&
+            (config_.codebook_kernel > 0 || (config_.codebook_kernel == 0 && nnz >= kCodebookMinNonzeros));
         w.form = codebook ? PreparedWeight::Form::kCsrCodebook : PreparedWeight::Form::kCsr;
         w.row_ptr.assign(w.rows + 1, 0);
         w.col_idx.reserve(nnz);
@@ -472,8 +472,8 @@ void Session::prepare(const ModelFile& file) {
             w.spmv_slices.resize((w.rows + kBlockSpmvRows - 1) / kBlockSpmvRows + 1);
             w.spmv_words.resize(steps);
             w.spmv_values.resize(steps * kBlockSpmvRows);
-            block_spmv_pack(w.rows, w.cols, w.row_ptr.data(), w.col_idx.data(), w.values.data(),
-                            w.spmv_slices.data(), w.spmv_words.data(), w.spmv_values.data());
+            block_spmv_pack(w.rows, w.cols, w.row_ptr.data(), w.col_idx.data(), w.values.data(), w.spmv_slices.data(),
+                            w.spmv_words.data(), w.spmv_values.data());
             // a batch-1 session never runs the CSR form then: keep one copy of the weight
             std::vector<std::uint32_t>().swap(w.col_idx);
             std::vector<float>().swap(w.values);
@@ -532,7 +532,9 @@ void Session::plan_memory(const Graph& graph) {
   // First-fit over a sorted free list; a value's block is released after the
   // last op that reads it (never before its producer's output is placed, so
   // an op's output never overlaps its inputs).
-  struct Block { std::size_t offset, size; };
+  struct Block {
+    std::size_t offset, size;
+  };
   std::vector<Block> free_list;
   std::size_t end = 0;
   value_offset_.assign(n_values, 0);
@@ -625,9 +627,7 @@ std::size_t Session::weight_bytes() const {
 // Running
 // ---------------------------------------------------------------------------
 
-void Session::run(const float* input, std::size_t batch, float* output) {
-  run_profiled(input, batch, output, nullptr);
-}
+void Session::run(const float* input, std::size_t batch, float* output) { run_profiled(input, batch, output, nullptr); }
 
 void Session::run_profiled(const float* input, std::size_t batch, float* output, double* op_ns) {
   for (std::size_t v = 0; v < value_ptr_.size(); ++v) value_ptr_[v] = arena_.data() + value_offset_[v];
@@ -645,30 +645,30 @@ void Session::run_profiled(const float* input, std::size_t batch, float* output,
 }
 
 std::string Session::op_description(std::size_t i) const {
-  static const char* const kOps[] = {"?", "conv2d", "linear", "affine", "act", "add", "concat",
-                                     "maxpool", "avgpool", "global-avgpool", "reshape", "softmax"};
+  static const char* const kOps[] = {"?",      "conv2d",  "linear",  "affine",         "act",     "add",
+                                     "concat", "maxpool", "avgpool", "global-avgpool", "reshape", "softmax"};
   static const char* const kActs[] = {"", "+relu", "+relu6", "+hardswish", "+sigmoid"};
   const PreparedOp& op = ops_[i];
   std::string s = std::string(kOps[static_cast<int>(op.desc.type)]) + (op.residual ? "+add" : "") +
                   kActs[static_cast<int>(op.desc.act)];
   if (op.desc.type == OpType::kConv2d && op.desc.attrs[6] > 1) {
-    s += op.in_dims[0] == op.out_dims[0] && static_cast<std::size_t>(op.desc.attrs[6]) == op.in_dims[0] ? " depthwise" : " grouped";
+    s += op.in_dims[0] == op.out_dims[0] && static_cast<std::size_t>(op.desc.attrs[6]) == op.in_dims[0] ? " depthwise"
+                                                                                                        : " grouped";
   }
   if (op.desc.type == OpType::kConv2d || op.desc.type == OpType::kLinear) {
-    s += op.weight.sparse_direct() ? " sparse-direct"
-         : !op.weight.wino.empty() ? " winograd"
+    s += op.weight.sparse_direct()                        ? " sparse-direct"
+         : !op.weight.wino.empty()                        ? " winograd"
          : op.weight.form == PreparedWeight::Form::kDense ? " dense"
-         : op.weight.form == PreparedWeight::Form::kCsr ? (op.weight.spmv_words.empty() ? " csr" : " csr-blocked")
-                                                         : " csr-codebook";
+         : op.weight.form == PreparedWeight::Form::kCsr   ? (op.weight.spmv_words.empty() ? " csr" : " csr-blocked")
+                                                          : " csr-codebook";
   }
   s += " ";
   for (std::size_t d = 0; d < op.out_dims.size(); ++d) s += (d ? "x" : "") + std::to_string(op.out_dims[d]);
   return s;
 }
 
-void Session::epilogue(const PreparedOp& op, float* y, std::size_t channels, std::size_t spatial,
-                       std::size_t c_begin, std::size_t c_end, std::size_t s_begin, std::size_t s_end,
-                       const float* res) const {
+void Session::epilogue(const PreparedOp& op, float* y, std::size_t channels, std::size_t spatial, std::size_t c_begin,
+                       std::size_t c_end, std::size_t s_begin, std::size_t s_end, const float* res) const {
   (void)channels;
   const bool has_scale = !op.scale.empty(), has_bias = !op.bias.empty();
   const Act act = op.desc.act;
@@ -722,9 +722,7 @@ void Session::run_op(const PreparedOp& op, std::size_t batch) {
         conv(op, x, y, batch);
       }
       break;
-    case OpType::kLinear:
-      linear(op, x, y, batch);
-      break;
+    case OpType::kLinear: linear(op, x, y, batch); break;
     case OpType::kAffine: {
       const std::size_t c = op.in_dims[0], s = op.in_size / c;
       if (x != y) std::memcpy(y, x, batch * op.in_size * sizeof(float));
@@ -761,8 +759,8 @@ void Session::run_op(const PreparedOp& op, std::size_t batch) {
     case OpType::kMaxPool:
     case OpType::kAvgPool: {
       const auto& a = d.attrs;
-      if (d.type == OpType::kMaxPool && a[0] == 2 && a[1] == 2 && a[2] == 2 && a[3] == 2 && a[4] == 0 &&
-          a[5] == 0 && a[6] == 1 && a[7] == 1) {  // the common 2x2 / stride 2 window: no bounds checks
+      if (d.type == OpType::kMaxPool && a[0] == 2 && a[1] == 2 && a[2] == 2 && a[3] == 2 && a[4] == 0 && a[5] == 0 &&
+          a[6] == 1 && a[7] == 1) {  // the common 2x2 / stride 2 window: no bounds checks
         const std::size_t c = op.in_dims[0], w = op.in_dims[2];
         const std::size_t ho = op.out_dims[1], wo = op.out_dims[2];
         for (std::size_t p = 0; p < batch * c; ++p) {
@@ -833,9 +831,7 @@ void Session::run_op(const PreparedOp& op, std::size_t batch) {
       }
       break;
     }
-    case OpType::kReshape:
-      std::memcpy(y, x, batch * op.in_size * sizeof(float));
-      break;
+    case OpType::kReshape: std::memcpy(y, x, batch * op.in_size * sizeof(float)); break;
     case OpType::kSoftmax:
       for (std::size_t b = 0; b < batch; ++b) {
         const float* xs = x + b * op.in_size;
@@ -876,8 +872,8 @@ void Session::conv(const PreparedOp& op, const float* x, float* y, std::size_t b
         const bool codebook = w.form == PreparedWeight::Form::kCsrCodebook;
         parallel_ranges(pool_, m, 4, w.col_idx.size() * n, [&](std::size_t r0, std::size_t r1) {
           if (codebook) {
-            cbspmm_->fn(r0, r1, n, w.row_ptr.data(), w.col_idx.data(), w.codes.data(), w.table.data(), nullptr,
-                            col, n, yg, n);
+            cbspmm_->fn(r0, r1, n, w.row_ptr.data(), w.col_idx.data(), w.codes.data(), w.table.data(), nullptr, col, n,
+                        yg, n);
           } else {
             spmm_->fn(r0, r1, n, w.row_ptr.data(), w.col_idx.data(), w.values.data(), nullptr, col, n, yg, n);
           }
@@ -902,8 +898,8 @@ void Session::direct_conv(const PreparedOp& op, const float* x, float* y, std::s
       sdconv_pack_input(x + b * op.in_size, g.cin, g.h, g.w, static_cast<std::size_t>(g.ph),
                         static_cast<std::size_t>(g.pw), g.wo, g.kw, xt);
       parallel_ranges(pool_, g.cout, 1, w.values.size() * g.n(), [&](std::size_t o0, std::size_t o1) {
-        sdconv_(o0, o1, g.ho, g.wo, rs, hp * rs, w.row_ptr.data(), w.sdconv_offsets.data(), w.values.data(), xt,
-                yb, g.n());
+        sdconv_(o0, o1, g.ho, g.wo, rs, hp * rs, w.row_ptr.data(), w.sdconv_offsets.data(), w.values.data(), xt, yb,
+                g.n());
         epilogue(op, yb, g.cout, g.n(), o0, o1, 0, g.n(), residual(op, b));
       });
     }
@@ -955,8 +951,8 @@ void Session::winograd_conv(const PreparedOp& op, const float* x, float* y, std:
   const std::size_t macs = 36 * tiles * g.wino_cin() * g.wino_cout();
   for (std::size_t b = 0; b < batch; ++b) {
     float* yb = y + b * op.out_size;
-    wino_pack_(g.cin, g.h, g.w, static_cast<std::size_t>(g.ph), static_cast<std::size_t>(g.pw), x + b * op.in_size,
-               xh, hpp, wpp);
+    wino_pack_(g.cin, g.h, g.w, static_cast<std::size_t>(g.ph), static_cast<std::size_t>(g.pw), x + b * op.in_size, xh,
+               hpp, wpp);
     parallel_ranges(pool_, tiles, 1, macs, [&](std::size_t t0, std::size_t t1) {
       wino_(t0, t1, g.wino_tiles_x(), g.cin, g.wino_cin(), g.cout, w.wino.data(), bias, relu, residual(op, b), xh, hpp,
             wpp, yb, g.ho, g.wo);
@@ -966,7 +962,8 @@ void Session::winograd_conv(const PreparedOp& op, const float* x, float* y, std:
 
 void Session::depthwise(const PreparedOp& op, const float* x, float* y, std::size_t batch) {
   const ConvGeometry g = geometry(op);
-  const std::vector<float>& wts = op.weight.form == PreparedWeight::Form::kDense ? op.weight.dense : op.weight.reference;
+  const std::vector<float>& wts =
+      op.weight.form == PreparedWeight::Form::kDense ? op.weight.dense : op.weight.reference;
   const std::int64_t h = static_cast<std::int64_t>(g.h), w = static_cast<std::int64_t>(g.w);
   for (std::size_t b = 0; b < batch; ++b) {
     const float* xb = x + b * op.in_size;
@@ -980,10 +977,12 @@ void Session::depthwise(const PreparedOp& op, const float* x, float* y, std::siz
           for (std::size_t ox = 0; ox < g.wo; ++ox) {
             float acc = 0.0f;
             for (std::size_t ky = 0; ky < g.kh; ++ky) {
-              const std::int64_t iy = static_cast<std::int64_t>(oy) * g.sh - g.ph + static_cast<std::int64_t>(ky) * g.dh;
+              const std::int64_t iy =
+                  static_cast<std::int64_t>(oy) * g.sh - g.ph + static_cast<std::int64_t>(ky) * g.dh;
               if (iy < 0 || iy >= h) continue;
               for (std::size_t kx = 0; kx < g.kw; ++kx) {
-                const std::int64_t ix = static_cast<std::int64_t>(ox) * g.sw - g.pw + static_cast<std::int64_t>(kx) * g.dw;
+                const std::int64_t ix =
+                    static_cast<std::int64_t>(ox) * g.sw - g.pw + static_cast<std::int64_t>(kx) * g.dw;
                 if (ix < 0 || ix >= w) continue;
                 acc += xc[iy * w + ix] * wc[ky * g.kw + kx];
               }
@@ -1013,10 +1012,12 @@ void Session::conv_reference(const PreparedOp& op, const float* x, float* y, std
           for (std::size_t ic = 0; ic < g.cin_g(); ++ic) {
             const float* xc = xb + (grp * g.cin_g() + ic) * g.h * g.w;
             for (std::size_t ky = 0; ky < g.kh; ++ky) {
-              const std::int64_t iy = static_cast<std::int64_t>(oy) * g.sh - g.ph + static_cast<std::int64_t>(ky) * g.dh;
+              const std::int64_t iy =
+                  static_cast<std::int64_t>(oy) * g.sh - g.ph + static_cast<std::int64_t>(ky) * g.dh;
               if (iy < 0 || iy >= h) continue;
               for (std::size_t kx = 0; kx < g.kw; ++kx) {
-                const std::int64_t ix = static_cast<std::int64_t>(ox) * g.sw - g.pw + static_cast<std::int64_t>(kx) * g.dw;
+                const std::int64_t ix =
+                    static_cast<std::int64_t>(ox) * g.sw - g.pw + static_cast<std::int64_t>(kx) * g.dw;
                 if (ix < 0 || ix >= w) continue;
                 acc += static_cast<double>(xc[iy * w + ix]) * wts[((oc * g.cin_g() + ic) * g.kh + ky) * g.kw + kx];
               }
@@ -1101,8 +1102,8 @@ void Session::linear(const PreparedOp& op, const float* x, float* y, std::size_t
   const bool codebook = w.form == PreparedWeight::Form::kCsrCodebook;
   parallel_ranges(pool_, out, 8, w.col_idx.size() * batch, [&](std::size_t r0, std::size_t r1) {
     if (codebook) {
-      cbspmm_->fn(r0, r1, batch, w.row_ptr.data(), w.col_idx.data(), w.codes.data(), w.table.data(), nullptr, xt,
-                      batch, z, batch);
+      cbspmm_->fn(r0, r1, batch, w.row_ptr.data(), w.col_idx.data(), w.codes.data(), w.table.data(), nullptr, xt, batch,
+                  z, batch);
     } else {
       spmm_->fn(r0, r1, batch, w.row_ptr.data(), w.col_idx.data(), w.values.data(), nullptr, xt, batch, z, batch);
     }

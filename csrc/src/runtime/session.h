@@ -25,7 +25,7 @@ struct SessionConfig {
   // Weights whose density (nonzeros / elements) is at most this run on the
   // sparse kernels; denser ones are expanded to dense f32. < 0: never sparse.
   float sparse_max_density = 0.35f;
-  bool reference = false;  // every op through its naive reference kernel
+  bool reference = false;   // every op through its naive reference kernel
   int codebook_kernel = 0;  // 0 auto (by layer size), 1 always, -1 never
   // Dense 3x3 stride-1 convolutions through Winograd F(4x4, 3x3):
   // 0 auto (where its cost model beats the direct kernels), 1 every eligible
@@ -39,18 +39,18 @@ struct PreparedWeight {
   std::size_t rows = 0, cols = 0;  // rows = output channels / features
   std::vector<float> dense;        // conv: rows x cols; linear: transposed, cols x rows
   std::vector<std::uint32_t> row_ptr, col_idx;
-  std::vector<float> values;       // kCsr
-  std::vector<std::uint8_t> codes; // kCsrCodebook
-  std::vector<float> table;        // kCsrCodebook
-  std::vector<float> reference;    // rows x cols, for reference mode
-  std::vector<float> dconv;        // stride-1 direct convolution: 4-channel blocks
-  std::vector<float> dconv_oc;     // the same vectorized over 16-channel blocks (also strided)
-  std::vector<float> wino;         // Winograd F(4x4, 3x3): transformed weights (scale folded in)
-  std::vector<float> wino_bias;    // its bias, zero-padded to 16-channel blocks (may be empty)
+  std::vector<float> values;                           // kCsr
+  std::vector<std::uint8_t> codes;                     // kCsrCodebook
+  std::vector<float> table;                            // kCsrCodebook
+  std::vector<float> reference;                        // rows x cols, for reference mode
+  std::vector<float> dconv;                            // stride-1 direct convolution: 4-channel blocks
+  std::vector<float> dconv_oc;                         // the same vectorized over 16-channel blocks (also strided)
+  std::vector<float> wino;                             // Winograd F(4x4, 3x3): transformed weights (scale folded in)
+  std::vector<float> wino_bias;                        // its bias, zero-padded to 16-channel blocks (may be empty)
   std::vector<std::uint32_t> spmv_slices, spmv_words;  // linear, batch-1 session: the blocked form
-  std::vector<float> spmv_values;  // (F32BlockSpmvFn) when cheaper; col_idx and values are dropped
-  std::vector<std::uint32_t> sdconv_offsets;  // sparse direct conv: input offset per nonzero tap
-                                              // (with row_ptr and values)
+  std::vector<float> spmv_values;                      // (F32BlockSpmvFn) when cheaper; col_idx and values are dropped
+  std::vector<std::uint32_t> sdconv_offsets;           // sparse direct conv: input offset per nonzero tap
+                                                       // (with row_ptr and values)
   std::size_t bytes() const;
   bool sparse_direct() const { return sdconv; }
   bool sdconv = false;  // runs the sparse direct convolution (possibly with no nonzero at all)
@@ -61,9 +61,9 @@ struct PreparedOp {
   PreparedWeight weight;
   std::vector<float> scale, bias;  // per output channel (may be empty)
   std::vector<std::size_t> in_dims, out_dims;
-  std::size_t kh = 1, kw = 1;  // convolution kernel size
+  std::size_t kh = 1, kw = 1;             // convolution kernel size
   std::size_t in_size = 0, out_size = 0;  // elements per sample
-  std::vector<std::size_t> input_sizes;  // per input, elements per sample
+  std::vector<std::size_t> input_sizes;   // per input, elements per sample
   // A residual add fused into this convolution (Session::fuse_residual_adds):
   // desc.inputs[1] is the other summand (same shape as the output), added
   // after the scale and bias and before desc.act (the add's activation).
@@ -113,9 +113,8 @@ class Session {
   const float* residual(const PreparedOp& op, std::size_t b) const {
     return op.residual ? value_ptr_[op.desc.inputs[1]] + b * op.out_size : nullptr;
   }
-  void epilogue(const PreparedOp& op, float* y, std::size_t channels, std::size_t spatial,
-                std::size_t c_begin, std::size_t c_end, std::size_t s_begin, std::size_t s_end,
-                const float* res = nullptr) const;
+  void epilogue(const PreparedOp& op, float* y, std::size_t channels, std::size_t spatial, std::size_t c_begin,
+                std::size_t c_end, std::size_t s_begin, std::size_t s_end, const float* res = nullptr) const;
 
   SessionConfig config_;
   const F32GemmKernel* gemm_;
@@ -128,7 +127,7 @@ class Session {
   F32SparseDconvFn sdconv_;
   F32Wino4x4Fn wino_;
   F32Wino4x4PackFn wino_pack_;
-  F32EpilogueFn epilogue_ = nullptr;    // nullptr: the portable loops of Session::epilogue
+  F32EpilogueFn epilogue_ = nullptr;     // nullptr: the portable loops of Session::epilogue
   F32BlockSpmvFn block_spmv_ = nullptr;  // nullptr: none faster than CSR on this CPU
   std::string meta_;
   std::vector<PreparedOp> ops_;
@@ -138,7 +137,7 @@ class Session {
   std::vector<std::size_t> value_offset_;  // floats into arena_, per value
   std::vector<const float*> value_ptr_;    // per run
   std::vector<float> arena_;
-  std::vector<float> scratch_;             // im2col / transposes
+  std::vector<float> scratch_;  // im2col / transposes
   ThreadPool pool_;
 };
 

@@ -13,22 +13,19 @@ namespace pakd {
 namespace {
 
 constexpr F32SpmmKernel kF32Spmm[] = {
-#define PAKD_F32_SPMM_KERNEL(fn, name, isa, required) \
-  {name, isa, static_cast<std::uint32_t>(required), fn},
+#define PAKD_F32_SPMM_KERNEL(fn, name, isa, required) {name, isa, static_cast<std::uint32_t>(required), fn},
 #include "kernels/f32-spmm-list.inc"
 #undef PAKD_F32_SPMM_KERNEL
 };
 
 constexpr F32CbSpmmKernel kF32CbSpmm[] = {
-#define PAKD_F32_CBSPMM_KERNEL(fn, name, isa, required) \
-  {name, isa, static_cast<std::uint32_t>(required), fn},
+#define PAKD_F32_CBSPMM_KERNEL(fn, name, isa, required) {name, isa, static_cast<std::uint32_t>(required), fn},
 #include "kernels/f32-cbspmm-list.inc"
 #undef PAKD_F32_CBSPMM_KERNEL
 };
 
 constexpr Qs8GemmKernel kQs8Gemm[] = {
-#define PAKD_QS8_GEMM_KERNEL(fn, name, isa, required) \
-  {name, isa, static_cast<std::uint32_t>(required), fn},
+#define PAKD_QS8_GEMM_KERNEL(fn, name, isa, required) {name, isa, static_cast<std::uint32_t>(required), fn},
 #include "kernels/qs8-gemm-list.inc"
 #undef PAKD_QS8_GEMM_KERNEL
 };
