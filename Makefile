@@ -5,6 +5,13 @@
 # Both install what they need first: Debian packages (through apt-get, with sudo when not root),
 # a virtual environment in .venv, torch==2.13.0 (CPU, pinned) and PaKD itself, built with
 # scikit-build-core. Re-running skips every finished step.
+#
+# For developers (docs/development.md):
+#   make test-fast  the tests not marked slow (the inner loop; make test runs them all)
+#   make lint       ruff check, ruff format --check, clang-format --dry-run -Werror on the tracked
+#                   C/C++ files, and mypy once pyproject.toml has a [tool.mypy] section (what CI runs)
+#   make format     applies ruff check --fix, ruff format and clang-format
+# The tools are pinned in the `lint` extra of pyproject.toml and installed into .venv by setup.
 
 PYTHON      ?= python3
 VENV        ?= .venv
@@ -19,14 +26,32 @@ TORCH       := torch==2.13.0
 BUILD_DEPS  := "scikit-build-core>=0.10" "pybind11>=2.13" ninja
 INSTALLED   := $(VENV)/.pakd-installed
 NATIVE_SRC  := pyproject.toml CMakeLists.txt $(shell find csrc -type f 2>/dev/null)
+# The C/C++ files clang-format checks: every tracked one (the fuzz corpus is binary .pakd files).
+C_FILES      = $(shell git ls-files '*.c' '*.cc' '*.h' '*.hpp' '*.inc')
 
-.PHONY: demo test apt-deps setup
+.PHONY: demo test test-fast lint format apt-deps setup
 
 demo: setup
 	$(VENV)/bin/pakd demo
 
 test: setup
 	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	@echo "$(VENV)/bin/clang-format --dry-run -Werror <the $(words $(C_FILES)) tracked C/C++ files>"
+	@$(VENV)/bin/clang-format --dry-run -Werror $(C_FILES)
+	@if grep -q '^\[tool\.mypy\]' pyproject.toml; then echo "$(VENV)/bin/mypy"; $(VENV)/bin/mypy; \
+	else echo "mypy: no [tool.mypy] section in pyproject.toml yet, skipped"; fi
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/clang-format -i $(C_FILES)
 
 setup: apt-deps $(INSTALLED)
 
@@ -48,5 +73,5 @@ $(PY):
 $(INSTALLED): $(PY) $(NATIVE_SRC)
 	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q $(BUILD_DEPS)
-	$(PY) -m pip install -q --no-build-isolation -e ".[test]"
+	$(PY) -m pip install -q --no-build-isolation -e ".[test,lint]"
 	touch $@

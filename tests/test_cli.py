@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from pakd.modelio import load_model
 from tests.conftest import run_cli
 
@@ -20,6 +22,7 @@ def test_train_help():
     assert res.returncode == 0 and "--model" in res.stdout and "--epochs" in res.stdout
 
 
+@pytest.mark.slow
 def test_models_lists_the_zoo_with_macs():
     res = run_cli("models")
     assert res.returncode == 0
@@ -28,6 +31,7 @@ def test_models_lists_the_zoo_with_macs():
     assert "2.29M" in res.stdout  # LeNet-5's MACs
 
 
+@pytest.mark.slow
 def test_train_writes_a_teacher_reuses_it_and_eval_agrees(tmp_path):
     args = (
         "train",
@@ -65,6 +69,7 @@ def test_train_writes_a_teacher_reuses_it_and_eval_agrees(tmp_path):
     assert changed.returncode == 2 and "other settings" in changed.stderr
 
 
+@pytest.mark.slow
 def test_unknown_model_is_one_line_and_writes_nothing(tmp_path):
     res = run_cli("train", "--model", "resnet21", "--data", "synthetic", "--runs-dir", str(tmp_path))
     assert res.returncode == 2 and "Traceback" not in res.stderr
@@ -72,6 +77,7 @@ def test_unknown_model_is_one_line_and_writes_nothing(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_stats_prints_per_layer_table():
     res = run_cli("stats", "lenet5")
     assert res.returncode == 0 and "2,293,000" in res.stdout and "classifier.1" in res.stdout

@@ -11,6 +11,8 @@ from pakd.modelio import save_model
 from pakd.models import build_model
 from tests.conftest import run_cli
 
+pytestmark = pytest.mark.slow  # pakd bench in subprocesses, timing every engine
+
 SPEC = {"model": {"name": "lenet-300-100", "args": {}}, "data": {"name": "fashion-mnist", "input_shape": [1, 28, 28]}}
 FAST = ("--repeats", "5", "--warmup", "1", "--min-time", "0", "--quiet", "--same-process")
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import PakdError
+from ..resources import runtime_sources
 from .bundle import MANIFEST, Bundle, BundleError, open_bundle, sha256_file, write_manifest
 from .targets import Target, load_target
 
@@ -129,7 +130,7 @@ def _native(student: Student, cfg: BuildConfig, out: Path, x: np.ndarray) -> tup
     shutil.copy2(art.pakd_run, out / "bin" / "pakd-run")
     shutil.copy2(art.static_lib, out / "lib" / "libpakd.a")
     shutil.copy2(art.shared_lib, out / "lib" / "libpakd.so")
-    include = Path(__file__).resolve().parents[2] / "csrc" / "include" / "pakd"
+    include = runtime_sources() / "csrc" / "include" / "pakd"
     for h in ("pakd.h", "pakd.hpp"):
         if (include / h).is_file():
             shutil.copy2(include / h, out / "include" / "pakd" / h)
@@ -206,14 +207,15 @@ BACKENDS: dict[str, Callable] = {"native": _native, "tvm": _tvm}
 
 def sources_digest() -> str:
     """Hash of the native sources and the lowering code: a bundle built from other sources is stale."""
-    root = Path(__file__).resolve().parents[2]
+    sources = runtime_sources()  # csrc/ + CMakeLists.txt: the wheel's copy, or the checkout's
+    package = Path(__file__).resolve().parents[2]  # the folder holding the pakd package
     h = hashlib.sha256()
-    for d in ("csrc", "pakd/lower"):
+    for root, d in ((sources, "csrc"), (package, "pakd/lower")):
         for f in sorted((root / d).rglob("*")):
             if f.is_file() and f.suffix in {".cc", ".c", ".h", ".hpp", ".inc", ".py", ".txt"}:
                 h.update(str(f.relative_to(root)).encode())
                 h.update(f.read_bytes())
-    cm = root / "CMakeLists.txt"
+    cm = sources / "CMakeLists.txt"
     if cm.is_file():
         h.update(cm.read_bytes())
     return h.hexdigest()

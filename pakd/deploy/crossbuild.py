@@ -4,8 +4,9 @@ One CMake build per target in ``build_root/<target>/`` (Release, no Python modul
 CMake toolchain file; none for the host). The project's CMakeLists builds ``pakd_core`` one way
 per build folder (static, or shared with ``BUILD_SHARED_LIBS``); compiling every source twice
 would double the build, so a generated wrapper project (``build_root/<target>/wrapper/``) adds
-this checkout as a subdirectory and links the static library's objects (position independent,
-hidden visibility, ``PAKD_API`` symbols exported) whole into ``libpakd.so``. ``pakd-run`` links
+the runtime sources (:func:`pakd.resources.runtime_sources`: the wheel's copy, or the checkout)
+as a subdirectory and links the static library's objects (position independent, hidden
+visibility, ``PAKD_API`` symbols exported) whole into ``libpakd.so``. ``pakd-run`` links
 the static library: self-contained, it runs under qemu or on the board with nothing else copied.
 
 Re-running reuses the folder, so CMake rebuilds only what changed (nothing, when nothing did).
@@ -24,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import PakdError
+from ..resources import runtime_sources
 from .targets import Target
 
-REPO = Path(__file__).resolve().parents[2]
 JOBS = 2  # CI has 2 cores
 
 
@@ -85,7 +86,7 @@ project(pakd_native LANGUAGES C CXX)
 set(CMAKE_ARCHIVE_OUTPUT_DIRECTORY "${CMAKE_BINARY_DIR}")
 set(CMAKE_LIBRARY_OUTPUT_DIRECTORY "${CMAKE_BINARY_DIR}")
 set(CMAKE_RUNTIME_OUTPUT_DIRECTORY "${CMAKE_BINARY_DIR}")
-add_subdirectory("@REPO@" pakd)
+add_subdirectory("@SOURCES@" pakd)
 add_library(pakd_shared SHARED empty.cc)
 target_link_libraries(pakd_shared PRIVATE "$<LINK_LIBRARY:WHOLE_ARCHIVE,pakd_core>")
 set_target_properties(pakd_shared PROPERTIES OUTPUT_NAME pakd LINKER_LANGUAGE CXX)
@@ -98,9 +99,14 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 
 def _configure_and_build(target: Target, build_dir: Path, jobs: int) -> dict[str, str]:
+    sources = runtime_sources()
+    if not (sources / "CMakeLists.txt").is_file() or not (sources / "csrc").is_dir():
+        raise CrossBuildError(
+            f"the runtime sources are missing ({sources}: no CMakeLists.txt and csrc/); reinstall PaKD"
+        )
     wrapper = build_dir / "wrapper"
     wrapper.mkdir(parents=True, exist_ok=True)
-    _write_if_changed(wrapper / "CMakeLists.txt", _WRAPPER.replace("@REPO@", REPO.as_posix()))
+    _write_if_changed(wrapper / "CMakeLists.txt", _WRAPPER.replace("@SOURCES@", sources.as_posix()))
     _write_if_changed(wrapper / "empty.cc", "// libpakd.so is pakd_core's objects; this file is empty.\n")
     log = build_dir / "build.log"
     log.write_text("")

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import PakdError
+from ..resources import runtime_sources
 from .targets import Target
 
-PLUGIN_SOURCE = Path(__file__).resolve().parents[2] / "csrc" / "tools" / "qemu-insn-count.c"
+PLUGIN_SOURCE = runtime_sources() / "csrc" / "tools" / "qemu-insn-count.c"  # the wheel's copy, or the checkout's
 PLUGIN_CC = ("gcc", "cc")  # the host C compiler that builds the plugin, first found
 PLUGIN_APT = "gcc"
 # Host variables qemu itself may need to start (its own shared libraries); kept for qemu and
@@ -59,7 +60,7 @@ def build_plugin(cache_dir: str | Path | None = None, source: str | Path = PLUGI
     the file name carries a hash of the source, so an edited plugin is rebuilt."""
     source = Path(source)
     if not source.is_file():
-        raise EmulationError(f"plugin source {source} not found (a PaKD checkout has it in csrc/tools/)")
+        raise EmulationError(f"plugin source {source} not found (PaKD ships it in csrc/tools/; reinstall PaKD)")
     text = source.read_bytes()
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     out = cache / f"qemu-insn-count-{hashlib.sha256(text).hexdigest()[:16]}.so"

@@ -57,8 +57,10 @@ class TargetError(PakdError):
 
 
 def default_targets_dir() -> Path:
-    """The project's ``targets/`` folder (beside the package in a checkout)."""
-    return Path(__file__).resolve().parents[2] / "targets"
+    """The project's board files: the installed package data, or ``targets/`` in a checkout."""
+    from pakd.resources import targets_dir  # absolute: this module is moving to pakd/targets.py
+
+    return targets_dir()
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..deploy.results import SCHEMA as RESULTS_SCHEMA  # noqa: F401 (re-exported by pakd.report; pakd/deploy/results.py owns it)
+from ..deploy.results import SCHEMA as RESULTS_SCHEMA  # noqa: F401 (re-exported by pakd.report; results.py owns it)
 from ..errors import PakdError
 
 DEFAULT_DB = Path("results.db")

@@ -124,6 +124,7 @@ def test_pakd_opens_the_stage_file_with_the_thread_count(tmp_path, lenet5_folder
     np.testing.assert_allclose(runner(test_image), _expected(lenet5_folder, test_image), rtol=0, atol=TOL)
 
 
+@pytest.mark.slow
 def test_pakd_lowers_a_weights_only_stage_file(tmp_path, lenet5_folder, test_image):
     """A model.pakd written before the runtime existed has no op graph: the folder is lowered."""
     from pakd.lower.format import write_pakd

@@ -8,6 +8,8 @@ import pytest
 
 from pakd.bench import BenchConfig, BenchError, Row, Timing, parse_threads, plan_targets, run_local, with_ratios
 
+pytestmark = pytest.mark.slow  # bundles built and timed on this machine
+
 
 def _row(engine, role, threads, median):
     return Row(

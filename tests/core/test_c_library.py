@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a CMake build of the core and the C tests
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -36,6 +36,7 @@ def test_raw_images_are_uint8_28x28(fmnist_dir):
     assert 0 < x.mean() < 255
 
 
+@pytest.mark.slow
 def test_train_validation_split_is_deterministic_and_disjoint(fmnist_dir):
     a, b = load_fashion_mnist(fmnist_dir), load_fashion_mnist(fmnist_dir)
     assert bool((a.val.images == b.val.images).all())
@@ -107,6 +108,7 @@ def test_truncated_header_is_reported(tmp_path):
         read_idx(path, LABELS_MAGIC, 1)
 
 
+@pytest.mark.slow
 def test_cli_reports_a_corrupt_file_in_one_line_without_traceback(broken_dir):
     path = broken_dir / "t10k-images-idx3-ubyte.gz"
     path.write_bytes(path.read_bytes()[:1000])
@@ -117,6 +119,7 @@ def test_cli_reports_a_corrupt_file_in_one_line_without_traceback(broken_dir):
     assert lines and lines[0].startswith("error:") and "t10k-images-idx3-ubyte.gz" in res.stderr
 
 
+@pytest.mark.slow
 def test_cli_reports_missing_data_dir_with_install_hint(tmp_path):
     res = run_cli("eval", "--model", "lenet5", "--data-dir", str(tmp_path / "nowhere"))
     assert res.returncode == 2 and "Traceback" not in res.stderr

@@ -17,6 +17,8 @@ from pakd.models import build_model
 from tests.conftest import run_cli
 from tests.deploy.conftest import require_target, shared_build_cache
 
+pytestmark = pytest.mark.slow  # cross builds, qemu runs, a TVM build
+
 
 def _folder(root: Path, name: str, seed: int = 0, **args) -> Path:
     torch.manual_seed(seed)

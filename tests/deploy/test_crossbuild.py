@@ -19,6 +19,8 @@ from pakd.deploy.emulate import run_emulated
 from pakd.deploy.targets import Compiler, TargetError, load_target
 from tests.deploy.conftest import require_target
 
+pytestmark = pytest.mark.slow  # the runtime cross-compiled per target
+
 ELF_MACHINE = {"x86_64": 62, "aarch64": 183, "armv7": 40}
 _builds: dict[str, NativeArtifacts] = {}
 

@@ -12,6 +12,8 @@ import pytest
 from tests.conftest import run_cli
 from tests.deploy.conftest import require_target, shared_build_cache
 
+pytestmark = pytest.mark.slow  # the whole demo end to end
+
 RECIPE = """
 [recipe]
 name = "demo-tiny"

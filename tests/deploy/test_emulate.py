@@ -15,6 +15,8 @@ from pakd.deploy.targets import TargetError, load_target
 from tests.deploy.conftest import require_target
 from tests.deploy.test_crossbuild import native
 
+pytestmark = pytest.mark.slow  # qemu runs of cross-compiled binaries
+
 LOOP_C = r"""
 #include <stdio.h>
 #include <stdlib.h>

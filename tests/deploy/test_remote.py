@@ -26,6 +26,8 @@ from tests.conftest import run_cli
 from tests.deploy.conftest import require_target, shared_build_cache
 from tests.deploy.sshd import SshServer
 
+pytestmark = pytest.mark.slow  # a real sshd, bundles built and timed
+
 PLAN = BenchPlan(threads=("1", "all"), runs=2, repeats=20, warmup=2, min_time_s=0.05)
 
 

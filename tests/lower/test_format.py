@@ -49,6 +49,7 @@ def test_int8_round_trip_reproduces_dequantized_values():
     np.testing.assert_allclose(tensors["w"], deq, rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_accountant_bytes_are_the_file_and_the_file_is_the_model():
     torch.manual_seed(0)
     model = build_model("lenet5")

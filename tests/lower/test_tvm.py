@@ -29,7 +29,10 @@ from pakd.lower.tvm import (
 from pakd.models import build_model
 
 _REASON = tvm_available()
-pytestmark = pytest.mark.skipif(_REASON is not None, reason=f"TVM backend unavailable: {_REASON}")
+pytestmark = [
+    pytest.mark.slow,  # TVM builds for the host and rpi4
+    pytest.mark.skipif(_REASON is not None, reason=f"TVM backend unavailable: {_REASON}"),
+]
 
 ATOL = 1e-4
 SAMPLE_SHAPE = (1, 28, 28)  # one Fashion-MNIST image, as in spec.json data.input_shape

@@ -10,7 +10,8 @@ from torch import nn
 from pakd.metrics import model_stats
 from pakd.models import build_model, zoo
 
-ZOO = sorted(zoo())
+SLOW = {"mobilenetv2", "resnet56"}  # seconds per test here: slow (left out by make test-fast)
+ZOO = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in sorted(zoo())]
 
 
 def hook_macs(model: nn.Module, input_shape=(1, 28, 28)) -> int:

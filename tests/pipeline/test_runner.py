@@ -21,6 +21,8 @@ from pakd.pipeline import CompressJob, compress
 from pakd.train import TeacherJob, TrainConfig, train_teacher
 from tests.conftest import QuietProgress
 
+pytestmark = pytest.mark.slow  # compress runs with training on real data
+
 RECIPE = """
 [recipe]
 name = "tiny"

@@ -184,6 +184,7 @@ def test_sfp_finalize_is_exact_without_norm_layers():
     assert model_stats(final).params < 0.5 * model_stats(model).params
 
 
+@pytest.mark.slow
 def test_gate_decorator_closes_gates_and_finalize_folds_them():
     model = build_model("mobilenetv2", width_mult=0.25)
     plain = model_stats(model)

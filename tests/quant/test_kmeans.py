@@ -1,5 +1,6 @@
 """k-means weight sharing and int8 quantization."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -22,6 +23,7 @@ def test_kmeans_finds_separated_clusters_with_linear_init():
     assert assign.bincount().tolist() == [500, 500, 500]
 
 
+@pytest.mark.slow
 def test_weight_sharing_limits_distinct_values_and_keeps_zeros():
     torch.manual_seed(0)
     model = build_model("lenet5")
@@ -36,6 +38,7 @@ def test_weight_sharing_limits_distinct_values_and_keeps_zeros():
     assert conv.unique().numel() <= 16
 
 
+@pytest.mark.slow
 def test_centroid_fine_tuning_moves_shared_values_and_stays_shared():
     torch.manual_seed(0)
     model = build_model("lenet-300-100")

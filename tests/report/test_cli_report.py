@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from tests.conftest import run_cli
 from tests.report.conftest import make_db, row
+
+pytestmark = pytest.mark.slow  # pakd report in subprocesses
 
 
 def test_report_writes_both_files_into_the_run_by_default(tiny_run, tiny_teacher, tmp_path):

@@ -12,6 +12,8 @@ from PIL import Image
 from pakd.report import make_report
 from tests.report.conftest import chromium, make_db, row
 
+pytestmark = pytest.mark.slow  # headless Chromium
+
 VERDICT_BORDER = {
     "GOALS MET": (0x15, 0x80, 0x3D),
     "GOALS NOT MET": (0xB9, 0x1C, 0x1C),

@@ -11,6 +11,8 @@ import pytest
 
 from tests.tools.conftest import NORMALIZE, REPO, Model, run
 
+pytestmark = pytest.mark.slow  # CMake builds (host, rpi3, rpi4) and qemu runs
+
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
 

@@ -17,6 +17,8 @@ import pytest
 
 from tests.tools.conftest import REPO, Model, run
 
+pytestmark = pytest.mark.slow  # an ASan + UBSan build and a mutation run
+
 SANITIZE = "address,undefined"
 CORPUS = REPO / "csrc/fuzz/corpus"
 SECONDS = float(os.environ.get("PAKD_FUZZ_SECONDS", "20"))

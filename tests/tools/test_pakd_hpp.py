@@ -3,7 +3,11 @@ pakd::Error, move-only ownership) and on a real exported model against pakd._cor
 
 from __future__ import annotations
 
+import pytest
+
 from tests.tools.conftest import Model, run
+
+pytestmark = pytest.mark.slow  # a CMake build of the tools
 
 
 def test_header_checks_without_a_model(tools_build):

@@ -11,6 +11,8 @@ import pytest
 
 from tests.tools.conftest import Model, run
 
+pytestmark = pytest.mark.slow  # a CMake build of the tools
+
 
 @pytest.fixture(scope="module")
 def pakd_run(tools_build: Path) -> Path:

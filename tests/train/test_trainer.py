@@ -11,6 +11,7 @@ from pakd.models import build_model
 from pakd.train import TrainConfig, augment_batch, evaluate, train
 
 
+@pytest.mark.slow
 def test_short_training_on_real_fashion_mnist_learns(fmnist):
     """10k real training images, 2 epochs: held-out validation images must reach >= 80%."""
     model = build_model("lenet5")
@@ -31,6 +32,7 @@ def _tiny_run(seed: int, epochs: int = 2, **kw):
     return model, history
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_weights():
     a, _ = _tiny_run(seed=3)
     b, _ = _tiny_run(seed=3)
