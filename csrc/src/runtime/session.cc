@@ -17,10 +17,7 @@
 #include <limits>
 #include <stdexcept>
 
-#include "runtime/cpu.h"
-#include "runtime/sparse-config.h"
-
-namespace pakd {
+namespace pakd::runtime {
 namespace {
 
 constexpr std::size_t kAlignFloats = 16;           // 64-byte aligned value buffers
@@ -330,37 +327,12 @@ std::size_t PreparedWeight::bytes() const {
 
 Session::Session(const std::uint8_t* data, std::size_t size, const SessionConfig& config)
     : config_(config),
-      gemm_(config.gemm != nullptr ? config.gemm : &f32_gemm_best()),
-      spmm_(&f32_spmm_kernels().best()),
-      cbspmm_(&f32_cbspmm_kernels().best()),
-#if PAKD_ENABLE_X86_AVX2
-      dconv_(cpu_features().has(kCpuAvx2 | kCpuFma) ? pakd_f32_dconv_ukernel_4x24__avx2
-                                                    : pakd_f32_dconv_ukernel_4x24__scalar),
-      dconv_oc_(cpu_features().has(kCpuAvx2 | kCpuFma) ? pakd_f32_dconv_ukernel_6x16__avx2
-                                                       : pakd_f32_dconv_ukernel_6x16__scalar),
-      sdconv_(cpu_features().has(kCpuAvx2 | kCpuFma) ? pakd_f32_sdconv_ukernel_8x8__avx2
-                                                     : pakd_f32_sdconv_ukernel_4x8__scalar),
-      wino_(cpu_features().has(kCpuAvx2 | kCpuFma) ? pakd_f32_wino4x4_ukernel_6x16__avx2
-                                                   : pakd_f32_wino4x4_ukernel_6x16__scalar),
-      wino_pack_(cpu_features().has(kCpuAvx2 | kCpuFma) ? pakd_f32_wino4x4_pack_ukernel_8x8__avx2
-                                                        : pakd_f32_wino4x4_pack_ukernel_8x8__scalar),
-#else
-      dconv_(pakd_f32_dconv_ukernel_4x24__scalar),
-      dconv_oc_(pakd_f32_dconv_ukernel_6x16__scalar),
-      sdconv_(pakd_f32_sdconv_ukernel_4x8__scalar),
-      wino_(pakd_f32_wino4x4_ukernel_6x16__scalar),
-      wino_pack_(pakd_f32_wino4x4_pack_ukernel_8x8__scalar),
-#endif
+      kernels_(config.kernels != nullptr ? *config.kernels
+               : config.reference        ? KernelConfig::reference()
+                                         : KernelConfig::best()),
       pool_(std::max(1, config.num_threads)) {
   if (config_.max_batch == 0) config_.max_batch = 1;
-#if PAKD_ENABLE_X86_AVX2
-  if (cpu_features().has(kCpuAvx2 | kCpuFma)) {
-    block_spmv_ = pakd_f32_spmv_ukernel_8x8__avx2;
-    dconv_pad_ = pakd_f32_dconv_pad_ukernel__avx2;
-    dconv_out_ = pakd_f32_dconv_out_ukernel__avx2;
-    if (!config_.reference) epilogue_ = pakd_f32_epilogue_ukernel__avx2;  // the oracle stays portable
-  }
-#endif
+  if (config_.gemm != nullptr) kernels_.gemm = config_.gemm;
   if (config_.max_batch > (1u << 20)) throw std::invalid_argument("max_batch too large");
   ModelFile file = parse_model_file(data, size);
   meta_ = std::move(file.meta);
@@ -466,7 +438,7 @@ void Session::prepare(const ModelFile& file) {
           w.row_ptr[r + 1] = static_cast<std::uint32_t>(w.col_idx.size());
         }
         if (codebook) w.table = t.codebook;
-        if (!is_conv && !codebook && block_spmv_ != nullptr && config_.max_batch == 1) {
+        if (!is_conv && !codebook && kernels_.spmv != nullptr && config_.max_batch == 1) {
           const std::size_t steps = block_spmv_steps(w.rows, w.cols, w.row_ptr.data(), w.col_idx.data());
           if (steps > 0 && nnz >= kBlockSpmvMinNonzerosPerStep * steps) {
             w.spmv_slices.resize((w.rows + kBlockSpmvRows - 1) / kBlockSpmvRows + 1);
@@ -673,9 +645,9 @@ void Session::epilogue(const PreparedOp& op, float* y, std::size_t channels, std
   const bool has_scale = !op.scale.empty(), has_bias = !op.bias.empty();
   const Act act = op.desc.act;
   if (!has_scale && !has_bias && act == Act::kNone && res == nullptr) return;
-  if (epilogue_ != nullptr && (act == Act::kNone || act == Act::kRelu)) {
-    epilogue_(c_begin, c_end, s_begin, s_end, spatial, has_scale ? op.scale.data() : nullptr,
-              has_bias ? op.bias.data() : nullptr, res, act == Act::kRelu, y);
+  if (act == Act::kNone || act == Act::kRelu) {
+    kernels_.epilogue->fn(c_begin, c_end, s_begin, s_end, spatial, has_scale ? op.scale.data() : nullptr,
+                          has_bias ? op.bias.data() : nullptr, res, act == Act::kRelu, y);
     return;
   }
   for (std::size_t c = c_begin; c < c_end; ++c) {
@@ -865,17 +837,17 @@ void Session::conv(const PreparedOp& op, const float* x, float* y, std::size_t b
       if (w.form == PreparedWeight::Form::kDense) {
         const float* a = w.dense.data() + grp * m * k;
         parallel_ranges(pool_, n, 16, macs, [&](std::size_t j0, std::size_t j1) {
-          gemm_->fn(m, j1 - j0, k, a, k, col + j0, n, yg + j0, n);
+          kernels_.gemm->fn(m, j1 - j0, k, a, k, col + j0, n, yg + j0, n);
           epilogue(op, yb, g.cout, n, grp * m, grp * m + m, j0, j1, rb);
         });
       } else {  // CSR (groups == 1)
         const bool codebook = w.form == PreparedWeight::Form::kCsrCodebook;
         parallel_ranges(pool_, m, 4, w.col_idx.size() * n, [&](std::size_t r0, std::size_t r1) {
           if (codebook) {
-            cbspmm_->fn(r0, r1, n, w.row_ptr.data(), w.col_idx.data(), w.codes.data(), w.table.data(), nullptr, col, n,
-                        yg, n);
+            kernels_.cbspmm->fn(r0, r1, n, w.row_ptr.data(), w.col_idx.data(), w.codes.data(), w.table.data(), nullptr,
+                                col, n, yg, n);
           } else {
-            spmm_->fn(r0, r1, n, w.row_ptr.data(), w.col_idx.data(), w.values.data(), nullptr, col, n, yg, n);
+            kernels_.spmm->fn(r0, r1, n, w.row_ptr.data(), w.col_idx.data(), w.values.data(), nullptr, col, n, yg, n);
           }
           epilogue(op, yb, g.cout, n, r0, r1, 0, n, rb);
         });
@@ -898,8 +870,8 @@ void Session::direct_conv(const PreparedOp& op, const float* x, float* y, std::s
       sdconv_pack_input(x + b * op.in_size, g.cin, g.h, g.w, static_cast<std::size_t>(g.ph),
                         static_cast<std::size_t>(g.pw), g.wo, g.kw, xt);
       parallel_ranges(pool_, g.cout, 1, w.values.size() * g.n(), [&](std::size_t o0, std::size_t o1) {
-        sdconv_(o0, o1, g.ho, g.wo, rs, hp * rs, w.row_ptr.data(), w.sdconv_offsets.data(), w.values.data(), xt, yb,
-                g.n());
+        kernels_.sdconv->fn(o0, o1, g.ho, g.wo, rs, hp * rs, w.row_ptr.data(), w.sdconv_offsets.data(), w.values.data(),
+                            xt, yb, g.n());
         epilogue(op, yb, g.cout, g.n(), o0, o1, 0, g.n(), residual(op, b));
       });
     }
@@ -915,22 +887,23 @@ void Session::direct_conv(const PreparedOp& op, const float* x, float* y, std::s
     const float* xb = x + b * op.in_size;
     float* yb = y + b * op.out_size;
     if (!in_place) {
-      dconv_pad_(g.cin, g.h, g.w, static_cast<std::size_t>(g.ph), static_cast<std::size_t>(g.pw), xb, xpad);
+      kernels_.dconv_pad->fn(g.cin, g.h, g.w, static_cast<std::size_t>(g.ph), static_cast<std::size_t>(g.pw), xb, xpad);
     }
     if (!op.weight.dconv_oc.empty()) {  // straight into y, positions split across threads
       parallel_ranges(pool_, g.n(), kDconvOcPixels, macs, [&](std::size_t p0, std::size_t p1) {
-        dconv_oc_(0, g.cout, p0, p1, g.cin, g.kh, g.kw, wp, g.wo, static_cast<std::size_t>(g.sh), plane,
-                  op.weight.dconv_oc.data(), in_place ? xb : xpad, yb, g.n());
+        kernels_.dconv_oc->fn(0, g.cout, p0, p1, g.cin, g.kh, g.kw, wp, g.wo, static_cast<std::size_t>(g.sh), plane,
+                              op.weight.dconv_oc.data(), in_place ? xb : xpad, yb, g.n());
         epilogue(op, yb, g.cout, g.n(), 0, g.cout, p0, p1, residual(op, b));
       });
       continue;
     }
     // blocks of 4 channels per thread; the last block stops at cout (the kernel's 1..3-row tail)
     parallel_ranges(pool_, g.cout, kDconvOcBlock, macs, [&](std::size_t o0, std::size_t o1) {
-      dconv_(o0, o1, n, g.cin, g.kh, g.kw, wp, plane, op.weight.dconv.data(), xpad, wide, n);
+      kernels_.dconv_wide->fn(o0, o1, n, g.cin, g.kh, g.kw, wp, plane, op.weight.dconv.data(), xpad, wide, n);
       if (op.desc.act == Act::kNone || op.desc.act == Act::kRelu) {
-        dconv_out_(o0, o1, n, wp, g.ho, g.wo, wide, op.scale.empty() ? nullptr : op.scale.data(),
-                   op.bias.empty() ? nullptr : op.bias.data(), residual(op, b), op.desc.act == Act::kRelu, yb);
+        kernels_.dconv_out->fn(o0, o1, n, wp, g.ho, g.wo, wide, op.scale.empty() ? nullptr : op.scale.data(),
+                               op.bias.empty() ? nullptr : op.bias.data(), residual(op, b), op.desc.act == Act::kRelu,
+                               yb);
       } else {
         wide_rows_to_output(op, wide, n, wp, g.ho, g.wo, o0, o1, yb, residual(op, b));
       }
@@ -951,11 +924,11 @@ void Session::winograd_conv(const PreparedOp& op, const float* x, float* y, std:
   const std::size_t macs = 36 * tiles * g.wino_cin() * g.wino_cout();
   for (std::size_t b = 0; b < batch; ++b) {
     float* yb = y + b * op.out_size;
-    wino_pack_(g.cin, g.h, g.w, static_cast<std::size_t>(g.ph), static_cast<std::size_t>(g.pw), x + b * op.in_size, xh,
-               hpp, wpp);
+    kernels_.wino4x4_pack->fn(g.cin, g.h, g.w, static_cast<std::size_t>(g.ph), static_cast<std::size_t>(g.pw),
+                              x + b * op.in_size, xh, hpp, wpp);
     parallel_ranges(pool_, tiles, 1, macs, [&](std::size_t t0, std::size_t t1) {
-      wino_(t0, t1, g.wino_tiles_x(), g.cin, g.wino_cin(), g.cout, w.wino.data(), bias, relu, residual(op, b), xh, hpp,
-            wpp, yb, g.ho, g.wo);
+      kernels_.wino4x4->fn(t0, t1, g.wino_tiles_x(), g.cin, g.wino_cin(), g.cout, w.wino.data(), bias, relu,
+                           residual(op, b), xh, hpp, wpp, yb, g.ho, g.wo);
     });
   }
 }
@@ -1075,7 +1048,7 @@ void Session::linear(const PreparedOp& op, const float* x, float* y, std::size_t
   }
   if (w.form == PreparedWeight::Form::kDense) {
     parallel_ranges(pool_, out, 16, batch * out * in, [&](std::size_t o0, std::size_t o1) {
-      gemm_->fn(batch, o1 - o0, in, x, in, w.dense.data() + o0, out, y + o0, out);
+      kernels_.gemm->fn(batch, o1 - o0, in, x, in, w.dense.data() + o0, out, y + o0, out);
       finish(o0, o1);
     });
     return;
@@ -1083,7 +1056,7 @@ void Session::linear(const PreparedOp& op, const float* x, float* y, std::size_t
   if (batch == 1 && !w.spmv_words.empty()) {  // the blocked batch-1 kernel, slices split across threads
     const std::size_t slices = w.spmv_slices.size() - 1;
     parallel_ranges(pool_, slices, 1, w.spmv_values.size(), [&](std::size_t s0, std::size_t s1) {
-      block_spmv_(out, in, s0, s1, w.spmv_slices.data(), w.spmv_words.data(), w.spmv_values.data(), x, y);
+      kernels_.spmv->fn(out, in, s0, s1, w.spmv_slices.data(), w.spmv_words.data(), w.spmv_values.data(), x, y);
       finish(s0 * kBlockSpmvRows, std::min(out, s1 * kBlockSpmvRows));
     });
     return;
@@ -1102,10 +1075,11 @@ void Session::linear(const PreparedOp& op, const float* x, float* y, std::size_t
   const bool codebook = w.form == PreparedWeight::Form::kCsrCodebook;
   parallel_ranges(pool_, out, 8, w.col_idx.size() * batch, [&](std::size_t r0, std::size_t r1) {
     if (codebook) {
-      cbspmm_->fn(r0, r1, batch, w.row_ptr.data(), w.col_idx.data(), w.codes.data(), w.table.data(), nullptr, xt, batch,
-                  z, batch);
+      kernels_.cbspmm->fn(r0, r1, batch, w.row_ptr.data(), w.col_idx.data(), w.codes.data(), w.table.data(), nullptr,
+                          xt, batch, z, batch);
     } else {
-      spmm_->fn(r0, r1, batch, w.row_ptr.data(), w.col_idx.data(), w.values.data(), nullptr, xt, batch, z, batch);
+      kernels_.spmm->fn(r0, r1, batch, w.row_ptr.data(), w.col_idx.data(), w.values.data(), nullptr, xt, batch, z,
+                        batch);
     }
     if (batch == 1) finish(r0, r1);
   });
@@ -1117,4 +1091,4 @@ void Session::linear(const PreparedOp& op, const float* x, float* y, std::size_t
   }
 }
 
-}  // namespace pakd
+}  // namespace pakd::runtime

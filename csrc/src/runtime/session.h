@@ -11,17 +11,19 @@
 #include <string>
 #include <vector>
 
-#include "runtime/gemm-config.h"
+#include "runtime/kernel-config.h"
 #include "runtime/model-file.h"
-#include "runtime/sparse-config.h"
 #include "runtime/thread-pool.h"
 
-namespace pakd {
+namespace pakd::runtime {
 
 struct SessionConfig {
   int num_threads = 1;
   std::size_t max_batch = 1;
-  const F32GemmKernel* gemm = nullptr;  // nullptr: best for this CPU
+  // The kernels: nullptr for KernelConfig::best() (KernelConfig::reference()
+  // when `reference`); `gemm` (nullptr: the config's) overrides the f32 GEMM.
+  const KernelConfig* kernels = nullptr;
+  const KernelEntry<F32GemmFn>* gemm = nullptr;
   // Weights whose density (nonzeros / elements) is at most this run on the
   // sparse kernels; denser ones are expanded to dense f32. < 0: never sparse.
   float sparse_max_density = 0.35f;
@@ -95,6 +97,7 @@ class Session {
   std::size_t arena_bytes() const { return (arena_.size() + scratch_.size()) * sizeof(float); }
   int num_threads() const { return pool_.num_threads(); }
   std::size_t max_batch() const { return config_.max_batch; }
+  const KernelConfig& kernels() const { return kernels_; }
 
  private:
   void prepare(const ModelFile& file);
@@ -117,18 +120,7 @@ class Session {
                 std::size_t c_end, std::size_t s_begin, std::size_t s_end, const float* res = nullptr) const;
 
   SessionConfig config_;
-  const F32GemmKernel* gemm_;
-  const F32SpmmKernel* spmm_;
-  const F32CbSpmmKernel* cbspmm_;
-  F32DconvFn dconv_;
-  F32DconvOcFn dconv_oc_;
-  F32PadPlanesFn dconv_pad_ = pakd_f32_dconv_pad_ukernel__scalar;
-  F32WideRowsOutFn dconv_out_ = pakd_f32_dconv_out_ukernel__scalar;
-  F32SparseDconvFn sdconv_;
-  F32Wino4x4Fn wino_;
-  F32Wino4x4PackFn wino_pack_;
-  F32EpilogueFn epilogue_ = nullptr;     // nullptr: the portable loops of Session::epilogue
-  F32BlockSpmvFn block_spmv_ = nullptr;  // nullptr: none faster than CSR on this CPU
+  KernelConfig kernels_;  // every kernel the session runs, one per family
   std::string meta_;
   std::vector<PreparedOp> ops_;
   std::vector<std::size_t> input_dims_, output_dims_;
@@ -141,6 +133,6 @@ class Session {
   ThreadPool pool_;
 };
 
-}  // namespace pakd
+}  // namespace pakd::runtime
 
 #endif  // PAKD_SRC_RUNTIME_SESSION_H_

@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-namespace pakd {
+namespace pakd::runtime {
 
 class ThreadPool {
  public:
@@ -49,6 +49,6 @@ class ThreadPool {
   bool stop_ = false;
 };
 
-}  // namespace pakd
+}  // namespace pakd::runtime
 
 #endif  // PAKD_SRC_RUNTIME_THREAD_POOL_H_
