@@ -18,7 +18,9 @@
 
 #include "bindings.h"
 #include "kernels/kernels.h"
+#include "runtime/conv-plan.h"
 #include "runtime/kernel-config.h"
+#include "runtime/pack.h"
 
 namespace py = pybind11;
 
@@ -463,52 +465,42 @@ py::array_t<float> conv2d_direct(const py::array_t<float, py::array::c_style | p
     throw py::value_error("conv2d_direct: residual must have the output's shape (Cout, Ho, Wo), got " +
                           shape_string(*residual));
   }
-  const std::size_t T = pakd::kDconvTile, R = oc_kernel ? pakd::kDconvOcVector : pakd::kDconvOcBlock;
-  const std::size_t n = (ho * wp + T - 1) / T * T, cp = (cout + R - 1) / R * R, taps = cin * kh * kw;
-  std::vector<float> xpad(cin * plane + (n - ho * wp) + kw, 0.0f), packed(cp * taps, 0.0f), wide(cout * n);
+  // the session's geometry and packing (runtime/conv-plan.h, runtime/pack.h)
+  const auto is = static_cast<std::int64_t>(stride), iph = static_cast<std::int64_t>(ph),
+             ipw = static_cast<std::int64_t>(pw);
+  const rt::ConvGeometry g{cin, h, wd, cout, ho, wo, kh, kw, 1, is, is, iph, ipw, 1, 1};
+  const std::size_t n = g.wide_n();
   const float* px = x.data();
   const float* pwt = w.data();
-  if (wide_kernel) {  // the session's input pass: the padded planes, the slack past them stays zero
-    std::fill(xpad.begin(), xpad.end(), 1e30f);  // every plane element must be written
-    pad_fn(cin, h, wd, ph, pw, px, xpad.data());
-    std::fill(xpad.begin() + static_cast<std::ptrdiff_t>(cin * plane), xpad.end(), 0.0f);
-  } else {
-    for (std::size_t c = 0; c < cin; ++c)
-      for (std::size_t iy = 0; iy < h; ++iy)
-        for (std::size_t ix = 0; ix < wd; ++ix) xpad[c * plane + (iy + ph) * wp + ix + pw] = px[(c * h + iy) * wd + ix];
-  }
-  for (std::size_t oc = 0; oc < cout; ++oc)
-    for (std::size_t t = 0; t < taps; ++t) packed[(oc / R) * taps * R + t * R + oc % R] = pwt[oc * taps + t];
   py::array_t<float> y({static_cast<py::ssize_t>(cout), static_cast<py::ssize_t>(ho), static_cast<py::ssize_t>(wo)});
   float* out = y.mutable_data();
-  // the sparse kernel: CSR over (output channel, tap) with offsets into the packed input
-  std::vector<std::uint32_t> row_ptr(cout + 1, 0), offsets;
-  std::vector<float> values, packed_x;
-  const std::size_t rs = pakd::sdconv_row_stride(kw), cs = pakd::sdconv_input_size(1, hp, wo, kw);
+  std::vector<float> xpad, wide, packed_x;
+  rt::DirectConvWeight packed;
+  rt::SparseDconvWeight sparse;
+  const std::size_t rs = pakd::sdconv_row_stride(kw);
   if (sparse_kernel) {
-    for (std::size_t oc = 0; oc < cout; ++oc) {
-      for (std::size_t t = 0; t < taps; ++t) {
-        const float v = pwt[oc * taps + t];
-        if (v == 0.0f) continue;
-        const std::size_t ic = t / (kh * kw), ky = (t % (kh * kw)) / kw, kx = t % kw;
-        offsets.push_back(static_cast<std::uint32_t>(ic * cs + ky * rs + kx));
-        values.push_back(v);
-      }
-      row_ptr[oc + 1] = static_cast<std::uint32_t>(values.size());
-    }
+    sparse = rt::pack_sparse_direct_conv(pwt, cout, cin, kh, kw, hp, wo);
     // exactly the packed input: the kernel reads nothing past it
     packed_x.resize(pakd::sdconv_input_size(cin, hp, wo, kw));
     pakd::sdconv_pack_input(px, cin, h, wd, ph, pw, wo, kw, packed_x.data());
+  } else {
+    packed = rt::pack_direct_conv(pwt, cout, g.k(), oc_kernel ? pakd::kDconvOcVector : pakd::kDconvOcBlock);
+    // the session's input pass: the padded planes (every element must be written), the slack past them zero
+    xpad.assign(g.padded_input(), 1e30f);
+    pad_fn(cin, h, wd, ph, pw, px, xpad.data());
+    std::fill(xpad.begin() + static_cast<std::ptrdiff_t>(cin * plane), xpad.end(), 0.0f);
+    if (!oc_kernel) wide.resize(cout * n);
   }
   {
     py::gil_scoped_release release;
     if (sparse_kernel) {
-      sparse_entry->fn(0, cout, ho, wo, rs, hp * rs, row_ptr.data(), offsets.data(), values.data(), packed_x.data(),
-                       out, ho * wo);
+      sparse_entry->fn(0, cout, ho, wo, rs, hp * rs, sparse.row_ptr.data(), sparse.offsets.data(), sparse.values.data(),
+                       packed_x.data(), out, ho * wo);
     } else if (oc_kernel) {
-      oc_entry->fn(0, cout, 0, ho * wo, cin, kh, kw, wp, wo, stride, plane, packed.data(), xpad.data(), out, ho * wo);
+      oc_entry->fn(0, cout, 0, ho * wo, cin, kh, kw, wp, wo, stride, plane, packed.packed.data(), xpad.data(), out,
+                   ho * wo);
     } else {
-      wide_kernel_entry->fn(0, cout, n, cin, kh, kw, wp, plane, packed.data(), xpad.data(), wide.data(), n);
+      wide_kernel_entry->fn(0, cout, n, cin, kh, kw, wp, plane, packed.packed.data(), xpad.data(), wide.data(), n);
       out_fn(0, cout, n, wp, ho, wo, wide.data(), scale ? scale->data() : nullptr, bias ? bias->data() : nullptr,
              residual ? residual->data() : nullptr, relu ? 1 : 0, out);
     }
@@ -528,33 +520,20 @@ py::array_t<float> spmv_blocked(const py::array_t<float, py::array::c_style | py
   }
   const pakd::F32BlockSpmvFn fn = choose_kernel(rt::f32_spmv_kernels(), kernel, "blocked spmv");
   const auto m = static_cast<std::size_t>(w.shape(0)), k = static_cast<std::size_t>(w.shape(1));
-  const float* pw = w.data();
-  std::vector<std::uint32_t> row_ptr(m + 1, 0), col_idx;
-  std::vector<float> values;
-  for (std::size_t r = 0; r < m; ++r) {
-    for (std::size_t c = 0; c < k; ++c) {
-      if (pw[r * k + c] == 0.0f) continue;
-      col_idx.push_back(static_cast<std::uint32_t>(c));
-      values.push_back(pw[r * k + c]);
-    }
-    row_ptr[r + 1] = static_cast<std::uint32_t>(values.size());
-  }
   py::array_t<float> y(static_cast<py::ssize_t>(m));
   if (m == 0) return y;
   if (k > pakd::kBlockSpmvMaxPanels * pakd::kBlockSpmvCols) {
     throw py::value_error("spmv_blocked: k = " + std::to_string(k) + " is above the format's " +
                           std::to_string(pakd::kBlockSpmvMaxPanels * pakd::kBlockSpmvCols) + " columns");
   }
-  const std::size_t steps = pakd::block_spmv_steps(m, k, row_ptr.data(), col_idx.data());
-  std::vector<std::uint32_t> slices((m + pakd::kBlockSpmvRows - 1) / pakd::kBlockSpmvRows + 1), words(steps);
-  std::vector<float> packed(steps * pakd::kBlockSpmvRows);
-  pakd::block_spmv_pack(m, k, row_ptr.data(), col_idx.data(), values.data(), slices.data(), words.data(),
-                        packed.data());
+  // packed as the session packs a sparse linear layer (runtime/pack.h)
+  const rt::CsrWeight csr = rt::csr_from_dense(w.data(), m, k);
+  const rt::BlockSpmvWeight packed = rt::pack_block_spmv(csr, m, k, rt::block_spmv_steps(csr, m, k));
   float* out = y.mutable_data();
   const float* px = x.data();
   {
     py::gil_scoped_release release;
-    fn(m, k, 0, slices.size() - 1, slices.data(), words.data(), packed.data(), px, out);
+    fn(m, k, 0, packed.slices.size() - 1, packed.slices.data(), packed.words.data(), packed.values.data(), px, out);
   }
   return y;
 }
@@ -585,10 +564,10 @@ py::array_t<float> conv2d_winograd(const FloatArray& x, const FloatArray& w, con
   std::optional<FloatArray> b = bias_vector(bias, cout);
   const std::size_t ho = h + 2 * ph - 2, wo = wd + 2 * pw - 2;
   const std::size_t tx = (wo + 3) / 4, ty = (ho + 3) / 4, hpp = 4 * ty + 2, wpp = 4 * tx + 2;
-  const std::size_t cin_p = (cin + 7) / 8 * 8, cout_p = (cout + 15) / 16 * 16;
-  std::vector<float> u(pakd::kWinoPositions * cin_p * cout_p), xh(cin_p * hpp * wpp), bp(cout_p, 0.0f);
-  pakd::pack_wino4x4_weights(cout, cin, w.data(), nullptr, u.data());
-  if (b) std::copy(b->data(), b->data() + cout, bp.begin());
+  const std::size_t cin_p = (cin + 7) / 8 * 8;
+  // packed as the session packs a Winograd layer (runtime/pack.h)
+  const rt::WinogradWeight packed = rt::pack_winograd(w.data(), cout, cin, nullptr, b ? b->data() : nullptr);
+  std::vector<float> xh(cin_p * hpp * wpp);
   py::array_t<float> y({static_cast<py::ssize_t>(cout), static_cast<py::ssize_t>(ho), static_cast<py::ssize_t>(wo)});
   if (residual &&
       (residual->ndim() != 3 || static_cast<std::size_t>(residual->shape(0)) != cout ||
@@ -602,8 +581,8 @@ py::array_t<float> conv2d_winograd(const FloatArray& x, const FloatArray& w, con
     pack(cin, h, wd, ph, pw, x.data(), xh.data(), hpp, wpp);
     const std::size_t tiles = tx * ty, chunk = (tiles + parts - 1) / parts;
     for (std::size_t t0 = 0; t0 < tiles; t0 += chunk) {
-      fn(t0, std::min(tiles, t0 + chunk), tx, cin, cin_p, cout, u.data(), b ? bp.data() : nullptr, relu ? 1 : 0, res,
-         xh.data(), hpp, wpp, out, ho, wo);
+      fn(t0, std::min(tiles, t0 + chunk), tx, cin, cin_p, cout, packed.u.data(),
+         packed.bias.empty() ? nullptr : packed.bias.data(), relu ? 1 : 0, res, xh.data(), hpp, wpp, out, ho, wo);
     }
   }
   return y;

@@ -226,6 +226,14 @@ std::size_t block_spmv_steps(std::size_t m, std::size_t k, const std::uint32_t* 
 void block_spmv_pack(std::size_t m, std::size_t k, const std::uint32_t* row_ptr, const std::uint32_t* col_idx,
                      const float* values, std::uint32_t* slice_ptr, std::uint32_t* words, float* packed);
 
+// Pooling and softmax (kernels/f32-pool-reference.cc,
+// f32-softmax-reference.cc): one implementation each, so no lists. Planes
+// are consecutive (planes = batch x channels), each h x w in, ho x wo out.
+struct F32PoolParams {
+  std::int64_t h, w, ho, wo;                    // input and output plane sizes
+  std::int64_t kh, kw, sh, sw, ph, pw, dh, dw;  // window, stride, padding, dilation
+  int include_pad;  // average pooling: count padding in the divisor (PyTorch's count_include_pad)
+};
 // Per-thread scratch memory for kernels (kernels/workspace.cc): at least
 // `bytes` bytes, 64-byte aligned, uninitialized, valid until the next call on
 // the same thread. Lives in a file compiled without ISA flags. May throw
@@ -233,6 +241,23 @@ void block_spmv_pack(std::size_t m, std::size_t k, const std::uint32_t* row_ptr,
 void* kernel_workspace(std::size_t bytes);
 
 }  // namespace pakd
+
+// Pooling and softmax kernels (F32PoolParams above).
+// Max pooling; positions of the window outside the input are skipped.
+// Never throws.
+void pakd_f32_maxpool_ukernel__reference(std::size_t planes, const pakd::F32PoolParams& params, const float* x,
+                                         float* y);
+// Average pooling with PyTorch's avg_pool2d divisor rules. Never throws.
+void pakd_f32_avgpool_ukernel__reference(std::size_t planes, const pakd::F32PoolParams& params, const float* x,
+                                         float* y);
+// 2x2 windows, stride 2, no padding: y[oy][ox] = max of x[2oy..2oy+1][2ox..2ox+1]
+// (ho <= h / 2, wo <= w / 2). Never throws.
+void pakd_f32_maxpool2x2_ukernel__scalar(std::size_t planes, std::size_t h, std::size_t w, std::size_t ho,
+                                         std::size_t wo, const float* x, float* y);
+// y[p] = mean of plane p (size floats). Never throws.
+void pakd_f32_gavgpool_ukernel__scalar(std::size_t planes, std::size_t size, const float* x, float* y);
+// y = softmax(x) over n floats (max subtracted first). Never throws.
+void pakd_f32_softmax_ukernel__reference(std::size_t n, const float* x, float* y);
 
 // The declarations of every listed kernel, from the lists themselves: each
 // list's function names declared with the family's function type.
