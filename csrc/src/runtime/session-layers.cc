@@ -13,8 +13,9 @@ namespace pakd::runtime {
 namespace {
 
 // Output channels [c0, c1) from wide rows (row oy of channel oc at
-// wide[oc * n + oy * wp], wo of its wp columns kept) into y[oc][oy][ox],
-// with the per-channel scale, bias and activation applied in the same pass.
+// wide[oc * n + oy * wp], wo of its wp columns kept) into y[oc][oy][ox] as
+// act(wide * scale + bias + res), for the activations the output-pass
+// kernels (f32-dconv-out: none or ReLU) do not take.
 void wide_rows_to_output(const PreparedOp& op, const float* wide, std::size_t n, std::size_t wp, std::size_t ho,
                          std::size_t wo, std::size_t c0, std::size_t c1, float* y, const float* res) {
   const bool has_scale = !op.scale.empty(), has_bias = !op.bias.empty();
@@ -26,21 +27,7 @@ void wide_rows_to_output(const PreparedOp& op, const float* wide, std::size_t n,
       float* dst = y + (oc * ho + oy) * wo;
       if (res != nullptr) {  // a fused residual add: act(conv + residual)
         const float* r = res + (oc * ho + oy) * wo;
-        if (act == Act::kRelu) {
-          for (std::size_t ox = 0; ox < wo; ++ox) {
-            const float v = src[ox] * s + b + r[ox];
-            dst[ox] = v > 0.0f ? v : 0.0f;
-          }
-        } else {
-          for (std::size_t ox = 0; ox < wo; ++ox) dst[ox] = activate(src[ox] * s + b + r[ox], act);
-        }
-      } else if (act == Act::kRelu) {
-        for (std::size_t ox = 0; ox < wo; ++ox) {
-          const float v = src[ox] * s + b;
-          dst[ox] = v > 0.0f ? v : 0.0f;
-        }
-      } else if (act == Act::kNone) {
-        for (std::size_t ox = 0; ox < wo; ++ox) dst[ox] = src[ox] * s + b;
+        for (std::size_t ox = 0; ox < wo; ++ox) dst[ox] = activate(src[ox] * s + b + r[ox], act);
       } else {
         for (std::size_t ox = 0; ox < wo; ++ox) dst[ox] = activate(src[ox] * s + b, act);
       }
@@ -95,25 +82,19 @@ void Session::epilogue(const PreparedOp& op, float* y, std::size_t spatial, std:
   const bool has_scale = !op.scale.empty(), has_bias = !op.bias.empty();
   const Act act = op.desc.act;
   if (!has_scale && !has_bias && act == Act::kNone && res == nullptr) return;
-  if (act == Act::kNone || act == Act::kRelu) {
+  if (act == Act::kNone || act == Act::kRelu) {  // the f32-epilogue kernel
     kernels_.epilogue->fn(c_begin, c_end, s_begin, s_end, spatial, has_scale ? op.scale.data() : nullptr,
                           has_bias ? op.bias.data() : nullptr, res, act == Act::kRelu, y);
     return;
   }
+  // the other activations (relu6, hardswish, sigmoid), element by element
   for (std::size_t c = c_begin; c < c_end; ++c) {
     float* row = y + c * spatial;
     const float s = has_scale ? op.scale[c] : 1.0f;
     const float b = has_bias ? op.bias[c] : 0.0f;
     if (res != nullptr) {  // a fused residual add, in one pass
       const float* r = res + c * spatial;
-      if (act == Act::kRelu) {
-        for (std::size_t i = s_begin; i < s_end; ++i) {
-          const float v = row[i] * s + b + r[i];
-          row[i] = v > 0.0f ? v : 0.0f;
-        }
-      } else {
-        for (std::size_t i = s_begin; i < s_end; ++i) row[i] = activate(row[i] * s + b + r[i], act);
-      }
+      for (std::size_t i = s_begin; i < s_end; ++i) row[i] = activate(row[i] * s + b + r[i], act);
       continue;
     }
     if (has_scale) {
