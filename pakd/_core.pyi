@@ -178,12 +178,17 @@ def conv2d_direct(
     bias: npt.ArrayLike | None = None,
     residual: npt.ArrayLike | None = None,
     relu: bool = False,
+    pad_kernel: str | None = None,
+    out_kernel: str | None = None,
 ) -> npt.NDArray[np.float32]:
     """Convolution of x (Cin, H, W) by w (Cout, Cin, kh, kw) through one direct kernel.
 
-    ``kernel``: '4x24-scalar', '4x24-avx2' (stride 1, wide rows, run with the session's input and
-    output passes of the same ISA), '6x16-scalar', '6x16-avx2' (any stride), 'sparse-4x8-scalar',
-    'sparse-8x8-avx2' (zeros of w skipped). For the 4x24 kernels the output is
+    ``kernel``: a name from ``kernels("f32-dconv-wide")`` (stride 1, wide rows, e.g. '4x24-avx2'),
+    ``kernels("f32-dconv-oc")`` (any stride, e.g. '6x16-avx2') or ``kernels("f32-sdconv")``
+    (zeros of w skipped, e.g. '8x8-avx2'; 'sparse-' + name accepted). Weights and input are
+    packed by the session's own packing functions. The 4x24 kernels run with the session's input
+    and output passes, ``pad_kernel`` / ``out_kernel`` from ``kernels("f32-dconv-pad")`` /
+    ``kernels("f32-dconv-out")`` (None: those of the kernel's ISA); their output is
     ``relu(y * scale + bias + residual)``, each part optional: scale and bias (Cout,), residual
     (Cout, Ho, Wo).
 
@@ -202,14 +207,46 @@ def conv2d_winograd(
     kernel: str = "wino4x4-6x16-scalar",
     parts: int = 1,
     residual: npt.ArrayLike | None = None,
+    pack_kernel: str | None = None,
 ) -> npt.NDArray[np.float32]:
     """Stride-1 3x3 convolution of x (Cin, H, W) by w (Cout, Cin, 3, 3) (+ bias, + residual
-    (Cout, Ho, Wo), ReLU) through Winograd F(4x4, 3x3) ('wino4x4-6x16-scalar',
-    'wino4x4-6x16-avx2'), the tiles split into ``parts`` calls."""
+    (Cout, Ho, Wo), ReLU) through Winograd F(4x4, 3x3): ``kernel`` from ``kernels("f32-wino4x4")``
+    ('wino4x4-' + name accepted), ``pack_kernel`` from ``kernels("f32-wino4x4-pack")`` (None: the
+    one of the kernel's ISA), the tiles split into ``parts`` calls."""
 
-def spmv_blocked(w: npt.ArrayLike, x: npt.ArrayLike, kernel: str = "8x8-scalar") -> npt.NDArray[np.float32]:
+def spmv_blocked(w: npt.ArrayLike, x: npt.ArrayLike, kernel: str | None = "8x8-scalar") -> npt.NDArray[np.float32]:
     """``w @ x`` for a dense w (m, k) whose nonzeros go through the blocked batch-1 sparse kernel
-    ('8x8-scalar' or '8x8-avx2'), packed as a session packs a sparse linear layer."""
+    (a name from ``kernels("f32-spmv")``, None: the best), packed as a session packs a sparse
+    linear layer."""
+
+def epilogue(
+    y: npt.ArrayLike,
+    scale: npt.ArrayLike | None = None,
+    bias: npt.ArrayLike | None = None,
+    residual: npt.ArrayLike | None = None,
+    relu: bool = False,
+    kernel: str | None = None,
+    channels: tuple[int, int] | None = None,
+    positions: tuple[int, int] | None = None,
+) -> npt.NDArray[np.float32]:
+    """``relu(y * scale + bias + residual)`` of y (C, S) over ``channels`` x ``positions`` (None:
+    all; the rest of y copied unchanged) through one ``kernels("f32-epilogue")`` kernel (None: the
+    best), on a copy of y."""
+
+# --- Kernel families: one list each (csrc/src/kernels/<family>-list.inc), bind-kernels.cc ---
+
+def kernel_families() -> list[str]:
+    """Names of the kernel families, e.g. 'f32-gemm', 'f32-dconv-wide', 'f32-spmm'."""
+
+def kernels(family: str) -> list[KernelInfo]:
+    """The compiled-in kernels of ``family``, slowest first; the first is the family's reference.
+
+    Raises:
+        ValueError: an unknown family name.
+    """
+
+def best_kernel(family: str) -> str:
+    """Name of the kernel a session uses for ``family`` on this CPU (the last supported one)."""
 
 # --- The runtime (csrc/python/bind-session.cc) ---
 

@@ -1,6 +1,7 @@
 // Kernel entry points of pakd._core used by tests and benchmarks: sparse CSR x
 // dense (f32 and u8-codebook values) and int8 GEMM with dynamic activation
-// quantization. They call the private kernel tables (runtime/sparse-config.h)
+// quantization, and the convolution kernels. They look kernels up by name in the
+// private kernel tables (runtime/kernel-config.h) and call them
 // directly, so every argument is validated here, before any kernel runs: a bad
 // input raises ValueError, it never reaches a kernel.
 #include <pybind11/numpy.h>
@@ -17,8 +18,9 @@
 
 #include "bindings.h"
 #include "kernels/kernels.h"
-#include "runtime/cpu.h"
-#include "runtime/sparse-config.h"
+#include "runtime/conv-plan.h"
+#include "runtime/kernel-config.h"
+#include "runtime/pack.h"
 
 namespace py = pybind11;
 
@@ -48,39 +50,61 @@ std::string dtype_string(const py::array& x) { return py::str(x.dtype()).cast<st
 // Kernel tables
 // ---------------------------------------------------------------------------
 
-template <typename Fn>
-py::list kernel_list(const pakd::KernelTable<Fn>& table) {
+namespace rt = pakd::runtime;
+
+py::list kernel_list(const rt::KernelFamily& family) {
   py::list kernels;
-  for (const pakd::KernelEntry<Fn>& kernel : table) {
+  for (const rt::KernelInfo& kernel : family.kernels) {
     py::dict d;
     d["name"] = kernel.name;
     d["isa"] = kernel.isa;
-    d["supported"] = pakd::kernel_supported(kernel.required);
+    d["supported"] = rt::kernel_supported(kernel.required);
     kernels.append(std::move(d));
   }
   return kernels;
 }
 
+const rt::KernelFamily& kernel_family(const std::string& name) {
+  const rt::KernelFamily* family = rt::find_kernel_family(name.c_str());
+  if (family == nullptr) {
+    std::string known;
+    for (const rt::KernelFamily& f : rt::kernel_families()) known += (known.empty() ? "" : ", ") + std::string(f.name);
+    fail("unknown kernel family '" + name + "' (known: " + known + ")");
+  }
+  return *family;
+}
+
+[[noreturn]] void not_supported(const std::string& message) {
+  PyErr_SetString(PyExc_NotImplementedError, message.c_str());
+  throw py::error_already_set();
+}
+
 // The kernel named `name` (None: the family's best). Unknown: ValueError;
 // not runnable on this CPU: NotImplementedError (as gemm() does).
 template <typename Fn>
-Fn choose_kernel(const pakd::KernelTable<Fn>& table, const std::optional<std::string>& name, const char* family) {
+Fn choose_kernel(const rt::KernelTable<Fn>& table, const std::optional<std::string>& name, const char* family) {
   if (!name) return table.best().fn;
-  const pakd::KernelEntry<Fn>* kernel = table.find(name->c_str());
+  const rt::KernelEntry<Fn>* kernel = table.find(name->c_str());
   if (kernel == nullptr) {
     std::string known;
-    for (const pakd::KernelEntry<Fn>& k : table) {
+    for (const rt::KernelEntry<Fn>& k : table) {
       known += (known.empty() ? "" : ", ") + std::string(k.name);
     }
     fail(std::string("unknown ") + family + " kernel '" + *name + "' (known: " + known + ")");
   }
-  if (!pakd::kernel_supported(kernel->required)) {
-    PyErr_SetString(PyExc_NotImplementedError, (std::string(family) + " kernel '" + *name + "' needs " + kernel->isa +
-                                                ", which this CPU does not have")
-                                                   .c_str());
-    throw py::error_already_set();
+  if (!rt::kernel_supported(kernel->required)) {
+    not_supported(std::string(family) + " kernel '" + *name + "' needs " + kernel->isa +
+                  ", which this CPU does not have");
   }
   return kernel->fn;
+}
+
+// The kernel of `table` with the instruction set `isa` (the companion of a
+// kernel of another family: a convolution's input pass), else the reference.
+template <typename Fn>
+Fn companion_kernel(const rt::KernelTable<Fn>& table, const char* isa) {
+  const rt::KernelEntry<Fn>* kernel = table.find_isa(isa);
+  return kernel != nullptr ? kernel->fn : table.reference().fn;
 }
 
 // ---------------------------------------------------------------------------
@@ -243,9 +267,9 @@ class CsrMatrix {
     pakd::F32SpmmFn spmm = nullptr;
     pakd::F32CbSpmmFn cbspmm = nullptr;
     if (codebook_) {
-      cbspmm = choose_kernel(pakd::f32_cbspmm_kernels(), kernel, "spmm_codebook");
+      cbspmm = choose_kernel(rt::f32_cbspmm_kernels(), kernel, "spmm_codebook");
     } else {
-      spmm = choose_kernel(pakd::f32_spmm_kernels(), kernel, "spmm");
+      spmm = choose_kernel(rt::f32_spmm_kernels(), kernel, "spmm");
     }
     py::array_t<float> y = result_array(out, m_, x, begin != 0 || end != m_);
     if (begin == end || x.n == 0) return y;
@@ -362,7 +386,7 @@ py::array_t<float> qs8_gemm(const py::object& a_obj, const py::object& a_scale_o
   }
   const std::optional<FloatArray> bias = bias_vector(bias_obj, m);
   const auto [begin, end] = row_range(rows, m);
-  const pakd::Qs8GemmFn gemm = choose_kernel(pakd::qs8_gemm_kernels(), kernel, "qs8_gemm");
+  const pakd::Qs8GemmFn gemm = choose_kernel(rt::qs8_gemm_kernels(), kernel, "qs8_gemm");
   py::array_t<float> y = result_array(out, m, x, begin != 0 || end != m);
   if (begin == end || x.n == 0) return y;
 
@@ -389,38 +413,39 @@ py::array_t<float> conv2d_direct(const py::array_t<float, py::array::c_style | p
                                  const py::array_t<float, py::array::c_style | py::array::forcecast>& w, std::size_t ph,
                                  std::size_t pw, const std::string& kernel, std::size_t stride,
                                  const std::optional<py::object>& scale_obj, const std::optional<py::object>& bias_obj,
-                                 const std::optional<FloatArray>& residual, bool relu) {
+                                 const std::optional<FloatArray>& residual, bool relu,
+                                 const std::optional<std::string>& pad_kernel,
+                                 const std::optional<std::string>& out_kernel) {
   if (x.ndim() != 3 || w.ndim() != 4 || w.shape(1) != x.shape(0)) {
     throw py::value_error("conv2d_direct expects x (Cin, H, W) and w (Cout, Cin, kh, kw)");
   }
-  const bool oc_kernel = kernel.rfind("6x16-", 0) == 0;
-  const bool sparse_kernel = kernel.rfind("sparse-", 0) == 0;
-  const bool avx2 = kernel == "4x24-avx2" || kernel == "6x16-avx2" || kernel == "sparse-8x8-avx2";
-  if (!avx2 && kernel != "4x24-scalar" && kernel != "6x16-scalar" && kernel != "sparse-4x8-scalar") {
-    throw py::value_error("unknown direct convolution kernel '" + kernel +
-                          "' (4x24-scalar, 4x24-avx2, 6x16-scalar, 6x16-avx2, sparse-4x8-scalar, sparse-8x8-avx2)");
-  }
-  pakd::F32SparseDconvFn sparse_fn = pakd_f32_sdconv_ukernel_4x8__scalar;
-  pakd::F32DconvFn wide_fn = pakd_f32_dconv_ukernel_4x24__scalar;
-  pakd::F32DconvOcFn oc_fn = pakd_f32_dconv_ukernel_6x16__scalar;
-  pakd::F32PadPlanesFn pad_fn = pakd_f32_dconv_pad_ukernel__scalar;
-  pakd::F32WideRowsOutFn out_fn = pakd_f32_dconv_out_ukernel__scalar;
-  if (avx2) {
-#if PAKD_ENABLE_X86_AVX2
-    if (!pakd::cpu_features().has(pakd::kCpuAvx2 | pakd::kCpuFma)) {
-      PyErr_SetString(PyExc_NotImplementedError, "this CPU lacks AVX2/FMA");
-      throw py::error_already_set();
+  // the kernel by name in the three direct-convolution lists (the names are
+  // unique across them; a "sparse-" prefix is accepted for the sparse one)
+  const std::string name = kernel.rfind("sparse-", 0) == 0 ? kernel.substr(7) : kernel;
+  const rt::KernelEntry<pakd::F32DconvFn>* wide_kernel_entry = rt::f32_dconv_wide_kernels().find(name.c_str());
+  const rt::KernelEntry<pakd::F32DconvOcFn>* oc_entry = rt::f32_dconv_oc_kernels().find(name.c_str());
+  const rt::KernelEntry<pakd::F32SparseDconvFn>* sparse_entry = rt::f32_sdconv_kernels().find(name.c_str());
+  const rt::KernelInfo* found = wide_kernel_entry;
+  if (found == nullptr) found = oc_entry;
+  if (found == nullptr) found = sparse_entry;
+  if (found == nullptr) {
+    std::string known;
+    for (const char* family : {"f32-dconv-wide", "f32-dconv-oc", "f32-sdconv"}) {
+      for (const rt::KernelInfo& k : kernel_family(family).kernels)
+        known += (known.empty() ? "" : ", ") + std::string(k.name);
     }
-    wide_fn = pakd_f32_dconv_ukernel_4x24__avx2;
-    oc_fn = pakd_f32_dconv_ukernel_6x16__avx2;
-    sparse_fn = pakd_f32_sdconv_ukernel_8x8__avx2;
-    pad_fn = pakd_f32_dconv_pad_ukernel__avx2;
-    out_fn = pakd_f32_dconv_out_ukernel__avx2;
-#else
-    PyErr_SetString(PyExc_NotImplementedError, "the avx2 direct convolutions are not compiled in");
-    throw py::error_already_set();
-#endif
+    fail("unknown direct convolution kernel '" + kernel + "' (known: " + known + ")");
   }
+  if (!rt::kernel_supported(found->required)) {
+    not_supported("direct convolution kernel '" + kernel + "' needs " + found->isa + ", which this CPU does not have");
+  }
+  const bool oc_kernel = oc_entry != nullptr && found == oc_entry;
+  const bool sparse_kernel = sparse_entry != nullptr && found == sparse_entry;
+  // the 4x24 kernels run with the input and output passes of their ISA (or those named)
+  const pakd::F32PadPlanesFn pad_fn = pad_kernel ? choose_kernel(rt::f32_dconv_pad_kernels(), pad_kernel, "dconv pad")
+                                                 : companion_kernel(rt::f32_dconv_pad_kernels(), found->isa);
+  const pakd::F32WideRowsOutFn out_fn = out_kernel ? choose_kernel(rt::f32_dconv_out_kernels(), out_kernel, "dconv out")
+                                                   : companion_kernel(rt::f32_dconv_out_kernels(), found->isa);
   const std::size_t cin = x.shape(0), h = x.shape(1), wd = x.shape(2);
   const std::size_t cout = w.shape(0), kh = w.shape(2), kw = w.shape(3);
   const std::size_t hp = h + 2 * ph, wp = wd + 2 * pw;
@@ -440,52 +465,42 @@ py::array_t<float> conv2d_direct(const py::array_t<float, py::array::c_style | p
     throw py::value_error("conv2d_direct: residual must have the output's shape (Cout, Ho, Wo), got " +
                           shape_string(*residual));
   }
-  const std::size_t T = pakd::kDconvTile, R = oc_kernel ? pakd::kDconvOcVector : pakd::kDconvOcBlock;
-  const std::size_t n = (ho * wp + T - 1) / T * T, cp = (cout + R - 1) / R * R, taps = cin * kh * kw;
-  std::vector<float> xpad(cin * plane + (n - ho * wp) + kw, 0.0f), packed(cp * taps, 0.0f), wide(cout * n);
+  // the session's geometry and packing (runtime/conv-plan.h, runtime/pack.h)
+  const auto is = static_cast<std::int64_t>(stride), iph = static_cast<std::int64_t>(ph),
+             ipw = static_cast<std::int64_t>(pw);
+  const rt::ConvGeometry g{cin, h, wd, cout, ho, wo, kh, kw, 1, is, is, iph, ipw, 1, 1};
+  const std::size_t n = g.wide_n();
   const float* px = x.data();
   const float* pwt = w.data();
-  if (wide_kernel) {  // the session's input pass: the padded planes, the slack past them stays zero
-    std::fill(xpad.begin(), xpad.end(), 1e30f);  // every plane element must be written
-    pad_fn(cin, h, wd, ph, pw, px, xpad.data());
-    std::fill(xpad.begin() + static_cast<std::ptrdiff_t>(cin * plane), xpad.end(), 0.0f);
-  } else {
-    for (std::size_t c = 0; c < cin; ++c)
-      for (std::size_t iy = 0; iy < h; ++iy)
-        for (std::size_t ix = 0; ix < wd; ++ix) xpad[c * plane + (iy + ph) * wp + ix + pw] = px[(c * h + iy) * wd + ix];
-  }
-  for (std::size_t oc = 0; oc < cout; ++oc)
-    for (std::size_t t = 0; t < taps; ++t) packed[(oc / R) * taps * R + t * R + oc % R] = pwt[oc * taps + t];
   py::array_t<float> y({static_cast<py::ssize_t>(cout), static_cast<py::ssize_t>(ho), static_cast<py::ssize_t>(wo)});
   float* out = y.mutable_data();
-  // the sparse kernel: CSR over (output channel, tap) with offsets into the packed input
-  std::vector<std::uint32_t> row_ptr(cout + 1, 0), offsets;
-  std::vector<float> values, packed_x;
-  const std::size_t rs = pakd::sdconv_row_stride(kw), cs = pakd::sdconv_input_size(1, hp, wo, kw);
+  std::vector<float> xpad, wide, packed_x;
+  rt::DirectConvWeight packed;
+  rt::SparseDconvWeight sparse;
+  const std::size_t rs = pakd::sdconv_row_stride(kw);
   if (sparse_kernel) {
-    for (std::size_t oc = 0; oc < cout; ++oc) {
-      for (std::size_t t = 0; t < taps; ++t) {
-        const float v = pwt[oc * taps + t];
-        if (v == 0.0f) continue;
-        const std::size_t ic = t / (kh * kw), ky = (t % (kh * kw)) / kw, kx = t % kw;
-        offsets.push_back(static_cast<std::uint32_t>(ic * cs + ky * rs + kx));
-        values.push_back(v);
-      }
-      row_ptr[oc + 1] = static_cast<std::uint32_t>(values.size());
-    }
+    sparse = rt::pack_sparse_direct_conv(pwt, cout, cin, kh, kw, hp, wo);
     // exactly the packed input: the kernel reads nothing past it
     packed_x.resize(pakd::sdconv_input_size(cin, hp, wo, kw));
     pakd::sdconv_pack_input(px, cin, h, wd, ph, pw, wo, kw, packed_x.data());
+  } else {
+    packed = rt::pack_direct_conv(pwt, cout, g.k(), oc_kernel ? pakd::kDconvOcVector : pakd::kDconvOcBlock);
+    // the session's input pass: the padded planes (every element must be written), the slack past them zero
+    xpad.assign(g.padded_input(), 1e30f);
+    pad_fn(cin, h, wd, ph, pw, px, xpad.data());
+    std::fill(xpad.begin() + static_cast<std::ptrdiff_t>(cin * plane), xpad.end(), 0.0f);
+    if (!oc_kernel) wide.resize(cout * n);
   }
   {
     py::gil_scoped_release release;
     if (sparse_kernel) {
-      sparse_fn(0, cout, ho, wo, rs, hp * rs, row_ptr.data(), offsets.data(), values.data(), packed_x.data(), out,
-                ho * wo);
+      sparse_entry->fn(0, cout, ho, wo, rs, hp * rs, sparse.row_ptr.data(), sparse.offsets.data(), sparse.values.data(),
+                       packed_x.data(), out, ho * wo);
     } else if (oc_kernel) {
-      oc_fn(0, cout, 0, ho * wo, cin, kh, kw, wp, wo, stride, plane, packed.data(), xpad.data(), out, ho * wo);
+      oc_entry->fn(0, cout, 0, ho * wo, cin, kh, kw, wp, wo, stride, plane, packed.packed.data(), xpad.data(), out,
+                   ho * wo);
     } else {
-      wide_fn(0, cout, n, cin, kh, kw, wp, plane, packed.data(), xpad.data(), wide.data(), n);
+      wide_kernel_entry->fn(0, cout, n, cin, kh, kw, wp, plane, packed.packed.data(), xpad.data(), wide.data(), n);
       out_fn(0, cout, n, wp, ho, wo, wide.data(), scale ? scale->data() : nullptr, bias ? bias->data() : nullptr,
              residual ? residual->data() : nullptr, relu ? 1 : 0, out);
     }
@@ -498,54 +513,27 @@ py::array_t<float> conv2d_direct(const py::array_t<float, py::array::c_style | p
 // a sparse linear layer (CSR, then kernels/f32-spmv-pack.cc).
 py::array_t<float> spmv_blocked(const py::array_t<float, py::array::c_style | py::array::forcecast>& w,
                                 const py::array_t<float, py::array::c_style | py::array::forcecast>& x,
-                                const std::string& kernel) {
+                                const std::optional<std::string>& kernel) {
   if (w.ndim() != 2 || x.ndim() != 1 || x.shape(0) != w.shape(1)) {
     throw py::value_error("spmv_blocked expects w (m, k) and x (k,), got shapes " + shape_string(w) + " and " +
                           shape_string(x));
   }
-  pakd::F32BlockSpmvFn fn = pakd_f32_spmv_ukernel_8x8__scalar;
-  if (kernel == "8x8-avx2") {
-#if PAKD_ENABLE_X86_AVX2
-    if (!pakd::cpu_features().has(pakd::kCpuAvx2 | pakd::kCpuFma)) {
-      PyErr_SetString(PyExc_NotImplementedError, "this CPU lacks AVX2/FMA");
-      throw py::error_already_set();
-    }
-    fn = pakd_f32_spmv_ukernel_8x8__avx2;
-#else
-    PyErr_SetString(PyExc_NotImplementedError, "the avx2 blocked spmv kernel is not compiled in");
-    throw py::error_already_set();
-#endif
-  } else if (kernel != "8x8-scalar") {
-    throw py::value_error("unknown blocked spmv kernel '" + kernel + "' (8x8-scalar, 8x8-avx2)");
-  }
+  const pakd::F32BlockSpmvFn fn = choose_kernel(rt::f32_spmv_kernels(), kernel, "blocked spmv");
   const auto m = static_cast<std::size_t>(w.shape(0)), k = static_cast<std::size_t>(w.shape(1));
-  const float* pw = w.data();
-  std::vector<std::uint32_t> row_ptr(m + 1, 0), col_idx;
-  std::vector<float> values;
-  for (std::size_t r = 0; r < m; ++r) {
-    for (std::size_t c = 0; c < k; ++c) {
-      if (pw[r * k + c] == 0.0f) continue;
-      col_idx.push_back(static_cast<std::uint32_t>(c));
-      values.push_back(pw[r * k + c]);
-    }
-    row_ptr[r + 1] = static_cast<std::uint32_t>(values.size());
-  }
   py::array_t<float> y(static_cast<py::ssize_t>(m));
   if (m == 0) return y;
   if (k > pakd::kBlockSpmvMaxPanels * pakd::kBlockSpmvCols) {
     throw py::value_error("spmv_blocked: k = " + std::to_string(k) + " is above the format's " +
                           std::to_string(pakd::kBlockSpmvMaxPanels * pakd::kBlockSpmvCols) + " columns");
   }
-  const std::size_t steps = pakd::block_spmv_steps(m, k, row_ptr.data(), col_idx.data());
-  std::vector<std::uint32_t> slices((m + pakd::kBlockSpmvRows - 1) / pakd::kBlockSpmvRows + 1), words(steps);
-  std::vector<float> packed(steps * pakd::kBlockSpmvRows);
-  pakd::block_spmv_pack(m, k, row_ptr.data(), col_idx.data(), values.data(), slices.data(), words.data(),
-                        packed.data());
+  // packed as the session packs a sparse linear layer (runtime/pack.h)
+  const rt::CsrWeight csr = rt::csr_from_dense(w.data(), m, k);
+  const rt::BlockSpmvWeight packed = rt::pack_block_spmv(csr, m, k, rt::block_spmv_steps(csr, m, k));
   float* out = y.mutable_data();
   const float* px = x.data();
   {
     py::gil_scoped_release release;
-    fn(m, k, 0, slices.size() - 1, slices.data(), words.data(), packed.data(), px, out);
+    fn(m, k, 0, packed.slices.size() - 1, packed.slices.data(), packed.words.data(), packed.values.data(), px, out);
   }
   return y;
 }
@@ -555,28 +543,20 @@ py::array_t<float> spmv_blocked(const py::array_t<float, py::array::c_style | py
 // `parts` consecutive ranges (as the session's threads would).
 py::array_t<float> conv2d_winograd(const FloatArray& x, const FloatArray& w, const std::optional<py::object>& bias,
                                    std::size_t ph, std::size_t pw, bool relu, const std::string& kernel,
-                                   std::size_t parts, const std::optional<FloatArray>& residual) {
+                                   std::size_t parts, const std::optional<FloatArray>& residual,
+                                   const std::optional<std::string>& pack_kernel) {
   if (x.ndim() != 3 || w.ndim() != 4 || w.shape(1) != x.shape(0) || w.shape(2) != 3 || w.shape(3) != 3) {
     fail("conv2d_winograd expects x (Cin, H, W) and w (Cout, Cin, 3, 3), got " + shape_string(x) + " and " +
          shape_string(w));
   }
-  pakd::F32Wino4x4Fn fn = pakd_f32_wino4x4_ukernel_6x16__scalar;
-  pakd::F32Wino4x4PackFn pack = pakd_f32_wino4x4_pack_ukernel_8x8__scalar;
-  if (kernel == "wino4x4-6x16-avx2") {
-#if PAKD_ENABLE_X86_AVX2
-    if (!pakd::cpu_features().has(pakd::kCpuAvx2 | pakd::kCpuFma)) {
-      PyErr_SetString(PyExc_NotImplementedError, "this CPU lacks AVX2/FMA");
-      throw py::error_already_set();
-    }
-    fn = pakd_f32_wino4x4_ukernel_6x16__avx2;
-    pack = pakd_f32_wino4x4_pack_ukernel_8x8__avx2;
-#else
-    PyErr_SetString(PyExc_NotImplementedError, "the avx2 Winograd kernel is not compiled in");
-    throw py::error_already_set();
-#endif
-  } else if (kernel != "wino4x4-6x16-scalar") {
-    fail("unknown Winograd kernel '" + kernel + "' (wino4x4-6x16-scalar, wino4x4-6x16-avx2)");
-  }
+  // "wino4x4-6x16-avx2" (the family's prefix) names "6x16-avx2" as well
+  const std::string name = kernel.rfind("wino4x4-", 0) == 0 ? kernel.substr(8) : kernel;
+  const rt::KernelEntry<pakd::F32Wino4x4Fn>* entry = rt::f32_wino4x4_kernels().find(name.c_str());
+  const pakd::F32Wino4x4Fn fn = choose_kernel(rt::f32_wino4x4_kernels(), std::optional<std::string>(name), "Winograd");
+  // the input packing of the same ISA, or the one named
+  const pakd::F32Wino4x4PackFn pack = pack_kernel
+                                          ? choose_kernel(rt::f32_wino4x4_pack_kernels(), pack_kernel, "Winograd pack")
+                                          : companion_kernel(rt::f32_wino4x4_pack_kernels(), entry->isa);
   const std::size_t cin = x.shape(0), h = x.shape(1), wd = x.shape(2), cout = w.shape(0);
   if (cin == 0 || cout == 0 || h == 0 || wd == 0) fail("conv2d_winograd: empty input or weights");
   if (h + 2 * ph < 3 || wd + 2 * pw < 3) fail("conv2d_winograd: kernel larger than the padded input");
@@ -584,10 +564,10 @@ py::array_t<float> conv2d_winograd(const FloatArray& x, const FloatArray& w, con
   std::optional<FloatArray> b = bias_vector(bias, cout);
   const std::size_t ho = h + 2 * ph - 2, wo = wd + 2 * pw - 2;
   const std::size_t tx = (wo + 3) / 4, ty = (ho + 3) / 4, hpp = 4 * ty + 2, wpp = 4 * tx + 2;
-  const std::size_t cin_p = (cin + 7) / 8 * 8, cout_p = (cout + 15) / 16 * 16;
-  std::vector<float> u(pakd::kWinoPositions * cin_p * cout_p), xh(cin_p * hpp * wpp), bp(cout_p, 0.0f);
-  pakd::pack_wino4x4_weights(cout, cin, w.data(), nullptr, u.data());
-  if (b) std::copy(b->data(), b->data() + cout, bp.begin());
+  const std::size_t cin_p = (cin + 7) / 8 * 8;
+  // packed as the session packs a Winograd layer (runtime/pack.h)
+  const rt::WinogradWeight packed = rt::pack_winograd(w.data(), cout, cin, nullptr, b ? b->data() : nullptr);
+  std::vector<float> xh(cin_p * hpp * wpp);
   py::array_t<float> y({static_cast<py::ssize_t>(cout), static_cast<py::ssize_t>(ho), static_cast<py::ssize_t>(wo)});
   if (residual &&
       (residual->ndim() != 3 || static_cast<std::size_t>(residual->shape(0)) != cout ||
@@ -601,10 +581,33 @@ py::array_t<float> conv2d_winograd(const FloatArray& x, const FloatArray& w, con
     pack(cin, h, wd, ph, pw, x.data(), xh.data(), hpp, wpp);
     const std::size_t tiles = tx * ty, chunk = (tiles + parts - 1) / parts;
     for (std::size_t t0 = 0; t0 < tiles; t0 += chunk) {
-      fn(t0, std::min(tiles, t0 + chunk), tx, cin, cin_p, cout, u.data(), b ? bp.data() : nullptr, relu ? 1 : 0, res,
-         xh.data(), hpp, wpp, out, ho, wo);
+      fn(t0, std::min(tiles, t0 + chunk), tx, cin, cin_p, cout, packed.u.data(),
+         packed.bias.empty() ? nullptr : packed.bias.data(), relu ? 1 : 0, res, xh.data(), hpp, wpp, out, ho, wo);
     }
   }
+  return y;
+}
+
+// The in-place epilogue through one kernel of f32-epilogue, on a copy of y
+// (C, S): channels [c0, c1) and positions [s0, s1) (None: all).
+py::array_t<float> epilogue(const FloatArray& y_in, const std::optional<py::object>& scale_obj,
+                            const std::optional<py::object>& bias_obj, const std::optional<FloatArray>& residual,
+                            bool relu, const std::optional<std::string>& kernel, const Rows& channels,
+                            const Rows& positions) {
+  if (y_in.ndim() != 2) fail("epilogue expects y (C, S), got shape " + shape_string(y_in));
+  const auto c = static_cast<std::size_t>(y_in.shape(0)), n = static_cast<std::size_t>(y_in.shape(1));
+  const pakd::F32EpilogueFn fn = choose_kernel(rt::f32_epilogue_kernels(), kernel, "epilogue");
+  const std::optional<FloatArray> scale = bias_vector(scale_obj, c), bias = bias_vector(bias_obj, c);
+  if (residual &&
+      (residual->ndim() != 2 || residual->shape(0) != y_in.shape(0) || residual->shape(1) != y_in.shape(1))) {
+    fail("epilogue: residual must have y's shape, got " + shape_string(*residual));
+  }
+  const auto [c0, c1] = row_range(channels, c);
+  const auto [s0, s1] = row_range(positions, n);
+  py::array_t<float> y({y_in.shape(0), y_in.shape(1)});
+  std::copy(y_in.data(), y_in.data() + y_in.size(), y.mutable_data());
+  fn(c0, c1, s0, s1, n, scale ? scale->data() : nullptr, bias ? bias->data() : nullptr,
+     residual ? residual->data() : nullptr, relu ? 1 : 0, y.mutable_data());
   return y;
 }
 
@@ -613,6 +616,26 @@ py::array_t<float> conv2d_winograd(const FloatArray& x, const FloatArray& w, con
 namespace pakd_python {
 
 void bind_kernels(py::module_& m) {
+  m.def(
+      "kernel_families",
+      [] {
+        std::vector<std::string> names;
+        for (const rt::KernelFamily& family : rt::kernel_families()) names.emplace_back(family.name);
+        return names;
+      },
+      "Names of the kernel families (one list each, csrc/src/kernels/<family>-list.inc).");
+  m.def(
+      "kernels", [](const std::string& family) { return kernel_list(kernel_family(family)); }, py::arg("family"),
+      "The compiled-in kernels of one family: list of {'name', 'isa', 'supported'}, slowest first; the first is the "
+      "family's reference.");
+  m.def(
+      "best_kernel", [](const std::string& family) { return std::string(kernel_family(family).best().name); },
+      py::arg("family"), "Name of the kernel a session uses for this family on this CPU.");
+  m.def("epilogue", &epilogue, py::arg("y"), py::arg("scale") = py::none(), py::arg("bias") = py::none(),
+        py::arg("residual") = py::none(), py::arg("relu") = false, py::arg("kernel") = py::none(),
+        py::arg("channels") = py::none(), py::arg("positions") = py::none(),
+        "relu(y * scale + bias + residual) of y (C, S) over channels=(c0, c1) and positions=(s0, s1) (None: all) "
+        "through one f32-epilogue kernel (None: the best), on a copy; for tests and benchmarks.");
   py::class_<CsrMatrix>(m, "CsrMatrix", R"doc(A validated, owned m x k CSR matrix for spmm.
 
 CsrMatrix(indptr, indices, values, shape) holds f32 values;
@@ -663,34 +686,38 @@ Validates everything (ValueError); see CsrMatrix for the arguments.)doc");
       py::arg("bias") = py::none(), py::arg("kernel") = py::none(), py::arg("out") = py::none(),
       py::arg("rows") = py::none(), "spmm() with values table[codes] (u8 codes, table of at most 256 floats).");
   m.def(
-      "spmm_kernels", [] { return kernel_list(pakd::f32_spmm_kernels()); },
+      "spmm_kernels", [] { return kernel_list(kernel_family("f32-spmm")); },
       "All compiled-in f32 spmm kernels: list of {'name', 'isa', 'supported'}, slowest first.");
   m.def(
-      "spmm_codebook_kernels", [] { return kernel_list(pakd::f32_cbspmm_kernels()); },
+      "spmm_codebook_kernels", [] { return kernel_list(kernel_family("f32-cbspmm")); },
       "All compiled-in codebook spmm kernels: list of {'name', 'isa', 'supported'}.");
-  m.def("best_spmm_kernel", [] { return std::string(pakd::f32_spmm_kernels().best().name); });
-  m.def("best_spmm_codebook_kernel", [] { return std::string(pakd::f32_cbspmm_kernels().best().name); });
+  m.def("best_spmm_kernel", [] { return std::string(rt::f32_spmm_kernels().best().name); });
+  m.def("best_spmm_codebook_kernel", [] { return std::string(rt::f32_cbspmm_kernels().best().name); });
 
   m.def("conv2d_direct", &conv2d_direct, py::arg("x"), py::arg("w"), py::arg("ph") = 0, py::arg("pw") = 0,
         py::arg("kernel") = "4x24-scalar", py::arg("stride") = 1, py::arg("scale") = py::none(),
         py::arg("bias") = py::none(), py::arg("residual") = py::none(), py::arg("relu") = false,
+        py::arg("pad_kernel") = py::none(), py::arg("out_kernel") = py::none(),
         "Convolution of x (Cin, H, W) by w (Cout, Cin, kh, kw) through one direct-convolution "
-        "kernel ('4x24-scalar', '4x24-avx2', '6x16-scalar', '6x16-avx2', 'sparse-4x8-scalar', "
-        "'sparse-8x8-avx2': zeros of w skipped); stride 1, or any stride for the 6x16 kernels; "
-        "the 4x24 kernels run with the session's input and output passes of the same ISA "
-        "(padding, then relu(y * scale + bias + residual), each optional: scale and bias (Cout,), "
-        "residual (Cout, Ho, Wo)); for tests and benchmarks.");
+        "kernel, a name from kernels('f32-dconv-wide'), kernels('f32-dconv-oc') or kernels('f32-sdconv') "
+        "(zeros of w skipped; 'sparse-' + name accepted); stride 1, or any stride for the 6x16 kernels; "
+        "weights and input packed by the session's packing functions; the 4x24 kernels run with the "
+        "session's input and output passes (pad_kernel, out_kernel; None: those of the same ISA): padding, "
+        "then relu(y * scale + bias + residual), each optional: scale and bias (Cout,), residual (Cout, Ho, Wo); "
+        "for tests and benchmarks.");
   m.def("conv2d_winograd", &conv2d_winograd, py::arg("x"), py::arg("w"), py::arg("bias") = py::none(),
         py::arg("ph") = 1, py::arg("pw") = 1, py::arg("relu") = false, py::arg("kernel") = "wino4x4-6x16-scalar",
-        py::arg("parts") = 1, py::arg("residual") = py::none(),
+        py::arg("parts") = 1, py::arg("residual") = py::none(), py::arg("pack_kernel") = py::none(),
         "Stride-1 3x3 convolution of x (Cin, H, W) by w (Cout, Cin, 3, 3) (+ bias, + residual (Cout, Ho, "
         "Wo), ReLU) through the "
-        "Winograd F(4x4, 3x3) kernels ('wino4x4-6x16-scalar', 'wino4x4-6x16-avx2'), tiles split into "
+        "Winograd F(4x4, 3x3) kernels (a name from kernels('f32-wino4x4'), 'wino4x4-' + name accepted; "
+        "pack_kernel from kernels('f32-wino4x4-pack'), None: the one of the same ISA), tiles split into "
         "`parts` calls; for tests and benchmarks.");
-  m.def("spmv_blocked", &spmv_blocked, py::arg("w"), py::arg("x"), py::arg("kernel") = "8x8-scalar",
-        "w @ x for a dense w (m, k) whose nonzeros go through the blocked batch-1 sparse kernel "
-        "('8x8-scalar' or '8x8-avx2'; 8-row slices x 8-column panels, packed as the session packs a "
-        "sparse linear layer); for tests and benchmarks.");
+  m.def(
+      "spmv_blocked", &spmv_blocked, py::arg("w"), py::arg("x"), py::arg("kernel") = "8x8-scalar",
+      "w @ x for a dense w (m, k) whose nonzeros go through the blocked batch-1 sparse kernel "
+      "(a name from kernels('f32-spmv'), None: the best; 8-row slices x 8-column panels, packed as the session packs a "
+      "sparse linear layer); for tests and benchmarks.");
   m.def("quantize_s8", &quantize_s8, py::arg("x"),
         "Symmetric int8 quantization: (q, scale) with scale = max|x| / 127, q = round(x / scale).");
   m.def("qs8_gemm", &qs8_gemm, py::arg("a_q"), py::arg("a_scale"), py::arg("x"), py::arg("bias") = py::none(),
@@ -701,9 +728,9 @@ a_q: int8 (m, k) weights, a_scale: (m,) per-row scales, x: float (k,) or
 (k, n). x is quantized (quantize_s8), then
 y[i] = bias[i] + a_scale[i] * x_scale * sum_p a_q[i, p] * x_q[p] (int32 sums).)doc");
   m.def(
-      "qs8_gemm_kernels", [] { return kernel_list(pakd::qs8_gemm_kernels()); },
+      "qs8_gemm_kernels", [] { return kernel_list(kernel_family("qs8-gemm")); },
       "All compiled-in int8 GEMM kernels: list of {'name', 'isa', 'supported'}.");
-  m.def("best_qs8_gemm_kernel", [] { return std::string(pakd::qs8_gemm_kernels().best().name); });
+  m.def("best_qs8_gemm_kernel", [] { return std::string(rt::qs8_gemm_kernels().best().name); });
 }
 
 }  // namespace pakd_python

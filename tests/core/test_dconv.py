@@ -8,14 +8,22 @@ import torch
 
 from pakd import _core
 
-
-def _supported(kernel: str) -> bool:
-    return kernel.endswith("scalar") or (_core.cpu_features()["avx2"] and _core.cpu_features()["fma"])
+DIRECT = ("f32-dconv-wide", "f32-dconv-oc", "f32-sdconv")  # the kernel lists conv2d_direct looks names up in
 
 
-@pytest.mark.parametrize(
-    "kernel", ["4x24-scalar", "4x24-avx2", "6x16-scalar", "6x16-avx2", "sparse-4x8-scalar", "sparse-8x8-avx2"]
-)
+def _names(family: str) -> list[str]:
+    return [k["name"] for k in _core.kernels(family)]
+
+
+def _supported(kernel: str, family: str) -> bool:
+    return next(k["supported"] for k in _core.kernels(family) if k["name"] == kernel)
+
+
+def _family(kernel: str) -> str:
+    return next(f for f in DIRECT if kernel in _names(f))
+
+
+@pytest.mark.parametrize("kernel", [name for family in DIRECT for name in _names(family)])
 @pytest.mark.parametrize(
     "cin, cout, h, w, k, pad",
     [
@@ -34,12 +42,12 @@ def _supported(kernel: str) -> bool:
     ],
 )
 def test_direct_conv_matches_torch(kernel, cin, cout, h, w, k, pad):
-    if not _supported(kernel):
+    if not _supported(kernel, _family(kernel)):
         pytest.skip(f"{kernel} direct convolution needs a CPU feature this machine lacks")
     rng = np.random.default_rng(cin * 100 + cout)
     x = rng.standard_normal((cin, h, w)).astype(np.float32)
     wt = rng.standard_normal((cout, cin, k, k)).astype(np.float32)
-    if kernel.startswith("sparse"):
+    if _family(kernel) == "f32-sdconv":
         wt[rng.random(wt.shape) < 0.6] = 0  # the sparse kernel skips zeros
     y = _core.conv2d_direct(x, wt, pad, pad, kernel)
     ref = torch.nn.functional.conv2d(torch.from_numpy(x)[None], torch.from_numpy(wt), padding=pad)[0].numpy()
@@ -51,7 +59,7 @@ def test_unknown_direct_conv_kernel():
         _core.conv2d_direct(np.zeros((1, 3, 3), np.float32), np.zeros((1, 1, 3, 3), np.float32), 0, 0, "x")
 
 
-@pytest.mark.parametrize("kernel", ["sparse-4x8-scalar", "sparse-8x8-avx2"])
+@pytest.mark.parametrize("kernel", _names("f32-sdconv"))
 @pytest.mark.parametrize("density", [0.0, 0.1, 0.55, 1.0])
 @pytest.mark.parametrize(
     "cin, cout, h, w, k, pad",
@@ -65,7 +73,7 @@ def test_unknown_direct_conv_kernel():
 )
 def test_sparse_direct_conv_tiles_and_densities(kernel, density, cin, cout, h, w, k, pad):
     """2-D output tiles: rows and columns past multiples of 8, pads wider than a tile, kernels wider than 9."""
-    if not _supported(kernel):
+    if not _supported(kernel, "f32-sdconv"):
         pytest.skip(f"{kernel} direct convolution needs a CPU feature this machine lacks")
     rng = np.random.default_rng(cin * 1000 + cout * 10 + k)
     x = rng.standard_normal((cin, h, w)).astype(np.float32)
@@ -76,7 +84,7 @@ def test_sparse_direct_conv_tiles_and_densities(kernel, density, cin, cout, h, w
     np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-4 * np.sqrt(cin * k * k))
 
 
-@pytest.mark.parametrize("kernel", ["6x16-scalar", "6x16-avx2"])
+@pytest.mark.parametrize("kernel", _names("f32-dconv-oc"))
 @pytest.mark.parametrize(
     "cin, cout, h, w, k, pad, stride",
     [
@@ -90,7 +98,7 @@ def test_sparse_direct_conv_tiles_and_densities(kernel, density, cin, cout, h, w
     ],
 )
 def test_strided_direct_conv_matches_torch(kernel, cin, cout, h, w, k, pad, stride):
-    if not _supported(kernel):
+    if not _supported(kernel, "f32-dconv-oc"):
         pytest.skip(f"{kernel} direct convolution needs a CPU feature this machine lacks")
     rng = np.random.default_rng(cin * 10 + stride)
     x = rng.standard_normal((cin, h, w)).astype(np.float32)

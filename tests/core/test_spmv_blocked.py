@@ -8,11 +8,11 @@ import pytest
 
 from pakd import _core
 
-KERNELS = ["8x8-scalar", "8x8-avx2"]
+KERNELS = [k["name"] for k in _core.kernels("f32-spmv")]
 
 
 def _supported(kernel: str) -> bool:
-    return kernel.endswith("scalar") or (_core.cpu_features()["avx2"] and _core.cpu_features()["fma"])
+    return next(k["supported"] for k in _core.kernels("f32-spmv") if k["name"] == kernel)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

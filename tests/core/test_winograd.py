@@ -13,11 +13,11 @@ import torch
 
 from pakd import _core
 
-KERNELS = ["wino4x4-6x16-scalar", "wino4x4-6x16-avx2"]
+KERNELS = [k["name"] for k in _core.kernels("f32-wino4x4")]
 
 
 def _supported(kernel: str) -> bool:
-    return kernel.endswith("scalar") or (_core.cpu_features()["avx2"] and _core.cpu_features()["fma"])
+    return next(k["supported"] for k in _core.kernels("f32-wino4x4") if k["name"] == kernel)
 
 
 def _reference(x, w, b, pad, relu):

@@ -22,11 +22,15 @@ ATOL = 1e-4
 COUTS = list(range(1, 10))  # 1..3 alone, 4, then 4 + 1..3, 8, 8 + 1
 
 
-def _avx2() -> bool:
-    return bool(_core.cpu_features()["avx2"] and _core.cpu_features()["fma"])
+def _names(family: str) -> list[str]:
+    return [k["name"] for k in _core.kernels(family)]
 
 
-@pytest.mark.parametrize("kernel", ["4x24-scalar", "4x24-avx2"])
+def _unsupported(kernel: str, family: str) -> bool:
+    return not next(k["supported"] for k in _core.kernels(family) if k["name"] == kernel)
+
+
+@pytest.mark.parametrize("kernel", _names("f32-dconv-wide"))
 @pytest.mark.parametrize("cout", COUTS)
 @pytest.mark.parametrize(
     "cin, h, w, k, pad",
@@ -36,8 +40,8 @@ def test_dconv_kernel_output_channel_tails(kernel, cout, cin, h, w, k, pad):
     """The kernel runs over the real channel count (no padded rows): each tail size writes exactly
     its channels (the binding's output buffer holds cout rows only). Wide-row counts n of 24, 72,
     120, 144 and 840: odd and even numbers of 24-position tiles (the 1-row tail runs pairs)."""
-    if kernel.endswith("avx2") and not _avx2():
-        pytest.skip("needs AVX2/FMA")
+    if _unsupported(kernel, "f32-dconv-wide"):
+        pytest.skip(f"{kernel} needs a CPU feature this machine lacks")
     rng = np.random.default_rng(cout * 100 + cin)
     x = rng.standard_normal((cin, h, w)).astype(np.float32)
     wt = rng.standard_normal((cout, cin, k, k)).astype(np.float32)
@@ -46,15 +50,15 @@ def test_dconv_kernel_output_channel_tails(kernel, cout, cin, h, w, k, pad):
     np.testing.assert_allclose(y, ref, rtol=0, atol=ATOL * np.sqrt(cin * k * k))
 
 
-@pytest.mark.parametrize("kernel", ["4x24-scalar", "4x24-avx2"])
+@pytest.mark.parametrize("kernel", _names("f32-dconv-wide"))
 @pytest.mark.parametrize("cout", COUTS)
 @pytest.mark.parametrize("cin, h, w, pad", [(3, 5, 5, 1), (2, 9, 7, 1), (4, 11, 17, 1), (3, 12, 26, 2), (2, 6, 9, 0)])
 def test_dconv_input_and_output_passes(kernel, cout, cin, h, w, pad):
     """The session's padding pass and its wide-row output pass (scale, bias, residual, ReLU) of the
     same ISA around the 4x24 kernel: outputs narrower than 8 (scalar rows), 8..16 with a partial
     last vector, several vectors, padding 0..2."""
-    if kernel.endswith("avx2") and not _avx2():
-        pytest.skip("needs AVX2/FMA")
+    if _unsupported(kernel, "f32-dconv-wide"):
+        pytest.skip(f"{kernel} needs a CPU feature this machine lacks")
     rng = np.random.default_rng(cout * 10 + h)
     x = rng.standard_normal((cin, h, w)).astype(np.float32)
     wt = rng.standard_normal((cout, cin, 3, 3)).astype(np.float32)
@@ -139,7 +143,7 @@ def test_session_dense_direct_tails_unpadded_odd_input(cout):
     np.testing.assert_allclose(y, reference, rtol=0, atol=ATOL)
 
 
-@pytest.mark.parametrize("kernel", ["6x16-scalar", "6x16-avx2"])
+@pytest.mark.parametrize("kernel", _names("f32-dconv-oc"))
 @pytest.mark.parametrize("cout", [1, 5, 8, 9, 11, 16, 17, 29])
 @pytest.mark.parametrize(
     "h, w, k, pad, stride", [(13, 11, 3, 1, 2), (14, 14, 1, 0, 2), (7, 7, 3, 1, 1), (5, 4, 3, 0, 1)]
@@ -147,8 +151,8 @@ def test_session_dense_direct_tails_unpadded_odd_input(cout):
 def test_dconv_oc_kernel_channel_and_position_tails(kernel, cout, h, w, k, pad, stride):
     """The 6x16 kernel's stores: whole 6-position tiles (transposed in registers on AVX2) and a last
     partial tile, 1..16 channels of a 16-channel block, the 1x1 stride-2 shortcut's shape."""
-    if kernel.endswith("avx2") and not _avx2():
-        pytest.skip("needs AVX2/FMA")
+    if _unsupported(kernel, "f32-dconv-oc"):
+        pytest.skip(f"{kernel} needs a CPU feature this machine lacks")
     rng = np.random.default_rng(cout * 7 + h)
     x = rng.standard_normal((4, h, w)).astype(np.float32)
     wt = rng.standard_normal((cout, 4, k, k)).astype(np.float32)

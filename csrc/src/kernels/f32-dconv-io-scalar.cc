@@ -1,6 +1,7 @@
-// The input and output passes of the wide-row direct convolution, portable
-// C++ (the compiler vectorizes the row loops). Contracts: F32PadPlanesFn and
-// F32WideRowsOutFn in kernels/kernels.h.
+// The input and output passes of the wide-row direct convolution and the
+// in-place epilogue, portable C++ (the compiler vectorizes the row loops); the
+// references of their families. Contracts: F32PadPlanesFn, F32WideRowsOutFn
+// and F32EpilogueFn in kernels/kernels.h.
 #include <cstddef>
 #include <type_traits>
 
@@ -75,5 +76,30 @@ void pakd_f32_dconv_out_ukernel__scalar(std::size_t c0, std::size_t c1, std::siz
       run(F{}, T{}, F{});
     else
       run(F{}, F{}, F{});
+  }
+}
+
+void pakd_f32_epilogue_ukernel__scalar(std::size_t c0, std::size_t c1, std::size_t s0, std::size_t s1, std::size_t ld,
+                                       const float* scale, const float* bias, const float* res, int relu, float* y) {
+  for (std::size_t c = c0; c < c1; ++c) {
+    float* row = y + c * ld;
+    const float s = scale != nullptr ? scale[c] : 1.0f;
+    const float b = bias != nullptr ? bias[c] : 0.0f;
+    if (res != nullptr) {  // a fused residual add, in one pass
+      const float* r = res + c * ld;
+      for (std::size_t i = s0; i < s1; ++i) {
+        const float v = row[i] * s + b + r[i];
+        row[i] = relu != 0 ? (v > 0.0f ? v : 0.0f) : v;
+      }
+      continue;
+    }
+    if (scale != nullptr) {
+      for (std::size_t i = s0; i < s1; ++i) row[i] = row[i] * s + b;
+    } else if (bias != nullptr) {
+      for (std::size_t i = s0; i < s1; ++i) row[i] += b;
+    }
+    if (relu != 0) {
+      for (std::size_t i = s0; i < s1; ++i) row[i] = row[i] > 0.0f ? row[i] : 0.0f;
+    }
   }
 }

@@ -1,7 +1,7 @@
 // Sparse (CSR) x dense kernels with AVX2 + FMA, f32 and u8-codebook values.
 //
 // Compiled with -mavx2 -mfma (CMakeLists.txt) and called only when the CPU
-// has both (runtime/sparse-config.cc). Uses nothing but intrinsics and code
+// has both (runtime/kernel-config.cc). Uses nothing but intrinsics and code
 // with internal linkage (see the note in kernels.h).
 //
 //   n == 1 (batch-1 fully-connected layer, memory bound: 8 bytes per nonzero

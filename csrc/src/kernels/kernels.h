@@ -1,11 +1,12 @@
-// Private declarations of the compiled kernels, generated from one list per
-// kernel family: kernels/f32-gemm-list.inc, f32-spmm-list.inc,
-// f32-cbspmm-list.inc and qs8-gemm-list.inc.
+// Private declarations of the compiled kernels: each family's function type
+// (its contract) and its kernels, declared from the family's list
+// kernels/<family>-list.inc (runtime/kernel-config.h builds the tables).
 #ifndef PAKD_SRC_KERNELS_KERNELS_H_
 #define PAKD_SRC_KERNELS_KERNELS_H_
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 // NOTE: this header is included by ISA-specific files (compiled with e.g.
 // -mavx2). Keep it free of inline functions and templates: a shared inline
@@ -112,7 +113,7 @@ using F32WideRowsOutFn = void (*)(std::size_t c0, std::size_t c1, std::size_t n,
 //   y[c * ld + i] = act(y[c * ld + i] * scale[c] + bias[c] + res[c * ld + i])
 // in that order of operations; scale, bias, res may be nullptr (1, 0, none);
 // act is ReLU when relu != 0, the identity otherwise. The same results as
-// Session's portable epilogue. Never throws.
+// the scalar kernel (the family's reference). Never throws.
 using F32EpilogueFn = void (*)(std::size_t c0, std::size_t c1, std::size_t s0, std::size_t s1, std::size_t ld,
                                const float* scale, const float* bias, const float* res, int relu, float* y);
 
@@ -225,6 +226,14 @@ std::size_t block_spmv_steps(std::size_t m, std::size_t k, const std::uint32_t* 
 void block_spmv_pack(std::size_t m, std::size_t k, const std::uint32_t* row_ptr, const std::uint32_t* col_idx,
                      const float* values, std::uint32_t* slice_ptr, std::uint32_t* words, float* packed);
 
+// Pooling and softmax (kernels/f32-pool-reference.cc,
+// f32-softmax-reference.cc): one implementation each, so no lists. Planes
+// are consecutive (planes = batch x channels), each h x w in, ho x wo out.
+struct F32PoolParams {
+  std::int64_t h, w, ho, wo;                    // input and output plane sizes
+  std::int64_t kh, kw, sh, sw, ph, pw, dh, dw;  // window, stride, padding, dilation
+  int include_pad;  // average pooling: count padding in the divisor (PyTorch's count_include_pad)
+};
 // Per-thread scratch memory for kernels (kernels/workspace.cc): at least
 // `bytes` bytes, 64-byte aligned, uninitialized, valid until the next call on
 // the same thread. Lives in a file compiled without ISA flags. May throw
@@ -233,88 +242,65 @@ void* kernel_workspace(std::size_t bytes);
 
 }  // namespace pakd
 
-#define PAKD_F32_GEMM_KERNEL(fn, name, isa, required)                                                   \
-  void fn(std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda, const float* b, \
-          std::size_t ldb, float* c, std::size_t ldc);
+// Pooling and softmax kernels (F32PoolParams above).
+// Max pooling; positions of the window outside the input are skipped.
+// Never throws.
+void pakd_f32_maxpool_ukernel__reference(std::size_t planes, const pakd::F32PoolParams& params, const float* x,
+                                         float* y);
+// Average pooling with PyTorch's avg_pool2d divisor rules. Never throws.
+void pakd_f32_avgpool_ukernel__reference(std::size_t planes, const pakd::F32PoolParams& params, const float* x,
+                                         float* y);
+// 2x2 windows, stride 2, no padding: y[oy][ox] = max of x[2oy..2oy+1][2ox..2ox+1]
+// (ho <= h / 2, wo <= w / 2). Never throws.
+void pakd_f32_maxpool2x2_ukernel__scalar(std::size_t planes, std::size_t h, std::size_t w, std::size_t ho,
+                                         std::size_t wo, const float* x, float* y);
+// y[p] = mean of plane p (size floats). Never throws.
+void pakd_f32_gavgpool_ukernel__scalar(std::size_t planes, std::size_t size, const float* x, float* y);
+// y = softmax(x) over n floats (max subtracted first). Never throws.
+void pakd_f32_softmax_ukernel__reference(std::size_t n, const float* x, float* y);
+
+// The declarations of every listed kernel, from the lists themselves: each
+// list's function names declared with the family's function type.
+#define PAKD_DECLARE_UKERNELS(Fn) std::remove_pointer_t<pakd::Fn>
+#define PAKD_UKERNEL(fn, name, isa, required) PAKD_DECLARE_UKERNELS(F32GemmFn) fn;
 #include "kernels/f32-gemm-list.inc"
-#undef PAKD_F32_GEMM_KERNEL
-
-#define PAKD_F32_SPMM_KERNEL(fn, name, isa, required)                                                            \
-  void fn(std::size_t m_begin, std::size_t m_end, std::size_t n, const std::uint32_t* row_ptr,                   \
-          const std::uint32_t* col_idx, const float* values, const float* bias, const float* x, std::size_t ldx, \
-          float* y, std::size_t ldy);
+#undef PAKD_UKERNEL
+#define PAKD_UKERNEL(fn, name, isa, required) PAKD_DECLARE_UKERNELS(F32DconvFn) fn;
+#include "kernels/f32-dconv-wide-list.inc"
+#undef PAKD_UKERNEL
+#define PAKD_UKERNEL(fn, name, isa, required) PAKD_DECLARE_UKERNELS(F32DconvOcFn) fn;
+#include "kernels/f32-dconv-oc-list.inc"
+#undef PAKD_UKERNEL
+#define PAKD_UKERNEL(fn, name, isa, required) PAKD_DECLARE_UKERNELS(F32PadPlanesFn) fn;
+#include "kernels/f32-dconv-pad-list.inc"
+#undef PAKD_UKERNEL
+#define PAKD_UKERNEL(fn, name, isa, required) PAKD_DECLARE_UKERNELS(F32WideRowsOutFn) fn;
+#include "kernels/f32-dconv-out-list.inc"
+#undef PAKD_UKERNEL
+#define PAKD_UKERNEL(fn, name, isa, required) PAKD_DECLARE_UKERNELS(F32EpilogueFn) fn;
+#include "kernels/f32-epilogue-list.inc"
+#undef PAKD_UKERNEL
+#define PAKD_UKERNEL(fn, name, isa, required) PAKD_DECLARE_UKERNELS(F32Wino4x4PackFn) fn;
+#include "kernels/f32-wino4x4-pack-list.inc"
+#undef PAKD_UKERNEL
+#define PAKD_UKERNEL(fn, name, isa, required) PAKD_DECLARE_UKERNELS(F32Wino4x4Fn) fn;
+#include "kernels/f32-wino4x4-list.inc"
+#undef PAKD_UKERNEL
+#define PAKD_UKERNEL(fn, name, isa, required) PAKD_DECLARE_UKERNELS(F32SparseDconvFn) fn;
+#include "kernels/f32-sdconv-list.inc"
+#undef PAKD_UKERNEL
+#define PAKD_UKERNEL(fn, name, isa, required) PAKD_DECLARE_UKERNELS(F32BlockSpmvFn) fn;
+#include "kernels/f32-spmv-list.inc"
+#undef PAKD_UKERNEL
+#define PAKD_UKERNEL(fn, name, isa, required) PAKD_DECLARE_UKERNELS(F32SpmmFn) fn;
 #include "kernels/f32-spmm-list.inc"
-#undef PAKD_F32_SPMM_KERNEL
-
-#define PAKD_F32_CBSPMM_KERNEL(fn, name, isa, required)                                                   \
-  void fn(std::size_t m_begin, std::size_t m_end, std::size_t n, const std::uint32_t* row_ptr,            \
-          const std::uint32_t* col_idx, const std::uint8_t* codes, const float* table, const float* bias, \
-          const float* x, std::size_t ldx, float* y, std::size_t ldy);
+#undef PAKD_UKERNEL
+#define PAKD_UKERNEL(fn, name, isa, required) PAKD_DECLARE_UKERNELS(F32CbSpmmFn) fn;
 #include "kernels/f32-cbspmm-list.inc"
-#undef PAKD_F32_CBSPMM_KERNEL
-
-#define PAKD_QS8_GEMM_KERNEL(fn, name, isa, required)                                                                  \
-  void fn(std::size_t m_begin, std::size_t m_end, std::size_t n, std::size_t k, const std::int8_t* a, std::size_t lda, \
-          const float* a_scale, const std::int8_t* b, std::size_t ldb, float b_scale, const float* bias, float* y,     \
-          std::size_t ldy);
+#undef PAKD_UKERNEL
+#define PAKD_UKERNEL(fn, name, isa, required) PAKD_DECLARE_UKERNELS(Qs8GemmFn) fn;
 #include "kernels/qs8-gemm-list.inc"
-#undef PAKD_QS8_GEMM_KERNEL
-
-void pakd_f32_dconv_ukernel_4x24__scalar(std::size_t oc_begin, std::size_t oc_end, std::size_t n, std::size_t cin,
-                                         std::size_t kh, std::size_t kw, std::size_t wp, std::size_t plane,
-                                         const float* w, const float* x, float* y, std::size_t ldy);
-void pakd_f32_dconv_pad_ukernel__scalar(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph, std::size_t pw,
-                                        const float* x, float* xpad);
-void pakd_f32_dconv_out_ukernel__scalar(std::size_t c0, std::size_t c1, std::size_t n, std::size_t wp, std::size_t ho,
-                                        std::size_t wo, const float* wide, const float* scale, const float* bias,
-                                        const float* res, int relu, float* y);
-void pakd_f32_dconv_ukernel_6x16__scalar(std::size_t oc_begin, std::size_t oc_end, std::size_t p_begin,
-                                         std::size_t p_end, std::size_t cin, std::size_t kh, std::size_t kw,
-                                         std::size_t wp, std::size_t wo, std::size_t stride, std::size_t plane,
-                                         const float* w, const float* x, float* y, std::size_t ldy);
-void pakd_f32_wino4x4_ukernel_6x16__scalar(std::size_t tile_begin, std::size_t tile_end, std::size_t tiles_x,
-                                           std::size_t cin, std::size_t cin_p, std::size_t cout, const float* u,
-                                           const float* bias, int relu, const float* residual, const float* xh,
-                                           std::size_t hpp, std::size_t wpp, float* y, std::size_t ho, std::size_t wo);
-void pakd_f32_wino4x4_pack_ukernel_8x8__scalar(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph,
-                                               std::size_t pw, const float* x, float* xh, std::size_t hpp,
-                                               std::size_t wpp);
-void pakd_f32_sdconv_ukernel_4x8__scalar(std::size_t oc_begin, std::size_t oc_end, std::size_t ho, std::size_t wo,
-                                         std::size_t rs, std::size_t ts, const std::uint32_t* row_ptr,
-                                         const std::uint32_t* offsets, const float* values, const float* x, float* y,
-                                         std::size_t ldy);
-void pakd_f32_spmv_ukernel_8x8__scalar(std::size_t m, std::size_t k, std::size_t s_begin, std::size_t s_end,
-                                       const std::uint32_t* slice_ptr, const std::uint32_t* words, const float* values,
-                                       const float* x, float* y);
-#if PAKD_ENABLE_X86_AVX2
-void pakd_f32_wino4x4_ukernel_6x16__avx2(std::size_t tile_begin, std::size_t tile_end, std::size_t tiles_x,
-                                         std::size_t cin, std::size_t cin_p, std::size_t cout, const float* u,
-                                         const float* bias, int relu, const float* residual, const float* xh,
-                                         std::size_t hpp, std::size_t wpp, float* y, std::size_t ho, std::size_t wo);
-void pakd_f32_wino4x4_pack_ukernel_8x8__avx2(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph,
-                                             std::size_t pw, const float* x, float* xh, std::size_t hpp,
-                                             std::size_t wpp);
-void pakd_f32_spmv_ukernel_8x8__avx2(std::size_t m, std::size_t k, std::size_t s_begin, std::size_t s_end,
-                                     const std::uint32_t* slice_ptr, const std::uint32_t* words, const float* values,
-                                     const float* x, float* y);
-void pakd_f32_sdconv_ukernel_8x8__avx2(std::size_t oc_begin, std::size_t oc_end, std::size_t ho, std::size_t wo,
-                                       std::size_t rs, std::size_t ts, const std::uint32_t* row_ptr,
-                                       const std::uint32_t* offsets, const float* values, const float* x, float* y,
-                                       std::size_t ldy);
-void pakd_f32_dconv_ukernel_6x16__avx2(std::size_t oc_begin, std::size_t oc_end, std::size_t p_begin, std::size_t p_end,
-                                       std::size_t cin, std::size_t kh, std::size_t kw, std::size_t wp, std::size_t wo,
-                                       std::size_t stride, std::size_t plane, const float* w, const float* x, float* y,
-                                       std::size_t ldy);
-void pakd_f32_epilogue_ukernel__avx2(std::size_t c0, std::size_t c1, std::size_t s0, std::size_t s1, std::size_t ld,
-                                     const float* scale, const float* bias, const float* res, int relu, float* y);
-void pakd_f32_dconv_pad_ukernel__avx2(std::size_t cin, std::size_t h, std::size_t w, std::size_t ph, std::size_t pw,
-                                      const float* x, float* xpad);
-void pakd_f32_dconv_out_ukernel__avx2(std::size_t c0, std::size_t c1, std::size_t n, std::size_t wp, std::size_t ho,
-                                      std::size_t wo, const float* wide, const float* scale, const float* bias,
-                                      const float* res, int relu, float* y);
-void pakd_f32_dconv_ukernel_4x24__avx2(std::size_t oc_begin, std::size_t oc_end, std::size_t n, std::size_t cin,
-                                       std::size_t kh, std::size_t kw, std::size_t wp, std::size_t plane,
-                                       const float* w, const float* x, float* y, std::size_t ldy);
-#endif
+#undef PAKD_UKERNEL
+#undef PAKD_DECLARE_UKERNELS
 
 #endif  // PAKD_SRC_KERNELS_KERNELS_H_

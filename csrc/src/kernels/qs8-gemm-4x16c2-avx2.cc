@@ -2,7 +2,7 @@
 // summed into int32 by _mm256_madd_epi16 (exact: |a b| <= 2^14 per product).
 //
 // Compiled with -mavx2 -mfma (CMakeLists.txt), called only when the CPU has
-// both (runtime/sparse-config.cc). Intrinsics and internal-linkage code only
+// both (runtime/kernel-config.cc). Intrinsics and internal-linkage code only
 // (see the note in kernels.h); the scratch buffer comes from
 // kernels/workspace.cc, compiled without ISA flags.
 //

@@ -12,7 +12,7 @@
 
 #include "pakd/pakd.h"
 #include "runtime/cpu.h"
-#include "runtime/gemm-config.h"
+#include "runtime/kernel-config.h"
 #include "runtime/model-file.h"
 #include "runtime/session.h"
 
@@ -22,7 +22,7 @@
 #include <vector>
 
 struct pakd_session {
-  std::unique_ptr<pakd::Session> impl;
+  std::unique_ptr<pakd::runtime::Session> impl;
   std::vector<std::string> op_descriptions;  // filled on first request
   std::vector<double> op_ns;                 // profiling accumulator
 };
@@ -50,7 +50,7 @@ pakd_status guarded(Body&& body) noexcept {
   try {
     g_last_error.clear();
     return body();
-  } catch (const pakd::FormatError& e) {
+  } catch (const pakd::runtime::FormatError& e) {
     return set_error(PAKD_ERR_BAD_FORMAT, e.what());
   } catch (const std::invalid_argument& e) {
     return set_error(PAKD_ERR_INVALID_ARGUMENT, e.what());
@@ -133,11 +133,12 @@ pakd_status pakd_f32_gemm(const char* kernel, size_t m, size_t n, size_t k, cons
     if (!fits(m, k, lda) || !fits(k, n, ldb) || !fits(m, n, ldc)) {
       return PAKD_ERR_INVALID_ARGUMENT;
     }
-    const pakd::F32GemmKernel* chosen = &pakd::f32_gemm_best();
+    const auto& kernels = pakd::runtime::f32_gemm_kernels();
+    const auto* chosen = &kernels.best();
     if (kernel != nullptr) {
-      chosen = pakd::f32_gemm_find(kernel);
+      chosen = kernels.find(kernel);
       if (chosen == nullptr) return PAKD_ERR_INVALID_ARGUMENT;
-      if (!pakd::f32_gemm_supported(*chosen)) return PAKD_ERR_UNSUPPORTED;
+      if (!pakd::runtime::kernel_supported(chosen->required)) return PAKD_ERR_UNSUPPORTED;
     }
     if (m == 0 || n == 0) return PAKD_OK;
     chosen->fn(m, n, k, a, lda, b, ldb, c, ldc);
@@ -145,22 +146,22 @@ pakd_status pakd_f32_gemm(const char* kernel, size_t m, size_t n, size_t k, cons
   });
 }
 
-size_t pakd_f32_gemm_kernel_count(void) { return pakd::f32_gemm_kernel_count(); }
+size_t pakd_f32_gemm_kernel_count(void) { return pakd::runtime::f32_gemm_kernels().size(); }
 
 pakd_status pakd_f32_gemm_kernel_info(size_t index, pakd_kernel_info* out) {
   return guarded([&] {
-    if (index >= pakd::f32_gemm_kernel_count()) return PAKD_ERR_INVALID_ARGUMENT;
-    const pakd::F32GemmKernel& kernel = pakd::f32_gemm_kernels()[index];
+    if (index >= pakd::runtime::f32_gemm_kernels().size()) return PAKD_ERR_INVALID_ARGUMENT;
+    const auto& kernel = pakd::runtime::f32_gemm_kernels().entries[index];
     pakd_kernel_info info{};
     info.struct_size = sizeof(info);
     info.name = kernel.name;
     info.isa = kernel.isa;
-    info.supported = pakd::f32_gemm_supported(kernel) ? 1 : 0;
+    info.supported = pakd::runtime::kernel_supported(kernel.required) ? 1 : 0;
     return write_versioned(info, out, sizeof(pakd_kernel_info));
   });
 }
 
-const char* pakd_f32_gemm_best_kernel(void) { return pakd::f32_gemm_best().name; }
+const char* pakd_f32_gemm_best_kernel(void) { return pakd::runtime::f32_gemm_kernels().best().name; }
 
 // ---------------------------------------------------------------------------
 // Sessions
@@ -181,7 +182,7 @@ void pakd_session_options_init(pakd_session_options* options) {
 
 namespace {
 
-pakd_status make_config(const pakd_session_options* options, pakd::SessionConfig* config) {
+pakd_status make_config(const pakd_session_options* options, pakd::runtime::SessionConfig* config) {
   if (options == nullptr) return PAKD_OK;
   if (options->struct_size < offsetof(pakd_session_options, gemm_kernel) + sizeof(const char*)) {
     return set_error(PAKD_ERR_INVALID_ARGUMENT,
@@ -198,10 +199,10 @@ pakd_status make_config(const pakd_session_options* options, pakd::SessionConfig
   config->codebook_kernel = o.codebook_kernel;
   config->winograd = o.winograd;
   if (o.gemm_kernel != nullptr) {
-    config->gemm = pakd::f32_gemm_find(o.gemm_kernel);
+    config->gemm = pakd::runtime::f32_gemm_kernels().find(o.gemm_kernel);
     if (config->gemm == nullptr)
       return set_error(PAKD_ERR_INVALID_ARGUMENT, std::string("unknown GEMM kernel '") + o.gemm_kernel + "'");
-    if (!pakd::f32_gemm_supported(*config->gemm))
+    if (!pakd::runtime::kernel_supported(config->gemm->required))
       return set_error(PAKD_ERR_UNSUPPORTED, std::string("GEMM kernel '") + o.gemm_kernel + "' cannot run on this CPU");
   }
   return PAKD_OK;
@@ -214,11 +215,11 @@ pakd_status pakd_session_create(const void* data, size_t size, const pakd_sessio
   return guarded([&] {
     if (out == nullptr) return set_error(PAKD_ERR_INVALID_ARGUMENT, "out is NULL");
     if (data == nullptr && size != 0) return set_error(PAKD_ERR_INVALID_ARGUMENT, "data is NULL");
-    pakd::SessionConfig config;
+    pakd::runtime::SessionConfig config;
     const pakd_status st = make_config(options, &config);
     if (st != PAKD_OK) return st;
     auto session = std::make_unique<pakd_session>();
-    session->impl = std::make_unique<pakd::Session>(static_cast<const std::uint8_t*>(data), size, config);
+    session->impl = std::make_unique<pakd::runtime::Session>(static_cast<const std::uint8_t*>(data), size, config);
     *out = session.release();
     return PAKD_OK;
   });
@@ -247,7 +248,7 @@ void pakd_session_destroy(pakd_session* session) { delete session; }
 pakd_status pakd_session_get_info(const pakd_session* session, pakd_session_info* out) {
   return guarded([&] {
     if (session == nullptr) return set_error(PAKD_ERR_INVALID_ARGUMENT, "session is NULL");
-    const pakd::Session& s = *session->impl;
+    const pakd::runtime::Session& s = *session->impl;
     pakd_session_info info{};
     info.struct_size = sizeof(info);
     info.input_ndim = s.input_dims().size();
@@ -281,7 +282,7 @@ pakd_status pakd_session_run_profiled(pakd_session* session, const float* input,
     if (session == nullptr || input == nullptr || output == nullptr) {
       return set_error(PAKD_ERR_INVALID_ARGUMENT, "session, input or output is NULL");
     }
-    pakd::Session& s = *session->impl;
+    pakd::runtime::Session& s = *session->impl;
     if (batch == 0 || batch > s.max_batch()) {
       return set_error(PAKD_ERR_INVALID_ARGUMENT, "batch " + std::to_string(batch) +
                                                       " outside [1, max_batch=" + std::to_string(s.max_batch()) + "]");

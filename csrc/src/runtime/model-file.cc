@@ -8,7 +8,7 @@
 #include <cstring>
 #include <limits>
 
-namespace pakd {
+namespace pakd::runtime {
 namespace {
 
 constexpr std::uint32_t kSectionMeta = 1, kSectionGraph = 2, kSectionTensors = 3;
@@ -636,4 +636,4 @@ ModelFile parse_model_file(const std::uint8_t* data, std::size_t size) {
   return f;
 }
 
-}  // namespace pakd
+}  // namespace pakd::runtime

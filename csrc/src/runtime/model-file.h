@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-namespace pakd {
+namespace pakd::runtime {
 
 class FormatError : public std::runtime_error {
  public:
@@ -97,6 +97,6 @@ ModelFile parse_model_file(const std::uint8_t* data, std::size_t size);
 
 std::size_t shape_numel(const std::vector<std::size_t>& dims);
 
-}  // namespace pakd
+}  // namespace pakd::runtime
 
 #endif  // PAKD_SRC_RUNTIME_MODEL_FILE_H_

@@ -1,73 +1,52 @@
 // A session: a validated model (runtime/model-file.h) with its weights
-// prepared for the kernels chosen at start-up, its activation memory planned
-// once (an arena sized for max_batch samples), and a thread pool.
-// pakd_session in the C API is this class.
+// prepared for the kernels of one KernelConfig (runtime/kernel-config.h),
+// its activation memory planned once (an arena sized for max_batch samples),
+// and a thread pool. pakd_session in the C API is this class.
+//
+// The parts, by file:
+//   session.cc         construction (weight preparation per op), memory
+//                      planning, the run loop and the ops without weights
+//   session-layers.cc  the convolutions and linear layers, one method per
+//                      ConvMethod / weight form
+//   conv-plan.h        the choice of a convolution's method (cost models)
+//   weights.h, pack.h  the weight forms and their packing
+//   fusion.h           residual adds folded into convolutions
 #ifndef PAKD_SRC_RUNTIME_SESSION_H_
 #define PAKD_SRC_RUNTIME_SESSION_H_
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <vector>
 
-#include "runtime/gemm-config.h"
+#include "runtime/conv-plan.h"
+#include "runtime/kernel-config.h"
 #include "runtime/model-file.h"
-#include "runtime/sparse-config.h"
+#include "runtime/op-attrs.h"
+#include "runtime/session-config.h"
 #include "runtime/thread-pool.h"
+#include "runtime/weights.h"
 
-namespace pakd {
-
-struct SessionConfig {
-  int num_threads = 1;
-  std::size_t max_batch = 1;
-  const F32GemmKernel* gemm = nullptr;  // nullptr: best for this CPU
-  // Weights whose density (nonzeros / elements) is at most this run on the
-  // sparse kernels; denser ones are expanded to dense f32. < 0: never sparse.
-  float sparse_max_density = 0.35f;
-  bool reference = false;   // every op through its naive reference kernel
-  int codebook_kernel = 0;  // 0 auto (by layer size), 1 always, -1 never
-  // Dense 3x3 stride-1 convolutions through Winograd F(4x4, 3x3):
-  // 0 auto (where its cost model beats the direct kernels), 1 every eligible
-  // layer, -1 never.
-  int winograd = 0;
-};
-
-// How a conv / linear weight is held for its kernel.
-struct PreparedWeight {
-  enum class Form { kDense, kCsr, kCsrCodebook } form = Form::kDense;
-  std::size_t rows = 0, cols = 0;  // rows = output channels / features
-  std::vector<float> dense;        // conv: rows x cols; linear: transposed, cols x rows
-  std::vector<std::uint32_t> row_ptr, col_idx;
-  std::vector<float> values;                           // kCsr
-  std::vector<std::uint8_t> codes;                     // kCsrCodebook
-  std::vector<float> table;                            // kCsrCodebook
-  std::vector<float> reference;                        // rows x cols, for reference mode
-  std::vector<float> dconv;                            // stride-1 direct convolution: 4-channel blocks
-  std::vector<float> dconv_oc;                         // the same vectorized over 16-channel blocks (also strided)
-  std::vector<float> wino;                             // Winograd F(4x4, 3x3): transformed weights (scale folded in)
-  std::vector<float> wino_bias;                        // its bias, zero-padded to 16-channel blocks (may be empty)
-  std::vector<std::uint32_t> spmv_slices, spmv_words;  // linear, batch-1 session: the blocked form
-  std::vector<float> spmv_values;                      // (F32BlockSpmvFn) when cheaper; col_idx and values are dropped
-  std::vector<std::uint32_t> sdconv_offsets;           // sparse direct conv: input offset per nonzero tap
-                                                       // (with row_ptr and values)
-  std::size_t bytes() const;
-  bool sparse_direct() const { return sdconv; }
-  bool sdconv = false;  // runs the sparse direct convolution (possibly with no nonzero at all)
-};
+namespace pakd::runtime {
 
 struct PreparedOp {
   OpDesc desc;
-  PreparedWeight weight;
-  std::vector<float> scale, bias;  // per output channel (may be empty)
+  ConvAttrs conv{};                       // conv2d
+  PoolAttrs pool{};                       // maxpool / avgpool
+  ConvMethod method = ConvMethod::kGemm;  // conv2d
+  Weight weight;                          // conv2d / linear
+  std::size_t rows = 0, cols = 0;         // weight rows (output channels / features) x columns
+  std::vector<float> scale, bias;         // per output channel (may be empty)
   std::vector<std::size_t> in_dims, out_dims;
   std::size_t kh = 1, kw = 1;             // convolution kernel size
   std::size_t in_size = 0, out_size = 0;  // elements per sample
   std::vector<std::size_t> input_sizes;   // per input, elements per sample
-  // A residual add fused into this convolution (Session::fuse_residual_adds):
+  // A residual add fused into this convolution (fuse_residual_adds):
   // desc.inputs[1] is the other summand (same shape as the output), added
   // after the scale and bias and before desc.act (the add's activation).
   bool residual = false;
+
+  ConvGeometry geometry() const { return ConvGeometry::of(in_dims.data(), out_dims.data(), kh, kw, conv); }
 };
 
 class Session {
@@ -95,40 +74,36 @@ class Session {
   std::size_t arena_bytes() const { return (arena_.size() + scratch_.size()) * sizeof(float); }
   int num_threads() const { return pool_.num_threads(); }
   std::size_t max_batch() const { return config_.max_batch; }
+  const KernelConfig& kernels() const { return kernels_; }
 
  private:
+  // session.cc
   void prepare(const ModelFile& file);
+  void prepare_conv(const Tensor& t, PreparedOp* p) const;
+  void prepare_linear(const Tensor& t, PreparedOp* p) const;
   void plan_memory(const Graph& graph);
   void run_op(const PreparedOp& op, std::size_t batch);
 
+  // session-layers.cc
   void conv(const PreparedOp& op, const float* x, float* y, std::size_t batch);
   void conv_reference(const PreparedOp& op, const float* x, float* y, std::size_t batch);
   void direct_conv(const PreparedOp& op, const float* x, float* y, std::size_t batch);
+  void sparse_direct_conv(const PreparedOp& op, const float* x, float* y, std::size_t batch);
   void winograd_conv(const PreparedOp& op, const float* x, float* y, std::size_t batch);
   void depthwise(const PreparedOp& op, const float* x, float* y, std::size_t batch);
   void linear(const PreparedOp& op, const float* x, float* y, std::size_t batch);
-  // y = act(y * scale + bias [+ res]) over channels [c_begin, c_end) and
-  // positions [s_begin, s_end); res (nullptr: none) has y's layout.
   // The fused residual of sample b (nullptr: none).
   const float* residual(const PreparedOp& op, std::size_t b) const {
     return op.residual ? value_ptr_[op.desc.inputs[1]] + b * op.out_size : nullptr;
   }
-  void epilogue(const PreparedOp& op, float* y, std::size_t channels, std::size_t spatial, std::size_t c_begin,
-                std::size_t c_end, std::size_t s_begin, std::size_t s_end, const float* res = nullptr) const;
+  // y = act(y * scale + bias [+ res]) over channels [c_begin, c_end) and
+  // positions [s_begin, s_end) of y (channels x spatial); res (nullptr: none)
+  // has y's layout.
+  void epilogue(const PreparedOp& op, float* y, std::size_t spatial, std::size_t c_begin, std::size_t c_end,
+                std::size_t s_begin, std::size_t s_end, const float* res = nullptr) const;
 
   SessionConfig config_;
-  const F32GemmKernel* gemm_;
-  const F32SpmmKernel* spmm_;
-  const F32CbSpmmKernel* cbspmm_;
-  F32DconvFn dconv_;
-  F32DconvOcFn dconv_oc_;
-  F32PadPlanesFn dconv_pad_ = pakd_f32_dconv_pad_ukernel__scalar;
-  F32WideRowsOutFn dconv_out_ = pakd_f32_dconv_out_ukernel__scalar;
-  F32SparseDconvFn sdconv_;
-  F32Wino4x4Fn wino_;
-  F32Wino4x4PackFn wino_pack_;
-  F32EpilogueFn epilogue_ = nullptr;     // nullptr: the portable loops of Session::epilogue
-  F32BlockSpmvFn block_spmv_ = nullptr;  // nullptr: none faster than CSR on this CPU
+  KernelConfig kernels_;  // every kernel the session runs, one per family
   std::string meta_;
   std::vector<PreparedOp> ops_;
   std::vector<std::size_t> input_dims_, output_dims_;
@@ -141,6 +116,6 @@ class Session {
   ThreadPool pool_;
 };
 
-}  // namespace pakd
+}  // namespace pakd::runtime
 
 #endif  // PAKD_SRC_RUNTIME_SESSION_H_

@@ -9,7 +9,7 @@
 #define PAKD_CPU_RELAX() std::this_thread::yield()
 #endif
 
-namespace pakd {
+namespace pakd::runtime {
 
 ThreadPool::ThreadPool(int num_threads) {
   for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { worker_loop(); });
@@ -82,4 +82,4 @@ void ThreadPool::parallel_for(std::size_t count, const std::function<void(std::s
   while (job.users.load(std::memory_order_acquire) != 0) std::this_thread::yield();
 }
 
-}  // namespace pakd
+}  // namespace pakd::runtime

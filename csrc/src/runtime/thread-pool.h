@@ -5,6 +5,7 @@
 #ifndef PAKD_SRC_RUNTIME_THREAD_POOL_H_
 #define PAKD_SRC_RUNTIME_THREAD_POOL_H_
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
@@ -14,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-namespace pakd {
+namespace pakd::runtime {
 
 class ThreadPool {
  public:
@@ -49,6 +50,30 @@ class ThreadPool {
   bool stop_ = false;
 };
 
-}  // namespace pakd
+// Below this many multiply-adds an op runs on one thread.
+constexpr std::size_t kMinParallelMacs = 1 << 18;
+
+// Splits [0, total) into at most pool.num_threads() chunks whose sizes are
+// multiples of `align` (except the last) and calls fn(begin, end) for each on
+// the pool; one call on this thread when the op is small (macs below
+// kMinParallelMacs).
+template <typename Fn>
+void parallel_ranges(ThreadPool& pool, std::size_t total, std::size_t align, std::size_t macs, Fn&& fn) {
+  std::size_t parts = static_cast<std::size_t>(pool.num_threads());
+  if (macs < kMinParallelMacs || total <= align) parts = 1;
+  std::size_t chunk = (total + parts - 1) / parts;
+  chunk = (chunk + align - 1) / align * align;
+  const std::size_t tasks = (total + chunk - 1) / chunk;
+  if (tasks <= 1) {
+    fn(std::size_t{0}, total);
+    return;
+  }
+  pool.parallel_for(tasks, [&](std::size_t t) {
+    const std::size_t b = t * chunk;
+    fn(b, std::min(total, b + chunk));
+  });
+}
+
+}  // namespace pakd::runtime
 
 #endif  // PAKD_SRC_RUNTIME_THREAD_POOL_H_

@@ -1,0 +1,91 @@
+// Convolution planning: which kernel family runs a convolution, from the
+// measured cost models of the families.
+#include "runtime/conv-plan.h"
+
+#include <algorithm>
+#include <limits>
+
+namespace pakd::runtime {
+namespace {
+
+// Weight-shared sparse layers keep u8 codes + the codebook (4x less weight
+// traffic) only when memory bandwidth is the limit: from this many nonzeros
+// (benchmarks/test_bench_spmm.py: the codebook kernel wins on 4096x9216 at
+// 70-90% sparsity, loses on the zoo's small layers). Smaller ones run f32.
+constexpr std::size_t kCodebookMinNonzeros = std::size_t{1} << 21;
+// A stride-1 convolution runs the sparse direct kernel when its work, one
+// unit per (nonzero tap, output position with columns rounded to 8), times
+// this factor is below the dense direct kernels' (dense_direct_units): a unit
+// costs 25-35 ps there against 17-22 ps for a dense unit (AVX2, LeNet-5 and
+// ResNet-20 shapes). So LeNet-5's conv1 (1 input channel, 86% nonzeros) goes
+// sparse (4.4 -> 3.3 us); a dense layer only where its shape wastes much of
+// the dense tiles (10 -> 21 channels on 12x12: 9.8 vs 11.9 us at 100%); 3x3
+// layers with few channels stay dense down to ~60% nonzeros.
+constexpr double kSparseDirectUnitCost = 1.5;
+
+}  // namespace
+
+std::size_t dense_direct_units(const ConvGeometry& g, bool* oc_layout) {
+  const std::size_t taps = g.cin * g.kh * g.kw;
+  const std::size_t wide = g.cout_padded() * g.wide_n() * taps;
+  const std::size_t oc = round_up(g.cout, kDconvOcVector) * round_up(g.n(), kDconvOcPixels) * taps * 11 / 10;
+  if (oc_layout != nullptr) *oc_layout = oc < wide;
+  return std::min(oc, wide);
+}
+
+// Winograd F(4x4, 3x3) against the direct kernels, in 8-lane FMA units:
+// its 36 GEMMs (tiles in rows of 6, chunks of 24; the real input channels,
+// output channels in vectors of 8, as the AVX2 kernel runs them) and its
+// transforms (per tile and 8 padded channels ~30 vector ops in, ~20 out)
+// against the cheaper of the two direct layouts (their padded work, as in
+// dense_direct_units). The weights (transforms x3.75, direct x0.84) minimise
+// the time lost by wrong picks over single-convolution timings on Zen 4, one
+// thread (105 shapes: 4..16 channels at 28x28, 8..32 at 14x14, 8..64 at 7x7,
+// channel-pruned counts included; two picked wrongly, by <= 4%). The
+// teacher's shapes (16/32/64 channels) sit at 0.52-0.59 of the direct cost.
+bool winograd_wins(const ConvGeometry& g) {
+  const std::size_t tiles = g.wino_tiles(), cin_p = g.wino_cin(), cout_p = g.wino_cout();
+  const double gemm = 36.0 * static_cast<double>(round_up(std::min(tiles, kWinoTileChunk), 6)) *
+                      static_cast<double>((tiles + kWinoTileChunk - 1) / kWinoTileChunk) * static_cast<double>(g.cin) *
+                      static_cast<double>(round_up(g.cout, 8)) / 8.0;
+  const double transforms = static_cast<double>(tiles) * (30.0 * cin_p / 8.0 + 20.0 * cout_p / 8.0) * 2.0;
+  const double taps = static_cast<double>(g.cin * 9);
+  const double wide = static_cast<double>(g.cout_padded() * g.wide_n()) * taps / 8.0;
+  const double oc =
+      static_cast<double>(round_up(g.cout, kDconvOcVector) * round_up(g.n(), kDconvOcPixels)) * taps / 8.0 * 1.1;
+  return gemm + 3.75 * transforms < 0.84 * std::min(wide, oc);
+}
+
+bool use_codebook(const Tensor& w, std::size_t nnz, const SessionConfig& config) {
+  return w.encoding == Encoding::kCodebook && w.codebook.size() <= 256 &&
+         (config.codebook_kernel > 0 || (config.codebook_kernel == 0 && nnz >= kCodebookMinNonzeros));
+}
+
+ConvMethod plan_conv(const ConvGeometry& g, Act act, const Tensor& w, std::size_t nnz, const SessionConfig& config) {
+  if (config.reference) return ConvMethod::kReference;
+  const double density = static_cast<double>(nnz) / static_cast<double>(w.numel);
+  const bool may_be_sparse = config.sparse_max_density >= 0.0f;
+  if (g.direct() && may_be_sparse &&
+      sdconv_input_size(g.cin, g.hp(), g.wo, g.kw) <= std::numeric_limits<std::uint32_t>::max() &&
+      kSparseDirectUnitCost * static_cast<double>(nnz * g.ho * round_up(g.wo, kSdconvTileCols)) <
+          static_cast<double>(dense_direct_units(g, nullptr))) {
+    return ConvMethod::kSparseDirect;
+  }
+  if (g.groups == 1 && may_be_sparse && density <= config.sparse_max_density) {
+    return use_codebook(w, nnz, config) ? ConvMethod::kCsrCodebook : ConvMethod::kCsr;
+  }
+  if (g.depthwise()) return ConvMethod::kDepthwise;
+  if (g.winograd_shape() && (act == Act::kNone || act == Act::kRelu) && config.winograd >= 0 &&
+      (config.winograd > 0 || winograd_wins(g))) {
+    return ConvMethod::kWinograd;
+  }
+  if (g.direct()) {
+    bool oc_layout = false;
+    dense_direct_units(g, &oc_layout);
+    return oc_layout ? ConvMethod::kDirectOc : ConvMethod::kDirectWide;
+  }
+  if (g.strided_direct()) return ConvMethod::kDirectOc;  // the 6x16 kernel only
+  return ConvMethod::kGemm;
+}
+
+}  // namespace pakd::runtime
