@@ -84,7 +84,7 @@ def targets_cmd(
     import os
     import shutil
 
-    from .deploy import list_targets
+    from .targets import list_targets
     from .ui import console
 
     table = Table(title="PaKD targets")
@@ -317,8 +317,8 @@ def build_cmd(
     The manifest records the sha256 of every file and a golden input with its expected output;
     rebuilding an unchanged model for the same target is a no-op.
     """
-    from .deploy import load_target
     from .deploy.build import BuildConfig, build
+    from .targets import load_target
     from .ui import console
 
     t = load_target(target, targets_dir)

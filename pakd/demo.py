@@ -119,8 +119,8 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     result.size_ratio = rows[-1]["size_ratio"]
 
     # 3. bundles -------------------------------------------------------------------------------
-    from .deploy import load_target
     from .deploy.build import BuildConfig, build, verify
+    from .targets import load_target
 
     _step(console, 3, total, f"build: host and {cfg.board} bundles of teacher and student")
     for target_name in ("host", cfg.board):

@@ -31,8 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import PakdError
-
-PAKD_FILE = "model.pakd"
+from ..rundir import PAKD_FILE
 
 
 class BenchError(PakdError):

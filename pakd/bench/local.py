@@ -13,7 +13,6 @@ run, at batch 1 on a real test image, and report the ratios the way DESIGN.md as
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from collections.abc import Callable
@@ -23,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from .. import rundir
 from .engines import BenchError, EngineUnavailable, ModelRef, engine_names, get_engine, load_module
 from .timing import Timing, measure
 
-RUN_FILE = "run.json"
 TEACHER, STUDENT, MODEL = "teacher", "student", "model"
 STUDENT_ENGINES = ("pakd", "torch")  # the deployment, and eager PyTorch for reference
 
@@ -94,16 +93,10 @@ def parse_threads(text: str) -> tuple[int, ...]:
 
 
 def _last_stage(run_dir: Path) -> Path:
-    from ..modelio import SPEC_FILE
-
-    stages = [
-        p
-        for p in run_dir.glob("stage-*")
-        if p.is_dir() and (p / SPEC_FILE).is_file() and p.name.removeprefix("stage-").isdigit()
-    ]
-    if not stages:
+    stage = rundir.last_stage(run_dir)
+    if stage is None:
         raise BenchError(f"{run_dir}: no finished stage (stage-K/ with spec.json) yet")
-    return max(stages, key=lambda p: int(p.name.removeprefix("stage-")))
+    return stage
 
 
 def plan_targets(path: str | Path) -> list[Target]:
@@ -112,12 +105,11 @@ def plan_targets(path: str | Path) -> list[Target]:
     path = Path(path)
     if not path.exists():
         raise BenchError(f"{path}: no such file or folder")
-    run_file = path / RUN_FILE
-    if path.is_dir() and run_file.is_file():
-        try:
-            teacher_dir = Path(json.loads(run_file.read_text())["teacher"])
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise BenchError(f"{run_file}: no teacher path in it (not a compress run?)") from None
+    if path.is_dir() and rundir.is_run(path):
+        run_file = path / rundir.RUN_FILE
+        teacher_dir = rundir.teacher_of(path)
+        if teacher_dir is None:
+            raise BenchError(f"{run_file}: no teacher path in it (not a compress run?)")
         if not teacher_dir.is_dir():
             raise BenchError(f"{run_file} names teacher {teacher_dir}, which is not there")
         student = _last_stage(path)

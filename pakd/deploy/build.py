@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from .. import rundir
 from ..errors import PakdError
+from ..targets import Target, load_target
 from .bundle import MANIFEST, Bundle, BundleError, open_bundle, sha256_file, write_manifest
-from .targets import Target, load_target
 
 GOLDEN_ATOL = 1e-4
 
@@ -55,7 +56,7 @@ class Student:
     def source(self) -> dict[str, Any]:
         """What the bundle was built from (the results store and reports match on this)."""
         path = (self.folder or self.pakd_file).resolve()
-        run = path.parent if self.folder is not None and (path.parent / "run.json").is_file() else None
+        run = rundir.run_of(path) if self.folder is not None else None
         return {"path": str(path), "role": self.role, "run": str(run) if run else None}
 
     def pakd_bytes(self) -> bytes:
@@ -79,16 +80,14 @@ def resolve_student(path: str | Path) -> Student:
     """A compress run folder (its last stage), a model folder, or a .pakd file."""
     p = Path(path)
     if p.is_file() and p.suffix == ".pakd":
-        return Student(p.name, None, p, "student" if (p.parent.parent / "run.json").is_file() else None)
-    if (p / "run.json").is_file():
-        stages = sorted(
-            (s for s in p.glob("stage-*") if (s / "spec.json").is_file()), key=lambda s: int(s.name.split("-")[1])
-        )
-        if not stages:
+        return Student(p.name, None, p, "student" if rundir.run_of(p.parent) is not None else None)
+    if rundir.is_run(p):
+        last = rundir.last_stage(p)
+        if last is None:
             raise BuildError(f"{p}: the run has no finished stage yet")
-        p = stages[-1]
-    if (p / "spec.json").is_file():
-        role = "student" if (p.parent / "run.json").is_file() else "teacher"
+        p = last
+    if rundir.is_finished(p):
+        role = "student" if rundir.run_of(p) is not None else "teacher"
         return Student(f"{p.parent.name}/{p.name}", p, None, role)
     raise BuildError(f"{path}: not a compress run, a model folder (spec.json) or a .pakd file")
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import PakdError
-from .targets import Target
+from ..targets import Target
 
 REPO = Path(__file__).resolve().parents[2]
 JOBS = 2  # CI has 2 cores

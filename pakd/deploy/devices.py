@@ -138,7 +138,7 @@ def _device(path: Path, name: str, entry: Any) -> Device:
         if key in entry and entry[key] <= 0:
             raise DeviceError(f"{where}: {key} must be > 0 seconds")
     if "target" in entry:
-        from .targets import load_target
+        from ..targets import load_target
 
         try:
             load_target(entry["target"])

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import PakdError
-from .targets import Target
+from ..targets import Target
 
 PLUGIN_SOURCE = Path(__file__).resolve().parents[2] / "csrc" / "tools" / "qemu-insn-count.c"
 PLUGIN_CC = ("gcc", "cc")  # the host C compiler that builds the plugin, first found

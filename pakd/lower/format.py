@@ -9,7 +9,7 @@ indices (b bits). Sparse tensors list their nonzeros in flattened order with *re
 each gap (distance to the previous nonzero, >= 1) is a b-bit symbol, and the symbol 0 is an
 escape meaning "advance 2^b - 1 positions without a value" (Deep Compression's filler, without
 spending a value on it). Codebook indices and gaps are bit-packed, or Huffman-coded
-(``pakd.quant.huffman``) when that is smaller.
+(``pakd.lower.huffman``) when that is smaller.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import PakdError
-from ..quant import huffman
+from . import huffman
 
 MAGIC = b"PAKD"
 VERSION = (1, 0)

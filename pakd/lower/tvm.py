@@ -28,8 +28,8 @@ from typing import Any
 
 from torch import nn
 
-from ..deploy.targets import Target
 from ..errors import PakdError
+from ..targets import Target
 
 #: The versions this backend is tested with (pyproject's ``tvm`` extra pins the same).
 TVM_PINS = {"apache-tvm": "0.27.0.post1", "apache-tvm-ffi": "0.1.14.post1"}

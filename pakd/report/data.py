@@ -16,16 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import rundir
 from ..errors import PakdError
+from ..rundir import LEDGER_FILE, RUN_FILE
 
 DEFAULT_DB = Path("results.db")
-RUN_FILE, LEDGER_FILE, RECIPE_FILE, SPEC_FILE, PAKD_FILE = (
-    "run.json",
-    "ledger.json",
-    "recipe.toml",
-    "spec.json",
-    "model.pakd",
-)
 # Engines that count as PaKD's deployment of a student (DESIGN.md: "the student on PaKD's deployment").
 DEPLOY_ENGINES = ("pakd", "tvm")
 BENCH_COMMAND = "pakd bench <bundles> --device local"
@@ -335,15 +330,15 @@ def _read_json(path: Path, what: str) -> Any:
     if not path.is_file():
         raise ReportError(f"{path.parent}: no {path.name} here ({what})")
     try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
+        return rundir.read_json(path)
+    except (ValueError, OSError) as exc:
         raise ReportError(f"{path}: not readable JSON ({exc})") from None
 
 
 def _huffman(run_dir: Path) -> bool:
     from ..pipeline.recipe import load_recipe
 
-    recipe = run_dir / RECIPE_FILE
+    recipe = run_dir / rundir.RECIPE_COPY
     return load_recipe(recipe).huffman if recipe.is_file() else True
 
 
@@ -363,10 +358,8 @@ def _stages(run_dir: Path, ledger: Any, huffman: bool) -> tuple[Stage, ...]:
     key = "bytes_huffman" if huffman else "bytes"
     stages = [Stage(0, "teacher", rows[0], None, int(rows[0]["bytes"]))]
     for k, row in enumerate(rows[1:], 1):
-        folder = run_dir / f"stage-{k}"
-        stages.append(
-            Stage(k, str(row["stage"]), row, folder if (folder / SPEC_FILE).is_file() else None, int(row[key]))
-        )
+        folder = rundir.stage_dir(run_dir, k)
+        stages.append(Stage(k, str(row["stage"]), row, folder if rundir.is_finished(folder) else None, int(row[key])))
     return tuple(stages)
 
 

@@ -16,7 +16,7 @@ import torch
 
 from pakd.deploy.crossbuild import CrossBuildError, NativeArtifacts, cross_build_native
 from pakd.deploy.emulate import run_emulated
-from pakd.deploy.targets import Compiler, TargetError, load_target
+from pakd.targets import Compiler, TargetError, load_target
 from tests.deploy.conftest import require_target
 
 ELF_MACHINE = {"x86_64": 62, "aarch64": 183, "armv7": 40}

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import PakdError
+from .errors import PakdError
 
 ARCHES = {"x86_64": ("x86_64",), "aarch64": ("aarch64",), "armv7": ("arm", "armv7")}
 TRIPLE = re.compile(r"^(?P<arch>[a-z0-9_]+)-(?P<rest>[a-z0-9_]+(-[a-z0-9_]+)*)$")
@@ -58,7 +58,7 @@ class TargetError(PakdError):
 
 def default_targets_dir() -> Path:
     """The project's ``targets/`` folder (beside the package in a checkout)."""
-    return Path(__file__).resolve().parents[2] / "targets"
+    return Path(__file__).resolve().parents[1] / "targets"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,14 @@
+"""Which weights of a model the compression stages work on (pruning, quantization, lowering)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+def prunable_weights(model: nn.Module, skip: tuple[str, ...] = ()) -> dict[str, nn.Parameter]:
+    """Weights of Conv2d and Linear layers, by parameter name, except modules named in ``skip``."""
+    out = {}
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)) and name not in skip:
+            out[f"{name}.weight" if name else "weight"] = module.weight
+    return out
