@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 import typer.exceptions
@@ -53,13 +54,14 @@ def models_cmd() -> None:
     from .ui import console, fmt_int
 
     table = Table(title="PaKD model zoo (1x28x28 input, 10 classes)")
-    for col, kw in (
+    columns: tuple[tuple[str, dict[str, Any]], ...] = (
         ("name", {}),
         ("params", {"justify": "right"}),
         ("MACs", {"justify": "right"}),
         ("fp32 size", {"justify": "right"}),
         ("description", {}),
-    ):
+    )
+    for col, kw in columns:
         table.add_column(col, **kw)
     for name, entry in zoo().items():
         stats = model_stats(build_model(name))
@@ -201,6 +203,7 @@ def eval_cmd(
         data = spec.get("data", {}).get("name", data)
         title = str(folder)
     else:
+        assert model is not None
         net = build_model(model, **dict(_parse_model_args(model_arg)))
         if weights is not None:
             load_weights(net, weights)
@@ -360,7 +363,7 @@ def verify_cmd(
     """Check a bundle: every file against its manifest hash, then the golden output (on this
     machine, or under qemu with --emulate; with --count, the emulated instructions of one
     inference — emulated seconds mean nothing and are never reported)."""
-    from .deploy.build import verify
+    from .deploy.verify import verify
     from .ui import console
 
     rep = verify(bundle, emulate=emulate, count=count or emulate, baseline=baseline, targets_dir=targets_dir)
@@ -516,16 +519,16 @@ def _bench_models(
 ) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .bench import BenchConfig, parse_threads, plan_targets, rows_table, run_local
+    from .bench import BenchConfig, parse_threads, plan_cases, rows_table, run_local
     from .bench.local import machine_info, report_dict, sample_image, store_rows
-    from .deploy.results import open_store
+    from .bench.results import open_store
     from .modelio import write_json_atomic
     from .ui import console
 
     config = BenchConfig(
         threads=parse_threads(threads), repeats=repeats, warmup=warmup, min_time_s=min_time, isolate=not same_process
     )
-    targets = plan_targets(target)
+    targets = plan_cases(target)
     x, data = sample_image(targets, config.image_index, str(data_dir) if data_dir else None)
     machine = machine_info()
     with Progress(
@@ -582,9 +585,9 @@ def _bench_bundles(
 ) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .deploy.devices import resolve_device
-    from .deploy.remote import BenchPlan, bench_bundles, compare
-    from .deploy.results import open_store
+    from .bench.devices import resolve_device
+    from .bench.remote import BenchPlan, bench_bundles, compare
+    from .bench.results import open_store
     from .ui import console, err_console
 
     thread_list = tuple(t.strip() for t in threads.split(",") if t.strip())
@@ -610,7 +613,7 @@ def _bench_bundles(
         tasks = {d.name: bar.add_task("", total=None, dev=d.name) for d in devices}
 
         def progress(dev: str, done: int, total: int, what: str) -> None:
-            bar.update(tasks[dev], completed=done, total=total or None, **({"description": what} if what else {}))
+            bar.update(tasks[dev], completed=done, total=total or None, description=what or None)
 
         session, outcomes = bench_bundles(
             bundles, devices, plan, store, teacher=teacher, fresh=fresh, progress=progress
@@ -619,7 +622,7 @@ def _bench_bundles(
     table = Table(title=f"batch 1, golden input; median of {runs} run(s) of >= {repeats} calls (session {session})")
     for col in ("device", "bundle", "role", "engine", "threads", "median us", "p90 us", "peak RSS KiB", "model bytes"):
         table.add_column(col, justify="left" if col in ("device", "bundle", "role", "engine") else "right")
-    from .deploy.results import summarize
+    from .bench.results import summarize
 
     seen: dict[tuple, list[dict]] = {}
     for r in rows:
@@ -703,7 +706,7 @@ def results_cmd(
     """List stored benchmark rows (one per bundle, device, threads and run), filtered."""
     import json
 
-    from .deploy.results import read_rows
+    from .bench.results import read_rows
     from .ui import console
 
     if not db.exists():
@@ -856,7 +859,7 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print("aborted")
         return 1
     except typer.exceptions.TyperException as exc:  # usage errors: click's own one-line message
-        exc.show()
+        exc.show()  # type: ignore[attr-defined]
         return getattr(exc, "exit_code", 2)
     return 0
 

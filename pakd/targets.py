@@ -36,6 +36,7 @@ import os
 import re
 import shutil
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,7 +141,15 @@ def _host_arch() -> str:
     return {"amd64": "x86_64", "arm64": "aarch64"}.get(m, "armv7" if m.startswith("arm") else m)
 
 
-def _take(table: dict, key: str, kind, where: str, default: Any = ..., check=None, what: str = ""):
+def _take(
+    table: dict[str, Any],
+    key: str,
+    kind: type | tuple[type, ...],
+    where: str,
+    default: Any = ...,
+    check: Callable[[Any], bool] | None = None,
+    what: str = "",
+) -> Any:
     if key not in table:
         if default is ...:
             raise TargetError(f"{where}.{key}: missing")
@@ -180,7 +189,8 @@ def parse_target(data: dict[str, Any], source: str, base: Path | None = None) ->
     triple = _take(
         t, "triple", str, w, check=lambda v: TRIPLE.match(v) is not None, what="a GNU triple like aarch64-linux-gnu"
     )
-    if not TRIPLE.match(triple).group("arch").startswith(ARCHES[arch]):
+    m = TRIPLE.match(triple)
+    if m is None or not m.group("arch").startswith(ARCHES[arch]):
         raise TargetError(f"{w}.triple: {triple!r} is not an {arch} triple")
     tc = data.get("toolchain", {})
     wt = f"{where}: toolchain"

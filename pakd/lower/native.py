@@ -466,6 +466,7 @@ class _Tensors:
         """Stores module.weight with the epilogue scale folded in where the encoding allows it;
         returns (weight index, scale index or NO_TENSOR)."""
         w = module.weight
+        assert isinstance(w, torch.Tensor)
         name = self.param_name.get(id(w), f"{op.name}.weight")
         values = _np(w)
 
@@ -519,7 +520,7 @@ def _tensor_refs(ops: list[Op], tensors: _Tensors) -> list[tuple[int, int, int]]
         m = op.module
         if op.type in (OP_CONV2D, OP_LINEAR):
             assert m is not None
-            bias = _np(m.bias).astype(np.float64) if m.bias is not None else None
+            bias = _np(m.bias).astype(np.float64) if isinstance(m.bias, torch.Tensor) else None
             scale = None
             if op.bn is not None:
                 scale, shift = _bn_scale_shift(op.bn)

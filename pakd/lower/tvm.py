@@ -256,6 +256,7 @@ def compile_tvm(
     mod, out_shape = _to_relax(model, shape)
     tuned = False
     if tune_trials > 0 or _database_has_records(db_dir):
+        assert db_dir is not None  # tuning without a database was refused above
         executable, scheduled = _tuned_executable(mod, tvm_target, target, db_dir, tune_trials)
         tuned = scheduled > 0  # records for other models leave every kernel unscheduled
     else:

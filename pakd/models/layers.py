@@ -7,8 +7,10 @@ from torch import nn
 
 def prunable_weights(model: nn.Module, skip: tuple[str, ...] = ()) -> dict[str, nn.Parameter]:
     """Weights of Conv2d and Linear layers, by parameter name, except modules named in ``skip``."""
-    out = {}
+    out: dict[str, nn.Parameter] = {}
     for name, module in model.named_modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)) and name not in skip:
-            out[f"{name}.weight" if name else "weight"] = module.weight
+            weight = module.weight
+            assert isinstance(weight, nn.Parameter)
+            out[f"{name}.weight" if name else "weight"] = weight
     return out

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,15 @@ class Recipe:
     source: str = ""
 
 
-def _take(table: dict, key: str, kind, where: str, default: Any = ..., check=None, what: str = "") -> Any:
+def _take(
+    table: dict[str, Any],
+    key: str,
+    kind: type | tuple[type, ...],
+    where: str,
+    default: Any = ...,
+    check: Callable[[Any], bool] | None = None,
+    what: str = "",
+) -> Any:
     if key not in table:
         if default is ...:
             raise RecipeError(f"{where}: missing required key {key!r}")

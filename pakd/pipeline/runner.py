@@ -87,7 +87,12 @@ class _Run:
         return {h: serialize(model, self.meta(stage, quant), quant, huffman=h) for h in (False, True)}
 
     def row(
-        self, stage: str, model: nn.Module, blobs: dict[bool, bytes], seconds: float = 0.0, extra=None
+        self,
+        stage: str,
+        model: nn.Module,
+        blobs: dict[bool, bytes],
+        seconds: float = 0.0,
+        extra: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         val, _ = evaluate(model, self.data.val)
         test, _ = evaluate(model, self.data.test)

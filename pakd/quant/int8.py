@@ -39,7 +39,7 @@ def calibrate_activations(model: nn.Module, batches: list[torch.Tensor]) -> dict
     for name, m in model.named_modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
 
-            def hook(_m, inp, _out, name=name):
+            def hook(_m: nn.Module, inp: tuple[torch.Tensor, ...], _out: object, name: str = name) -> None:
                 ranges[name] = max(ranges.get(name, 0.0), float(inp[0].abs().max()))
 
             handles.append(m.register_forward_hook(hook))

@@ -142,9 +142,9 @@ def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
 
 def _save_checkpoint(
     path: Path,
-    model,
-    opt,
-    sched,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
     epoch: int,
     history: list[EpochResult],
     cfg: TrainConfig,
@@ -229,7 +229,7 @@ def train(
     channels_last = cfg.channels_last and _uses_conv(model)
     model.to(device)
     if channels_last:
-        model.to(memory_format=torch.channels_last)
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack it
     train_x, train_y = train_split.images.to(device), train_split.labels.to(device)
     opt = _make_optimizer(model, cfg)
     n = len(train_split)
@@ -296,5 +296,5 @@ def train(
         if checkpoint:
             _save_checkpoint(checkpoint, model, opt, sched, epoch + 1, history, cfg, hooks)
         emit("epoch", {"result": result})
-    model.to("cpu", memory_format=torch.contiguous_format)
+    model.to("cpu", memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     return history

@@ -82,7 +82,7 @@ class Device:
 
 def local_device(workdir: Path | None = None) -> Device:
     """This machine: bundles are copied into a local work folder and run there."""
-    from .emulate import default_cache_dir
+    from ..deploy.emulate import default_cache_dir
 
     return Device(name=LOCAL, target="host", workdir=str(workdir or default_cache_dir() / "device-local"))
 

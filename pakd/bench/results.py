@@ -237,6 +237,42 @@ def read_rows(path: str | Path, **filters: Any) -> list[dict[str, Any]]:
         raise ResultsError(f"{p}: not a usable results store ({exc})") from None
 
 
+def norm_path(path: str | Path) -> Path:
+    """An absolute path with symlinks resolved where they exist (runs/ is often a link)."""
+    return Path(path).expanduser().resolve() if str(path) else Path()
+
+
+def rows_of_run(path: str | Path, teacher_dir: str | Path, run_dir: str | Path) -> list[dict[str, Any]]:
+    """The rows that belong to compress run ``run_dir``: role 'student' with ``source`` inside the
+    run folder, role 'teacher' with ``source`` = its teacher folder (or a file in it); oldest first
+    (by start time), ``facts`` as stored (JSON text). The store (which must exist) is opened
+    read-only; a file that is not a store raises :class:`ResultsError`."""
+    p = Path(path)
+    try:
+        con = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise ResultsError(f"{p}: cannot open the results store ({exc})") from None
+    try:
+        con.row_factory = sqlite3.Row
+        rows = [
+            dict(r)
+            for r in con.execute("SELECT * FROM results WHERE role IN ('teacher', 'student') ORDER BY started_at, id")
+        ]
+    except sqlite3.Error as exc:
+        raise ResultsError(f"{p}: not a readable PaKD results store ({exc})") from None
+    finally:
+        con.close()
+    teacher, run = norm_path(teacher_dir), norm_path(run_dir)
+    out = []
+    for r in rows:
+        source = norm_path(r.get("source") or "")
+        if r["role"] == "teacher" and (source == teacher or teacher in source.parents):
+            out.append(r)
+        elif r["role"] == "student" and (source == run or run in source.parents):
+            out.append(r)
+    return out
+
+
 def summarize(values: Iterable[float]) -> float | None:
     """The median of several runs' medians (the figure a ratio uses)."""
     v = sorted(x for x in values if x is not None)

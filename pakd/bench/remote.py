@@ -31,9 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from ..deploy.bundle import MANIFEST, Bundle, open_bundle, sha256_file
 from ..errors import PakdError
-from .bundle import MANIFEST, Bundle, open_bundle, sha256_file
 from .devices import Device, DeviceError
+from .engines import BenchError
 from .results import ResultsStore, session_id, summarize
 from .transport import Result, Transport, connect
 
@@ -61,10 +62,6 @@ _ARCH_OK = {
     "armv7": {"armv7l", "armv8l", "armv7", "aarch64", "arm64"},
 }
 _HEX = re.compile(r"^[0-9a-f]{64}$")
-
-
-class BenchError(PakdError):
-    """A benchmark that could not be run as asked (bad bundle, nothing to compare)."""
 
 
 @dataclass(frozen=True)
