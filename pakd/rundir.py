@@ -87,10 +87,5 @@ def write_run(run_dir: str | Path, info: dict[str, Any]) -> None:
     write_json_atomic(Path(run_dir) / RUN_FILE, info)
 
 
-def read_ledger(run_dir: str | Path) -> Any:
-    """ledger.json of ``run_dir`` (``{"recipe": name, "rows": [...]}``); raises as :func:`read_json`."""
-    return read_json(Path(run_dir) / LEDGER_FILE)
-
-
 def write_ledger(run_dir: str | Path, recipe: str, rows: list[dict[str, Any]]) -> None:
     write_json_atomic(Path(run_dir) / LEDGER_FILE, {"recipe": recipe, "rows": rows})
