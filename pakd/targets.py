@@ -98,6 +98,18 @@ class Target:
     def is_host(self) -> bool:
         return not self.emulator and self.arch == _host_arch()
 
+    def toolchain_status(self) -> str:
+        """'ok', or what to do first (set the variable it needs, install its compilers)."""
+        if self.requires_env and not os.environ.get(self.requires_env):
+            return f"set {self.requires_env}"
+        return "ok" if not self.compiler.missing() else "apt install " + " ".join(self.apt)
+
+    def emulator_status(self) -> str:
+        """'-' (no emulator), 'ok', or how to install it."""
+        if not self.emulator:
+            return "-"
+        return "ok" if shutil.which(self.emulator[0]) else "apt install " + " ".join(self.emulator_apt)
+
     def check_toolchain(self) -> None:
         """Raises TargetError with the command that fixes it when the compilers are missing."""
         if self.requires_env and not os.environ.get(self.requires_env):

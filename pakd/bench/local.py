@@ -46,6 +46,24 @@ class BenchConfig:
     # ONNX Runtime's) would otherwise take cores from the next engine's threads.
     isolate: bool = True
 
+    @classmethod
+    def from_options(
+        cls,
+        threads: str | None = None,
+        repeats: int | None = None,
+        warmup: int | None = None,
+        min_time_s: float | None = None,
+        isolate: bool = True,
+    ) -> BenchConfig:
+        """The config from command-line options; None takes the default above. ``threads`` like '1,2'."""
+        given: dict[str, Any] = {
+            "threads": parse_threads(threads) if threads else None,
+            "repeats": repeats,
+            "warmup": warmup,
+            "min_time_s": min_time_s,
+        }
+        return cls(isolate=isolate, **{k: v for k, v in given.items() if v is not None})
+
     def __post_init__(self) -> None:
         if not self.threads or any(t < 1 for t in self.threads):
             raise BenchError(f"threads must be one or more counts >= 1 (got {list(self.threads)})")
@@ -388,3 +406,43 @@ def _local_facts() -> str:
         return subprocess.run(["sh", "-c", FACTS_SCRIPT], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
         return ""
+
+
+@dataclass(frozen=True)
+class LocalBench:
+    """What ``pakd bench MODEL_OR_RUN`` measured here: the rows (with ratios), how, on what."""
+
+    source: Path
+    rows: list[Row]
+    config: BenchConfig
+    data: str
+    machine: dict[str, Any]
+    session: str
+
+
+def bench_models(
+    path: str | Path,
+    config: BenchConfig,
+    db: str | Path,
+    *,
+    data_dir: str | Path | None = None,
+    json_out: Path | None = None,
+    progress: Progress | None = None,
+) -> LocalBench:
+    """Time a compress run (teacher on every engine, final student), a model folder or a .pakd
+    file on this machine, store the rows in the results store at ``db`` (and, with ``json_out``,
+    every number and the machine in that JSON file)."""
+    from .results import open_store
+
+    source = Path(path)
+    cases = plan_cases(source)
+    x, data = sample_image(cases, config.image_index, str(data_dir) if data_dir else None)
+    machine = machine_info()
+    rows = run_local(cases, config, x, progress)
+    with open_store(db) as store:
+        session = store_rows(rows, cases, store, config)
+    if json_out is not None:
+        from ..modelio import write_json_atomic
+
+        write_json_atomic(json_out, report_dict(rows, config, str(source), data, machine))
+    return LocalBench(source, rows, config, data, machine, session)

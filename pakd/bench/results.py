@@ -280,3 +280,37 @@ def summarize(values: Iterable[float]) -> float | None:
         return None
     n = len(v)
     return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
+
+
+@dataclass(frozen=True)
+class RowSummary:
+    """The runs of one (device, bundle, role, engine, threads), summarised (median of medians)."""
+
+    device: str
+    bundle: str
+    role: str
+    engine: str
+    threads: int
+    median_us: float | None
+    p90_us: float | None
+    peak_rss_kb: float | None
+    model_bytes: int | None
+
+
+def summarize_rows(rows: Iterable[dict[str, Any]]) -> list[RowSummary]:
+    """One summary per (device, bundle, role, engine, threads): by device, teachers first, then
+    bundle and threads."""
+    groups: dict[tuple[str, str, str, str, int], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["device"], r["bundle"], r["role"] or "-", r["engine"], r["threads"]), []).append(r)
+
+    def order(key: tuple[str, str, str, str, int]) -> tuple[str, bool, str, int]:
+        dev, bundle, role, _engine, thr = key
+        return dev, role != "teacher", bundle, thr
+
+    out = []
+    for key in sorted(groups, key=order):
+        rs = groups[key]
+        med, p90, rss = (summarize(x[k] for x in rs) for k in ("median_us", "p90_us", "peak_rss_kb"))
+        out.append(RowSummary(*key, med, p90, rss, rs[0]["model_bytes"]))
+    return out

@@ -42,6 +42,11 @@ class BuildConfig:
     tune_trials: int = 0
     data_dir: Path | None = None
 
+    @classmethod
+    def for_target(cls, target: Target, out_dir: Path | None = None, **options: Any) -> BuildConfig:
+        """The config of ``pakd build --target T``: the bundle in build/<target> unless ``out_dir``."""
+        return cls(target=target, out_dir=out_dir or Path("build") / target.name, **options)
+
 
 @dataclass(frozen=True)
 class Student:

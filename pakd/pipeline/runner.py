@@ -283,3 +283,32 @@ def resume_job(run_dir: Path, threads: int = 0, device: str = "cpu") -> Compress
         device=device,
         seed=info.get("seed", 0),
     )
+
+
+def compress_job(
+    teacher: Path | None = None,
+    recipe: Path | None = None,
+    *,
+    name: str | None = None,
+    runs_dir: Path = Path("runs"),
+    resume: Path | None = None,
+    data_dir: str | None = None,
+    threads: int = 0,
+    device: str = "cpu",
+    seed: int = 0,
+) -> CompressJob:
+    """The job of ``pakd compress``: continue the run in ``resume``, or compress ``teacher`` by
+    ``recipe`` into RUNS_DIR/NAME (NAME = the recipe's name by default)."""
+    if resume is not None:
+        return resume_job(resume, threads, device)
+    if teacher is None or recipe is None:
+        raise RunError("give --teacher and --recipe (or --resume RUN_FOLDER)")
+    return CompressJob(
+        recipe_path=recipe,
+        teacher_dir=teacher,
+        run_dir=runs_dir / (name or load_recipe(recipe).name),
+        data_dir=data_dir,
+        threads=threads,
+        device=device,
+        seed=seed,
+    )
