@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from pakd._core import Session
-from pakd.bench import get_engine, plan_targets
+from pakd.bench import get_engine, plan_cases
 from pakd.bench.local import STUDENT, sample_image
 from pakd.lower.native import export_pakd
 
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--calls", type=int, default=300)
     args = parser.parse_args()
-    targets = plan_targets(args.model)
+    targets = plan_cases(args.model)
     x, _ = sample_image(targets)
     runners, teacher_rows = {}, []
     for target in targets:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 import typer.exceptions
@@ -53,13 +54,14 @@ def models_cmd() -> None:
     from .ui import console, fmt_int
 
     table = Table(title="PaKD model zoo (1x28x28 input, 10 classes)")
-    for col, kw in (
+    columns: tuple[tuple[str, dict[str, Any]], ...] = (
         ("name", {}),
         ("params", {"justify": "right"}),
         ("MACs", {"justify": "right"}),
         ("fp32 size", {"justify": "right"}),
         ("description", {}),
-    ):
+    )
+    for col, kw in columns:
         table.add_column(col, **kw)
     for name, entry in zoo().items():
         stats = model_stats(build_model(name))
@@ -81,26 +83,15 @@ def targets_cmd(
     ),
 ) -> None:
     """List the boards PaKD builds for (targets/*.toml), and whether their toolchain is installed."""
-    import os
-    import shutil
-
-    from .deploy import list_targets
+    from .targets import list_targets
     from .ui import console
 
     table = Table(title="PaKD targets")
     for col in ("name", "arch", "triple", "cpu", "cores", "compiler", "emulator", "description"):
         table.add_column(col)
     for t in list_targets(targets_dir):
-        if t.requires_env and not os.environ.get(t.requires_env):
-            have_cc = f"set {t.requires_env}"
-        else:
-            have_cc = "ok" if not t.compiler.missing() else "apt install " + " ".join(t.apt)
-        emu = (
-            "-"
-            if not t.emulator
-            else ("ok" if shutil.which(t.emulator[0]) else "apt install " + " ".join(t.emulator_apt))
-        )
-        table.add_row(t.name, t.arch, t.triple, t.cpu, str(t.cores), have_cc, emu, t.description)
+        row = (t.name, t.arch, t.triple, t.cpu, str(t.cores), t.toolchain_status(), t.emulator_status(), t.description)
+        table.add_row(*row)
     console.print(table)
 
 
@@ -111,13 +102,13 @@ def train_cmd(
     ),
     data: str = DataOpt,
     epochs: int | None = typer.Option(None, help="Epochs [default: the model's, see README]."),
-    batch_size: int = typer.Option(128, help="Mini-batch size."),
+    batch_size: int | None = typer.Option(None, help="Mini-batch size [default: 128, TrainConfig's]."),
     lr: float | None = typer.Option(None, help="Peak learning rate of the one-cycle schedule."),
     optimizer: str | None = typer.Option(None, help="sgd (Nesterov momentum) or adamw."),
     weight_decay: float | None = typer.Option(None, help="Weight decay (not on biases/norms)."),
     augment: str | None = typer.Option(None, help="none, flip or crop+flip."),
     label_smoothing: float | None = typer.Option(None, help="Label smoothing in [0, 1)."),
-    seed: int = typer.Option(0, help="Random seed: same seed + same threads = same weights."),
+    seed: int | None = typer.Option(None, help="Random seed: same seed + same threads = same weights [default: 0]."),
     threads: int = typer.Option(0, help="Intra-op threads (0 = one per core)."),
     model_arg: list[str] = typer.Option([], "--model-arg", help="Model argument key=value (repeatable)."),
     name: str | None = typer.Option(None, help="Run name [default: MODEL-DATA]."),
@@ -132,32 +123,25 @@ def train_cmd(
     A finished teacher with the same settings is reused; an interrupted one resumes from its
     last finished epoch when the same command runs again.
     """
-    from .models import zoo_entry
-    from .train import TeacherJob, TrainConfig, train_teacher
+    from .train import TeacherJob, teacher_folder, train_teacher
     from .ui import TrainProgress, console
 
-    entry = zoo_entry(model)
-    settings = dict(entry.train_defaults) if entry else {}
-    for key, value in (
-        ("epochs", epochs),
-        ("lr", lr),
-        ("optimizer", optimizer),
-        ("weight_decay", weight_decay),
-        ("augment", augment),
-        ("label_smoothing", label_smoothing),
-    ):
-        if value is not None:
-            settings[key] = value
-    cfg = TrainConfig.from_dict({**settings, "batch_size": batch_size, "seed": seed, "threads": threads})
-    job = TeacherJob(
-        model=model,
-        data=data,
+    job = TeacherJob.with_defaults(
+        model,
+        data,
         model_args=_parse_model_args(model_arg),
-        train=cfg,
         data_dir=str(data_dir) if data_dir else None,
+        epochs=epochs,
+        lr=lr,
+        optimizer=optimizer,
+        weight_decay=weight_decay,
+        augment=augment,
+        label_smoothing=label_smoothing,
+        batch_size=batch_size,
+        seed=seed,
+        threads=threads,
     )
-    run_name = name or f"{model.replace(':', '-').replace('.', '-')}-{data}"
-    folder = runs_dir / run_name / "teacher"
+    folder = teacher_folder(runs_dir, model, data, name)
     with TrainProgress(f"train {model} on {data}", quiet=quiet) as progress:
         result = train_teacher(job, folder, force=force, progress=progress, device=device)
     m = result.spec["metrics"]
@@ -184,37 +168,27 @@ def eval_cmd(
     threads: int = typer.Option(0, help="Intra-op threads (0 = one per core)."),
 ) -> None:
     """Top-1 accuracy and loss on the validation and test sets."""
-    from .data import load_dataset
-    from .metrics import model_stats
-    from .modelio import SPEC_FILE, load_model
-    from .models import build_model, load_weights
-    from .train import evaluate, set_threads
+    from .train import evaluate_model
     from .ui import console
 
-    set_threads(threads)
     if (folder is None) == (model is None):
         raise PakdError("give either a model FOLDER or --model (with --weights)")
-    if folder is not None:
-        if not (folder / SPEC_FILE).is_file() and (folder / "teacher" / SPEC_FILE).is_file():
-            folder = folder / "teacher"
-        net, spec = load_model(folder)
-        data = spec.get("data", {}).get("name", data)
-        title = str(folder)
-    else:
-        net = build_model(model, **dict(_parse_model_args(model_arg)))
-        if weights is not None:
-            load_weights(net, weights)
-        title = model
-    bundle = load_dataset(data, data_dir)
-    table = Table(title=f"{title} on {data}")
+    res = evaluate_model(
+        folder=folder,
+        model=model,
+        weights=weights,
+        model_args=_parse_model_args(model_arg),
+        data=data,
+        data_dir=data_dir,
+        threads=threads,
+    )
+    table = Table(title=f"{res.title} on {res.data}")
     for col in ("split", "images", "top-1", "loss"):
         table.add_column(col, justify="right")
-    for split_name in ("val", "test"):
-        split = getattr(bundle, split_name)
-        top1, loss = evaluate(net, split)
-        table.add_row(split_name, f"{len(split):,}", f"{100 * top1:.2f}%", f"{loss:.4f}")
+    for split_name, images, top1, loss in res.splits:
+        table.add_row(split_name, f"{images:,}", f"{100 * top1:.2f}%", f"{loss:.4f}")
     console.print(table)
-    stats = model_stats(net, bundle.input_shape)
+    stats = res.stats
     console.print(
         f"{stats.params:,} params ({stats.nonzeros:,} nonzero), {stats.macs:,} MACs per image, "
         f"{stats.dense_fp32_bytes:,} dense fp32 bytes"
@@ -265,24 +239,20 @@ def compress_cmd(
     Finished stages are reused; an interrupted stage (Ctrl-C, kill -9) continues from its last
     finished epoch with --resume RUN_FOLDER (or the same command again).
     """
-    from .pipeline import CompressJob, compress, load_recipe, resume_job
+    from .pipeline import compress, compress_job
     from .ui import TrainProgress, console, ledger_table
 
-    if resume is not None:
-        job = resume_job(resume, threads, device)
-    else:
-        if teacher is None or recipe is None:
-            raise PakdError("give --teacher and --recipe (or --resume RUN_FOLDER)")
-        run_name = name or load_recipe(recipe).name
-        job = CompressJob(
-            recipe_path=recipe,
-            teacher_dir=teacher,
-            run_dir=runs_dir / run_name,
-            data_dir=str(data_dir) if data_dir else None,
-            threads=threads,
-            device=device,
-            seed=seed,
-        )
+    job = compress_job(
+        teacher=teacher,
+        recipe=recipe,
+        name=name,
+        runs_dir=runs_dir,
+        resume=resume,
+        data_dir=str(data_dir) if data_dir else None,
+        threads=threads,
+        device=device,
+        seed=seed,
+    )
     recipe_obj, rows = compress(job, lambda title: TrainProgress(title, quiet=quiet))
     console.print(ledger_table(rows, title=f"{job.run_dir}: {recipe_obj.name}"))
     final = rows[-1]
@@ -317,23 +287,14 @@ def build_cmd(
     The manifest records the sha256 of every file and a golden input with its expected output;
     rebuilding an unchanged model for the same target is a no-op.
     """
-    from .deploy import load_target
     from .deploy.build import BuildConfig, build
+    from .targets import load_target
     from .ui import console
 
     t = load_target(target, targets_dir)
-    out_dir = out or Path("build") / t.name
-    result = build(
-        student,
-        BuildConfig(
-            target=t,
-            backend=backend,
-            out_dir=out_dir,
-            cache_dir=Path("build") / ".cache",
-            tune_trials=tune_trials,
-            data_dir=data_dir,
-        ),
-    )
+    cfg = BuildConfig.for_target(t, out_dir=out, backend=backend, tune_trials=tune_trials, data_dir=data_dir)
+    out_dir = cfg.out_dir
+    result = build(student, cfg)
     m = result.bundle.manifest
     if result.choice:
         console.print(f"--backend auto: host medians {result.choice['median_us']} -> {m['backend']}")
@@ -360,7 +321,7 @@ def verify_cmd(
     """Check a bundle: every file against its manifest hash, then the golden output (on this
     machine, or under qemu with --emulate; with --count, the emulated instructions of one
     inference — emulated seconds mean nothing and are never reported)."""
-    from .deploy.build import verify
+    from .deploy.verify import verify
     from .ui import console
 
     rep = verify(bundle, emulate=emulate, count=count or emulate, baseline=baseline, targets_dir=targets_dir)
@@ -454,27 +415,17 @@ def bench_cmd(
 
     bundles = [p for p in paths if (p / MANIFEST).is_file()]
     if bundles and len(bundles) == len(paths):
-        _bench_bundles(
-            bundles,
-            device,
-            devices_file,
-            threads or "1,all",
-            runs,
-            100 if repeats is None else repeats,
-            10 if warmup is None else warmup,
-            0.5 if min_time is None else min_time,
-            db,
-            teacher,
-            new_session,
-            dict(
-                accept_new_host_key=True if accept_new_host_key else None,
-                identity_file=identity,
-                known_hosts=known_hosts,
-                connect_timeout=connect_timeout,
-                command_timeout=command_timeout,
-            ),
-            quiet,
+        from .bench.remote import BenchPlan
+
+        plan = BenchPlan.from_options(threads, runs, repeats, warmup, min_time)
+        overrides = dict(
+            accept_new_host_key=True if accept_new_host_key else None,
+            identity_file=identity,
+            known_hosts=known_hosts,
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
         )
+        _print_device_bench(bundles, device, devices_file, plan, db, teacher, new_session, overrides, quiet)
         return
     if bundles:
         raise PakdError(
@@ -488,46 +439,21 @@ def bench_cmd(
             f"--device {device[0]}: a model or run is timed on this machine's engines; to time it on a "
             f"device, build bundles first (pakd build {paths[0]} --target BOARD) and bench those"
         )
-    _bench_models(
-        paths[0],
-        threads or "1",
-        200 if repeats is None else repeats,
-        20 if warmup is None else warmup,
-        0.2 if min_time is None else min_time,
-        json_out,
-        data_dir,
-        quiet,
-        same_process,
-        db,
-    )
+    from .bench import BenchConfig
+
+    config = BenchConfig.from_options(threads, repeats, warmup, min_time, isolate=not same_process)
+    _print_local_bench(paths[0], config, db, data_dir, json_out, quiet)
 
 
-def _bench_models(
-    target: Path,
-    threads: str,
-    repeats: int,
-    warmup: int,
-    min_time: float,
-    json_out: Path | None,
-    data_dir: Path | None,
-    quiet: bool,
-    same_process: bool,
-    db: Path,
+def _print_local_bench(
+    source: Path, config: Any, db: Path, data_dir: Path | None, json_out: Path | None, quiet: bool
 ) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .bench import BenchConfig, parse_threads, plan_targets, rows_table, run_local
-    from .bench.local import machine_info, report_dict, sample_image, store_rows
-    from .deploy.results import open_store
-    from .modelio import write_json_atomic
+    from .bench import rows_table
+    from .bench.local import bench_models
     from .ui import console
 
-    config = BenchConfig(
-        threads=parse_threads(threads), repeats=repeats, warmup=warmup, min_time_s=min_time, isolate=not same_process
-    )
-    targets = plan_targets(target)
-    x, data = sample_image(targets, config.image_index, str(data_dir) if data_dir else None)
-    machine = machine_info()
     with Progress(
         TextColumn("[bold]timing"),
         BarColumn(),
@@ -543,117 +469,98 @@ def _bench_models(
         def progress(done: int, total: int, what: str) -> None:
             bar.update(task, completed=done, total=total, description=what)
 
-        rows = run_local(targets, config, x, progress)
+        res = bench_models(source, config, db, data_dir=data_dir, json_out=json_out, progress=progress)
     console.print(
         rows_table(
-            rows,
-            title=f"{target}: batch 1, {data} test image {config.image_index}, "
+            res.rows,
+            title=f"{source}: batch 1, {res.data} test image {config.image_index}, "
             f">= {config.repeats} runs after {config.warmup} warm-up",
         )
     )
-    load = machine["load_avg_1_5_15"]
+    load = res.machine["load_avg_1_5_15"]
     console.print(
-        f"{machine['cpu']} ({machine['logical_cpus']} logical CPUs), load average before {load[0]:.2f}"
+        f"{res.machine['cpu']} ({res.machine['logical_cpus']} logical CPUs), load average before {load[0]:.2f}"
         if load
-        else machine["cpu"]
+        else res.machine["cpu"]
     )
-    with open_store(db) as store:
-        session = store_rows(rows, targets, store, config)
-    console.print(f"stored in {db} (session {session})")
+    console.print(f"stored in {db} (session {res.session})")
     if json_out is not None:
-        write_json_atomic(json_out, report_dict(rows, config, str(target), data, machine))
         console.print(f"wrote {json_out}")
 
 
-def _bench_bundles(
+def _print_device_bench(
     bundles: list[Path],
     device_specs: list[str],
     devices_file: Path | None,
-    threads: str,
-    runs: int,
-    repeats: int,
-    warmup: int,
-    min_time: float,
+    plan: Any,
     db: Path,
     teacher: Path | None,
     fresh: bool,
-    overrides: dict,
+    overrides: dict[str, Any],
     quiet: bool,
 ) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-    from .deploy.devices import resolve_device
-    from .deploy.remote import BenchPlan, bench_bundles, compare
-    from .deploy.results import open_store
+    from .bench.remote import bench_on_devices
     from .ui import console, err_console
 
-    thread_list = tuple(t.strip() for t in threads.split(",") if t.strip())
-    if not thread_list or any(t != "all" and (not t.isdigit() or int(t) < 1) for t in thread_list):
-        raise PakdError(f"--threads {threads!r}: give counts >= 1 and/or 'all', like 1,all")
-    if runs < 1 or repeats < 1 or warmup < 0 or min_time < 0:
-        raise PakdError("need --runs >= 1, --repeats >= 1, --warmup >= 0, --min-time >= 0")
-    devices = [resolve_device(d, devices_file, **overrides) for d in device_specs]
-    plan = BenchPlan(threads=thread_list, runs=runs, repeats=repeats, warmup=warmup, min_time_s=min_time)
-    with (
-        open_store(db) as store,
-        Progress(
-            TextColumn("[bold]{task.fields[dev]}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-            disable=quiet,
-        ) as bar,
-    ):
-        tasks = {d.name: bar.add_task("", total=None, dev=d.name) for d in devices}
+    with Progress(
+        TextColumn("[bold]{task.fields[dev]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=quiet,
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
 
         def progress(dev: str, done: int, total: int, what: str) -> None:
-            bar.update(tasks[dev], completed=done, total=total or None, **({"description": what} if what else {}))
+            if dev not in tasks:
+                tasks[dev] = bar.add_task("", total=None, dev=dev)
+            bar.update(tasks[dev], completed=done, total=total or None, description=what or None)
 
-        session, outcomes = bench_bundles(
-            bundles, devices, plan, store, teacher=teacher, fresh=fresh, progress=progress
+        res = bench_on_devices(
+            bundles,
+            device_specs,
+            plan,
+            db,
+            devices_file=devices_file,
+            overrides=overrides,
+            teacher=teacher,
+            fresh=fresh,
+            progress=progress,
         )
-        rows = store.rows(session=session)
-    table = Table(title=f"batch 1, golden input; median of {runs} run(s) of >= {repeats} calls (session {session})")
+    session = res.session
+    table = Table(
+        title=f"batch 1, golden input; median of {plan.runs} run(s) of >= {plan.repeats} calls (session {session})"
+    )
     for col in ("device", "bundle", "role", "engine", "threads", "median us", "p90 us", "peak RSS KiB", "model bytes"):
         table.add_column(col, justify="left" if col in ("device", "bundle", "role", "engine") else "right")
-    from .deploy.results import summarize
-
-    seen: dict[tuple, list[dict]] = {}
-    for r in rows:
-        seen.setdefault((r["device"], r["bundle"], r["role"] or "-", r["engine"], r["threads"]), []).append(r)
-
-    def order(item: tuple) -> tuple:  # by device, teachers first, then bundle and threads
-        dev, bundle, role, _engine, thr = item[0]
-        return dev, role != "teacher", bundle, thr
-
-    for (dev, bundle, role, engine, thr), rs in sorted(seen.items(), key=order):
-        med, p90, rss = (summarize(x[k] for x in rs) for k in ("median_us", "p90_us", "peak_rss_kb"))
+    for r in res.summary:
         table.add_row(
-            dev,
-            bundle,
-            role,
-            engine,
-            str(thr),
-            f"{med:,.1f}" if med else "-",
-            f"{p90:,.1f}" if p90 else "-",
-            f"{rss:,.0f}" if rss else "-",
-            f"{rs[0]['model_bytes']:,}" if rs[0]["model_bytes"] else "-",
+            r.device,
+            r.bundle,
+            r.role,
+            r.engine,
+            str(r.threads),
+            f"{r.median_us:,.1f}" if r.median_us else "-",
+            f"{r.p90_us:,.1f}" if r.p90_us else "-",
+            f"{r.peak_rss_kb:,.0f}" if r.peak_rss_kb else "-",
+            f"{r.model_bytes:,}" if r.model_bytes else "-",
         )
-    if rows:
+    if res.rows:
         console.print(table)
-    comps = compare(rows)
-    if comps:
+    if res.comparisons:
         ct = Table(title="teacher vs student (teacher = the fastest teacher bundle on that device and thread count)")
         for col in ("device", "threads", "size", "median", "p90", "memory", "teacher us", "student us"):
             ct.add_column(col, justify="left" if col == "device" else "right")
-        for c in comps:
 
-            def fmt(v: float | None) -> str:
-                return f"{v:.2f}x" if v else "-"
+        def fmt(v: float | None) -> str:
+            return f"{v:.2f}x" if v else "-"
 
+        for c in res.comparisons:
             ct.add_row(
                 c.device,
                 str(c.threads),
@@ -665,13 +572,12 @@ def _bench_bundles(
                 f"{c.student_median_us:,.1f}",
             )
         console.print(ct)
-    elif rows:
+    elif res.rows:
         console.print(
             "[yellow]no teacher/student pair to compare[/] (bench a teacher bundle and a student bundle "
             "together; --teacher BUNDLE names the teacher)"
         )
-    failed = 0
-    for o in outcomes:
+    for o in res.outcomes:
         facts = o.facts
         where = ", ".join(str(facts[k]) for k in ("cpu_model", "board", "os") if facts.get(k))
         console.print(
@@ -679,11 +585,10 @@ def _bench_bundles(
             f"files sent {o.uploaded}, already there {o.reused}"
         )
         if o.error:
-            failed += 1
             err_console.print(f"[bold red]error:[/] {o.error}", highlight=False, soft_wrap=True)
     console.print(f"results in {db} (session {session}); `pakd results --session {session}` lists them")
-    if failed:
-        if any(o.measured or o.skipped for o in outcomes):
+    if res.failed:
+        if res.kept_some:
             err_console.print("finished rows are kept; run the same command again to complete the rest")
         raise typer.Exit(1)
 
@@ -703,7 +608,7 @@ def results_cmd(
     """List stored benchmark rows (one per bundle, device, threads and run), filtered."""
     import json
 
-    from .deploy.results import read_rows
+    from .bench.results import read_rows
     from .ui import console
 
     if not db.exists():
@@ -856,7 +761,7 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print("aborted")
         return 1
     except typer.exceptions.TyperException as exc:  # usage errors: click's own one-line message
-        exc.show()
+        exc.show()  # type: ignore[attr-defined]
         return getattr(exc, "exit_code", 2)
     return 0
 

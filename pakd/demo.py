@@ -15,9 +15,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import PakdError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .bench.results import ResultsStore
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,7 @@ class DemoResult:
         )
 
 
-def _step(console, n: int, total: int, what: str) -> None:
+def _step(console: Console, n: int, total: int, what: str) -> None:
     console.rule(f"[bold]{n}/{total}[/] {what}", align="left")
 
 
@@ -119,8 +124,9 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     result.size_ratio = rows[-1]["size_ratio"]
 
     # 3. bundles -------------------------------------------------------------------------------
-    from .deploy import load_target
-    from .deploy.build import BuildConfig, build, verify
+    from .deploy.build import BuildConfig, build
+    from .deploy.verify import verify
+    from .targets import load_target
 
     _step(console, 3, total, f"build: host and {cfg.board} bundles of teacher and student")
     for target_name in ("host", cfg.board):
@@ -154,7 +160,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
 
     # 5. bench the engines here ----------------------------------------------------------------
     _step(console, 5, total, "bench on local: teacher on every dense engine, student on PaKD")
-    from .deploy.results import open_store
+    from .bench.results import open_store
 
     with open_store(cfg.db) as store:
         session = _bench_engines(cfg, run_dir, store, console)
@@ -171,8 +177,8 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
 
     # 6. bench the host bundles on local -------------------------------------------------------
     _step(console, 6, total, "bench on local: the host bundles through their runner")
-    from .deploy.devices import local_device
-    from .deploy.remote import BenchPlan, bench_bundles, compare
+    from .bench.devices import local_device
+    from .bench.remote import BenchPlan, bench_bundles, compare
 
     with open_store(cfg.db) as store:
         sid, (outcome,) = bench_bundles(
@@ -198,22 +204,23 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     return result
 
 
-def _bench_engines(cfg: DemoConfig, run_dir: Path, store, console) -> str:
+def _bench_engines(cfg: DemoConfig, run_dir: Path, store: ResultsStore, console: Console) -> str:
     """Time the teacher on torch / ONNX Runtime / PaKD and the student on PaKD at 1 thread;
     rows of the same models, settings and runtime sources already stored are reused."""
-    from .bench import BenchConfig, plan_targets, rows_table, run_local
+    from .bench import BenchConfig, plan_cases, rows_table, run_local
     from .bench.local import sample_image, store_rows
 
     config = BenchConfig(threads=(1,), repeats=200, warmup=20, min_time_s=0.3)
-    targets = plan_targets(run_dir)
-    from . import __version__
+    targets = plan_cases(run_dir)
+    from ._version import __version__
+    from .bench.results import session_id
     from .deploy.build import sources_digest
-    from .deploy.results import session_id
 
     digest = hashlib.sha256(f"{__version__}:{sources_digest()}".encode())  # a new runtime measures again
     for t in targets:
-        path = t.model.folder / "model.safetensors" if t.model.folder is not None else t.model.pakd_file
-        digest.update(path.read_bytes())
+        digest.update(
+            (t.model.folder / "model.safetensors" if t.model.folder is not None else t.model.path).read_bytes()
+        )
     # --measure-again: a session of its own, so the report (latest session first) takes the new rows
     key = "demo-" + session_id({"demo": digest.hexdigest()}, fresh=cfg.measure_again)[:12]
     if not cfg.measure_again and store.rows(session=key):
@@ -226,7 +233,7 @@ def _bench_engines(cfg: DemoConfig, run_dir: Path, store, console) -> str:
     return key
 
 
-def _write_report(run_dir: Path, db: Path, console) -> Path:
+def _write_report(run_dir: Path, db: Path, console: Console) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")  # no display, ever

@@ -11,6 +11,16 @@ class PakdError(Exception):
     exit_code = 2
 
 
+class InvalidField(PakdError):
+    """A config value out of its range. Besides the message it names the ``field``, the ``value``
+    and ``what`` the value should be, so that a caller can say where the value came from (a
+    recipe names the TOML key)."""
+
+    def __init__(self, message: str, field: str, value: object, what: str) -> None:
+        super().__init__(message)
+        self.field, self.value, self.what = field, value, what
+
+
 class DataError(PakdError):
     """A dataset file is missing, truncated or malformed."""
 

@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .models.layers import prunable_weights
+
 FP32_BYTES = 4
 
 
@@ -107,3 +109,11 @@ def model_stats(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28)) ->
         nonzeros=sum(int(torch.count_nonzero(p)) for p in everything),
         macs=macs[""],
     )
+
+
+@torch.no_grad()
+def weight_sparsity(model: nn.Module) -> float:
+    """The fraction of zeros among the conv/linear weights."""
+    ws = list(prunable_weights(model).values())
+    total = sum(w.numel() for w in ws)
+    return 1.0 - sum(int(torch.count_nonzero(w)) for w in ws) / max(1, total)

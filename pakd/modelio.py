@@ -26,7 +26,7 @@ SPEC_FILE = "spec.json"
 def library_versions() -> dict[str, str]:
     import numpy
 
-    from . import __version__
+    from ._version import __version__
 
     return {
         "pakd": __version__,

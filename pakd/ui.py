@@ -6,7 +6,15 @@ import sys
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 # Logs and pipes get wide tables instead of rich's 80-column default (a terminal keeps its own width).
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -20,7 +28,7 @@ class TrainProgress:
         self.title = title
         self.quiet = quiet
         self._progress: Progress | None = None
-        self._overall = self._epoch = None
+        self._overall = self._epoch = TaskID(-1)  # set on the 'start' event
         self._loss = 0.0
 
     def __enter__(self) -> TrainProgress:

@@ -74,7 +74,7 @@ def test_bench_local_times_teacher_and_student_and_writes_json(run_folder, tmp_p
     for row in report["rows"]:  # the native runtime may not be built yet: then a reason, not a crash
         assert (row["timing"] is None) == bool(row["reason"])
     # the same rows went to the results store, one session, device local, roles and sources kept
-    from pakd.deploy.results import read_rows
+    from pakd.bench.results import read_rows
 
     stored = {(r["role"], r["engine"]): r for r in read_rows(db)}
     assert set(stored) == set(rows) and len({r["session"] for r in stored.values()}) == 1

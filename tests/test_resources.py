@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pakd import resources
-from pakd.deploy.targets import default_targets_dir
+from pakd.targets import default_targets_dir
 
 REPO = Path(__file__).resolve().parents[1]
 

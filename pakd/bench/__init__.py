@@ -1,5 +1,6 @@
-"""Latency benchmarks: timing statistics, peer engines (PyTorch eager, ONNX Runtime, the native
-runtime) and the local ``pakd bench`` run. Remote devices come with pakd/deploy."""
+"""Everything that measures: timing statistics, peer engines (PyTorch eager, ONNX Runtime, the
+native runtime), the local ``pakd bench`` run, devices and their transports (local, SSH), bundles
+benchmarked on devices (``remote``) and the results store (``results``)."""
 
 from .engines import (
     BenchError,
@@ -12,10 +13,11 @@ from .engines import (
     load_module,
     register_engine,
 )
-from .local import BenchConfig, Row, Target, parse_threads, plan_targets, rows_table, run_local, with_ratios
+from .local import BenchCase, BenchConfig, Row, parse_threads, plan_cases, rows_table, run_local, with_ratios
 from .timing import Timing, measure, percentile
 
 __all__ = [
+    "BenchCase",
     "BenchConfig",
     "BenchError",
     "Engine",
@@ -23,7 +25,6 @@ __all__ = [
     "ModelRef",
     "Row",
     "Runner",
-    "Target",
     "Timing",
     "engine_names",
     "get_engine",
@@ -31,7 +32,7 @@ __all__ = [
     "measure",
     "parse_threads",
     "percentile",
-    "plan_targets",
+    "plan_cases",
     "register_engine",
     "rows_table",
     "run_local",

@@ -26,13 +26,15 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ..errors import PakdError
+if TYPE_CHECKING:
+    from torch import nn
 
-PAKD_FILE = "model.pakd"
+from ..errors import PakdError
+from ..rundir import PAKD_FILE
 
 
 class BenchError(PakdError):
@@ -63,6 +65,13 @@ class ModelRef:
             pakd = path / PAKD_FILE
             return cls(label or str(path), path, pakd if pakd.is_file() else None)
         raise BenchError(f"{path}: neither a model folder (with {SPEC_FILE}) nor a .pakd file")
+
+    @property
+    def path(self) -> Path:
+        """The model folder, or the .pakd file when there is no folder."""
+        path = self.folder or self.pakd_file
+        assert path is not None, "a ModelRef has a folder or a .pakd file"
+        return path
 
     def spec(self) -> dict[str, Any] | None:
         from ..modelio import read_spec
@@ -142,7 +151,7 @@ def _missing_modules(*names: str) -> list[str]:
     return missing
 
 
-def load_module(model: ModelRef):
+def load_module(model: ModelRef) -> nn.Module:
     """The torch module of a model folder (channel-pruned students rebuilt by
     ``pakd.modelio.load_model``), in eval mode."""
     from ..modelio import load_model
@@ -169,7 +178,7 @@ class TorchEager(Engine):
         return Runner(self.name, threads, run, {"torch": torch.__version__})
 
 
-def export_onnx(net, example: np.ndarray, path: Path) -> None:
+def export_onnx(net: nn.Module, example: np.ndarray, path: Path) -> None:
     """Write ``net`` as one self-contained ONNX file with the torch.export-based exporter
     (torch 2.13's default; the TorchScript exporter is deprecated). Its chatter is silenced."""
     import torch
@@ -234,7 +243,7 @@ class OnnxRuntime(Engine):
         )
 
 
-def native_session_class():
+def native_session_class() -> Any:
     """``pakd._core.Session``, or None where the installed native module has none yet."""
     try:
         from .. import _core
@@ -243,7 +252,7 @@ def native_session_class():
     return getattr(_core, "Session", None)
 
 
-def native_exporter():
+def native_exporter() -> Callable[..., bytes]:
     """``pakd.lower.native.export_pakd(model_folder_or_module, out_path)``."""
     from ..lower.native import export_pakd
 
@@ -273,7 +282,7 @@ class PakdNative(Engine):
                     session = session_cls(out.read_bytes(), num_threads=threads)
                     lowered = True
                 except Exception as exc:  # noqa: BLE001 - lowering or loading: the message is the reason
-                    error = exc
+                    error = exc  # type: ignore[assignment]
         if session is None:
             raise EngineUnavailable(f"pakd._core.Session cannot load {model.label}: {error}")
 

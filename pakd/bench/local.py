@@ -13,20 +13,22 @@ run, at batch 1 on a real test image, and report the ratios the way DESIGN.md as
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from rich.table import Table
+
+from .. import rundir
 from .engines import BenchError, EngineUnavailable, ModelRef, engine_names, get_engine, load_module
 from .timing import Timing, measure
 
-RUN_FILE = "run.json"
 TEACHER, STUDENT, MODEL = "teacher", "student", "model"
 STUDENT_ENGINES = ("pakd", "torch")  # the deployment, and eager PyTorch for reference
 
@@ -44,6 +46,24 @@ class BenchConfig:
     # ONNX Runtime's) would otherwise take cores from the next engine's threads.
     isolate: bool = True
 
+    @classmethod
+    def from_options(
+        cls,
+        threads: str | None = None,
+        repeats: int | None = None,
+        warmup: int | None = None,
+        min_time_s: float | None = None,
+        isolate: bool = True,
+    ) -> BenchConfig:
+        """The config from command-line options; None takes the default above. ``threads`` like '1,2'."""
+        given: dict[str, Any] = {
+            "threads": parse_threads(threads) if threads else None,
+            "repeats": repeats,
+            "warmup": warmup,
+            "min_time_s": min_time_s,
+        }
+        return cls(isolate=isolate, **{k: v for k, v in given.items() if v is not None})
+
     def __post_init__(self) -> None:
         if not self.threads or any(t < 1 for t in self.threads):
             raise BenchError(f"threads must be one or more counts >= 1 (got {list(self.threads)})")
@@ -54,7 +74,7 @@ class BenchConfig:
 
 
 @dataclass(frozen=True)
-class Target:
+class BenchCase:
     """One model to time and the engines to time it on."""
 
     role: str
@@ -94,50 +114,43 @@ def parse_threads(text: str) -> tuple[int, ...]:
 
 
 def _last_stage(run_dir: Path) -> Path:
-    from ..modelio import SPEC_FILE
-
-    stages = [
-        p
-        for p in run_dir.glob("stage-*")
-        if p.is_dir() and (p / SPEC_FILE).is_file() and p.name.removeprefix("stage-").isdigit()
-    ]
-    if not stages:
+    stage = rundir.last_stage(run_dir)
+    if stage is None:
         raise BenchError(f"{run_dir}: no finished stage (stage-K/ with spec.json) yet")
-    return max(stages, key=lambda p: int(p.name.removeprefix("stage-")))
+    return stage
 
 
-def plan_targets(path: str | Path) -> list[Target]:
+def plan_cases(path: str | Path) -> list[BenchCase]:
     """A compress run folder -> its teacher (every engine) and final student; a model folder ->
     that model on every engine; a .pakd file -> the native runtime only."""
     path = Path(path)
     if not path.exists():
         raise BenchError(f"{path}: no such file or folder")
-    run_file = path / RUN_FILE
-    if path.is_dir() and run_file.is_file():
-        try:
-            teacher_dir = Path(json.loads(run_file.read_text())["teacher"])
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise BenchError(f"{run_file}: no teacher path in it (not a compress run?)") from None
+    if path.is_dir() and rundir.is_run(path):
+        run_file = path / rundir.RUN_FILE
+        teacher_dir = rundir.teacher_of(path)
+        if teacher_dir is None:
+            raise BenchError(f"{run_file}: no teacher path in it (not a compress run?)")
         if not teacher_dir.is_dir():
             raise BenchError(f"{run_file} names teacher {teacher_dir}, which is not there")
         student = _last_stage(path)
         return [
-            Target(
+            BenchCase(
                 TEACHER,
                 ModelRef.from_path(teacher_dir, f"teacher ({teacher_dir.parent.name}/{teacher_dir.name})"),
                 tuple(engine_names()),
             ),
-            Target(STUDENT, ModelRef.from_path(student, f"student ({path.name}/{student.name})"), STUDENT_ENGINES),
+            BenchCase(STUDENT, ModelRef.from_path(student, f"student ({path.name}/{student.name})"), STUDENT_ENGINES),
         ]
     ref = ModelRef.from_path(path)
-    return [Target(MODEL, ref, tuple(engine_names()) if ref.folder is not None else ("pakd",))]
+    return [BenchCase(MODEL, ref, tuple(engine_names()) if ref.folder is not None else ("pakd",))]
 
 
-def sample_image(targets: list[Target], index: int = 0, data_dir: str | None = None) -> tuple[np.ndarray, str]:
+def sample_image(targets: list[BenchCase], index: int = 0, data_dir: str | None = None) -> tuple[np.ndarray, str]:
     """One real test image (1, C, H, W) of the data set the models were trained on."""
     from ..data import load_dataset
 
-    names = {t.model.spec()["data"]["name"] for t in targets if t.model.folder is not None}
+    names = {(t.model.spec() or {})["data"]["name"] for t in targets if t.model.folder is not None}
     if len(names) > 1:
         raise BenchError(f"the models were trained on different data sets: {sorted(names)}")
     name = names.pop() if names else "fashion-mnist"
@@ -150,7 +163,9 @@ def sample_image(targets: list[Target], index: int = 0, data_dir: str | None = N
 Progress = Callable[[int, int, str], None]  # (done, total, what is being timed now)
 
 
-def run_local(targets: list[Target], config: BenchConfig, x: np.ndarray, progress: Progress | None = None) -> list[Row]:
+def run_local(
+    targets: list[BenchCase], config: BenchConfig, x: np.ndarray, progress: Progress | None = None
+) -> list[Row]:
     """Time every (threads, target, engine) (each in its own process unless ``config.isolate`` is
     off), then fill in the ratios."""
     import torch
@@ -175,7 +190,7 @@ def run_local(targets: list[Target], config: BenchConfig, x: np.ndarray, progres
 
 
 def _time_isolated(
-    name: str, target: Target, threads: int, config: BenchConfig, x: np.ndarray, reference: np.ndarray | None
+    name: str, target: BenchCase, threads: int, config: BenchConfig, x: np.ndarray, reference: np.ndarray | None
 ) -> Row:
     """_time_one in a fresh (spawned) process that exits afterwards."""
     import multiprocessing
@@ -186,9 +201,9 @@ def _time_isolated(
 
 
 def _time_one(
-    name: str, target: Target, threads: int, config: BenchConfig, x: np.ndarray, reference: np.ndarray | None
+    name: str, target: BenchCase, threads: int, config: BenchConfig, x: np.ndarray, reference: np.ndarray | None
 ) -> Row:
-    base = dict(engine=name, role=target.role, model=target.model.label, threads=threads)
+    base: dict[str, Any] = dict(engine=name, role=target.role, model=target.model.label, threads=threads)
     engine = get_engine(name)
     reason = engine.availability()
     if reason:
@@ -201,6 +216,11 @@ def _time_one(
     diff = float(np.max(np.abs(out - reference))) if reference is not None and out.shape == reference.shape else None
     timing = measure(lambda: runner(x), warmup=config.warmup, repeats=config.repeats, min_time_s=config.min_time_s)
     return Row(**base, timing=timing, max_abs_diff=diff, info=dict(runner.info))
+
+
+def _median_us(row: Row) -> float:
+    assert row.timing is not None
+    return row.timing.median_us
 
 
 def with_ratios(rows: list[Row]) -> list[Row]:
@@ -216,13 +236,13 @@ def with_ratios(rows: list[Row]) -> list[Row]:
         if row.timing is None or not teacher:
             out.append(row)
             continue
-        best = min(teacher, key=lambda r: r.timing.median_us)
+        best = min(teacher, key=_median_us)
         same = next((r for r in teacher if r.engine == row.engine), None)
         out.append(
             replace(
                 row,
-                vs_best_teacher=best.timing.median_us / row.timing.median_us,
-                same_engine=same.timing.median_us / row.timing.median_us if same else None,
+                vs_best_teacher=_median_us(best) / row.timing.median_us,
+                same_engine=_median_us(same) / row.timing.median_us if same else None,
                 baseline=row is best,
             )
         )
@@ -267,7 +287,7 @@ def report_dict(
     }
 
 
-def rows_table(rows: list[Row], title: str = ""):
+def rows_table(rows: list[Row], title: str = "") -> Table:
     """The rich table of a benchmark: one row per (engine, model, threads)."""
     from rich.table import Table
 
@@ -311,15 +331,15 @@ def rows_table(rows: list[Row], title: str = ""):
 
 
 def store_rows(
-    rows: list[Row], targets: list[Target], store: Any, config: BenchConfig, session: str | None = None
+    rows: list[Row], targets: list[BenchCase], store: Any, config: BenchConfig, session: str | None = None
 ) -> str:
-    """Put the timed rows into the results store (``pakd.deploy.results``) as device ``local``,
+    """Put the timed rows into the results store (``pakd.bench.results``) as device ``local``,
     under ``session`` (default: a new one). Returns the session id."""
     import hashlib
 
     from ..deploy.bundle import sha256_file
-    from ..deploy.remote import parse_facts
-    from ..deploy.results import session_id
+    from .remote import parse_facts
+    from .results import session_id
 
     refs = {(t.role, t.model.label): t.model for t in targets}
     digests: dict[str, str] = {}
@@ -346,7 +366,7 @@ def store_rows(
         ref = refs.get((r.role, r.model))
         if r.timing is None or ref is None:
             continue
-        src = (ref.folder or ref.pakd_file).resolve()
+        src = ref.path.resolve()
         t = r.timing
         sha = hashlib.sha256(f"{model_digest(ref)}:{r.engine}".encode()).hexdigest()
         store.add(
@@ -380,9 +400,49 @@ def store_rows(
 def _local_facts() -> str:
     import subprocess
 
-    from ..deploy.remote import FACTS_SCRIPT
+    from .remote import FACTS_SCRIPT
 
     try:
         return subprocess.run(["sh", "-c", FACTS_SCRIPT], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
         return ""
+
+
+@dataclass(frozen=True)
+class LocalBench:
+    """What ``pakd bench MODEL_OR_RUN`` measured here: the rows (with ratios), how, on what."""
+
+    source: Path
+    rows: list[Row]
+    config: BenchConfig
+    data: str
+    machine: dict[str, Any]
+    session: str
+
+
+def bench_models(
+    path: str | Path,
+    config: BenchConfig,
+    db: str | Path,
+    *,
+    data_dir: str | Path | None = None,
+    json_out: Path | None = None,
+    progress: Progress | None = None,
+) -> LocalBench:
+    """Time a compress run (teacher on every engine, final student), a model folder or a .pakd
+    file on this machine, store the rows in the results store at ``db`` (and, with ``json_out``,
+    every number and the machine in that JSON file)."""
+    from .results import open_store
+
+    source = Path(path)
+    cases = plan_cases(source)
+    x, data = sample_image(cases, config.image_index, str(data_dir) if data_dir else None)
+    machine = machine_info()
+    rows = run_local(cases, config, x, progress)
+    with open_store(db) as store:
+        session = store_rows(rows, cases, store, config)
+    if json_out is not None:
+        from ..modelio import write_json_atomic
+
+        write_json_atomic(json_out, report_dict(rows, config, str(source), data, machine))
+    return LocalBench(source, rows, config, data, machine, session)

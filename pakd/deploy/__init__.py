@@ -1,6 +1,6 @@
-"""What leaves the host: board definitions (targets), builds and bundles, emulation, devices."""
+"""What leaves the host: builds and bundles, emulation. Targets live in pakd.targets (re-exported here)."""
 
+from ..targets import Compiler, Target, TargetError, list_targets, load_target
 from .bundle import Bundle, BundleError, open_bundle
-from .targets import Compiler, Target, TargetError, list_targets, load_target
 
 __all__ = ["Bundle", "BundleError", "Compiler", "Target", "TargetError", "list_targets", "load_target", "open_bundle"]

@@ -1,6 +1,5 @@
-"""``pakd build`` and ``pakd verify``: a model becomes a bundle for one target, and a bundle is
-checked (hashes, golden output; under qemu with instruction counts when the target is not this
-machine).
+"""``pakd build``: a model becomes a bundle for one target (``pakd verify`` checks it:
+pakd.deploy.verify).
 
 Backends, one entry each in ``BACKENDS``:
   native  the .pakd file + ``pakd-run`` and ``libpakd`` (static and shared) cross-compiled from csrc/
@@ -22,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from .. import rundir
 from ..errors import PakdError
 from ..resources import runtime_sources
-from .bundle import MANIFEST, Bundle, BundleError, open_bundle, sha256_file, write_manifest
-from .targets import Target, load_target
+from ..targets import Target, load_target
+from .bundle import MANIFEST, Bundle, BundleError, open_bundle, runner_argv, sha256_file, write_manifest
 
 GOLDEN_ATOL = 1e-4
 
@@ -43,6 +43,11 @@ class BuildConfig:
     tune_trials: int = 0
     data_dir: Path | None = None
 
+    @classmethod
+    def for_target(cls, target: Target, out_dir: Path | None = None, **options: Any) -> BuildConfig:
+        """The config of ``pakd build --target T``: the bundle in build/<target> unless ``out_dir``."""
+        return cls(target=target, out_dir=out_dir or Path("build") / target.name, **options)
+
 
 @dataclass(frozen=True)
 class Student:
@@ -53,10 +58,17 @@ class Student:
     pakd_file: Path | None
     role: str | None = None  # "teacher" (a trained dense model), "student" (a compress run's stage), None
 
+    @property
+    def path(self) -> Path:
+        """The model folder, or the .pakd file when there is no folder."""
+        path = self.folder or self.pakd_file
+        assert path is not None, "a Student has a folder or a .pakd file"
+        return path
+
     def source(self) -> dict[str, Any]:
         """What the bundle was built from (the results store and reports match on this)."""
-        path = (self.folder or self.pakd_file).resolve()
-        run = path.parent if self.folder is not None and (path.parent / "run.json").is_file() else None
+        path = self.path.resolve()
+        run = rundir.run_of(path) if self.folder is not None else None
         return {"path": str(path), "role": self.role, "run": str(run) if run else None}
 
     def pakd_bytes(self) -> bytes:
@@ -80,16 +92,14 @@ def resolve_student(path: str | Path) -> Student:
     """A compress run folder (its last stage), a model folder, or a .pakd file."""
     p = Path(path)
     if p.is_file() and p.suffix == ".pakd":
-        return Student(p.name, None, p, "student" if (p.parent.parent / "run.json").is_file() else None)
-    if (p / "run.json").is_file():
-        stages = sorted(
-            (s for s in p.glob("stage-*") if (s / "spec.json").is_file()), key=lambda s: int(s.name.split("-")[1])
-        )
-        if not stages:
+        return Student(p.name, None, p, "student" if rundir.run_of(p.parent) is not None else None)
+    if rundir.is_run(p):
+        last = rundir.last_stage(p)
+        if last is None:
             raise BuildError(f"{p}: the run has no finished stage yet")
-        p = stages[-1]
-    if (p / "spec.json").is_file():
-        role = "student" if (p.parent / "run.json").is_file() else "teacher"
+        p = last
+    if rundir.is_finished(p):
+        role = "student" if rundir.run_of(p) is not None else "teacher"
         return Student(f"{p.parent.name}/{p.name}", p, None, role)
     raise BuildError(f"{path}: not a compress run, a model folder (spec.json) or a .pakd file")
 
@@ -223,7 +233,7 @@ def sources_digest() -> str:
 
 def _input_key(student: Student, cfg: BuildConfig, backend: str) -> str:
     h = hashlib.sha256()
-    src = student.folder / "model.safetensors" if student.folder else student.pakd_file
+    src = student.folder / "model.safetensors" if student.folder else student.path
     h.update(sha256_file(src).encode())
     if student.folder is not None:
         h.update((student.folder / "spec.json").read_bytes())
@@ -267,7 +277,7 @@ def build(student_path: str | Path, cfg: BuildConfig) -> BuildResult:
     files.update({"input.f32": "golden-input", "expected.f32": "golden-output"})
     import torch
 
-    from .. import __version__
+    from .._version import __version__
 
     manifest = write_manifest(
         out,
@@ -311,7 +321,7 @@ def _choose_backend(student: Student, cfg: BuildConfig) -> tuple[str, dict[str, 
         for backend in BACKENDS:
             try:
                 r = build(
-                    student.folder or student.pakd_file,
+                    student.path,
                     replace(cfg, target=host, backend=backend, out_dir=Path(tmp) / backend),
                 )
                 medians[backend] = bench_bundle(r.bundle, repeats=100)["median_us"]
@@ -324,112 +334,10 @@ def _choose_backend(student: Student, cfg: BuildConfig) -> tuple[str, dict[str, 
     return best, {"measured_on": "host", "median_us": medians, "chosen": best}
 
 
-# ----------------------------------------------------------------------------------------------
-# Verify
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    bundle: Path
-    target: str
-    backend: str
-    emulated: bool
-    max_abs_diff: float
-    argmax_equal: bool
-    ok: bool
-    instructions: int | None = None
-    baseline_instructions: int | None = None
-
-    @property
-    def instruction_ratio(self) -> float | None:
-        if self.instructions and self.baseline_instructions:
-            return self.baseline_instructions / self.instructions
-        return None
-
-
-def _runner_argv(bundle: Bundle, output: Path | None = None, iters: int | None = None) -> list[str]:
-    run = bundle.manifest["run"]
-    argv = list(run["argv"])
-    argv[0] = str((bundle.root / argv[0]).resolve())  # absolute: the runner runs with cwd = the bundle
-    if output is not None:
-        argv += [run["output_option"], str(output)]
-    if iters is not None:
-        argv += [run["iters_option"], str(iters)]
-    return argv
-
-
-def _execute(bundle: Bundle, target: Target, argv: list[str], emulate: bool) -> subprocess.CompletedProcess:
-    if target.is_host:
-        return subprocess.run(argv, cwd=bundle.root, capture_output=True, text=True, timeout=600)
-    if not emulate:
-        raise BuildError(
-            f"{bundle.root} is built for {target.name} ({target.arch}); run it on the board "
-            f"(pakd bench --device ...) or here under qemu with --emulate"
-        )
-    from .emulate import run_emulated
-
-    r = run_emulated(target, argv, cwd=bundle.root, count_instructions=False, timeout=600)
-    return subprocess.CompletedProcess(argv, r.returncode, r.stdout, r.stderr)
-
-
-def verify(
-    bundle_dir: str | Path,
-    *,
-    emulate: bool = False,
-    count: bool = False,
-    baseline: str | Path | None = None,
-    targets_dir: Path | None = None,
-) -> VerifyReport:
-    bundle = open_bundle(bundle_dir)  # refuses altered files
-    target = load_target(bundle.target, targets_dir)
-    with tempfile.TemporaryDirectory(prefix="pakd-verify-") as tmp:
-        out_file = Path(tmp) / "output.f32"
-        r = _execute(bundle, target, _runner_argv(bundle, out_file), emulate)
-        if r.returncode != 0 or not out_file.is_file():
-            raise BuildError(
-                f"{bundle.root}: the runner failed (exit {r.returncode}): {(r.stderr or r.stdout).strip()[-300:]}"
-            )
-        got = np.fromfile(out_file, dtype="<f4")
-    expected = np.fromfile(bundle.file("golden-output"), dtype="<f4")
-    if got.shape != expected.shape:
-        raise BuildError(f"{bundle.root}: the runner wrote {got.size} values, {expected.size} expected")
-    diff = float(np.abs(got - expected).max()) if got.size else 0.0
-    argmax_ok = bool(got.argmax() == expected.argmax())
-    atol = float(bundle.manifest["golden"].get("atol", GOLDEN_ATOL))
-    instructions = base = None
-    if count or baseline is not None:
-        if target.is_host and not emulate:
-            raise BuildError("instruction counts come from qemu: add --emulate (ARM targets)")
-        instructions = _instructions(bundle, target)
-        if baseline is not None:
-            other = open_bundle(baseline)
-            if other.target != bundle.target:
-                raise BuildError(f"--baseline {baseline} is built for {other.target}, not {bundle.target}")
-            base = _instructions(other, target)
-    return VerifyReport(
-        bundle.root,
-        target.name,
-        bundle.backend,
-        not target.is_host,
-        diff,
-        argmax_ok,
-        diff <= atol and argmax_ok,
-        instructions,
-        base,
-    )
-
-
-def _instructions(bundle: Bundle, target: Target) -> int:
-    from .emulate import instructions_per_inference
-
-    return instructions_per_inference(target, _runner_argv(bundle), cwd=bundle.root)
-
-
 def bench_bundle(bundle: Bundle, repeats: int = 200) -> dict[str, Any]:
     """Host-only: the runner's own bench mode (median/p90 JSON)."""
     json_option = bundle.manifest["run"].get("json_option")
-    argv = _runner_argv(bundle) + ["--bench", "--repeats", str(repeats)] + ([json_option] if json_option else [])
+    argv = runner_argv(bundle) + ["--bench", "--repeats", str(repeats)] + ([json_option] if json_option else [])
     r = subprocess.run(argv, cwd=bundle.root, capture_output=True, text=True, timeout=600)
     if r.returncode != 0:
         raise BuildError(f"{bundle.root}: bench failed: {(r.stderr or r.stdout).strip()[-300:]}")

@@ -107,3 +107,15 @@ def open_bundle(root: str | Path, check_hashes: bool = True) -> Bundle:
                     f"{root}: {rel} does not match its manifest hash (altered or corrupted; rebuild with `pakd build`)"
                 )
     return Bundle(root, manifest)
+
+
+def runner_argv(bundle: Bundle, output: Path | None = None, iters: int | None = None) -> list[str]:
+    """The bundle's runner command line (absolute runner path), optionally writing its output / timing ``iters`` calls."""
+    run = bundle.manifest["run"]
+    argv = list(run["argv"])
+    argv[0] = str((bundle.root / argv[0]).resolve())  # absolute: the runner runs with cwd = the bundle
+    if output is not None:
+        argv += [run["output_option"], str(output)]
+    if iters is not None:
+        argv += [run["iters_option"], str(iters)]
+    return argv

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ..errors import PakdError
 from ..resources import runtime_sources
-from .targets import Target
+from ..targets import Target
 
 JOBS = 2  # CI has 2 cores
 

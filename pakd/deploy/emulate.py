@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..errors import PakdError
 from ..resources import runtime_sources
-from .targets import Target
+from ..targets import Target
 
 PLUGIN_SOURCE = runtime_sources() / "csrc" / "tools" / "qemu-insn-count.c"  # the wheel's copy, or the checkout's
 PLUGIN_CC = ("gcc", "cc")  # the host C compiler that builds the plugin, first found

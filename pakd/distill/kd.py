@@ -14,9 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import PakdError
-
-TEACHER_SOURCES = ("teacher", "previous")  # the run's teacher; the previous stage's student (assistant)
+from ..errors import InvalidField, PakdError
 
 
 @dataclass(frozen=True)
@@ -32,9 +30,15 @@ class DistillConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
-            raise PakdError(f"distill alpha must be in [0, 1], got {self.alpha}")
+            raise InvalidField(f"distill alpha must be in [0, 1], got {self.alpha}", "alpha", self.alpha, "in [0, 1]")
         if not self.temperature > 0:
-            raise PakdError(f"distill temperature must be > 0, got {self.temperature}")
+            raise InvalidField(
+                f"distill temperature must be > 0, got {self.temperature}", "temperature", self.temperature, "> 0"
+            )
+        if not self.hint_weight >= 0:
+            raise InvalidField(
+                f"distill hint weight must be >= 0, got {self.hint_weight}", "hint_weight", self.hint_weight, ">= 0"
+            )
         if self.alpha > 0 and not self.teachers:
             raise PakdError("distillation with alpha > 0 needs at least one teacher")
         if self.hint_weight < 0:

@@ -9,7 +9,7 @@ indices (b bits). Sparse tensors list their nonzeros in flattened order with *re
 each gap (distance to the previous nonzero, >= 1) is a b-bit symbol, and the symbol 0 is an
 escape meaning "advance 2^b - 1 positions without a value" (Deep Compression's filler, without
 spending a value on it). Codebook indices and gaps are bit-packed, or Huffman-coded
-(``pakd.quant.huffman``) when that is smaller.
+(``pakd.lower.huffman``) when that is smaller.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ import json
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..errors import PakdError
-from ..quant import huffman
+from . import huffman
 
 MAGIC = b"PAKD"
 VERSION = (1, 0)
@@ -112,6 +113,7 @@ def _value_stream(plan: TensorPlan, flat_mask: np.ndarray | None, huff: bool) ->
     """(encoding parameters, value block, huffman?) for the selected elements."""
     sel = (lambda a: a.reshape(-1)) if flat_mask is None else (lambda a: a.reshape(-1)[flat_mask])
     if plan.encoding == ENC_CODEBOOK:
+        assert plan.codebook is not None and plan.indices is not None
         k = plan.codebook.size
         bits = max(1, int(np.ceil(np.log2(max(k, 2)))))
         idx = sel(plan.indices)
@@ -121,6 +123,7 @@ def _value_stream(plan: TensorPlan, flat_mask: np.ndarray | None, huff: bool) ->
         block, is_huff = _block(_pack_bits(idx, bits), idx, k, huff)
         return params, block, is_huff
     if plan.encoding == ENC_INT8:
+        assert plan.scales is not None and plan.int8 is not None
         params = plan.scales.astype("<f4").tobytes()
         return params, sel(plan.int8).astype(np.int8).tobytes(), False
     return b"", sel(plan.values).astype("<f4").tobytes(), False
@@ -156,6 +159,7 @@ def _tensor_record(plan: TensorPlan, huff: bool) -> bytes:
         gaps, gh = _block(_pack_bits(sym, bits), sym, 1 << bits, huff)
         if best is None or len(gaps) < len(best[1]):
             best = (bits, gaps, gh, sym.size)
+    assert best is not None  # GAP_BITS is not empty
     bits, gaps, gh, n_sym = best
     sparse = (
         head(LAYOUT_SPARSE, FLAG_VALUES_HUFFMAN * vh | FLAG_GAPS_HUFFMAN * gh)
@@ -203,7 +207,7 @@ class _Reader:
         self.pos += n
         return out
 
-    def unpack(self, fmt: str):
+    def unpack(self, fmt: str) -> tuple[Any, ...]:
         s = struct.Struct(fmt)
         return s.unpack(self.take(s.size))
 
@@ -251,7 +255,7 @@ def _read_tensors(r: _Reader) -> dict[str, np.ndarray]:
         enc, layout, ndim, flags = r.unpack("<BBBB")
         shape = r.unpack(f"<{ndim}I")
         total = int(np.prod(shape, dtype=np.int64))
-        codebook = scales = None
+        codebook = scales = np.zeros(0, np.float32)  # read below for the encodings that have them
         if enc == ENC_CODEBOOK:
             bits, k = r.unpack("<BxH")
             codebook = np.frombuffer(r.take(4 * k), "<f4")

@@ -7,7 +7,7 @@ convolution becomes that convolution's per-channel epilogue (folded into f32 and
 as a scale vector beside codebook weights so the shared codebook survives), and an activation
 right after a conv / linear / add / batch-norm becomes that op's fused activation.
 
-``export_pakd`` writes the runnable file; the size accountant (``pakd.quant.accountant``) counts
+``export_pakd`` writes the runnable file; the size accountant (``pakd.lower.accountant``) counts
 exactly these bytes.
 """
 
@@ -27,6 +27,7 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from ..errors import ModelError
+from ..quant.base import Int8Codes, Quantizer, SharedCodes, WeightCodes
 from .format import TensorPlan, write_pakd
 
 # Op types and fused activations (docs/format.md; csrc/src/runtime/graph.h has the same numbers).
@@ -449,20 +450,10 @@ def _bn_scale_shift(bn: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
 class _Tensors:
     """Collects TensorPlans, encoded as the quantizer left them (codebook / int8 / f32)."""
 
-    def __init__(self, model: nn.Module, quant) -> None:
-        from ..quant.int8 import Int8Quantizer, quantize_per_channel
-        from ..quant.kmeans import WeightSharing
-
+    def __init__(self, model: nn.Module, quant: Quantizer | None) -> None:
         self.plans: list[TensorPlan] = []
         self.param_name = {id(p): n for n, p in model.named_parameters()}
-        self.codebooks = quant.codebooks if isinstance(quant, WeightSharing) else {}
-        self.assign = quant.assign if isinstance(quant, WeightSharing) else {}
-        self.int8 = set()
-        if isinstance(quant, Int8Quantizer):
-            from ..prune.unstructured import prunable_weights
-
-            self.int8 = set(prunable_weights(model, quant.skip))
-        self._quantize_per_channel = quantize_per_channel
+        self.codes: dict[str, WeightCodes] = quant.weight_codes(model) if quant is not None else {}
 
     def add(self, plan: TensorPlan) -> int:
         self.plans.append(plan)
@@ -475,28 +466,29 @@ class _Tensors:
         """Stores module.weight with the epilogue scale folded in where the encoding allows it;
         returns (weight index, scale index or NO_TENSOR)."""
         w = module.weight
+        assert isinstance(w, torch.Tensor)
         name = self.param_name.get(id(w), f"{op.name}.weight")
         values = _np(w)
 
         def per_channel(a):
             return a.reshape(-1, *([1] * (values.ndim - 1)))
 
-        if name in self.codebooks:
-            idx = self.assign[name].detach().cpu().reshape(values.shape).numpy()
-            codebook = self.codebooks[name].detach().cpu().numpy().astype(np.float32)
+        code = self.codes.get(name)
+        if isinstance(code, SharedCodes):
+            idx = code.indices.detach().cpu().reshape(values.shape).numpy()
+            codebook = code.codebook.detach().cpu().numpy().astype(np.float32)
             snapped = np.where(idx >= 0, codebook[np.clip(idx, 0, None)], 0).astype(np.float32)
             plan = TensorPlan(name, snapped, codebook=codebook, indices=idx)
             s = NO_TENSOR if scale is None else self.f32(f"{op.name}.scale", scale.astype(np.float32))
             return self.add(plan), s
-        if name in self.int8:
-            q, s8 = self._quantize_per_channel(w)
-            scales = s8.double().numpy() * (1.0 if scale is None else scale)
-            q = q.numpy()
+        if isinstance(code, Int8Codes):
+            scales = code.scales.detach().cpu().double().numpy() * (1.0 if scale is None else scale)
+            q = code.values.detach().cpu().numpy()
             values = (q.reshape(q.shape[0], -1).astype(np.float64) * scales[:, None]).reshape(q.shape)
             return self.add(
                 TensorPlan(name, values.astype(np.float32), int8=q, scales=scales.astype(np.float32))
             ), NO_TENSOR
-        shared = _shared_values(values) if not self.codebooks and not self.int8 else None
+        shared = _shared_values(values) if not self.codes else None
         if shared is not None:  # weight sharing recognised in a saved model (no quantizer at hand)
             codebook, idx = shared
             s = NO_TENSOR if scale is None else self.f32(f"{op.name}.scale", scale.astype(np.float32))
@@ -528,7 +520,7 @@ def _tensor_refs(ops: list[Op], tensors: _Tensors) -> list[tuple[int, int, int]]
         m = op.module
         if op.type in (OP_CONV2D, OP_LINEAR):
             assert m is not None
-            bias = _np(m.bias).astype(np.float64) if m.bias is not None else None
+            bias = _np(m.bias).astype(np.float64) if isinstance(m.bias, torch.Tensor) else None
             scale = None
             if op.bn is not None:
                 scale, shift = _bn_scale_shift(op.bn)
@@ -555,7 +547,7 @@ def _tensor_refs(ops: list[Op], tensors: _Tensors) -> list[tuple[int, int, int]]
 # ----------------------------------------------------------------------------------------------
 
 
-def lower(model: nn.Module, input_shape: tuple[int, ...] | list[int], quant=None) -> Lowered:
+def lower(model: nn.Module, input_shape: tuple[int, ...] | list[int], quant: Quantizer | None = None) -> Lowered:
     """The runtime graph of ``model`` for inputs of ``input_shape`` (one sample, e.g. (1, 28, 28)).
 
     ``quant`` is the compression stage's quantizer (k-means weight sharing or int8), whose
@@ -570,7 +562,7 @@ def lower(model: nn.Module, input_shape: tuple[int, ...] | list[int], quant=None
     return Lowered(shapes, input_id, output_id, ops, tensors.plans, refs)
 
 
-def to_pakd(model: nn.Module, meta: dict[str, Any], quant=None, huffman: bool = True) -> bytes:
+def to_pakd(model: nn.Module, meta: dict[str, Any], quant: Quantizer | None = None, huffman: bool = True) -> bytes:
     """The runnable .pakd bytes: META + GRAPH + TENSORS. ``meta['input_shape']`` is required."""
     if "input_shape" not in meta:
         raise LoweringError("meta needs 'input_shape' (one sample, e.g. [1, 28, 28])")

@@ -28,8 +28,8 @@ from typing import Any
 
 from torch import nn
 
-from ..deploy.targets import Target
 from ..errors import PakdError
+from ..targets import Target
 
 #: The versions this backend is tested with (pyproject's ``tvm`` extra pins the same).
 TVM_PINS = {"apache-tvm": "0.27.0.post1", "apache-tvm-ffi": "0.1.14.post1"}
@@ -256,6 +256,7 @@ def compile_tvm(
     mod, out_shape = _to_relax(model, shape)
     tuned = False
     if tune_trials > 0 or _database_has_records(db_dir):
+        assert db_dir is not None  # tuning without a database was refused above
         executable, scheduled = _tuned_executable(mod, tvm_target, target, db_dir, tune_trials)
         tuned = scheduled > 0  # records for other models leave every kernel unscheduled
     else:

@@ -29,7 +29,9 @@ class ZooEntry:
 _ZOO: dict[str, ZooEntry] = {}
 
 
-def register_model(name: str, description: str, **train_defaults: Any):
+def register_model(
+    name: str, description: str, **train_defaults: Any
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: register ``factory(in_channels=1, num_classes=10, **kwargs) -> nn.Module``."""
 
     def wrap(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:

@@ -130,8 +130,8 @@ class VGG(nn.Module):
     label_smoothing=0.0,
 )
 def vgg_small(in_channels: int = 1, num_classes: int = 10, width: float = 1.0, input_size: int = 28) -> nn.Module:
-    base = (64, 64, "M", 128, 128, "M", 256, 256, "M")
-    cfg = tuple(v if v == "M" else max(1, int(round(v * width))) for v in base)
+    base: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, "M")
+    cfg = tuple(v if isinstance(v, str) else max(1, int(round(v * width))) for v in base)
     return VGG(cfg, in_channels, num_classes, hidden=max(1, int(round(256 * width))), input_size=input_size)
 
 

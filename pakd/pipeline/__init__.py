@@ -1,7 +1,7 @@
 """Recipes and the stage runner behind ``pakd compress``."""
 
 from .recipe import QuantConfig, Recipe, RecipeError, StageConfig, load_recipe, parse_recipe
-from .runner import CompressJob, compress, resume_job
+from .runner import CompressJob, compress, compress_job, resume_job
 
 __all__ = [
     "CompressJob",
@@ -10,6 +10,7 @@ __all__ = [
     "RecipeError",
     "StageConfig",
     "compress",
+    "compress_job",
     "load_recipe",
     "parse_recipe",
     "resume_job",

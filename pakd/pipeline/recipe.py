@@ -31,14 +31,15 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..distill import DistillConfig
-from ..errors import PakdError
+from ..errors import InvalidField, PakdError
 from ..prune import PruneConfig, pruner_names
-from ..train import AUGMENTS, OPTIMIZERS
+from ..train import TrainConfig
 
 QUANT_METHODS = ("kmeans", "int8")
 
@@ -56,12 +57,15 @@ class QuantConfig:
 
 @dataclass(frozen=True)
 class StageConfig:
+    """A stage's fine-tuning settings (validated by :class:`TrainConfig`, whose defaults they take),
+    and what it does to the model."""
+
     name: str
     epochs: int
     lr: float
-    optimizer: str = "sgd"
-    weight_decay: float = 5e-4
-    augment: str = "crop+flip"
+    optimizer: str = TrainConfig.optimizer
+    weight_decay: float = TrainConfig.weight_decay
+    augment: str = TrainConfig.augment
     prune: PruneConfig | None = None
     distill: DistillConfig = DistillConfig(teachers=(), alpha=0.0)
     quantize: QuantConfig | None = None
@@ -71,13 +75,21 @@ class StageConfig:
 class Recipe:
     name: str
     stages: tuple[StageConfig, ...]
-    batch_size: int = 128
+    batch_size: int = TrainConfig.batch_size
     huffman: bool = True
     text_sha256: str = ""
     source: str = ""
 
 
-def _take(table: dict, key: str, kind, where: str, default: Any = ..., check=None, what: str = "") -> Any:
+def _take(
+    table: dict[str, Any],
+    key: str,
+    kind: type | tuple[type, ...],
+    where: str,
+    default: Any = ...,
+    check: Callable[[Any], bool] | None = None,
+    what: str = "",
+) -> Any:
     if key not in table:
         if default is ...:
             raise RecipeError(f"{where}: missing required key {key!r}")
@@ -91,6 +103,19 @@ def _take(table: dict, key: str, kind, where: str, default: Any = ..., check=Non
     if check is not None and not check(value):
         raise RecipeError(f"{where}.{key}: {value!r} is not {what}")
     return value
+
+
+def _build(cls: Callable[..., Any], where: str, **values: Any) -> Any:
+    """``cls(**values)``, its own validation reported at the recipe key the bad value came from."""
+    try:
+        return cls(**values)
+    except InvalidField as exc:
+        raise RecipeError(f"{where}.{exc.field}: {exc.value!r} is not {exc.what}") from None
+
+
+def _given(table: dict[str, Any], where: str, kinds: dict[str, type | tuple[type, ...]]) -> dict[str, Any]:
+    """The keys of ``kinds`` present in ``table`` (removed from it), type-checked."""
+    return {k: _take(table, k, kind, where) for k, kind in kinds.items() if k in table}
 
 
 def _no_leftovers(table: dict, where: str) -> None:
@@ -111,47 +136,29 @@ def _prune(t: dict, where: str) -> PruneConfig:
         raise RecipeError(
             f"{where}.method: unknown pruning method {method!r}; choose one of: {', '.join(pruner_names())}"
         )
-    amount = _take(t, "amount", (float, int), where, check=lambda v: 0 <= v < 1, what="in [0, 1)")
-    kw = dict(
-        criterion=_take(t, "criterion", str, where, "magnitude"),  # each method's own default
-        scope=_take(
-            t, "scope", str, where, "layer", check=lambda v: v in ("layer", "global"), what="'layer' or 'global'"
-        ),
-        target=_take(
-            t, "target", str, where, "channels", check=lambda v: v in ("channels", "macs"), what="'channels' or 'macs'"
-        ),
-        schedule=_take(
-            t,
-            "schedule",
-            str,
-            where,
-            "oneshot" if method == "channel" else "cubic",
-            check=lambda v: v in ("cubic", "oneshot"),
-            what="'cubic' or 'oneshot'",
-        ),
-        skip=_str_list(t.pop("skip", []), f"{where}.skip"),
-        options=dict(t.pop("options", {})),
-    )
+    amount = _take(t, "amount", (float, int), where)
+    kw = _given(t, where, {"criterion": str, "scope": str, "target": str, "schedule": str})
+    kw.setdefault("schedule", "oneshot" if method == "channel" else "cubic")  # each method's own default
+    skip = _str_list(t.pop("skip", []), f"{where}.skip")
+    options = dict(t.pop("options", {}))
     _no_leftovers(t, where)
-    return PruneConfig(method=method, amount=float(amount), **kw)
+    return _build(PruneConfig, where, method=method, amount=float(amount), skip=skip, options=options, **kw)
 
 
 def _distill(t: dict, where: str) -> DistillConfig:
     t = dict(t)
     teachers = _str_list(t.pop("teachers", ["teacher"]), f"{where}.teachers")
-    alpha = _take(t, "alpha", (float, int), where, 0.7, check=lambda v: 0 <= v <= 1, what="in [0, 1]")
-    temperature = _take(t, "temperature", (float, int), where, 4.0, check=lambda v: v > 0, what="> 0")
-    hint_weight = _take(t, "hint_weight", (float, int), where, 0.0, check=lambda v: v >= 0, what=">= 0")
+    numbers = _given(t, where, {"alpha": (float, int), "temperature": (float, int), "hint_weight": (float, int)})
     hints = t.pop("hint_layers", [])
     if not isinstance(hints, list) or not all(isinstance(p, list) and len(p) == 2 for p in hints):
         raise RecipeError(f"{where}.hint_layers: expected a list of [student_module, teacher_module] pairs")
     _no_leftovers(t, where)
-    return DistillConfig(
+    return _build(
+        DistillConfig,
+        where,
         teachers=teachers,
-        alpha=float(alpha),
-        temperature=float(temperature),
-        hint_weight=float(hint_weight),
         hint_layers=tuple(tuple(p) for p in hints),
+        **{k: float(v) for k, v in numbers.items()},
     )
 
 
@@ -177,11 +184,12 @@ def _stage(t: dict, index: int) -> StageConfig:
     t = dict(t)
     where = f"stage {index} ({t.get('name', 'unnamed')})"
     name = _take(t, "name", str, where, f"stage-{index}")
-    epochs = _take(t, "epochs", int, where, check=lambda v: v >= 1, what=">= 1")
-    lr = _take(t, "lr", (float, int), where, check=lambda v: v > 0, what="> 0")
-    optimizer = _take(t, "optimizer", str, where, "sgd", check=lambda v: v in OPTIMIZERS, what=f"one of {OPTIMIZERS}")
-    wd = _take(t, "weight_decay", (float, int), where, 5e-4, check=lambda v: v >= 0, what=">= 0")
-    augment = _take(t, "augment", str, where, "crop+flip", check=lambda v: v in AUGMENTS, what=f"one of {AUGMENTS}")
+    epochs = _take(t, "epochs", int, where)
+    lr = float(_take(t, "lr", (float, int), where))
+    given = _given(t, where, {"optimizer": str, "weight_decay": (float, int), "augment": str})
+    if "weight_decay" in given:
+        given["weight_decay"] = float(given["weight_decay"])
+    train = _build(TrainConfig, where, epochs=epochs, lr=lr, **given)  # validates; the runner builds its own
     prune = _prune(t.pop("prune"), f"{where}.prune") if "prune" in t else None
     distill = (
         _distill(t.pop("distill"), f"{where}.distill") if "distill" in t else DistillConfig(teachers=(), alpha=0.0)
@@ -192,11 +200,11 @@ def _stage(t: dict, index: int) -> StageConfig:
         raise RecipeError(f"{where}: prune and quantize in one stage; quantize in a stage of its own, after pruning")
     return StageConfig(
         name=name,
-        epochs=epochs,
-        lr=float(lr),
-        optimizer=optimizer,
-        weight_decay=float(wd),
-        augment=augment,
+        epochs=train.epochs,
+        lr=train.lr,
+        optimizer=train.optimizer,
+        weight_decay=train.weight_decay,
+        augment=train.augment,
         prune=prune,
         distill=distill,
         quantize=quantize,
@@ -215,7 +223,8 @@ def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
     if not isinstance(stages_raw, list) or not stages_raw:
         raise RecipeError(f"{source}: no [[stage]] tables")
     name = _take(head, "name", str, "[recipe]", Path(source).stem)
-    batch = _take(head, "batch_size", int, "[recipe]", 128, check=lambda v: v >= 1, what=">= 1")
+    batch = _take(head, "batch_size", int, "[recipe]", TrainConfig.batch_size)
+    _build(TrainConfig, "[recipe]", batch_size=batch)  # validates
     huff = _take(head, "huffman", bool, "[recipe]", True)
     _no_leftovers(head, "[recipe]")
     stages = tuple(_stage(s, i + 1) for i, s in enumerate(stages_raw))

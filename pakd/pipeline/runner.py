@@ -1,14 +1,6 @@
 """``pakd compress``: run a recipe's stages (prune -> distill -> evaluate -> checkpoint).
 
-Layout of a run folder::
-
-    runs/<name>/run.json         teacher path, recipe hash (a rerun must match)
-    runs/<name>/recipe.toml      the recipe as given
-    runs/<name>/stage-K/         model.safetensors + spec.json (finished stage), model.pakd (the
-                                 serialized student, codebooks included), and while the stage
-                                 runs: checkpoint.pt (after every epoch)
-    runs/<name>/ledger.json      one row per finished stage (and the teacher)
-
+The run folder's layout is :mod:`pakd.rundir`'s.
 A finished stage is never redone; an interrupted one resumes from its last finished epoch.
 """
 
@@ -27,19 +19,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import rundir
 from ..data import DataBundle, load_dataset
 from ..distill import DistillLoss, FeatureHints
 from ..errors import RunError
-from ..metrics import model_stats
-from ..modelio import SPEC_FILE, library_versions, load_model, read_spec, save_model, write_json_atomic
+from ..lower.accountant import serialize
+from ..metrics import model_stats, weight_sparsity
+from ..modelio import SPEC_FILE, library_versions, load_model, read_spec, save_model
 from ..prune import PruneContext, make_pruner
-from ..quant import Int8Quantizer, KMeansConfig, WeightSharing, calibrate_activations
-from ..quant.accountant import serialize, weight_sparsity
+from ..quant import Int8Quantizer, KMeansConfig, Quantizer, WeightSharing
 from ..train import TrainConfig, evaluate, set_threads, train
 from .recipe import Recipe, StageConfig, load_recipe
-
-RUN_FILE, LEDGER_FILE, RECIPE_COPY = "run.json", "ledger.json", "recipe.toml"
-CHECKPOINT_FILE, PAKD_FILE = "checkpoint.pt", "model.pakd"
 
 
 @dataclass(frozen=True)
@@ -56,7 +46,7 @@ class CompressJob:
 ProgressFactory = Callable[[str], Any]  # title -> context manager that is also a train progress callback
 
 
-def _quantizer(stage: StageConfig):
+def _quantizer(stage: StageConfig) -> WeightSharing | Int8Quantizer | None:
     q = stage.quantize
     if q is None:
         return None
@@ -75,7 +65,7 @@ class _Run:
         self.ledger: list[dict[str, Any]] = []
 
     # -- helpers ---------------------------------------------------------------------------
-    def meta(self, stage: str, quant=None) -> dict[str, Any]:
+    def meta(self, stage: str, quant: Quantizer | None = None) -> dict[str, Any]:
         meta = {
             "model": self.teacher_spec["model"],
             "input_shape": list(self.input_shape),
@@ -83,8 +73,8 @@ class _Run:
             "stage": stage,
             "normalize": self.teacher_spec["data"].get("normalize"),
         }
-        if isinstance(quant, Int8Quantizer):  # per-layer input scales for the runtime's int8 GEMM
-            meta["activation_scales"] = quant.act_scales
+        if quant is not None:
+            meta.update(quant.file_meta())
         return meta
 
     def batches(self, n: int, size: int = 64) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -92,12 +82,17 @@ class _Run:
         idx = torch.randperm(len(self.data.train), generator=g)[: n * size]
         return [(self.data.train.images[i], self.data.train.labels[i]) for i in idx.split(size)]
 
-    def serialize_both(self, stage: str, model: nn.Module, quant=None) -> dict[bool, bytes]:
+    def serialize_both(self, stage: str, model: nn.Module, quant: Quantizer | None = None) -> dict[bool, bytes]:
         """The .pakd bytes without and with Huffman coding, keyed by ``huffman``."""
         return {h: serialize(model, self.meta(stage, quant), quant, huffman=h) for h in (False, True)}
 
     def row(
-        self, stage: str, model: nn.Module, blobs: dict[bool, bytes], seconds: float = 0.0, extra=None
+        self,
+        stage: str,
+        model: nn.Module,
+        blobs: dict[bool, bytes],
+        seconds: float = 0.0,
+        extra: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         val, _ = evaluate(model, self.data.val)
         test, _ = evaluate(model, self.data.test)
@@ -134,11 +129,11 @@ class _Run:
 
     # -- stages ----------------------------------------------------------------------------
     def run_stage(self, k: int, stage: StageConfig, start: nn.Module) -> tuple[nn.Module, dict[str, Any]]:
-        folder = self.job.run_dir / f"stage-{k}"
-        if (folder / SPEC_FILE).is_file():
+        folder = rundir.stage_dir(self.job.run_dir, k)
+        if rundir.is_finished(folder):
             spec = read_spec(folder)
             if spec.get("stage", {}).get("config") == _stage_dict(stage):
-                model = self.load_stage_model(folder, spec)
+                model = load_model(folder)[0]  # rebuilds channel-pruned layers from spec["structure"]
                 return model, spec["metrics"]
             raise RunError(f"{folder} was made by another version of the recipe; start a new run (--name)")
         folder.mkdir(parents=True, exist_ok=True)
@@ -185,7 +180,7 @@ class _Run:
                 self.data.train,
                 self.data.val,
                 cfg,
-                checkpoint=folder / CHECKPOINT_FILE,
+                checkpoint=folder / rundir.CHECKPOINT_FILE,
                 progress=prog,
                 device=self.job.device,
                 loss_fn=loss,
@@ -195,8 +190,8 @@ class _Run:
             hints.close()
         for hook in hooks:
             student = hook.finalize(student)
-        if isinstance(quant, Int8Quantizer):
-            quant.act_scales = calibrate_activations(student, [x for x, _ in self.batches(8)])
+        if quant is not None:
+            quant.calibrate(student, [x for x, _ in self.batches(8)])
         seconds = sum(h.seconds for h in history)
         blobs = self.serialize_both(stage.name, student, quant)
         row = self.row(
@@ -211,13 +206,10 @@ class _Run:
             "history": [vars(h) for h in history],
             "versions": library_versions(),
         }
-        (folder / PAKD_FILE).write_bytes(blobs[self.recipe.huffman])
+        (folder / rundir.PAKD_FILE).write_bytes(blobs[self.recipe.huffman])
         save_model(folder, student, spec)
-        (folder / CHECKPOINT_FILE).unlink(missing_ok=True)
+        (folder / rundir.CHECKPOINT_FILE).unlink(missing_ok=True)
         return student.eval(), row
-
-    def load_stage_model(self, folder: Path, spec: dict[str, Any]) -> nn.Module:
-        return load_model(folder)[0]  # rebuilds channel-pruned layers from spec["structure"]
 
     def run(self) -> list[dict[str, Any]]:
         self.ledger = [self.row("teacher", self.teacher, self.serialize_both("teacher", self.teacher))]
@@ -225,7 +217,7 @@ class _Run:
         for k, stage in enumerate(self.recipe.stages, 1):
             model, row = self.run_stage(k, stage, model)
             self.ledger.append(row)
-            write_json_atomic(self.job.run_dir / LEDGER_FILE, {"recipe": self.recipe.name, "rows": self.ledger})
+            rundir.write_ledger(self.job.run_dir, self.recipe.name, self.ledger)
         return self.ledger
 
 
@@ -250,10 +242,10 @@ def compress(job: CompressJob, progress: ProgressFactory) -> tuple[Recipe, list[
             f"teacher not found: {job.teacher_dir} has no {SPEC_FILE} "
             "(train one with `pakd train`, or pass --teacher runs/<name>/teacher)"
         )
-    run_file = job.run_dir / RUN_FILE
     identity = {"recipe_sha256": recipe.text_sha256, "teacher": str(job.teacher_dir.resolve()), "seed": job.seed}
-    if run_file.is_file():
-        previous = json.loads(run_file.read_text())
+    started = rundir.is_run(job.run_dir)
+    if started:
+        previous = rundir.read_run(job.run_dir)
         if {k: previous.get(k) for k in identity} != identity:
             raise RunError(
                 f"{job.run_dir} was started with another recipe or teacher; "
@@ -262,10 +254,10 @@ def compress(job: CompressJob, progress: ProgressFactory) -> tuple[Recipe, list[
     set_threads(job.threads)
     runner = _Run(job, recipe, progress)  # validates data and teacher before writing anything
     job.run_dir.mkdir(parents=True, exist_ok=True)
-    if not run_file.is_file():
-        shutil.copyfile(job.recipe_path, job.run_dir / RECIPE_COPY)
-        write_json_atomic(
-            run_file,
+    if not started:
+        shutil.copyfile(job.recipe_path, job.run_dir / rundir.RECIPE_COPY)
+        rundir.write_run(
+            job.run_dir,
             {
                 **identity,
                 "recipe_path": str(job.recipe_path),
@@ -279,16 +271,44 @@ def compress(job: CompressJob, progress: ProgressFactory) -> tuple[Recipe, list[
 
 def resume_job(run_dir: Path, threads: int = 0, device: str = "cpu") -> CompressJob:
     """The job that started ``run_dir``, to continue it."""
-    run_file = run_dir / RUN_FILE
-    if not run_file.is_file():
-        raise RunError(f"{run_dir}: no {RUN_FILE} here (not a compression run)")
-    info = json.loads(run_file.read_text())
+    if not rundir.is_run(run_dir):
+        raise RunError(f"{run_dir}: no {rundir.RUN_FILE} here (not a compression run)")
+    info = rundir.read_run(run_dir)
     return CompressJob(
-        recipe_path=run_dir / RECIPE_COPY,
+        recipe_path=run_dir / rundir.RECIPE_COPY,
         teacher_dir=Path(info["teacher"]),
         run_dir=run_dir,
         data_dir=info.get("data_dir"),
         threads=threads or info.get("threads", 0),
         device=device,
         seed=info.get("seed", 0),
+    )
+
+
+def compress_job(
+    teacher: Path | None = None,
+    recipe: Path | None = None,
+    *,
+    name: str | None = None,
+    runs_dir: Path = Path("runs"),
+    resume: Path | None = None,
+    data_dir: str | None = None,
+    threads: int = 0,
+    device: str = "cpu",
+    seed: int = 0,
+) -> CompressJob:
+    """The job of ``pakd compress``: continue the run in ``resume``, or compress ``teacher`` by
+    ``recipe`` into RUNS_DIR/NAME (NAME = the recipe's name by default)."""
+    if resume is not None:
+        return resume_job(resume, threads, device)
+    if teacher is None or recipe is None:
+        raise RunError("give --teacher and --recipe (or --resume RUN_FOLDER)")
+    return CompressJob(
+        recipe_path=recipe,
+        teacher_dir=teacher,
+        run_dir=runs_dir / (name or load_recipe(recipe).name),
+        data_dir=data_dir,
+        threads=threads,
+        device=device,
+        seed=seed,
     )

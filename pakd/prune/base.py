@@ -15,11 +15,20 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from ..errors import PakdError
+from ..errors import InvalidField, PakdError
 
 
 class PruneError(PakdError):
     """A pruning request that cannot be honoured (unknown method, a graph construct not handled)."""
+
+
+class PruneConfigError(PruneError, InvalidField):
+    """A pruning setting out of range (amount, scope, target, schedule)."""
+
+
+SCOPES = ("layer", "global")
+TARGETS = ("channels", "macs")
+SCHEDULES = ("cubic", "oneshot")
 
 
 @dataclass(frozen=True)
@@ -42,13 +51,14 @@ class PruneConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.amount < 1.0:
-            raise PruneError(f"prune amount must be in [0, 1), got {self.amount}")
-        if self.scope not in ("layer", "global"):
-            raise PruneError(f"prune scope must be 'layer' or 'global', got {self.scope!r}")
-        if self.schedule not in ("cubic", "oneshot"):
-            raise PruneError(f"prune schedule must be 'cubic' or 'oneshot', got {self.schedule!r}")
-        if self.target not in ("channels", "macs"):
-            raise PruneError(f"prune target must be 'channels' or 'macs', got {self.target!r}")
+            raise PruneConfigError(
+                f"prune amount must be in [0, 1), got {self.amount}", "amount", self.amount, "in [0, 1)"
+            )
+        for name, allowed in (("scope", SCOPES), ("target", TARGETS), ("schedule", SCHEDULES)):
+            value = getattr(self, name)
+            if value not in allowed:
+                what = " or ".join(repr(a) for a in allowed)
+                raise PruneConfigError(f"prune {name} must be {what}, got {value!r}", name, value, what)
 
 
 @dataclass

@@ -176,6 +176,7 @@ def insert_gates(model: nn.Module, groups: tuple[ChannelGroup, ...]) -> dict[str
         if isinstance(module, nn.modules.batchnorm._BatchNorm) and not module.affine:
             raise PruneError(f"cannot gate {name}: a BatchNorm without affine parameters cannot absorb the gate")
         ref = module.weight
+        assert isinstance(ref, torch.Tensor)
         module.register_parameter(GATE, nn.Parameter(torch.ones(ref.shape[0], dtype=ref.dtype)))
         module.register_forward_hook(_apply_gate)
         gates[name] = getattr(module, GATE)
@@ -400,10 +401,16 @@ class SoftFilterPruner(_StructuredPruner):
         self.options = _options(cfg, _NORM_OPTIONS)
         self.criterion = _criterion(cfg, "l2")
         self.plan: Plan = {}
-        self.graph: DepGraph | None = None
+        self._graph: DepGraph | None = None
+
+    @property
+    def graph(self) -> DepGraph:
+        """The dependency graph, built by :meth:`setup`."""
+        assert self._graph is not None, "setup() builds the graph first"
+        return self._graph
 
     def setup(self, model: nn.Module) -> nn.Module:
-        self.graph = build_graph(model, self.ctx.example_input, skip=self.cfg.skip)
+        self._graph = build_graph(model, self.ctx.example_input, skip=self.cfg.skip)
         self._zero(model)
         return model
 
@@ -428,6 +435,7 @@ class SoftFilterPruner(_StructuredPruner):
             for c in group.couplings:
                 if c.role != IN and c.module in self.graph.layers:  # conv/linear filters, not BN
                     module = model.get_submodule(c.module)
+                    assert isinstance(module.weight, torch.Tensor)
                     factors = torch.ones(module.weight.shape[0])
                     factors[c.positions(torch.tensor(channels))] = 0.0
                     scale_outputs(module, factors)
@@ -463,10 +471,16 @@ class GateDecorator(_StructuredPruner):
         self.options = _options(cfg, {"min_channels": 1})
         self.plan: Plan = {}
         self.scores: dict[str, torch.Tensor] = {}
-        self.graph: DepGraph | None = None
+        self._graph: DepGraph | None = None
+
+    @property
+    def graph(self) -> DepGraph:
+        """The dependency graph, built by :meth:`setup`."""
+        assert self._graph is not None, "setup() builds the graph first"
+        return self._graph
 
     def setup(self, model: nn.Module) -> nn.Module:
-        self.graph = build_graph(model, self.ctx.example_input, skip=self.cfg.skip)
+        self._graph = build_graph(model, self.ctx.example_input, skip=self.cfg.skip)
         gates = insert_gates(model, self.graph.groups)
         for name, gate in gates.items():
             self.scores.setdefault(name, torch.zeros_like(gate, dtype=torch.float32))

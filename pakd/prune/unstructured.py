@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ..models.layers import prunable_weights
 from .base import PruneConfig, PruneContext, PruneError, cubic_sparsity, register_pruner
 
 Scores = Callable[[nn.Module, dict[str, nn.Parameter]], dict[str, torch.Tensor]]
@@ -78,15 +79,6 @@ def _obd(cfg: PruneConfig, ctx: PruneContext) -> Scores:
         return {n: 0.5 * h[n] * p.detach() ** 2 for n, p in params.items()}
 
     return scores
-
-
-def prunable_weights(model: nn.Module, skip: tuple[str, ...] = ()) -> dict[str, nn.Parameter]:
-    """Weights of Conv2d and Linear layers, by parameter name, except modules named in ``skip``."""
-    out = {}
-    for name, module in model.named_modules():
-        if isinstance(module, (nn.Conv2d, nn.Linear)) and name not in skip:
-            out[f"{name}.weight" if name else "weight"] = module.weight
-    return out
 
 
 def _keep_all_but_lowest(flat: torch.Tensor, k: int) -> torch.Tensor:

@@ -3,6 +3,7 @@ centroids) and are snapped back to it after every epoch and at the end of the st
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 
@@ -19,3 +20,6 @@ class SnapHook:
     def finalize(self, model: nn.Module) -> nn.Module:
         self.snap(model)
         return model
+
+    def calibrate(self, model: nn.Module, batches: list[torch.Tensor]) -> None:
+        """After training, on a few input batches (int8 records activation ranges); default: nothing."""

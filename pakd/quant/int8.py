@@ -8,10 +8,13 @@ During fine-tuning weights are snapped back to their int8 grid after every step.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
-from ..prune.unstructured import prunable_weights
+from ..models.layers import prunable_weights
+from .base import Int8Codes, WeightCodes
 from .hook import SnapHook
 
 
@@ -36,7 +39,7 @@ def calibrate_activations(model: nn.Module, batches: list[torch.Tensor]) -> dict
     for name, m in model.named_modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
 
-            def hook(_m, inp, _out, name=name):
+            def hook(_m: nn.Module, inp: tuple[torch.Tensor, ...], _out: object, name: str = name) -> None:
                 ranges[name] = max(ranges.get(name, 0.0), float(inp[0].abs().max()))
 
             handles.append(m.register_forward_hook(hook))
@@ -64,6 +67,19 @@ class Int8Quantizer(SnapHook):
     def setup(self, model: nn.Module) -> nn.Module:
         self.snap(model)
         return model
+
+    def calibrate(self, model: nn.Module, batches: list[torch.Tensor]) -> None:
+        self.act_scales = calibrate_activations(model, batches)
+
+    def weight_codes(self, model: nn.Module) -> dict[str, WeightCodes]:
+        out: dict[str, WeightCodes] = {}
+        for name, p in prunable_weights(model, self.skip).items():
+            q, scales = quantize_per_channel(p)
+            out[name] = Int8Codes(q, scales)
+        return out
+
+    def file_meta(self) -> dict[str, Any]:
+        return {"activation_scales": self.act_scales}  # per-layer input scales for the runtime's int8 GEMM
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {f"act.{n}": torch.tensor(v) for n, v in self.act_scales.items()}

@@ -10,11 +10,13 @@ any optimizer. Zeros (pruned weights) stay zero and are not clustered.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
-from ..prune.unstructured import prunable_weights
+from ..models.layers import prunable_weights
+from .base import SharedCodes, WeightCodes
 from .hook import SnapHook
 
 
@@ -102,6 +104,12 @@ class WeightSharing(SnapHook):
                 counts = torch.bincount(a[nz], minlength=k)
                 self.codebooks[name] = torch.where(counts > 0, sums / counts.clamp(min=1), self.codebooks[name])
         self.snap(model)
+
+    def weight_codes(self, model: nn.Module) -> dict[str, WeightCodes]:
+        return {n: SharedCodes(self.codebooks[n], self.assign[n]) for n in self.codebooks}
+
+    def file_meta(self) -> dict[str, Any]:
+        return {}
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         out = {f"codebook.{n}": c.cpu() for n, c in self.codebooks.items()}

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .data import RESULTS_SCHEMA, ReportError, RunData, gather, read_results
+from ..bench.results import SCHEMA as RESULTS_SCHEMA  # the store's table (its module owns it)
+from .data import ReportError, RunData, gather, read_results
 from .render import Report, write
 from .verdict import MAX_DROP_PT, SIZE_GOAL, SPEED_GOAL, Status, Verdict
 

@@ -10,23 +10,16 @@ threads x repeat-run. The rows of run R are its students' (``source`` inside R) 
 from __future__ import annotations
 
 import json
-import sqlite3
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..deploy.results import SCHEMA as RESULTS_SCHEMA  # noqa: F401 (re-exported by pakd.report; results.py owns it)
+from .. import rundir
+from ..bench.results import DEFAULT_DB, ResultsError, norm_path, rows_of_run
 from ..errors import PakdError
+from ..rundir import LEDGER_FILE, RUN_FILE
 
-DEFAULT_DB = Path("results.db")
-RUN_FILE, LEDGER_FILE, RECIPE_FILE, SPEC_FILE, PAKD_FILE = (
-    "run.json",
-    "ledger.json",
-    "recipe.toml",
-    "spec.json",
-    "model.pakd",
-)
 # Engines that count as PaKD's deployment of a student (DESIGN.md: "the student on PaKD's deployment").
 DEPLOY_ENGINES = ("pakd", "tvm")
 BENCH_COMMAND = "pakd bench <bundles> --device local"
@@ -188,49 +181,22 @@ class RunData:
 
 
 def read_results(db_path: str | Path, teacher_dir: str | Path, run_dir: str | Path) -> list[dict[str, Any]]:
-    """The rows of ``results`` that belong to run ``run_dir``: role 'student' with ``source`` inside
-    the run folder, role 'teacher' with ``source`` = its teacher folder (or a file in it). The
-    store is opened read-only. Each row is a dict of the table's columns."""
-    path = Path(db_path)
+    """The store's rows that belong to run ``run_dir`` (:func:`pakd.bench.results.rows_of_run`)."""
     try:
-        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise ReportError(f"{path}: cannot open the results store ({exc})") from None
-    try:
-        con.row_factory = sqlite3.Row
-        rows = [
-            dict(r)
-            for r in con.execute("SELECT * FROM results WHERE role IN ('teacher', 'student') ORDER BY started_at, id")
-        ]
-    except sqlite3.Error as exc:
-        raise ReportError(f"{path}: not a readable PaKD results store ({exc})") from None
-    finally:
-        con.close()
-    teacher, run = _norm(teacher_dir), _norm(run_dir)
-    out = []
-    for r in rows:
-        source = _norm(r.get("source") or "")
-        if r["role"] == "teacher" and (source == teacher or teacher in source.parents):
-            out.append(r)
-        elif r["role"] == "student" and (source == run or run in source.parents):
-            out.append(r)
-    return out
-
-
-def _norm(path: str | Path) -> Path:
-    """An absolute path with symlinks resolved where they exist (runs/ is often a link)."""
-    return Path(path).expanduser().resolve() if str(path) else Path()
+        return rows_of_run(db_path, teacher_dir, run_dir)
+    except ResultsError as exc:
+        raise ReportError(str(exc)) from None
 
 
 def _measurements(rows: list[dict[str, Any]], run_dir: Path, stages: tuple[Stage, ...]) -> list[Measurement]:
-    by_folder = {_norm(s.folder): s.label for s in stages if s.folder is not None}
-    run = _norm(run_dir)
+    by_folder = {norm_path(s.folder): s.label for s in stages if s.folder is not None}
+    run = norm_path(run_dir)
     out = []
     for r in rows:
         if r["role"] == "teacher":
             stage = stages[0].label
         else:
-            source = _norm(r["source"])
+            source = norm_path(r["source"])
             if source == run:  # a bundle of the whole run: its final student
                 stage = stages[-1].label
             else:
@@ -336,15 +302,15 @@ def _read_json(path: Path, what: str) -> Any:
     if not path.is_file():
         raise ReportError(f"{path.parent}: no {path.name} here ({what})")
     try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
+        return rundir.read_json(path)
+    except (ValueError, OSError) as exc:
         raise ReportError(f"{path}: not readable JSON ({exc})") from None
 
 
 def _huffman(run_dir: Path) -> bool:
     from ..pipeline.recipe import load_recipe
 
-    recipe = run_dir / RECIPE_FILE
+    recipe = run_dir / rundir.RECIPE_COPY
     return load_recipe(recipe).huffman if recipe.is_file() else True
 
 
@@ -364,10 +330,8 @@ def _stages(run_dir: Path, ledger: Any, huffman: bool) -> tuple[Stage, ...]:
     key = "bytes_huffman" if huffman else "bytes"
     stages = [Stage(0, "teacher", rows[0], None, int(rows[0]["bytes"]))]
     for k, row in enumerate(rows[1:], 1):
-        folder = run_dir / f"stage-{k}"
-        stages.append(
-            Stage(k, str(row["stage"]), row, folder if (folder / SPEC_FILE).is_file() else None, int(row[key]))
-        )
+        folder = rundir.stage_dir(run_dir, k)
+        stages.append(Stage(k, str(row["stage"]), row, folder if rundir.is_finished(folder) else None, int(row[key])))
     return tuple(stages)
 
 
@@ -389,7 +353,10 @@ def student_layers(folder: Path) -> tuple[Layer, ...]:
     before = dict(original.named_modules())
 
     def channels(m: nn.Module) -> tuple[int, int]:
-        return (m.in_features, m.out_features) if isinstance(m, nn.Linear) else (m.in_channels, m.out_channels)
+        if isinstance(m, nn.Linear):
+            return m.in_features, m.out_features
+        assert isinstance(m, nn.Conv2d)
+        return m.in_channels, m.out_channels
 
     out = []
     for name, m in model.named_modules():

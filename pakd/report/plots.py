@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from matplotlib import rc_context
 from matplotlib.figure import Figure
@@ -19,7 +20,7 @@ STUDENT_COLOR = "#2563eb"
 FINAL_COLOR = "#c2410c"
 GOAL_COLOR = "#15803d"
 ENGINE_MARKERS = {"torch": "o", "onnxruntime": "s", "tvm": "D", "pakd": "^"}
-STYLE = {
+STYLE: dict[Any, Any] = {
     "svg.fonttype": "path",
     "font.size": 9,
     "axes.titlesize": 10,
@@ -38,22 +39,22 @@ STYLE = {
 }
 
 
-def _bytes(x: float, _pos=None) -> str:
+def _bytes(x: float, _pos: object = None) -> str:
     for unit, div in (("MB", 1e6), ("kB", 1e3)):
         if x >= div:
             return f"{x / div:g} {unit}"
     return f"{x:g} B"
 
 
-def _us(x: float, _pos=None) -> str:
+def _us(x: float, _pos: object = None) -> str:
     return f"{x / 1000:g} ms" if x >= 1000 else f"{x:g} µs"
 
 
-def _log_axis(axis, major, span: float) -> None:
+def _log_axis(axis: Any, major: Callable[..., str], span: float) -> None:
     """Label a log axis with ``major``; when it spans less than two decades, also at 2x and 5x."""
     import math
 
-    def minor(x: float, _pos=None) -> str:
+    def minor(x: float, _pos: object = None) -> str:
         mantissa = round(x / 10 ** math.floor(math.log10(x)), 6) if x > 0 else 0
         return major(x) if span < 100 and mantissa in (2.0, 5.0) else ""
 
@@ -231,6 +232,10 @@ def accuracy_vs_latency(data: RunData, comparisons: list[Comparison]) -> str | N
     return to_svg(fig, "fig-latency", "Test top-1 accuracy against median batch-1 latency, per device")
 
 
+def _same_engine(engine: str) -> Callable[[Comparison], float | None]:
+    return lambda c: c.same_engine.get(engine)
+
+
 def speedups(comparisons: list[Comparison]) -> str | None:
     """Per device and thread count: the speedup vs the best teacher engine and the same-engine
     ratios, with the 4x goal line. None when no comparison has a speedup."""
@@ -238,12 +243,11 @@ def speedups(comparisons: list[Comparison]) -> str | None:
     if not rows:
         return None
     engines = sorted({e for c in rows for e in c.same_engine})
-    series = [("vs best teacher engine", lambda c: c.speedup, FINAL_COLOR)]
-    palette = ["#93c5fd", "#a5b4fc", "#99f6e4", "#fcd34d"]
-    series += [
-        (f"same engine: {e}", (lambda c, e=e: c.same_engine.get(e)), palette[i % len(palette)])
-        for i, e in enumerate(engines)
+    series: list[tuple[str, Callable[[Comparison], float | None], str]] = [
+        ("vs best teacher engine", lambda c: c.speedup, FINAL_COLOR)
     ]
+    palette = ["#93c5fd", "#a5b4fc", "#99f6e4", "#fcd34d"]
+    series += [(f"same engine: {e}", _same_engine(e), palette[i % len(palette)]) for i, e in enumerate(engines)]
     with rc_context(STYLE):
         fig = _figure(6.4, 1.5 + 0.28 * len(rows) * len(series))
         ax = fig.add_subplot()

@@ -327,7 +327,7 @@ def _speed_html(rep: Report) -> str:
         )
         + "</ul>"
     )
-    sessions = {}
+    sessions: dict[tuple[str, str], Any] = {}
     for c in rep.comparisons:
         sessions.setdefault((c.device, c.session), c)
     parts.append(
@@ -378,7 +378,7 @@ def _timing_rows(rep: Report) -> list[list[str]]:
 
 def html(rep: Report) -> str:
     data = rep.data
-    from .. import __version__
+    from .._version import __version__
 
     title = f"PaKD report: {data.run_dir.name}"
     defs = "".join(f"<dt>{escape(n)} ({escape(g)})</dt><dd>{escape(d)}</dd>" for n, g, d in DEFINITIONS)

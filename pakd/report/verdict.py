@@ -154,7 +154,7 @@ def overall(size_ratio: float, drop_pt: float, comparisons: list[Comparison], no
             (size_check(size_ratio), speed_check(None), accuracy_check(drop_pt)),
             note=f"Speed not measured: {why}. `{BENCH_COMMAND}` produces them.",
         )
-    worst = min(single, key=lambda c: c.speedup)
+    worst = min(single, key=lambda c: c.speedup or 0.0)  # every one of them has a speedup
     where = f"on {worst.device}" + (f", slowest of {len(single)} devices" if len(single) > 1 else "")
     return Verdict(
         "overall",

@@ -30,6 +30,24 @@ class TeacherJob:
     train: TrainConfig = TrainConfig()
     data_dir: str | None = None
 
+    @classmethod
+    def with_defaults(
+        cls,
+        model: str,
+        data: str = "fashion-mnist",
+        model_args: tuple[tuple[str, Any], ...] = (),
+        data_dir: str | None = None,
+        **train: Any,
+    ) -> TeacherJob:
+        """The job for ``model``: its own training settings from the zoo (``pakd/models/zoo.py``),
+        with every setting given in ``train`` (None = not given) on top."""
+        entry = zoo_entry(model)
+        settings = dict(entry.train_defaults) if entry else {}
+        settings.update({k: v for k, v in train.items() if v is not None})
+        return cls(
+            model=model, data=data, model_args=model_args, train=TrainConfig.from_dict(settings), data_dir=data_dir
+        )
+
     def identity(self) -> dict[str, Any]:
         """What must match for an existing teacher to be reused."""
         return {
@@ -117,3 +135,56 @@ def train_teacher(
     save_model(folder, model, spec)
     ckpt_path.unlink(missing_ok=True)
     return TeacherResult(folder, model.eval(), read_spec(folder), reused=False)
+
+
+def teacher_folder(runs_dir: str | Path, model: str, data: str, name: str | None = None) -> Path:
+    """Where ``pakd train`` puts a teacher: RUNS_DIR/NAME/teacher, NAME = MODEL-DATA by default."""
+    run_name = name or f"{model.replace(':', '-').replace('.', '-')}-{data}"
+    return Path(runs_dir) / run_name / "teacher"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """``pakd eval``: top-1 and loss per split (name, images, top-1, loss), and the model's size."""
+
+    title: str
+    data: str
+    splits: list[tuple[str, int, float, float]]
+    stats: Any  # pakd.metrics.ModelStats
+
+
+def evaluate_model(
+    folder: Path | None = None,
+    model: str | None = None,
+    weights: Path | None = None,
+    model_args: tuple[tuple[str, Any], ...] = (),
+    data: str = "fashion-mnist",
+    data_dir: str | Path | None = None,
+    threads: int = 0,
+) -> Evaluation:
+    """Validation and test top-1 of a model folder (or a run folder's teacher), or of a zoo / user
+    model by name with optional safetensors ``weights``; the data set is the folder's own."""
+    from ..models import load_weights
+    from .trainer import set_threads
+
+    set_threads(threads)
+    if folder is not None:
+        if not (folder / SPEC_FILE).is_file() and (folder / "teacher" / SPEC_FILE).is_file():
+            folder = folder / "teacher"
+        net, spec = load_model(folder)
+        data = spec.get("data", {}).get("name", data)
+        title = str(folder)
+    elif model is not None:
+        net = build_model(model, **dict(model_args))
+        if weights is not None:
+            load_weights(net, weights)
+        title = model
+    else:
+        raise RunError("give either a model folder or a model name")
+    bundle = load_dataset(data, str(data_dir) if data_dir else None)
+    splits = []
+    for split_name in ("val", "test"):
+        split = getattr(bundle, split_name)
+        top1, loss = evaluate(net, split)
+        splits.append((split_name, len(split), top1, loss))
+    return Evaluation(title, data, splits, model_stats(net, bundle.input_shape))

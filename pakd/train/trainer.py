@@ -20,10 +20,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import Split
-from ..errors import RunError
+from ..errors import InvalidField, RunError
 
 AUGMENTS = ("none", "flip", "crop+flip")
 OPTIMIZERS = ("sgd", "adamw")
+
+
+class TrainConfigError(RunError, InvalidField):
+    """A training setting out of range (epochs, learning rate, optimizer, ...)."""
 
 
 @dataclass(frozen=True)
@@ -41,18 +45,31 @@ class TrainConfig:
     channels_last: bool = True
 
     def __post_init__(self) -> None:
+        def bad(field: str, what: str, message: str) -> TrainConfigError:
+            return TrainConfigError(message, field, getattr(self, field), what)
+
         if self.epochs < 1:
-            raise RunError(f"epochs must be >= 1, got {self.epochs}")
+            raise bad("epochs", ">= 1", f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
-            raise RunError(f"batch size must be >= 1, got {self.batch_size}")
+            raise bad("batch_size", ">= 1", f"batch size must be >= 1, got {self.batch_size}")
         if not self.lr > 0:
-            raise RunError(f"learning rate must be > 0, got {self.lr}")
+            raise bad("lr", "> 0", f"learning rate must be > 0, got {self.lr}")
         if self.optimizer not in OPTIMIZERS:
-            raise RunError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+            raise bad(
+                "optimizer",
+                f"one of {OPTIMIZERS}",
+                f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}",
+            )
+        if not self.weight_decay >= 0:
+            raise bad("weight_decay", ">= 0", f"weight decay must be >= 0, got {self.weight_decay}")
         if self.augment not in AUGMENTS:
-            raise RunError(f"unknown augmentation {self.augment!r}; choose one of {', '.join(AUGMENTS)}")
+            raise bad(
+                "augment",
+                f"one of {AUGMENTS}",
+                f"unknown augmentation {self.augment!r}; choose one of {', '.join(AUGMENTS)}",
+            )
         if not 0 <= self.label_smoothing < 1:
-            raise RunError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
+            raise bad("label_smoothing", "in [0, 1)", f"label smoothing must be in [0, 1), got {self.label_smoothing}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -142,9 +159,9 @@ def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
 
 def _save_checkpoint(
     path: Path,
-    model,
-    opt,
-    sched,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
     epoch: int,
     history: list[EpochResult],
     cfg: TrainConfig,
@@ -229,7 +246,7 @@ def train(
     channels_last = cfg.channels_last and _uses_conv(model)
     model.to(device)
     if channels_last:
-        model.to(memory_format=torch.channels_last)
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack it
     train_x, train_y = train_split.images.to(device), train_split.labels.to(device)
     opt = _make_optimizer(model, cfg)
     n = len(train_split)
@@ -296,5 +313,5 @@ def train(
         if checkpoint:
             _save_checkpoint(checkpoint, model, opt, sched, epoch + 1, history, cfg, hooks)
         emit("epoch", {"result": result})
-    model.to("cpu", memory_format=torch.contiguous_format)
+    model.to("cpu", memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     return history

@@ -127,9 +127,9 @@ def test_pakd_opens_the_stage_file_with_the_thread_count(tmp_path, lenet5_folder
 @pytest.mark.slow
 def test_pakd_lowers_a_weights_only_stage_file(tmp_path, lenet5_folder, test_image):
     """A model.pakd written before the runtime existed has no op graph: the folder is lowered."""
+    from pakd.lower.accountant import tensor_plans
     from pakd.lower.format import write_pakd
     from pakd.modelio import load_model
-    from pakd.quant.accountant import tensor_plans
 
     stage = tmp_path / "stage-1"
     shutil.copytree(lenet5_folder, stage)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pakd.bench import BenchConfig, BenchError, Row, Timing, parse_threads, plan_targets, run_local, with_ratios
+from pakd.bench import BenchConfig, BenchError, Row, Timing, parse_threads, plan_cases, run_local, with_ratios
 
 pytestmark = pytest.mark.slow  # bundles built and timed on this machine
 
@@ -78,7 +78,7 @@ def _run_folder(zoo_folder, tmp_path, teacher):
 
 def test_a_run_folder_gives_the_teacher_everywhere_and_the_last_finished_student(tmp_path, zoo_folder):
     teacher = zoo_folder(tmp_path / "t" / "teacher", "lenet-300-100")
-    teacher_t, student_t = plan_targets(_run_folder(zoo_folder, tmp_path, teacher))
+    teacher_t, student_t = plan_cases(_run_folder(zoo_folder, tmp_path, teacher))
     assert teacher_t.role == "teacher" and teacher_t.model.folder == teacher
     assert set(teacher_t.engines) >= {"torch", "onnxruntime", "pakd"}
     assert student_t.role == "student" and student_t.model.folder.name == "stage-2"
@@ -87,18 +87,18 @@ def test_a_run_folder_gives_the_teacher_everywhere_and_the_last_finished_student
 
 def test_a_run_without_its_teacher_is_a_clear_error(tmp_path, zoo_folder):
     with pytest.raises(BenchError, match="names teacher"):
-        plan_targets(_run_folder(zoo_folder, tmp_path, tmp_path / "gone"))
+        plan_cases(_run_folder(zoo_folder, tmp_path, tmp_path / "gone"))
 
 
 def test_a_bare_pakd_file_runs_on_the_native_engine_only(tmp_path):
     (tmp_path / "m.pakd").write_bytes(b"PAKD")
-    (target,) = plan_targets(tmp_path / "m.pakd")
+    (target,) = plan_cases(tmp_path / "m.pakd")
     assert target.engines == ("pakd",)
 
 
 def test_run_local_times_every_pair_and_checks_outputs(tmp_path, test_image, zoo_folder):
     teacher = zoo_folder(tmp_path / "t" / "teacher", "lenet-300-100")
-    targets = plan_targets(_run_folder(zoo_folder, tmp_path, teacher))
+    targets = plan_cases(_run_folder(zoo_folder, tmp_path, teacher))
     seen = []
     rows = run_local(
         targets,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pakd.deploy import Target, TargetError, load_target
+from pakd.targets import Target, TargetError, load_target
 
 
 def require_target(name: str, emulator: bool = False) -> Target:

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from pakd.deploy.build import BuildConfig, BuildError, build, resolve_student, verify
+from pakd.deploy.build import BuildConfig, BuildError, build, resolve_student
 from pakd.deploy.bundle import BundleError
+from pakd.deploy.verify import verify
 from pakd.modelio import save_model
 from pakd.models import build_model
 from tests.conftest import run_cli

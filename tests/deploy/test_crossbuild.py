@@ -16,7 +16,7 @@ import torch
 
 from pakd.deploy.crossbuild import CrossBuildError, NativeArtifacts, cross_build_native
 from pakd.deploy.emulate import run_emulated
-from pakd.deploy.targets import Compiler, TargetError, load_target
+from pakd.targets import Compiler, TargetError, load_target
 from tests.deploy.conftest import require_target
 
 pytestmark = pytest.mark.slow  # the runtime cross-compiled per target

@@ -11,7 +11,7 @@ import torch
 
 from pakd.deploy import emulate
 from pakd.deploy.emulate import EmulationError, build_plugin, instructions_per_inference, run_emulated
-from pakd.deploy.targets import TargetError, load_target
+from pakd.targets import TargetError, load_target
 from tests.deploy.conftest import require_target
 from tests.deploy.test_crossbuild import native
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from pakd.lower.accountant import serialize, tensor_plans
 from pakd.lower.format import FormatError, TensorPlan, read_pakd, write_pakd
 from pakd.models import build_model
 from pakd.quant import KMeansConfig, WeightSharing
-from pakd.quant.accountant import serialize, tensor_plans
 
 
 def _sparse(shape, density, seed=0):

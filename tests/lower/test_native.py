@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
+from pakd.lower.accountant import serialize
 from pakd.lower.format import read_pakd
 from pakd.lower.native import LoweringError, export_pakd, lower
 from pakd.models import build_model
-from pakd.quant.accountant import serialize
 
 
 def test_lenet5_lowers_to_fused_ops():

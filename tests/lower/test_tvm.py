@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import torch
 
-from pakd.deploy.targets import Compiler, TargetError, load_target
 from pakd.lower.tvm import (
     INPUT_SHAPE_FUNC,
     TvmError,
@@ -27,6 +26,7 @@ from pakd.lower.tvm import (
     tvm_available,
 )
 from pakd.models import build_model
+from pakd.targets import Compiler, TargetError, load_target
 
 _REASON = tvm_available()
 pytestmark = [

@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from pakd.models import build_model
+from pakd.models.layers import prunable_weights
 from pakd.prune import PruneConfig, PruneContext, PruneError, cubic_sparsity, make_pruner
-from pakd.prune.unstructured import masks_for_sparsity, prunable_weights
+from pakd.prune.unstructured import masks_for_sparsity
 
 
 def _ctx(**kw) -> PruneContext:

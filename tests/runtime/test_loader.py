@@ -13,10 +13,10 @@ import torch
 
 from pakd._core import Session
 from pakd.lower import native
+from pakd.lower.accountant import serialize, tensor_plans
 from pakd.lower.format import HEADER, write_pakd
 from pakd.models import build_model
 from pakd.quant import KMeansConfig, WeightSharing
-from pakd.quant.accountant import serialize, tensor_plans
 
 
 def _fix_crc(blob: bytearray) -> bytes:

@@ -15,10 +15,10 @@ import torch
 from torch import nn
 
 from pakd._core import Session
+from pakd.lower.accountant import serialize
 from pakd.lower.native import export_pakd
 from pakd.models import build_model
 from pakd.quant import KMeansConfig, WeightSharing
-from pakd.quant.accountant import serialize
 
 ATOL = 1e-4
 ZOO = {

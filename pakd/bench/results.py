@@ -237,6 +237,42 @@ def read_rows(path: str | Path, **filters: Any) -> list[dict[str, Any]]:
         raise ResultsError(f"{p}: not a usable results store ({exc})") from None
 
 
+def norm_path(path: str | Path) -> Path:
+    """An absolute path with symlinks resolved where they exist (runs/ is often a link)."""
+    return Path(path).expanduser().resolve() if str(path) else Path()
+
+
+def rows_of_run(path: str | Path, teacher_dir: str | Path, run_dir: str | Path) -> list[dict[str, Any]]:
+    """The rows that belong to compress run ``run_dir``: role 'student' with ``source`` inside the
+    run folder, role 'teacher' with ``source`` = its teacher folder (or a file in it); oldest first
+    (by start time), ``facts`` as stored (JSON text). The store (which must exist) is opened
+    read-only; a file that is not a store raises :class:`ResultsError`."""
+    p = Path(path)
+    try:
+        con = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise ResultsError(f"{p}: cannot open the results store ({exc})") from None
+    try:
+        con.row_factory = sqlite3.Row
+        rows = [
+            dict(r)
+            for r in con.execute("SELECT * FROM results WHERE role IN ('teacher', 'student') ORDER BY started_at, id")
+        ]
+    except sqlite3.Error as exc:
+        raise ResultsError(f"{p}: not a readable PaKD results store ({exc})") from None
+    finally:
+        con.close()
+    teacher, run = norm_path(teacher_dir), norm_path(run_dir)
+    out = []
+    for r in rows:
+        source = norm_path(r.get("source") or "")
+        if r["role"] == "teacher" and (source == teacher or teacher in source.parents):
+            out.append(r)
+        elif r["role"] == "student" and (source == run or run in source.parents):
+            out.append(r)
+    return out
+
+
 def summarize(values: Iterable[float]) -> float | None:
     """The median of several runs' medians (the figure a ratio uses)."""
     v = sorted(x for x in values if x is not None)
@@ -244,3 +280,37 @@ def summarize(values: Iterable[float]) -> float | None:
         return None
     n = len(v)
     return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
+
+
+@dataclass(frozen=True)
+class RowSummary:
+    """The runs of one (device, bundle, role, engine, threads), summarised (median of medians)."""
+
+    device: str
+    bundle: str
+    role: str
+    engine: str
+    threads: int
+    median_us: float | None
+    p90_us: float | None
+    peak_rss_kb: float | None
+    model_bytes: int | None
+
+
+def summarize_rows(rows: Iterable[dict[str, Any]]) -> list[RowSummary]:
+    """One summary per (device, bundle, role, engine, threads): by device, teachers first, then
+    bundle and threads."""
+    groups: dict[tuple[str, str, str, str, int], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["device"], r["bundle"], r["role"] or "-", r["engine"], r["threads"]), []).append(r)
+
+    def order(key: tuple[str, str, str, str, int]) -> tuple[str, bool, str, int]:
+        dev, bundle, role, _engine, thr = key
+        return dev, role != "teacher", bundle, thr
+
+    out = []
+    for key in sorted(groups, key=order):
+        rs = groups[key]
+        med, p90, rss = (summarize(x[k] for x in rs) for k in ("median_us", "p90_us", "peak_rss_kb"))
+        out.append(RowSummary(*key, med, p90, rss, rs[0]["model_bytes"]))
+    return out

@@ -1,5 +1,5 @@
 """`pakd bench BUNDLE... --device`: bundles benchmarked on a "remote device" that is a real
-OpenSSH server on 127.0.0.1 (tests/deploy/sshd.py), and on `local`.
+OpenSSH server on 127.0.0.1 (tests/bench/sshd.py), and on `local`.
 
 Faults are real too: the server is killed in the middle of a benchmark, the host key is wrong or
 unknown, the host does not answer, a file is corrupted on its way to the device."""
@@ -9,22 +9,21 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from pakd.bench.devices import Device, DeviceError, load_devices, parse_ssh_url, resolve_device
+from pakd.bench.remote import BenchPlan, bench_bundles, compare, describe_bundle
+from pakd.bench.results import open_store, read_rows
+from pakd.bench.transport import SshTransport
 from pakd.deploy.build import BuildConfig, build
-from pakd.deploy.devices import Device, DeviceError, load_devices, parse_ssh_url, resolve_device
-from pakd.deploy.remote import BenchPlan, bench_bundles, compare, describe_bundle
-from pakd.deploy.results import open_store, read_rows
-from pakd.deploy.transport import SshTransport
 from pakd.modelio import save_model
 from pakd.models import build_model
+from tests.bench.sshd import SshServer
 from tests.conftest import run_cli
 from tests.deploy.conftest import require_target, shared_build_cache
-from tests.deploy.sshd import SshServer
 
 pytestmark = pytest.mark.slow  # a real sshd, bundles built and timed
 
@@ -131,13 +130,12 @@ def test_server_killed_mid_run_keeps_rows_and_rerun_completes(bundles, server, t
             killed.set()
             threading.Timer(0.3, server.kill).start()  # while the third timing runs on the device
 
-    t0 = time.monotonic()
     with open_store(tmp_path / "results.db") as store:
         session, (out,) = bench_bundles([bundles["student"]], [dev], slow, store, progress=progress)
         kept = store.rows(session=session)
     assert killed.is_set() and out.error is not None
     assert "lost the connection" in out.error or "cannot connect" in out.error, out.error
-    assert len(kept) == 2 and time.monotonic() - t0 < 60
+    assert len(kept) == 2 and out.measured == 2  # the run stopped at the lost board, rows kept
     server.start()  # the board is back
     with open_store(tmp_path / "results.db") as store:
         s2, (again,) = bench_bundles([bundles["student"]], [dev], slow, store)
@@ -162,7 +160,7 @@ def test_unknown_host_key_refused_unless_accepted(bundles, server, tmp_path):
 
 
 def test_wrong_host_key_refused_even_with_accept_new(bundles, server, tmp_path):
-    from tests.deploy.sshd import keygen
+    from tests.bench.sshd import keygen
 
     other = keygen(tmp_path / "impostor").with_suffix(".pub").read_text().split()
     wrong = tmp_path / "wrong_known_hosts"
@@ -205,15 +203,13 @@ def test_unreachable_host_clear_error_within_timeout(bundles, tmp_path):
         ssh_config=False,
         workdir=str(tmp_path / "w"),
     )
-    t0 = time.monotonic()
+    assert "ConnectTimeout=2" in SshTransport(dev)._base()  # the device's connect timeout reaches ssh
     try:
         with open_store(tmp_path / "results.db") as store:
             _, (out,) = bench_bundles([bundles["student"]], [dev], PLAN, store)
     finally:
         silent.close()
-    elapsed = time.monotonic() - t0
-    assert out.error and ("timed out" in out.error or "lost the connection" in out.error), out.error
-    assert elapsed < 2 + 10
+    assert out.error and ("within 2 s (timed out)" in out.error or "lost the connection" in out.error), out.error
 
 
 class _CorruptingSsh(SshTransport):
@@ -227,7 +223,7 @@ class _CorruptingSsh(SshTransport):
 
 
 def test_corrupted_in_transit_detected_and_removed(bundles, server, tmp_path, monkeypatch):
-    import pakd.deploy.transport as transport
+    import pakd.bench.transport as transport
 
     dev = _device(server, tmp_path)
     monkeypatch.setattr(transport, "SshTransport", _CorruptingSsh)
@@ -242,12 +238,25 @@ def test_corrupted_in_transit_detected_and_removed(bundles, server, tmp_path, mo
     assert ok.error is None and ok.uploaded == 1  # only the file that was bad goes again
 
 
-def test_two_devices_in_parallel_and_local(bundles, server, tmp_path):
+def test_two_devices_in_parallel_and_local(bundles, server, tmp_path, monkeypatch):
+    import pakd.bench.remote as remote
+
     dev = _device(server, tmp_path)
     local = Device(name="local", target="host", workdir=str(tmp_path / "local-device"))
+    both_started = threading.Barrier(2, timeout=120)  # reached only when both devices are in flight at once
+    met: list[str] = []
+    real = remote.run_device
+
+    def run_device(device, *args, **kwargs):
+        both_started.wait()
+        met.append(device.name)
+        return real(device, *args, **kwargs)
+
+    monkeypatch.setattr(remote, "run_device", run_device)
     with open_store(tmp_path / "results.db") as store:
         session, outs = bench_bundles([bundles["teacher"], bundles["student"]], [dev, local], PLAN, store)
         rows = store.rows(session=session)
+    assert sorted(met) == ["board", "local"]  # each device's thread passed the barrier: they ran in parallel
     assert [o.error for o in outs] == [None, None]
     assert {r["device"] for r in rows} == {"board", "local"}
     assert {c.device for c in compare(rows)} == {"board", "local"}

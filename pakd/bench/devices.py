@@ -82,7 +82,7 @@ class Device:
 
 def local_device(workdir: Path | None = None) -> Device:
     """This machine: bundles are copied into a local work folder and run there."""
-    from .emulate import default_cache_dir
+    from ..deploy.emulate import default_cache_dir
 
     return Device(name=LOCAL, target="host", workdir=str(workdir or default_cache_dir() / "device-local"))
 
@@ -138,7 +138,7 @@ def _device(path: Path, name: str, entry: Any) -> Device:
         if key in entry and entry[key] <= 0:
             raise DeviceError(f"{where}: {key} must be > 0 seconds")
     if "target" in entry:
-        from .targets import load_target
+        from ..targets import load_target
 
         try:
             load_target(entry["target"])

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pakd.quant import huffman
+from pakd.lower import huffman
 
 
 @pytest.mark.parametrize(

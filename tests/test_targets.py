@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pakd.deploy import TargetError, list_targets, load_target
+from pakd.targets import TargetError, list_targets, load_target
 from tests.conftest import run_cli
 
 SHIPPED = {"host", "rpi4", "rpi3", "jetson-nano", "android-arm64"}
@@ -100,7 +100,7 @@ def test_cmake_presets_compose_a_toolchain_per_board():
     import json
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[1]
     presets = {p["name"]: p for p in json.loads((root / "CMakePresets.json").read_text())["configurePresets"]}
     for board in ("rpi4", "rpi3", "android-arm64"):
         preset = presets[f"{board}-release"]

@@ -36,11 +36,13 @@ import os
 import re
 import shutil
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import PakdError
+from .errors import PakdError
+from .resources import targets_dir
 
 ARCHES = {"x86_64": ("x86_64",), "aarch64": ("aarch64",), "armv7": ("arm", "armv7")}
 TRIPLE = re.compile(r"^(?P<arch>[a-z0-9_]+)-(?P<rest>[a-z0-9_]+(-[a-z0-9_]+)*)$")
@@ -58,8 +60,6 @@ class TargetError(PakdError):
 
 def default_targets_dir() -> Path:
     """The project's board files: the installed package data, or ``targets/`` in a checkout."""
-    from pakd.resources import targets_dir  # absolute: this module is moving to pakd/targets.py
-
     return targets_dir()
 
 
@@ -98,6 +98,18 @@ class Target:
     @property
     def is_host(self) -> bool:
         return not self.emulator and self.arch == _host_arch()
+
+    def toolchain_status(self) -> str:
+        """'ok', or what to do first (set the variable it needs, install its compilers)."""
+        if self.requires_env and not os.environ.get(self.requires_env):
+            return f"set {self.requires_env}"
+        return "ok" if not self.compiler.missing() else "apt install " + " ".join(self.apt)
+
+    def emulator_status(self) -> str:
+        """'-' (no emulator), 'ok', or how to install it."""
+        if not self.emulator:
+            return "-"
+        return "ok" if shutil.which(self.emulator[0]) else "apt install " + " ".join(self.emulator_apt)
 
     def check_toolchain(self) -> None:
         """Raises TargetError with the command that fixes it when the compilers are missing."""
@@ -142,7 +154,15 @@ def _host_arch() -> str:
     return {"amd64": "x86_64", "arm64": "aarch64"}.get(m, "armv7" if m.startswith("arm") else m)
 
 
-def _take(table: dict, key: str, kind, where: str, default: Any = ..., check=None, what: str = ""):
+def _take(
+    table: dict[str, Any],
+    key: str,
+    kind: type | tuple[type, ...],
+    where: str,
+    default: Any = ...,
+    check: Callable[[Any], bool] | None = None,
+    what: str = "",
+) -> Any:
     if key not in table:
         if default is ...:
             raise TargetError(f"{where}.{key}: missing")
@@ -182,7 +202,8 @@ def parse_target(data: dict[str, Any], source: str, base: Path | None = None) ->
     triple = _take(
         t, "triple", str, w, check=lambda v: TRIPLE.match(v) is not None, what="a GNU triple like aarch64-linux-gnu"
     )
-    if not TRIPLE.match(triple).group("arch").startswith(ARCHES[arch]):
+    m = TRIPLE.match(triple)
+    if m is None or not m.group("arch").startswith(ARCHES[arch]):
         raise TargetError(f"{w}.triple: {triple!r} is not an {arch} triple")
     tc = data.get("toolchain", {})
     wt = f"{where}: toolchain"

@@ -31,10 +31,11 @@ from typing import Any
 
 import numpy as np
 
+from ..deploy.bundle import MANIFEST, Bundle, open_bundle, sha256_file
 from ..errors import PakdError
-from .bundle import MANIFEST, Bundle, open_bundle, sha256_file
 from .devices import Device, DeviceError
-from .results import ResultsStore, session_id, summarize
+from .engines import BenchError
+from .results import ResultsStore, RowSummary, session_id, summarize
 from .transport import Result, Transport, connect
 
 FACTS_SCRIPT = r"""
@@ -63,10 +64,6 @@ _ARCH_OK = {
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
-class BenchError(PakdError):
-    """A benchmark that could not be run as asked (bad bundle, nothing to compare)."""
-
-
 @dataclass(frozen=True)
 class BenchPlan:
     threads: tuple[str, ...] = ("1", "all")  # "all" = every core the device has
@@ -74,6 +71,30 @@ class BenchPlan:
     repeats: int = 100  # timed calls per invocation (at least)
     warmup: int = 10
     min_time_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not self.threads or any(t != "all" and (not t.isdigit() or int(t) < 1) for t in self.threads):
+            raise BenchError(f"--threads {','.join(self.threads)!r}: give counts >= 1 and/or 'all', like 1,all")
+        if self.runs < 1 or self.repeats < 1 or self.warmup < 0 or self.min_time_s < 0:
+            raise BenchError("need --runs >= 1, --repeats >= 1, --warmup >= 0, --min-time >= 0")
+
+    @classmethod
+    def from_options(
+        cls,
+        threads: str | None = None,
+        runs: int | None = None,
+        repeats: int | None = None,
+        warmup: int | None = None,
+        min_time_s: float | None = None,
+    ) -> BenchPlan:
+        """The plan from command-line options; None takes the default above. ``threads`` like '1,all'."""
+        given: dict[str, Any] = {"runs": runs, "repeats": repeats, "warmup": warmup, "min_time_s": min_time_s}
+        plan = cls(**{k: v for k, v in given.items() if v is not None})
+        if not threads:
+            return plan
+        from dataclasses import replace
+
+        return replace(plan, threads=tuple(t.strip() for t in threads.split(",") if t.strip()))
 
     def key(self) -> dict[str, Any]:
         return {
@@ -484,3 +505,52 @@ def compare(rows: Sequence[dict[str, Any]]) -> list[Comparison]:
                 )
             )
     return out
+
+
+@dataclass(frozen=True)
+class DeviceBench:
+    """What ``pakd bench BUNDLE... --device ...`` measured: the session, every device's outcome,
+    the session's rows, their summary per (device, bundle, role, engine, threads) and the
+    teacher-vs-student comparisons."""
+
+    session: str
+    outcomes: list[DeviceOutcome]
+    rows: list[dict[str, Any]]
+    summary: list[RowSummary]
+    comparisons: list[Comparison]
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for o in self.outcomes if o.error)
+
+    @property
+    def kept_some(self) -> bool:
+        """Whether any device finished (or had stored) rows: a rerun then completes the rest."""
+        return any(o.measured or o.skipped for o in self.outcomes)
+
+
+def bench_on_devices(
+    bundles: Sequence[str | Path],
+    device_specs: Sequence[str],
+    plan: BenchPlan,
+    db: str | Path,
+    *,
+    devices_file: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    teacher: str | Path | None = None,
+    fresh: bool = False,
+    progress: Callable[[str, int, int, str], None] | None = None,
+) -> DeviceBench:
+    """Resolve the devices (names in ``devices_file``, ``local``, ``ssh://`` URLs, with the
+    command line's ``overrides``), bench every bundle on all of them in parallel into the store
+    at ``db``, and summarise the session."""
+    from .devices import resolve_device
+    from .results import open_store, summarize_rows
+
+    devices = [resolve_device(d, devices_file, **(overrides or {})) for d in device_specs]
+    with open_store(db) as store:
+        session, outcomes = bench_bundles(
+            bundles, devices, plan, store, teacher=teacher, fresh=fresh, progress=progress
+        )
+        rows = store.rows(session=session)
+    return DeviceBench(session, outcomes, rows, summarize_rows(rows), compare(rows))
