@@ -19,6 +19,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # help texts are plain text: "[default: ...]" must not be read as rich markup (it was swallowed)
+    rich_markup_mode="markdown",
 )
 
 DataOpt = typer.Option("fashion-mnist", "--data", help="Dataset: fashion-mnist, digits or synthetic.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -20,6 +21,15 @@ def test_help_lists_commands():
 def test_train_help():
     res = run_cli("train", "--help")
     assert res.returncode == 0 and "--model" in res.stdout and "--epochs" in res.stdout
+
+
+def test_help_keeps_bracketed_defaults():
+    """A "[default: ...]" written in a help text reaches the user (rich markup used to swallow it,
+    leaving "at least ." in `pakd bench --help`)."""
+    res = run_cli("bench", "--help", env={**os.environ, "COLUMNS": "200"})
+    assert res.returncode == 0
+    text = " ".join(res.stdout.split())
+    assert "[default: bundles 100, models 200]" in text and "[default: ./devices.toml]" in text
 
 
 @pytest.mark.slow
