@@ -226,7 +226,9 @@ def stats_cmd(
 @app.command("compress")
 def compress_cmd(
     teacher: Path | None = typer.Option(None, help="Teacher model folder, e.g. runs/lenet5-fashion-mnist/teacher."),
-    recipe: Path | None = typer.Option(None, help="Recipe TOML (see recipes/)."),
+    recipe: Path | None = typer.Option(
+        None, help="Recipe TOML file, or the name of a shipped one (lenet5, lenet5-fast, resnet20, ...; see recipes/)."
+    ),
     name: str | None = typer.Option(None, help="Run name [default: the recipe's name]."),
     runs_dir: Path = typer.Option(Path("runs"), help="Folder holding runs."),
     resume: Path | None = typer.Option(None, help="Continue the run in this folder (same recipe and teacher)."),

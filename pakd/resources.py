@@ -19,7 +19,7 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-__all__ = ["data_dir", "runtime_sources", "targets_dir", "toolchains_dir"]
+__all__ = ["data_dir", "recipes_dir", "runtime_sources", "targets_dir", "toolchains_dir"]
 
 _CHECKOUT = Path(__file__).resolve().parents[1]  # the folder above the package: a checkout's root
 
@@ -41,6 +41,12 @@ def targets_dir() -> Path:
 def toolchains_dir() -> Path:
     """The CMake toolchain files the board files name (``toolchains/`` inside the targets folder)."""
     return targets_dir() / "toolchains"
+
+
+def recipes_dir() -> Path:
+    """The recipes PaKD ships (``recipes/*.toml``: the zoo's, and ``pakd demo``'s default)."""
+    data = data_dir()
+    return data / "recipes" if data is not None else _CHECKOUT / "recipes"
 
 
 def runtime_sources() -> Path:

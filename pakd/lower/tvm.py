@@ -29,6 +29,7 @@ from typing import Any
 from torch import nn
 
 from ..errors import PakdError
+from ..resources import runtime_sources
 from ..targets import Target
 
 #: The versions this backend is tested with (pyproject's ``tvm`` extra pins the same).
@@ -38,7 +39,7 @@ RUNNER_FILE = "tvm-runner"
 RUNTIME_LIBS = ("libtvm_runtime.so", "libtvm_ffi.so")
 #: Relax function added beside ``main``: returns the input shape, so the runner needs no side file.
 INPUT_SHAPE_FUNC = "pakd_input_shape"
-RUNNER_SOURCE = Path(__file__).resolve().parents[2] / "csrc" / "tools" / "tvm-runner.cc"
+RUNNER_SOURCE = runtime_sources() / "csrc" / "tools" / "tvm-runner.cc"  # the wheel's copy, or the checkout's
 # Where each runtime library lies inside its wheel.
 _WHEEL_MEMBERS = {"apache-tvm": "tvm/lib/libtvm_runtime.so", "apache-tvm-ffi": "tvm_ffi/lib/libtvm_ffi.so"}
 

@@ -1,6 +1,6 @@
 """Recipes and the stage runner behind ``pakd compress``."""
 
-from .recipe import QuantConfig, Recipe, RecipeError, StageConfig, load_recipe, parse_recipe
+from .recipe import QuantConfig, Recipe, RecipeError, StageConfig, find_recipe, load_recipe, parse_recipe
 from .runner import CompressJob, compress, compress_job, resume_job
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "StageConfig",
     "compress",
     "compress_job",
+    "find_recipe",
     "load_recipe",
     "parse_recipe",
     "resume_job",

@@ -39,6 +39,7 @@ from typing import Any
 from ..distill import DistillConfig
 from ..errors import InvalidField, PakdError
 from ..prune import PruneConfig, pruner_names
+from ..resources import recipes_dir
 from ..train import TrainConfig
 
 QUANT_METHODS = ("kmeans", "int8")
@@ -243,8 +244,20 @@ def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
     )
 
 
-def load_recipe(path: str | Path) -> Recipe:
+def find_recipe(path: str | Path) -> Path:
+    """``path`` itself when it is a file; otherwise the shipped recipe of that name
+    (``lenet5-fast``, ``lenet5-fast.toml`` or ``recipes/lenet5-fast.toml``: found in the wheel's
+    copy of ``recipes/`` when there is no checkout), so ``pakd demo`` and ``pakd compress --recipe
+    NAME`` work from an installed wheel too."""
     path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"recipe not found: {path}")
+    if path.is_file():
+        return path
+    shipped = recipes_dir() / (path.name if path.suffix == ".toml" else f"{path.name}.toml")
+    if len(path.parts) <= 2 and shipped.is_file() and path.parent.name in ("", "recipes"):
+        return shipped
+    raise RecipeError(f"recipe not found: {path}")
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    path = find_recipe(path)
     return parse_recipe(path.read_text(), str(path))

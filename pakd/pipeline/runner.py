@@ -29,7 +29,7 @@ from ..modelio import SPEC_FILE, library_versions, load_model, read_spec, save_m
 from ..prune import PruneContext, make_pruner
 from ..quant import Int8Quantizer, KMeansConfig, Quantizer, WeightSharing
 from ..train import TrainConfig, evaluate, set_threads, train
-from .recipe import Recipe, StageConfig, load_recipe
+from .recipe import Recipe, StageConfig, find_recipe, load_recipe
 
 
 @dataclass(frozen=True)
@@ -236,7 +236,8 @@ def _structure(model: nn.Module, reference: nn.Module) -> dict[str, Any] | None:
 
 def compress(job: CompressJob, progress: ProgressFactory) -> tuple[Recipe, list[dict[str, Any]]]:
     """Run (or continue) the compression described by ``job``; returns the ledger rows."""
-    recipe = load_recipe(job.recipe_path)
+    recipe_file = find_recipe(job.recipe_path)  # a path, or the name of a shipped recipe
+    recipe = load_recipe(recipe_file)
     if not (job.teacher_dir / SPEC_FILE).is_file():
         raise RunError(
             f"teacher not found: {job.teacher_dir} has no {SPEC_FILE} "
@@ -255,12 +256,12 @@ def compress(job: CompressJob, progress: ProgressFactory) -> tuple[Recipe, list[
     runner = _Run(job, recipe, progress)  # validates data and teacher before writing anything
     job.run_dir.mkdir(parents=True, exist_ok=True)
     if not started:
-        shutil.copyfile(job.recipe_path, job.run_dir / rundir.RECIPE_COPY)
+        shutil.copyfile(recipe_file, job.run_dir / rundir.RECIPE_COPY)
         rundir.write_run(
             job.run_dir,
             {
                 **identity,
-                "recipe_path": str(job.recipe_path),
+                "recipe_path": str(recipe_file),
                 "data_dir": job.data_dir,
                 "threads": job.threads,
                 "device": job.device,

@@ -90,6 +90,8 @@ def test_the_wheel_carries_the_boards_toolchains_and_runtime_sources(wheel):
         assert data + f in names, f"{f} is not in the wheel"
     for f in _shipped("csrc"):
         assert data + "runtime/" + f in names, f"{f} is not in the wheel"
+    for f in _shipped("recipes"):
+        assert data + f in names, f"{f} is not in the wheel"
     assert {data + "runtime/CMakeLists.txt", data + "runtime/VERSION", "pakd/resources.py"} <= names
     assert any(n.startswith("pakd/_core.") and n.endswith(".so") for n in names)
     assert not any(n.startswith(("csrc/", "targets/", "tests/")) for n in names)
@@ -116,6 +118,18 @@ def test_the_installed_package_lies_in_the_fresh_venv_and_finds_its_data(venv, o
         p = Path(line).resolve()
         assert p.is_relative_to(venv.resolve()) and not p.is_relative_to(REPO), line
     assert Path(lines[1], "rpi4.toml").is_file() and Path(lines[2], "csrc", "include", "pakd", "pakd.h").is_file()
+
+
+def test_a_shipped_recipe_is_found_by_name_outside_the_checkout(venv, outside):
+    """`pakd demo`'s default (recipes/lenet5-fast.toml) and `pakd compress --recipe NAME` resolve to
+    the wheel's copy of recipes/ when the working folder has none."""
+    work, env = outside
+    code = (
+        "from pakd.pipeline import find_recipe, load_recipe; "
+        "print(find_recipe('recipes/lenet5-fast.toml')); print(load_recipe('resnet20').name)"
+    )
+    path, name = _run([venv / "bin" / "python", "-c", code], cwd=work, env=env).stdout.split()
+    assert Path(path).resolve().is_relative_to(venv.resolve()) and name == "resnet20"
 
 
 def test_pakd_targets_lists_the_shipped_boards(venv, outside):

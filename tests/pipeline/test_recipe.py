@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pakd.pipeline import RecipeError, load_recipe, parse_recipe
+from pakd.pipeline import RecipeError, find_recipe, load_recipe, parse_recipe
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -75,6 +75,22 @@ def test_not_toml_and_no_stages():
 def test_missing_recipe_file(tmp_path):
     with pytest.raises(RecipeError, match="recipe not found"):
         load_recipe(tmp_path / "nope.toml")
+    with pytest.raises(RecipeError, match="recipe not found"):
+        load_recipe("no-such-recipe")
+
+
+def test_a_shipped_recipe_is_found_by_name_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no recipes/ here
+    shipped = REPO / "recipes" / "lenet5-fast.toml"
+    for name in ("lenet5-fast", "lenet5-fast.toml", "recipes/lenet5-fast.toml"):
+        assert find_recipe(name).resolve() == shipped
+    assert load_recipe("resnet20").name == "resnet20"
+    mine = tmp_path / "recipes" / "lenet5-fast.toml"  # a file of the user's wins over the shipped one
+    mine.parent.mkdir()
+    mine.write_text(GOOD)
+    assert find_recipe("recipes/lenet5-fast.toml") == Path("recipes/lenet5-fast.toml")
+    with pytest.raises(RecipeError, match="recipe not found"):
+        find_recipe(tmp_path / "elsewhere" / "lenet5-fast.toml")  # a path that names a folder is never redirected
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "recipes").rglob("*.toml")), ids=lambda p: p.name)
