@@ -23,7 +23,7 @@ requires_env = "ANDROID_NDK"            # optional: a variable that must be set 
 command = "qemu-aarch64"
 apt = ["qemu-user"]
 
-[tvm]                                   # optional: the TVM target (JSON dict, see TVM_NOTES.md)
+[tvm]                                   # optional: the TVM target (JSON dict, see docs/tvm.md)
 target = { kind = "llvm", mtriple = "aarch64-linux-gnu", mcpu = "cortex-a72", mattr = ["+neon"], num-cores = 4 }
 wheel_platforms = ["manylinux_2_28_aarch64", "manylinux_2_27_aarch64"]
 ```

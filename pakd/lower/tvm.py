@@ -1,7 +1,7 @@
 """The TVM backend of ``pakd build``: a PyTorch model compiled by Apache TVM (Relax) into one
 shared library per target, the TVM runtime of the target's architecture, and a small C++ runner.
 
-Pipeline (measured choices in ``shared/TVM_NOTES.md``): ``torch.export`` -> Relax
+Pipeline (measured choices in ``docs/tvm.md``): ``torch.export`` -> Relax
 (``from_exported_program``, weights folded in as constants) -> ``tvm.compile`` for the target's
 ``[tvm] target`` dict with the default Relax pipeline -> ``export_library`` through the target's
 C++ compiler (a value from the target file, never an environment variable).
@@ -178,7 +178,7 @@ def _database_has_records(db_dir: Path | None) -> bool:
 
 
 def _tuned_executable(mod, tvm_target, target: Target, db_dir: Path, trials: int):
-    """MetaSchedule (TVM_NOTES "Tuning pitfalls"): decompose for inference, the "zero" pipeline
+    """MetaSchedule (docs/tvm.md, "Tuning pitfalls"): decompose for inference, the "zero" pipeline
     (legalize + fuse), tune into a JSON database with a patient builder, apply the database inside
     the target and database contexts, then lower with the "default" pipeline, which does not
     re-fuse (re-fusing drops the tuned schedules)."""

@@ -1,8 +1,8 @@
 """The TVM backend (pakd/lower/tvm.py): real TVM builds of a small CNN (lenet5, random weights),
 checked against PyTorch through TVM's Python VM, the compiled C++ runner on this machine, and the
-aarch64 build of both run under qemu-aarch64. Tolerance: 1e-4 absolute (TVM_NOTES measured ~1e-7).
+aarch64 build of both run under qemu-aarch64. Tolerance: 1e-4 absolute (docs/tvm.md: ~1e-7 measured).
 
-No tuning here: MetaSchedule's builder workers alone take 35-50 s to start (see TVM_NOTES.md).
+No tuning here: MetaSchedule's builder workers alone take 35-50 s to start (see docs/tvm.md).
 """
 
 from __future__ import annotations
