@@ -29,6 +29,7 @@ ZOO = {
     "resnet56": {},
     "mobilenetv2": {"width_mult": 0.5},
 }
+SLOW = {"resnet56", "mobilenetv2"}  # seconds each: in `make test`, not in `make test-fast`
 
 
 def _randomize_bn(model: nn.Module) -> nn.Module:
@@ -62,7 +63,7 @@ def _inputs(n: int = 4) -> np.ndarray:
     return np.random.default_rng(0).standard_normal((n, 1, 28, 28)).astype(np.float32)
 
 
-@pytest.mark.parametrize("name", list(ZOO))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in ZOO])
 @pytest.mark.parametrize(
     "options",
     [
