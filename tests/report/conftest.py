@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pakd.bench.results import COLUMNS
 from pakd.pipeline import CompressJob, compress
 from pakd.report import RESULTS_SCHEMA
 from pakd.train import TeacherJob, TrainConfig, train_teacher
@@ -55,34 +56,6 @@ bits = { conv = 6, linear = 4 }
 [stage.distill]
 teachers = ["teacher"]
 """
-
-COLUMNS = (
-    "session",
-    "started_at",
-    "bundle_sha256",
-    "bundle",
-    "source",
-    "role",
-    "model",
-    "engine",
-    "target",
-    "device",
-    "threads",
-    "run",
-    "median_us",
-    "p90_us",
-    "min_us",
-    "max_us",
-    "mean_us",
-    "stdev_us",
-    "iterations",
-    "peak_rss_kb",
-    "model_bytes",
-    "bundle_bytes",
-    "golden_ok",
-    "golden_max_abs_diff",
-    "facts",
-)
 
 
 @pytest.fixture(scope="session")
