@@ -168,7 +168,7 @@ def _quantize(t: dict, where: str) -> QuantConfig:
     method = _take(
         t, "method", str, where, check=lambda v: v in QUANT_METHODS, what=f"one of {', '.join(QUANT_METHODS)}"
     )
-    bits = t.pop("bits", {"conv": 8, "linear": 5})
+    bits = t.pop("bits", {})  # what it leaves out keeps QuantConfig's default
     if (
         not isinstance(bits, dict)
         or set(bits) - {"conv", "linear"}
@@ -177,7 +177,7 @@ def _quantize(t: dict, where: str) -> QuantConfig:
         raise RecipeError(f"{where}.bits: expected {{conv = 1..8, linear = 1..8}}")
     skip = _str_list(t.pop("skip", []), f"{where}.skip")
     _no_leftovers(t, where)
-    merged = {"conv": 8, "linear": 5, **bits}
+    merged = {**dict(QuantConfig.bits), **bits}
     return QuantConfig(method=method, bits=tuple(sorted(merged.items())), skip=skip)
 
 
