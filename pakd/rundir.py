@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,24 @@ from .modelio import SPEC_FILE, write_json_atomic
 RUN_FILE, LEDGER_FILE, RECIPE_COPY = "run.json", "ledger.json", "recipe.toml"
 CHECKPOINT_FILE, PAKD_FILE = "checkpoint.pt", "model.pakd"
 STAGE_PREFIX = "stage-"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model to run or build: a model folder (model.safetensors + spec.json), a .pakd file, or
+    both (a finished stage, whose folder holds its model.pakd). Bench's ``ModelRef`` and build's
+    ``Student`` are this, with what each needs on top."""
+
+    label: str
+    folder: Path | None = None
+    pakd_file: Path | None = None
+
+    @property
+    def path(self) -> Path:
+        """The model folder, or the .pakd file when there is no folder."""
+        path = self.folder or self.pakd_file
+        assert path is not None, f"a {type(self).__name__} has a folder or a .pakd file"
+        return path
 
 
 def is_run(path: str | Path) -> bool:

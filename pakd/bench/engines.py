@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 from ..errors import PakdError
-from ..rundir import PAKD_FILE
+from ..rundir import PAKD_FILE, ModelSource
 
 
 class BenchError(PakdError):
@@ -46,12 +46,8 @@ class EngineUnavailable(BenchError):
 
 
 @dataclass(frozen=True)
-class ModelRef:
+class ModelRef(ModelSource):
     """What an engine may run: a model folder, a .pakd file, or both (a finished stage)."""
-
-    label: str
-    folder: Path | None = None
-    pakd_file: Path | None = None
 
     @classmethod
     def from_path(cls, path: str | Path, label: str | None = None) -> ModelRef:
@@ -65,13 +61,6 @@ class ModelRef:
             pakd = path / PAKD_FILE
             return cls(label or str(path), path, pakd if pakd.is_file() else None)
         raise BenchError(f"{path}: neither a model folder (with {SPEC_FILE}) nor a .pakd file")
-
-    @property
-    def path(self) -> Path:
-        """The model folder, or the .pakd file when there is no folder."""
-        path = self.folder or self.pakd_file
-        assert path is not None, "a ModelRef has a folder or a .pakd file"
-        return path
 
     def spec(self) -> dict[str, Any] | None:
         from ..modelio import read_spec

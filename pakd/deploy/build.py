@@ -24,6 +24,7 @@ import numpy as np
 from .. import rundir
 from ..errors import PakdError
 from ..resources import runtime_sources
+from ..rundir import ModelSource
 from ..targets import Target, load_target
 from .bundle import MANIFEST, Bundle, BundleError, open_bundle, runner_argv, sha256_file, write_manifest
 
@@ -50,20 +51,10 @@ class BuildConfig:
 
 
 @dataclass(frozen=True)
-class Student:
+class Student(ModelSource):
     """What to build: a model folder (torch model + spec) and/or a .pakd file."""
 
-    label: str
-    folder: Path | None
-    pakd_file: Path | None
     role: str | None = None  # "teacher" (a trained dense model), "student" (a compress run's stage), None
-
-    @property
-    def path(self) -> Path:
-        """The model folder, or the .pakd file when there is no folder."""
-        path = self.folder or self.pakd_file
-        assert path is not None, "a Student has a folder or a .pakd file"
-        return path
 
     def source(self) -> dict[str, Any]:
         """What the bundle was built from (the results store and reports match on this)."""
