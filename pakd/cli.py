@@ -335,7 +335,8 @@ def verify_cmd(
         f"{verdict} {where}: max |diff| {rep.max_abs_diff:.2e}, top-1 {'equal' if rep.argmax_equal else 'different'}"
     )
     if rep.instructions is not None:
-        console.print(f"emulated instructions per inference: {rep.instructions:,} (1 thread)")
+        cpu = f", qemu -cpu {rep.emulator_cpu}" if rep.emulator_cpu else ""
+        console.print(f"emulated instructions per inference: {rep.instructions:,} (1 thread{cpu})")
     if rep.baseline_instructions is not None:
         console.print(
             f"baseline {baseline}: {rep.baseline_instructions:,}; ratio baseline/this = "

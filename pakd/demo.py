@@ -56,6 +56,7 @@ class DemoResult:
     teacher_us: float | None = None
     student_us: float | None = None
     instruction_ratio: float | None = None
+    emulator_cpu: str | None = None  # the qemu CPU model of the instruction counts
     report: Path | None = None
 
     def summary(self, board: str) -> str:
@@ -65,7 +66,8 @@ class DemoResult:
             if self.speed_ratio
             else "speed not measured"
         )
-        arm = f"; {board}: {self.instruction_ratio:.2f}x fewer instructions (qemu)" if self.instruction_ratio else ""
+        qemu = f"qemu -cpu {self.emulator_cpu}" if self.emulator_cpu else "qemu"
+        arm = f"; {board}: {self.instruction_ratio:.2f}x fewer instructions ({qemu})" if self.instruction_ratio else ""
         return (
             f"{self.run_dir.name}: {self.size_ratio:.1f}x smaller, {speed}, accuracy "
             f"{100 * self.student_top1:.2f}% vs {100 * self.teacher_top1:.2f}% ({-self.accuracy_drop_pt:+.2f} pt)"
@@ -151,11 +153,11 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     )
     if not rep.ok:
         raise PakdError(f"{rep.bundle}: outputs differ under qemu (max |diff| {rep.max_abs_diff:.3g})")
-    result.instruction_ratio = rep.instruction_ratio
+    result.instruction_ratio, result.emulator_cpu = rep.instruction_ratio, rep.emulator_cpu
     console.print(
         f"outputs match under qemu ({cfg.board}): max |diff| {rep.max_abs_diff:.2e}; instructions per "
         f"inference {rep.instructions:,} vs teacher {rep.baseline_instructions:,} = "
-        f"{rep.instruction_ratio:.2f}x fewer"
+        f"{rep.instruction_ratio:.2f}x fewer (qemu -cpu {rep.emulator_cpu})"
     )
 
     # 5. bench the engines here ----------------------------------------------------------------

@@ -21,6 +21,8 @@ requires_env = "ANDROID_NDK"            # optional: a variable that must be set 
 
 [emulator]                              # optional: runs its binaries without the board
 command = "qemu-aarch64"
+cpu = "cortex-a72"                      # required: the board's qemu CPU model (qemu-aarch64 -cpu help),
+                                        # so emulated runs use only the instructions the board has
 apt = ["qemu-user"]
 
 [tvm]                                   # optional: the TVM target (JSON dict, see docs/tvm.md)
@@ -45,11 +47,12 @@ from .errors import PakdError
 from .resources import targets_dir
 
 ARCHES = {"x86_64": ("x86_64",), "aarch64": ("aarch64",), "armv7": ("arm", "armv7")}
+QEMU_CPU = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 TRIPLE = re.compile(r"^(?P<arch>[a-z0-9_]+)-(?P<rest>[a-z0-9_]+(-[a-z0-9_]+)*)$")
 _SECTIONS = {
     "target": {"name", "description", "arch", "triple", "cpu", "features", "cores"},
     "toolchain": {"cc", "cxx", "cmake_toolchain", "apt", "sysroot", "requires_env", "cflags"},
-    "emulator": {"command", "apt"},
+    "emulator": {"command", "cpu", "apt"},
     "tvm": {"target", "wheel_platforms"},
 }
 
@@ -89,8 +92,9 @@ class Target:
     cmake_toolchain: Path | None
     apt: tuple[str, ...]
     requires_env: str | None = None
-    emulator: tuple[str, ...] = ()  # e.g. ("qemu-aarch64", "-L", "/usr/aarch64-linux-gnu")
+    emulator: tuple[str, ...] = ()  # e.g. ("qemu-aarch64", "-cpu", "cortex-a72", "-L", "/usr/aarch64-linux-gnu")
     emulator_apt: tuple[str, ...] = ()
+    emulator_cpu: str | None = None  # the qemu CPU model the emulator runs as (its -cpu)
     tvm_target: dict[str, Any] = field(default_factory=dict)
     tvm_wheel_platforms: tuple[str, ...] = ()
     path: Path | None = None
@@ -210,10 +214,15 @@ def parse_target(data: dict[str, Any], source: str, base: Path | None = None) ->
     cmake_tc = _take(tc, "cmake_toolchain", str, wt, None)
     emu = data.get("emulator")
     emulator: tuple[str, ...] = ()
+    emulator_cpu = None
     sysroot = _take(tc, "sysroot", str, wt, None)
     if emu is not None:
-        cmd = _take(emu, "command", str, f"{where}: emulator")
-        emulator = (cmd, "-L", sysroot) if sysroot else (cmd,)
+        we = f"{where}: emulator"
+        cmd = _take(emu, "command", str, we)
+        emulator_cpu = _take(
+            emu, "cpu", str, we, check=lambda v: bool(QEMU_CPU.match(v)), what="a qemu CPU model such as cortex-a72"
+        )
+        emulator = (cmd, "-cpu", emulator_cpu, *(("-L", sysroot) if sysroot else ()))
     tvm = data.get("tvm", {})
     tvm_target = _take(tvm, "target", dict, f"{where}: tvm", {})
     return Target(
@@ -235,6 +244,7 @@ def parse_target(data: dict[str, Any], source: str, base: Path | None = None) ->
         requires_env=_take(tc, "requires_env", str, wt, None),
         emulator=emulator,
         emulator_apt=_strings(emu, "apt", f"{where}: emulator") if emu else (),
+        emulator_cpu=emulator_cpu,
         tvm_target=dict(tvm_target),
         tvm_wheel_platforms=_strings(tvm, "wheel_platforms", f"{where}: tvm"),
     )

@@ -7,7 +7,7 @@ import pytest
 from pakd.targets import TargetError, list_targets, load_target
 from tests.conftest import run_cli
 
-SHIPPED = {"host", "rpi4", "rpi3", "jetson-nano", "android-arm64"}
+SHIPPED = {"host", "rpi4", "rpi5", "rpi3", "jetson-nano", "android-arm64"}
 
 
 def test_every_shipped_target_validates():
@@ -15,10 +15,21 @@ def test_every_shipped_target_validates():
     assert SHIPPED <= set(targets)
     rpi4 = targets["rpi4"]
     assert (rpi4.arch, rpi4.triple, rpi4.cpu, rpi4.cores) == ("aarch64", "aarch64-linux-gnu", "cortex-a72", 4)
-    assert rpi4.emulator == ("qemu-aarch64", "-L", "/usr/aarch64-linux-gnu")
+    assert rpi4.emulator == ("qemu-aarch64", "-cpu", "cortex-a72", "-L", "/usr/aarch64-linux-gnu")
     assert rpi4.cmake_toolchain.is_file() and rpi4.tvm_target["mtriple"] == "aarch64-linux-gnu"
     assert targets["rpi3"].arch == "armv7" and targets["rpi3"].emulator[0] == "qemu-arm"
     assert targets["host"].is_host and not rpi4.is_host
+
+
+def test_every_emulated_board_runs_as_its_own_cpu_model():
+    """qemu's default CPU (max) has SVE, dot product, ... that a Pi 4 lacks, and engines that pick
+    kernels at run time would use them: each board names its qemu -cpu, and the emulator runs it."""
+    cpus = {t.name: t.emulator_cpu for t in list_targets() if t.emulator}
+    assert cpus == {"rpi4": "cortex-a72", "rpi5": "cortex-a76", "jetson-nano": "cortex-a57", "rpi3": "max"}
+    for t in list_targets():
+        if t.emulator:
+            i = t.emulator.index("-cpu")
+            assert t.emulator[i + 1] == t.emulator_cpu
 
 
 def _write(tmp_path, name, text):
@@ -61,6 +72,8 @@ def test_a_user_board_needs_no_code(tmp_path):
         (lambda s: s + "\n[board]\nx = 1\n", "unknown section [board]"),
         (lambda s: s.replace('name = "myboard"', 'name = "other"'), "does not match the file name"),
         (lambda s: s.replace("[target]", "[target"), "not valid TOML"),
+        (lambda s: s + '\n[emulator]\ncommand = "qemu-aarch64"\n', "emulator.cpu: missing"),
+        (lambda s: s + '\n[emulator]\ncommand = "qemu-aarch64"\ncpu = "-cpu max"\n', "expected a qemu CPU model"),
     ],
 )
 def test_bad_target_files_say_what_is_wrong(tmp_path, edit, message):

@@ -26,6 +26,7 @@ class VerifyReport:
     ok: bool
     instructions: int | None = None
     baseline_instructions: int | None = None
+    emulator_cpu: str | None = None  # the qemu CPU model the counts were taken on
 
     @property
     def instruction_ratio(self) -> float | None:
@@ -92,6 +93,7 @@ def verify(
         diff <= atol and argmax_ok,
         instructions,
         base,
+        target.emulator_cpu if not target.is_host else None,
     )
 
 

@@ -46,6 +46,28 @@ def loop_prog(tmp_path_factory):
     return target, d / "loop"
 
 
+HWCAP_C = r"""
+#include <stdio.h>
+#include <sys/auxv.h>
+int main(void) { printf("%lx\n", getauxval(AT_HWCAP)); return 0; }
+"""
+HWCAP_ASIMDDP, HWCAP_SVE = 1 << 20, 1 << 22  # Linux arm64 <asm/hwcap.h>
+
+
+def test_each_board_runs_with_its_own_cpu_features(tmp_path):
+    """A guest asks the kernel (qemu) for its CPU features: a Pi 4 (cortex-a72) has neither dot
+    product nor SVE, a Pi 5 (cortex-a76) has dot product; qemu's default (max) would show both."""
+    rpi4 = require_target("rpi4", emulator=True)
+    (tmp_path / "hwcap.c").write_text(HWCAP_C)
+    r = subprocess.run(
+        [rpi4.compiler.cc, "-O1", "-o", tmp_path / "hwcap", tmp_path / "hwcap.c"], capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr
+    hwcap = {b: int(run_emulated(load_target(b), [tmp_path / "hwcap"]).stdout, 16) for b in ("rpi4", "rpi5")}
+    assert not hwcap["rpi4"] & (HWCAP_ASIMDDP | HWCAP_SVE)
+    assert hwcap["rpi5"] & HWCAP_ASIMDDP and not hwcap["rpi5"] & HWCAP_SVE
+
+
 def test_plugin_is_built_once_and_rebuilt_when_the_source_changes(tmp_path):
     first = build_plugin(tmp_path)
     mtime = first.stat().st_mtime_ns

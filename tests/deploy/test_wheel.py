@@ -135,7 +135,7 @@ def test_a_shipped_recipe_is_found_by_name_outside_the_checkout(venv, outside):
 def test_pakd_targets_lists_the_shipped_boards(venv, outside):
     work, env = outside
     out = _run([venv / "bin" / "pakd", "targets"], cwd=work, env=env).stdout
-    for name in ("host", "rpi4", "rpi3", "jetson-nano", "android-arm64"):
+    for name in ("host", "rpi4", "rpi5", "rpi3", "jetson-nano", "android-arm64"):
         assert name in out
 
 
