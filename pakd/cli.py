@@ -453,22 +453,11 @@ def bench_cmd(
 def _print_local_bench(
     source: Path, config: Any, db: Path, data_dir: Path | None, json_out: Path | None, quiet: bool
 ) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from .bench import rows_table
     from .bench.local import bench_models
-    from .ui import console
+    from .ui import console, step_progress
 
-    with Progress(
-        TextColumn("[bold]timing"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=quiet,
-    ) as bar:
+    with step_progress("[bold]timing", quiet) as bar:
         task = bar.add_task("", total=None)
 
         def progress(done: int, total: int, what: str) -> None:
@@ -504,21 +493,12 @@ def _print_device_bench(
     overrides: dict[str, Any],
     quiet: bool,
 ) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+    from rich.progress import TaskID
 
     from .bench.remote import bench_on_devices
-    from .ui import console, err_console
+    from .ui import console, err_console, step_progress
 
-    with Progress(
-        TextColumn("[bold]{task.fields[dev]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=quiet,
-    ) as bar:
+    with step_progress("[bold]{task.fields[dev]}", quiet) as bar:
         tasks: dict[str, TaskID] = {}
 
         def progress(dev: str, done: int, total: int, what: str) -> None:

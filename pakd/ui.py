@@ -21,6 +21,21 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
 
+def step_progress(label: str, quiet: bool = False) -> Progress:
+    """A transient bar for work counted in steps: LABEL | bar | done/total | what now | elapsed.
+    ``label`` is a rich format string (e.g. ``"[bold]{task.fields[dev]}"`` for one bar per device)."""
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=quiet,
+    )
+
+
 class TrainProgress:
     """Progress callback for :func:`pakd.train.train`: an overall bar, an epoch bar, a line per epoch."""
 
