@@ -20,6 +20,8 @@ class CpuFeatures(TypedDict):
     fma: bool
     avx512f: bool
     neon: bool
+    neon_dot: bool
+    i8mm: bool
 
 def gemm(a: npt.ArrayLike, b: npt.ArrayLike, kernel: str | None = None) -> npt.NDArray[np.float32]:
     """Matrix product ``a @ b`` of 2-D float32 arrays, shapes (m, k) and (k, n).

@@ -103,6 +103,8 @@ py::dict cpu_features() {
   d["fma"] = info.fma != 0;
   d["avx512f"] = info.avx512f != 0;
   d["neon"] = info.neon != 0;
+  d["neon_dot"] = info.neon_dot != 0;
+  d["i8mm"] = info.i8mm != 0;
   return d;
 }
 
@@ -124,7 +126,7 @@ run. The GIL is released during the computation.)doc");
       "best_gemm_kernel", [] { return std::string(pakd_f32_gemm_best_kernel()); },
       "Name of the kernel gemm() uses when kernel=None.");
   m.def("cpu_features", &cpu_features,
-        "Features of the running CPU: {'arch', 'sse2', 'avx', 'avx2', 'fma', 'avx512f', 'neon'}.");
+        "Features of the running CPU: {'arch', 'sse2', 'avx', 'avx2', 'fma', 'avx512f', 'neon', 'neon_dot', 'i8mm'}.");
   pakd_python::bind_kernels(m);
   pakd_python::bind_session(m);
 }

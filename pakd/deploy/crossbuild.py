@@ -98,7 +98,9 @@ def _write_if_changed(path: Path, text: str) -> None:
         path.write_text(text)
 
 
-def _configure_and_build(target: Target, build_dir: Path, jobs: int) -> dict[str, str]:
+def _configure_and_build(
+    target: Target, build_dir: Path, jobs: int, targets: tuple[str, ...] = ("pakd_core", "pakd-run", "pakd_shared")
+) -> dict[str, str]:
     sources = runtime_sources()
     if not (sources / "CMakeLists.txt").is_file() or not (sources / "csrc").is_dir():
         raise CrossBuildError(
@@ -120,6 +122,7 @@ def _configure_and_build(target: Target, build_dir: Path, jobs: int) -> dict[str
         "-DPAKD_BUILD_PYTHON=OFF",
         "-DPAKD_BUILD_TESTS=OFF",
         "-DPAKD_BUILD_TOOLS=ON",
+        "-DPAKD_BUILD_KERNEL_CHECK=ON",  # configured, built only when asked (cross_build_kernel_check)
         "-DBUILD_SHARED_LIBS=OFF",
     ]
     if target.cmake_toolchain is not None:
@@ -135,7 +138,7 @@ def _configure_and_build(target: Target, build_dir: Path, jobs: int) -> dict[str
             cmd += ["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}"]
     _run(cmd, log, f"configuring the runtime for {target.name}")
     _run(
-        ["cmake", "--build", str(build_dir), "-j", str(jobs), "--target", "pakd_core", "pakd-run", "pakd_shared"],
+        ["cmake", "--build", str(build_dir), "-j", str(jobs), "--target", *targets],
         log,
         f"building the runtime for {target.name}",
     )
@@ -172,4 +175,19 @@ def cross_build_native(target: Target, build_root: str | Path, *, jobs: int = JO
     return artifacts
 
 
-__all__ = ["CrossBuildError", "NativeArtifacts", "cross_build_native"]
+def cross_build_kernel_check(target: Target, build_root: str | Path, *, jobs: int = JOBS) -> Path:
+    """``pakd-kernel-check`` (csrc/kernel-check: every kernel of every family against its
+    family's reference) built for ``target`` in the same folder as :func:`cross_build_native`,
+    so it shares the compiled library; returns the binary (run it under :mod:`.emulate`)."""
+    target.check_toolchain()
+    if shutil.which("cmake") is None:
+        raise CrossBuildError("cmake not found; install with: sudo apt-get install -y cmake")
+    root = Path(build_root).resolve() / target.name
+    _configure_and_build(target, root, jobs, ("pakd-kernel-check",))
+    binary = root / "pakd-kernel-check"
+    if not binary.is_file():
+        raise CrossBuildError(f"building the kernel check for {target.name}: {binary} was not produced")
+    return binary
+
+
+__all__ = ["CrossBuildError", "NativeArtifacts", "cross_build_kernel_check", "cross_build_native"]

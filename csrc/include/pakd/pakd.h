@@ -70,6 +70,8 @@ typedef struct pakd_cpu_info {
   int fma;
   int avx512f;
   int neon;
+  int neon_dot; /* AArch64 dot product (SDOT/UDOT, ARMv8.2): Cortex-A55/A76 (Pi 5), not Cortex-A72 (Pi 4) */
+  int i8mm;     /* AArch64 int8 matrix multiply (SMMLA, ARMv8.6) */
 } pakd_cpu_info;
 
 /* Features detected once, at first use, on the running CPU. */

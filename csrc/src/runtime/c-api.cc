@@ -118,6 +118,8 @@ pakd_status pakd_get_cpu_info(pakd_cpu_info* out) {
     info.fma = f.has(pakd::kCpuFma);
     info.avx512f = f.has(pakd::kCpuAvx512f);
     info.neon = f.has(pakd::kCpuNeon);
+    info.neon_dot = f.has(pakd::kCpuNeonDot);
+    info.i8mm = f.has(pakd::kCpuI8mm);
     return write_versioned(info, out, sizeof(pakd_cpu_info));
   });
 }

@@ -2,8 +2,8 @@
 // architecture and picks kernels from what the running CPU supports.
 #include "runtime/cpu.h"
 
-#if defined(__arm__) && defined(__linux__)
-#include <sys/auxv.h>  // getauxval(AT_HWCAP)
+#if (defined(__arm__) || defined(__aarch64__)) && defined(__linux__)
+#include <sys/auxv.h>  // getauxval(AT_HWCAP), getauxval(AT_HWCAP2)
 #endif
 
 namespace pakd {
@@ -25,6 +25,15 @@ CpuFeatures detect() {
 #elif defined(__aarch64__) || defined(_M_ARM64)
   f.arch = "aarch64";
   f.bits |= kCpuNeon;  // Advanced SIMD is mandatory on AArch64
+#if defined(__linux__)
+  // The kernel's view of the CPU (what qemu's -cpu model or the board
+  // reports): one binary runs dot-product kernels on a Pi 5 and plain NEON on
+  // a Pi 4. Bit numbers from the kernel's asm/hwcap.h (AArch64).
+  constexpr unsigned long kHwcapAsimddp = 1ul << 20;  // HWCAP_ASIMDDP
+  constexpr unsigned long kHwcap2I8mm = 1ul << 13;    // HWCAP2_I8MM
+  if (getauxval(AT_HWCAP) & kHwcapAsimddp) f.bits |= kCpuNeonDot;
+  if (getauxval(AT_HWCAP2) & kHwcap2I8mm) f.bits |= kCpuI8mm;
+#endif
 #elif defined(__arm__)
   f.arch = "arm";
 #if defined(__linux__)

@@ -13,7 +13,9 @@ enum CpuFeature : std::uint32_t {
   kCpuAvx2 = 1u << 2,
   kCpuFma = 1u << 3,
   kCpuAvx512f = 1u << 4,
-  kCpuNeon = 1u << 5,
+  kCpuNeon = 1u << 5,     // Advanced SIMD (all of AArch64; armv7 with NEON)
+  kCpuNeonDot = 1u << 6,  // AArch64 SDOT/UDOT (ARMv8.2 dot product: Cortex-A55/A76, Pi 5; not the Pi 4's A72)
+  kCpuI8mm = 1u << 7,     // AArch64 SMMLA/UMMLA (ARMv8.6 int8 matrix multiply)
 };
 
 struct CpuFeatures {
