@@ -320,6 +320,13 @@ def verify_cmd(
     baseline: Path | None = typer.Option(
         None, "--baseline", help="Another bundle for the same target (e.g. the teacher): prints the instruction ratio."
     ),
+    functions: int = typer.Option(
+        0,
+        "--functions",
+        min=0,
+        help="With --emulate: also list the N functions of the runner that execute the most instructions "
+        "per inference (where the instructions go: kernels, passes, the C library as '?').",
+    ),
     targets_dir: Path | None = typer.Option(None, "--targets-dir", help="A folder of your own board TOML files."),
 ) -> None:
     """Check a bundle: every file against its manifest hash, then the golden output (on this
@@ -328,7 +335,14 @@ def verify_cmd(
     from .deploy.verify import verify
     from .ui import console
 
-    rep = verify(bundle, emulate=emulate, count=count or emulate, baseline=baseline, targets_dir=targets_dir)
+    rep = verify(
+        bundle,
+        emulate=emulate,
+        count=count or emulate,
+        baseline=baseline,
+        targets_dir=targets_dir,
+        functions=functions > 0,
+    )
     where = f"under qemu ({rep.target})" if rep.emulated else f"on this machine ({rep.target})"
     verdict = "[bold green]outputs match[/]" if rep.ok else "[bold red]outputs DIFFER[/]"
     console.print(
@@ -342,6 +356,14 @@ def verify_cmd(
             f"baseline {baseline}: {rep.baseline_instructions:,}; ratio baseline/this = "
             f"[bold]{rep.instruction_ratio:.2f}x[/]"
         )
+    if rep.functions:
+        total = sum(n for _, n in rep.functions) or 1
+        table = Table(title=f"where the instructions of one inference go (top {functions})")
+        for col in ("function", "instructions", "share"):
+            table.add_column(col, justify="left" if col == "function" else "right")
+        for name, n in rep.functions[:functions]:
+            table.add_row(name, f"{n:,}", f"{100 * n / total:.1f}%")
+        console.print(table)
     if not rep.ok:
         raise typer.Exit(1)
 
@@ -357,8 +379,9 @@ def bench_cmd(
         ["local"],
         "--device",
         "-d",
-        help="local, a name from devices.toml, or "
-        "ssh://user@host:port; repeat it to bench several devices in parallel.",
+        help="local, a name from devices.toml, ssh://user@host:port, or qemu:BOARD (bundles "
+        "built for BOARD: instructions of one inference under qemu with its CPU model); repeat it "
+        "to bench several devices in parallel.",
     ),
     devices_file: Path | None = typer.Option(None, "--devices", help="The devices file [default: ./devices.toml]."),
     threads: str | None = typer.Option(
@@ -419,6 +442,16 @@ def bench_cmd(
     from .deploy.bundle import MANIFEST
 
     bundles = [p for p in paths if (p / MANIFEST).is_file()]
+    emulated = [d for d in device if d.startswith("qemu:")]
+    if emulated:
+        if len(emulated) != len(device) or not bundles or len(bundles) != len(paths):
+            raise PakdError(
+                "--device qemu:BOARD counts bundles built for BOARD: give only bundles and only qemu: devices "
+                "(time real devices in a separate pakd bench)"
+            )
+        for spec in emulated:
+            _print_emulated_bench(bundles, spec, db, new_session, quiet)
+        return
     if bundles and len(bundles) == len(paths):
         from .bench.remote import BenchPlan
 
@@ -480,6 +513,39 @@ def _print_local_bench(
     console.print(f"stored in {db} (session {res.session})")
     if json_out is not None:
         console.print(f"wrote {json_out}")
+
+
+def _print_emulated_bench(bundles: list[Path], spec: str, db: Path, fresh: bool, quiet: bool) -> None:
+    from .bench.emulated import bench_emulated, board_of, board_verdict
+    from .bench.results import open_store
+    from .ui import console, step_progress
+
+    board = board_of(spec)
+    with step_progress("[bold]qemu", quiet) as bar, open_store(db) as store:
+        task = bar.add_task("", total=None)
+        res = bench_emulated(bundles, board, store, fresh=fresh, note=lambda what: bar.update(task, description=what))
+    table = Table(
+        title=f"{board} under qemu -cpu {res.cpu}: guest instructions of one inference, 1 thread "
+        f"(instructions, not time; session {res.session})"
+    )
+    for col in ("bundle", "role", "engine", "instructions", "golden", "note"):
+        table.add_column(col, justify="right" if col == "instructions" else "left")
+    for r in res.rows:
+        golden = "-" if r.golden_ok is None else ("ok" if r.golden_ok else f"DIFF {r.max_abs_diff:.2g}")
+        table.add_row(
+            r.bundle, r.role or "-", r.engine, f"{r.instructions:,}" if r.instructions else "-", golden, r.reason or ""
+        )
+    console.print(table)
+    v = board_verdict(res.rows, board)
+    if v is not None:
+        same = f"; {v.same_engine_ratio:.2f}x vs the teacher on PaKD" if v.same_engine_ratio else ""
+        console.print(
+            f"{board} (qemu -cpu {res.cpu}): the student needs {v.ratio:.2f}x fewer instructions than the teacher "
+            f"on the best engine ({v.best_engine}, {v.best_instructions:,} vs {v.student_instructions:,}){same}"
+        )
+    console.print(f"results in {db} (session {res.session}): measured {res.measured}, already stored {res.reused}")
+    if any(r.golden_ok is False for r in res.rows):
+        raise typer.Exit(1)
 
 
 def _print_device_bench(
@@ -720,7 +786,7 @@ def report_cmd(
     color = {Status.MET: "green", Status.NOT_MET: "red", Status.NOT_MEASURED: "yellow"}[rep.verdict.status]
     console.print(f"wrote {page}\nwrote {md}", highlight=False)
     console.print(f"[bold {color}]{rep.verdict.headline}[/] {rep.verdict.criteria()}", highlight=False)
-    for v in rep.device_verdicts:
+    for v in (*rep.device_verdicts, *rep.board_verdicts):
         console.print(f"  {v.line()}", highlight=False)
     if any(c.status is Status.NOT_MEASURED for c in rep.verdict.checks):
         console.print(rep.verdict.note, highlight=False)

@@ -26,7 +26,7 @@ from typing import Any
 from ..errors import PakdError
 
 DEFAULT_DB = Path("results.db")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: instructions and cpu (emulated rows, `pakd bench --device qemu:BOARD`)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -56,6 +56,8 @@ CREATE TABLE IF NOT EXISTS results (
     golden_ok INTEGER,
     golden_max_abs_diff REAL,
     facts TEXT,
+    instructions INTEGER,
+    cpu TEXT,
     UNIQUE (bundle_sha256, device, threads, run, session)
 );
 CREATE INDEX IF NOT EXISTS results_session ON results (session);
@@ -88,7 +90,12 @@ COLUMNS = (
     "golden_ok",
     "golden_max_abs_diff",
     "facts",
+    "instructions",  # emulated rows: guest instructions of one inference (never time)
+    "cpu",  # emulated rows: the qemu CPU model the instructions were counted on
 )
+# Columns added after version 1, with their types: a store written by an older PaKD gets them
+# when opened (ALTER TABLE; its rows read NULL there).
+_ADDED = {"instructions": "INTEGER", "cpu": "TEXT"}
 _REQUIRED = ("session", "bundle_sha256", "engine", "device", "threads", "run")
 
 
@@ -127,7 +134,11 @@ class ResultsStore:
             self._conn.row_factory = sqlite3.Row
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.executescript(SCHEMA)
-            self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            have = {r[1] for r in self._conn.execute("PRAGMA table_info(results)")}
+            for col, kind in _ADDED.items():
+                if col not in have:
+                    self._conn.execute(f"ALTER TABLE results ADD COLUMN {col} {kind}")
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             self._conn.commit()
         except sqlite3.DatabaseError as exc:
             raise ResultsError(f"{self.path}: not a usable results store ({exc})") from None

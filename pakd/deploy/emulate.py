@@ -44,6 +44,7 @@ class EmulatedRun:
     stdout: str
     stderr: str
     instructions: int | None  # executed guest instructions; None when not counted
+    by_symbol: dict[str, int] | None = None  # per function (mangled ELF symbol, "?" for none) with per_symbol
 
 
 def default_cache_dir() -> Path:
@@ -102,10 +103,12 @@ def run_emulated(
     count_instructions: bool = False,
     timeout: float | None = 600,
     plugin: str | Path | None = None,
+    per_symbol: bool = False,
 ) -> EmulatedRun:
     """Runs ``argv`` (a binary built for ``target`` and its arguments) under the target's qemu,
     with an empty guest environment; with ``count_instructions`` through the counting plugin
-    (``plugin``, else :func:`build_plugin` in the default cache)."""
+    (``plugin``, else :func:`build_plugin` in the default cache), and with ``per_symbol`` also per
+    function of the binary."""
     cmd = _emulator_argv(target)
     host_env = {k: os.environ[k] for k in _QEMU_HOST_ENV if k in os.environ}
     for k in host_env:
@@ -116,7 +119,7 @@ def run_emulated(
             so = Path(plugin) if plugin is not None else build_plugin()
             if "," in str(so) or "," in str(outfile):
                 raise EmulationError(f"qemu plugin paths cannot contain ',': {so}, {outfile}")
-            cmd += ["-plugin", f"{so},outfile={outfile}", "-d", "plugin"]
+            cmd += ["-plugin", f"{so},outfile={outfile}" + (",symbols=on" if per_symbol else ""), "-d", "plugin"]
         cmd += [str(a) for a in argv]
         try:
             r = subprocess.run(
@@ -127,6 +130,7 @@ def run_emulated(
                 f"{Path(str(argv[0])).name} under {target.emulator[0]} did not finish within {timeout:g} s"
             ) from None
         instructions = None
+        by_symbol: dict[str, int] | None = None
         if count_instructions:
             plugin_lines = [ln for ln in r.stderr.splitlines() if "plugin" in ln.lower()]
             if not outfile.exists() and plugin_lines:  # e.g. a qemu built without plugin support
@@ -134,10 +138,15 @@ def run_emulated(
                     f"{target.emulator[0]} cannot load the instruction-count plugin: {plugin_lines[-1].strip()}"
                 )
             if outfile.exists():
-                text = outfile.read_text().strip()
-                if text.startswith("insns:"):
-                    instructions = int(text.split()[1])
-    return EmulatedRun(r.returncode, r.stdout, r.stderr, instructions)
+                lines = outfile.read_text().splitlines()
+                if lines and lines[0].startswith("insns:"):
+                    instructions = int(lines[0].split()[1])
+                if per_symbol:
+                    by_symbol = {}
+                    for line in lines[1:]:
+                        _, n, name = line.split(" ", 2)
+                        by_symbol[name] = by_symbol.get(name, 0) + int(n)
+    return EmulatedRun(r.returncode, r.stdout, r.stderr, instructions, by_symbol)
 
 
 def instructions_per_inference(
@@ -173,3 +182,53 @@ def instructions_per_inference(
             )
         counts.append(r.instructions)
     return round((counts[0] - counts[1]) / iters)
+
+
+def _demangle(names: list[str]) -> dict[str, str]:
+    """C++ names made readable by binutils' c++filt (installed with g++); unchanged without it."""
+    tool = shutil.which("c++filt")
+    if tool is None or not names:
+        return {n: n for n in names}
+    r = subprocess.run([tool, "-p"], input="\n".join(names), capture_output=True, text=True)
+    out = r.stdout.splitlines()
+    return dict(zip(names, out, strict=True)) if r.returncode == 0 and len(out) == len(names) else {n: n for n in names}
+
+
+def instructions_by_function(
+    target: Target,
+    argv_without_iters: Sequence[str | os.PathLike],
+    *,
+    iters: int = 10,
+    cwd: str | Path | None = None,
+    timeout: float | None = 600,
+    plugin: str | Path | None = None,
+) -> list[tuple[str, int]]:
+    """Where one inference's instructions go: per function of the binary (demangled, without
+    arguments; "?" for code qemu has no symbol for, e.g. the C library), the same difference of
+    ``--iters N`` and ``--iters 0`` runs as :func:`instructions_per_inference`, most first."""
+    if iters < 1:
+        raise ValueError("iters must be >= 1")
+    so = Path(plugin) if plugin is not None else build_plugin()
+    counts = []
+    for n in (iters, 0):
+        r = run_emulated(
+            target,
+            [*argv_without_iters, "--iters", str(n)],
+            cwd=cwd,
+            count_instructions=True,
+            timeout=timeout,
+            plugin=so,
+            per_symbol=True,
+        )
+        if r.returncode != 0 or r.by_symbol is None:
+            last = (r.stderr.strip().splitlines() or ["no output"])[-1]
+            raise EmulationError(f"{Path(str(argv_without_iters[0])).name} --iters {n} (per function) failed: {last}")
+        counts.append(r.by_symbol)
+    per = {k: round((v - counts[1].get(k, 0)) / iters) for k, v in counts[0].items()}
+    names = _demangle(sorted(per))
+    merged: dict[str, int] = {}
+    for k, v in per.items():
+        if v > 0:
+            name = names[k].split("(", 1)[0] if names[k] != "?" else "?"
+            merged[name] = merged.get(name, 0) + v
+    return sorted(merged.items(), key=lambda kv: (-kv[1], kv[0]))

@@ -27,6 +27,7 @@ class VerifyReport:
     instructions: int | None = None
     baseline_instructions: int | None = None
     emulator_cpu: str | None = None  # the qemu CPU model the counts were taken on
+    functions: tuple[tuple[str, int], ...] = ()  # per function of the runner, most first (functions=True)
 
     @property
     def instruction_ratio(self) -> float | None:
@@ -56,6 +57,7 @@ def verify(
     count: bool = False,
     baseline: str | Path | None = None,
     targets_dir: Path | None = None,
+    functions: bool = False,
 ) -> VerifyReport:
     bundle = open_bundle(bundle_dir)  # refuses altered files
     target = load_target(bundle.target, targets_dir)
@@ -74,6 +76,13 @@ def verify(
     argmax_ok = bool(got.argmax() == expected.argmax())
     atol = float(bundle.manifest["golden"].get("atol", GOLDEN_ATOL))
     instructions = base = None
+    per_function: tuple[tuple[str, int], ...] = ()
+    if functions:
+        if target.is_host:
+            raise BuildError("--functions counts under qemu: it needs a bundle for an ARM board and --emulate")
+        from .emulate import instructions_by_function
+
+        per_function = tuple(instructions_by_function(target, runner_argv(bundle), cwd=bundle.root))
     if count or baseline is not None:
         if target.is_host and not emulate:
             raise BuildError("instruction counts come from qemu: add --emulate (ARM targets)")
@@ -94,6 +103,7 @@ def verify(
         instructions,
         base,
         target.emulator_cpu if not target.is_host else None,
+        per_function,
     )
 
 

@@ -141,6 +141,60 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class BoardCount:
+    """One emulated row of this run (``pakd bench --device qemu:BOARD``): guest instructions of
+    one inference on the board's CPU model, or why an engine has none."""
+
+    session: str
+    started_at: str
+    role: str
+    stage: str
+    engine: str
+    device: str  # qemu:BOARD
+    cpu: str
+    instructions: int | None
+    golden_ok: bool | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class BoardComparison:
+    """Teacher (every engine of the board) vs the final student on PaKD, in instructions, from one
+    emulated session."""
+
+    device: str
+    cpu: str
+    session: str
+    teacher: dict[str, int]  # engine -> instructions
+    student: dict[str, int]  # engine -> instructions (the final stage)
+    missing: dict[str, str]  # engine -> why it has no count
+
+    @property
+    def board(self) -> str:
+        return self.device.split(":", 1)[-1]
+
+    @property
+    def teacher_best(self) -> tuple[str, int] | None:
+        return min(self.teacher.items(), key=lambda kv: kv[1]) if self.teacher else None
+
+    @property
+    def student_best(self) -> tuple[str, int] | None:
+        deployed = [(e, n) for e, n in self.student.items() if e in DEPLOY_ENGINES]
+        return min(deployed, key=lambda kv: kv[1]) if deployed else None
+
+    @property
+    def ratio(self) -> float | None:
+        """Teacher on the board's best engine / student on PaKD (above 1: fewer instructions)."""
+        t, s = self.teacher_best, self.student_best
+        return t[1] / s[1] if t and s else None
+
+    @property
+    def same_engine(self) -> float | None:
+        s = self.student_best
+        return self.teacher[s[0]] / s[1] if s and s[0] in self.teacher else None
+
+
+@dataclass(frozen=True)
 class RunData:
     run_dir: Path
     recipe: str
@@ -151,6 +205,7 @@ class RunData:
     measurements: tuple[Measurement, ...]
     db_path: Path
     db_found: bool
+    board_counts: tuple[BoardCount, ...] = ()
 
     @property
     def teacher(self) -> Stage:
@@ -176,6 +231,9 @@ class RunData:
     def comparisons(self) -> list[Comparison]:
         return compare(self.measurements, self.student.label)
 
+    def board_comparisons(self) -> list[BoardComparison]:
+        return compare_boards(self.board_counts, self.student.label)
+
 
 # -- the results store ----------------------------------------------------------------------------
 
@@ -188,33 +246,100 @@ def read_results(db_path: str | Path, teacher_dir: str | Path, run_dir: str | Pa
         raise ReportError(str(exc)) from None
 
 
-def _measurements(rows: list[dict[str, Any]], run_dir: Path, stages: tuple[Stage, ...]) -> list[Measurement]:
+def _stage_of(r: dict[str, Any], run: Path, stages: tuple[Stage, ...]) -> str | None:
+    """The Stage.label a row measured, or None for a stage the ledger does not list (an unfinished
+    or removed one)."""
+    if r["role"] == "teacher":
+        return stages[0].label
+    source = norm_path(r["source"])
+    if source == run:  # a bundle of the whole run: its final student
+        return stages[-1].label
     by_folder = {norm_path(s.folder): s.label for s in stages if s.folder is not None}
+    return by_folder.get(run / source.relative_to(run).parts[0])
+
+
+def _facts(r: dict[str, Any]) -> dict[str, Any]:
+    try:
+        facts = json.loads(r.get("facts") or "{}")
+    except json.JSONDecodeError:
+        facts = {}
+    return facts if isinstance(facts, dict) else {}
+
+
+def _board_counts(rows: list[dict[str, Any]], run_dir: Path, stages: tuple[Stage, ...]) -> list[BoardCount]:
     run = norm_path(run_dir)
     out = []
     for r in rows:
-        if r["role"] == "teacher":
-            stage = stages[0].label
-        else:
-            source = norm_path(r["source"])
-            if source == run:  # a bundle of the whole run: its final student
-                stage = stages[-1].label
-            else:
-                top = run / source.relative_to(run).parts[0]
-                if top not in by_folder:
-                    continue  # a stage the ledger does not list (an unfinished or removed one)
-                stage = by_folder[top]
+        if not str(r.get("device") or "").startswith("qemu:") or r.get("session") is None:
+            continue
+        stage = _stage_of(r, run, stages)
+        if stage is None:
+            continue
+        out.append(
+            BoardCount(
+                session=str(r["session"]),
+                started_at=str(r.get("started_at") or ""),
+                role=r["role"],
+                stage=stage,
+                engine=str(r.get("engine") or "?"),
+                device=str(r["device"]),
+                cpu=str(r.get("cpu") or ""),
+                instructions=int(r["instructions"]) if r.get("instructions") else None,
+                golden_ok=None if r.get("golden_ok") is None else bool(r["golden_ok"]),
+                reason=_facts(r).get("reason"),
+            )
+        )
+    return out
+
+
+def compare_boards(counts: tuple[BoardCount, ...] | list[BoardCount], student_stage: str) -> list[BoardComparison]:
+    """One comparison per emulated board: its latest session that counted both the teacher and
+    ``student_stage`` (else its latest session). Counts whose output failed the golden check are
+    left out, with the reason."""
+    sessions: dict[str, dict[str, list[BoardCount]]] = {}
+    for c in counts:
+        sessions.setdefault(c.device, {}).setdefault(c.session, []).append(c)
+    out = []
+    for device, by_session in sorted(sessions.items()):
+
+        def complete(cs: list[BoardCount]) -> bool:
+            ok = [c for c in cs if c.instructions and c.golden_ok is not False]
+            return any(c.role == "teacher" for c in ok) and any(
+                c.stage == student_stage and c.engine in DEPLOY_ENGINES for c in ok
+            )
+
+        ordered = sorted(by_session.items(), key=lambda item: max(c.started_at for c in item[1]))
+        full = [item for item in ordered if complete(item[1])]
+        session, cs = (full or ordered)[-1]
+        teacher, student, missing = {}, {}, {}
+        for c in cs:
+            if c.golden_ok is False:
+                missing[c.engine] = "its output failed the golden check"
+            elif not c.instructions:
+                missing[c.engine] = c.reason or "not counted"
+            elif c.role == "teacher":
+                teacher[c.engine] = c.instructions
+            elif c.stage == student_stage:
+                student[c.engine] = c.instructions
+        out.append(BoardComparison(device, next((c.cpu for c in cs if c.cpu), ""), session, teacher, student, missing))
+    return out
+
+
+def _measurements(rows: list[dict[str, Any]], run_dir: Path, stages: tuple[Stage, ...]) -> list[Measurement]:
+    run = norm_path(run_dir)
+    out = []
+    for r in rows:
+        stage = _stage_of(r, run, stages)
+        if stage is None:
+            continue
         if (
             r.get("median_us") is None
             or r.get("device") is None
             or r.get("threads") is None
             or r.get("session") is None
         ):
-            continue  # a failed or partial row: nothing to compare
-        try:
-            facts = json.loads(r.get("facts") or "{}")
-        except json.JSONDecodeError:
-            facts = {}
+            continue  # a failed or partial row (or an emulated count): nothing to compare
+        facts = _facts(r)
         out.append(
             Measurement(
                 session=str(r["session"]),
@@ -230,7 +355,7 @@ def _measurements(rows: list[dict[str, Any]], run_dir: Path, stages: tuple[Stage
                 p90_us=float(r["p90_us"]) if r.get("p90_us") is not None else None,
                 golden_ok=None if r.get("golden_ok") is None else bool(r["golden_ok"]),
                 bundle_bytes=r.get("bundle_bytes"),
-                facts=facts if isinstance(facts, dict) else {},
+                facts=facts,
             )
         )
     return out
@@ -413,4 +538,5 @@ def gather(run_dir: str | Path, db_path: str | Path | None = None) -> RunData:
         measurements=tuple(_measurements(rows, run_dir, stages)),
         db_path=db,
         db_found=found,
+        board_counts=tuple(_board_counts(rows, run_dir, stages)),
     )

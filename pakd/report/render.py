@@ -10,8 +10,19 @@ from pathlib import Path
 from typing import Any
 
 from . import plots
-from .data import BENCH_COMMAND, DEPLOY_ENGINES, Comparison, EngineTime, RunData
-from .verdict import DEFINITIONS, MAX_DROP_PT, SIZE_GOAL, SPEED_GOAL, Status, Verdict, overall, per_device
+from .data import BENCH_COMMAND, DEPLOY_ENGINES, BoardComparison, Comparison, EngineTime, RunData
+from .verdict import (
+    BOARD_RULE,
+    DEFINITIONS,
+    MAX_DROP_PT,
+    SIZE_GOAL,
+    SPEED_GOAL,
+    Status,
+    Verdict,
+    overall,
+    per_board,
+    per_device,
+)
 
 STATUS_CLASS = {Status.MET: "met", Status.NOT_MET: "notmet", Status.NOT_MEASURED: "unknown"}
 STATUS_MARK = {Status.MET: "✔", Status.NOT_MET: "✘", Status.NOT_MEASURED: "?"}
@@ -37,6 +48,8 @@ class Report:
     device_verdicts: tuple[Verdict, ...]
     generated_at: str
     command: str
+    boards: tuple[BoardComparison, ...] = ()
+    board_verdicts: tuple[Verdict, ...] = ()
 
     @classmethod
     def of(cls, data: RunData, command: str = "") -> Report:
@@ -47,6 +60,7 @@ class Report:
             if data.db_found
             else f"no results store at {data.db_path}"
         )
+        boards = data.board_comparisons()
         return cls(
             data,
             tuple(comps),
@@ -54,6 +68,8 @@ class Report:
             tuple(per_device(data.size_ratio, data.drop_pt, comps)),
             now,
             command or f"pakd report {data.run_dir}",
+            tuple(boards),
+            tuple(per_board(data.size_ratio, data.drop_pt, boards)),
         )
 
 
@@ -175,6 +191,39 @@ def _speed_rows(rep: Report) -> list[tuple[list[str], Verdict]]:
     return out
 
 
+BOARD_HEAD = ["board", "qemu -cpu", "session", "teacher best", "student", "ratio", "same engine", "verdict"]
+BOARD_COMMAND = "pakd bench <board bundles> --device qemu:BOARD"
+
+
+def _board_rows(rep: Report) -> list[tuple[list[str], Verdict]]:
+    out = []
+    for b, v in zip(rep.boards, rep.board_verdicts, strict=False):
+        tb, sb = b.teacher_best, b.student_best
+        out.append(
+            (
+                [
+                    b.board,
+                    b.cpu or "?",
+                    b.session,
+                    f"{tb[0]} {tb[1]:,}" if tb else "not counted",
+                    f"{sb[0]} {sb[1]:,}" if sb else "not counted",
+                    f"{b.ratio:.2f}x" if b.ratio is not None else "not measured",
+                    f"{b.same_engine:.2f}x" if b.same_engine is not None else "-",
+                    v.status.value,
+                ],
+                v,
+            )
+        )
+    return out
+
+
+def _board_engines(b: BoardComparison) -> str:
+    """Every teacher engine's count and every missing one's reason, in words."""
+    parts = [f"{e} {n:,}" for e, n in sorted(b.teacher.items(), key=lambda kv: kv[1])]
+    parts += [f"{e}: {why}" for e, why in sorted(b.missing.items())]
+    return "; ".join(parts)
+
+
 def _size_line(data: RunData) -> str:
     return (
         f"{data.student.deployed_bytes:,} .pakd bytes ({'with' if data.huffman else 'without'} Huffman coding) "
@@ -273,6 +322,41 @@ def _verdict_html(rep: Report) -> str:
         f'<div class="headline">Verdict: {escape(v.headline)}</div>'
         f'<div class="muted" id="verdict-line">{escape(v.line())}</div>'
         f'<div class="checks">{cards}</div><div class="note">{escape(v.note)}</div></section>'
+    )
+
+
+def _board_html(rep: Report) -> str:
+    if not rep.boards:
+        return (
+            '<p class="muted" id="board-missing">No emulated board counts for this run: '
+            f"<code>{escape(BOARD_COMMAND)}</code> (the teacher and student bundles built for the board) "
+            "stores them.</p>"
+        )
+    rows = _board_rows(rep)
+    head = "".join(
+        f"<th{' class=l' if i in (0, 1, 2, 3, 4, 7) else ''}>{escape(h)}</th>" for i, h in enumerate(BOARD_HEAD)
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td class=l>{escape(x)}</td>" if i in (0, 1, 2, 3, 4) else f"<td>{escape(x)}</td>"
+            for i, x in enumerate(r[:-1])
+        )
+        + f"<td class=l>{_pill(v.status)}</td></tr>"
+        for r, v in rows
+    )
+    engines = "".join(
+        f"<li><strong>{escape(b.board)}</strong> teacher: {escape(_board_engines(b))}</li>" for b in rep.boards
+    )
+    verdicts = "".join(
+        f"<li>{_pill(v.status, v.headline)} <strong>{escape(v.scope)}</strong>: {escape(v.criteria())}</li>"
+        for v in rep.board_verdicts
+    )
+    return (
+        f'<div class="scroll"><table id="board-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+        f'<ul class="lines" id="board-engines">{engines}</ul>'
+        f'<p class="muted">{escape(BOARD_RULE)}</p>'
+        f'<h3>Verdict per board</h3><ul class="lines" id="board-verdicts">{verdicts}</ul>'
     )
 
 
@@ -420,6 +504,8 @@ stage's, in points. MACs: multiply-accumulates for one image.</p>
 {size_svg}
 <h2>Speed: teacher vs student per device</h2>
 {_speed_html(rep)}
+<h2>On the board: instructions under qemu with the board's CPU model</h2>
+{_board_html(rep)}
 <h2>Per-layer: remaining channels and sparsity</h2>
 {layer_part}
 <footer>Made by <code>{escape(rep.command)}</code>. Latency rows come from <code>{escape(BENCH_COMMAND)}</code>;
@@ -490,6 +576,14 @@ def markdown(rep: Report) -> str:
             f"Speed: **not measured** (no latency rows for this run in `{data.db_path}`). "
             f"`{BENCH_COMMAND}` produces them; then `{rep.command}` again."
         ]
+    out += ["", "## On the board: instructions under qemu with the board's CPU model", ""]
+    if rep.boards:
+        out += [_md_table(BOARD_HEAD, [r for r, _ in _board_rows(rep)], left=(0, 1, 2, 3, 4, 7)), ""]
+        out += [f"- {b.board} teacher: {_board_engines(b)}" for b in rep.boards]
+        out += ["", BOARD_RULE, "", "Per board:", ""]
+        out += [f"- `{bv.line()}`" for bv in rep.board_verdicts]
+    else:
+        out += [f"No emulated board counts for this run: `{BOARD_COMMAND}` stores them."]
     if data.layers:
         out += [
             "",

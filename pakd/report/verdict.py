@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from .data import BENCH_COMMAND, Comparison
+from .data import BENCH_COMMAND, BoardComparison, Comparison
 
 SIZE_GOAL = 11.0  # x: teacher fp32 dense bytes / student .pakd bytes
 SPEED_GOAL = 4.0  # x: teacher median latency (best dense engine) / student median latency (PaKD)
@@ -36,6 +36,13 @@ DEFINITIONS = (
         f'the student\'s, in percentage points. "Almost no loss" is our definition: at most '
         f"{MAX_DROP_PT:g} point.",
     ),
+)
+BOARD_RULE = (
+    "On a board emulated with qemu (pakd bench BUNDLES --device qemu:BOARD) speed is measured in guest "
+    "instructions of one inference on the board's CPU model, one thread: the teacher on the board's best "
+    "engine (fewest instructions of PaKD, ExecuTorch + XNNPACK and ONNX Runtime for that CPU) divided by the "
+    "final student on PaKD. Instructions are not time; they stand in for the board until one is attached, "
+    "and do not enter the overall verdict, which is taken on measured latency."
 )
 OVERALL_RULE = (
     "The overall verdict uses each device's 1-thread rows: the speed criterion takes the "
@@ -136,6 +143,26 @@ def scope_of(c: Comparison) -> str:
 
 def per_device(size_ratio: float, drop_pt: float, comparisons: list[Comparison]) -> list[Verdict]:
     return [judge(size_ratio, c.speedup, drop_pt, scope_of(c)) for c in comparisons]
+
+
+def board_scope(b: BoardComparison) -> str:
+    return f"{b.board} (qemu -cpu {b.cpu or '?'}, instructions)"
+
+
+def per_board(size_ratio: float, drop_pt: float, boards: list[BoardComparison]) -> list[Verdict]:
+    """A verdict per emulated board: speed = the instruction ratio against the board's best engine."""
+    out = []
+    for b in boards:
+        best = b.teacher_best
+        where = f"vs {best[0]}" if best else ""
+        out.append(
+            Verdict(
+                board_scope(b),
+                (size_check(size_ratio), speed_check(b.ratio, where), accuracy_check(drop_pt)),
+                note=BOARD_RULE,
+            )
+        )
+    return out
 
 
 def overall(size_ratio: float, drop_pt: float, comparisons: list[Comparison], no_rows: str = "") -> Verdict:

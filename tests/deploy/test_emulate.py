@@ -94,6 +94,38 @@ def test_instruction_count_is_deterministic_and_scales_with_work(loop_prog, plug
     assert big - base == pytest.approx(2 * (small - base), rel=1e-3)
 
 
+def test_per_function_counts_add_up_to_the_total(loop_prog, plugin, tmp_path):
+    """symbols=on: every executed block is charged to the function qemu resolves for it; the loop
+    program's work is in main, and the functions sum to the total."""
+    target, prog = loop_prog
+    r = run_emulated(
+        target, [prog, "100000"], cwd=tmp_path, count_instructions=True, timeout=60, plugin=plugin, per_symbol=True
+    )
+    assert r.returncode == 0 and r.by_symbol is not None
+    assert sum(r.by_symbol.values()) == r.instructions
+    assert r.by_symbol["main"] > 100_000 * 2  # the loop: a few instructions per iteration
+
+
+def test_where_the_instructions_of_an_inference_go(tmp_path_factory, plugin, tmp_path):
+    """Per function of pakd-run, per inference: the convolution and GEMM kernels of LeNet-5 carry
+    most of the count, and the functions add up to instructions_per_inference."""
+    from pakd.deploy.emulate import instructions_by_function
+    from pakd.lower.native import export_pakd
+    from pakd.models import build_model
+
+    target = require_target("rpi4", emulator=True)
+    pakd_run = native("rpi4", tmp_path_factory).pakd_run
+    torch.manual_seed(0)
+    export_pakd(build_model("lenet5").eval(), tmp_path / "lenet5.pakd")
+    argv = [pakd_run, tmp_path / "lenet5.pakd", "--threads", "1"]
+    rows = instructions_by_function(target, argv, iters=2, cwd=tmp_path, plugin=plugin)
+    total = instructions_per_inference(target, argv, iters=2, cwd=tmp_path, plugin=plugin)
+    assert sum(n for _, n in rows) == pytest.approx(total, rel=1e-3)
+    kernels = sum(n for name, n in rows if name.startswith("pakd_f32_"))
+    assert kernels > 0.6 * total, rows[:8]
+    assert all("(" not in name for name, _ in rows)  # demangled, without argument lists
+
+
 def test_plain_run_counts_nothing_and_passes_no_host_environment(loop_prog, tmp_path, monkeypatch):
     target, _ = loop_prog
     monkeypatch.setenv("PAKD_SECRET_HOST_VARIABLE", "1")
