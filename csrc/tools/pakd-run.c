@@ -57,6 +57,10 @@ static const char* const kUsage =
     "  --warmup N          untimed runs before timing (default 10)\n"
     "  --repeats N         at least N timed runs (default 50)\n"
     "  --min-time SECONDS  and at least this long in total (default 1.0)\n"
+    "  --winograd MODE     auto (default), on (every 3x3 stride-1 dense\n"
+    "                      convolution through Winograd F(4x4,3x3)) or off\n"
+    "  --sparse-max-density X  weights with at most this fraction of\n"
+    "                      nonzeros run sparse (default 0.35; < 0: all dense)\n"
     "  --iters N           run N inferences (N >= 0), print nothing, exit 0:\n"
     "                      for instruction counts under an emulator\n"
     "                      (not with --bench/--expect/--save-output/--json)\n"
@@ -76,7 +80,10 @@ typedef struct options {
   long warmup;
   long repeats;
   double min_time;
-  long iters; /* -1: not given */
+  long iters;   /* -1: not given */
+  int winograd; /* pakd_session_options.winograd: 0 auto, 1 on, -1 off */
+  int sparse_given;
+  double sparse_max_density;
 } options;
 
 static void die(int code, const char* fmt, ...) {
@@ -123,8 +130,8 @@ static void parse_args(int argc, char** argv, options* o) {
   for (i = 1; i < argc; ++i) {
     const char* a = argv[i];
     /* Flags that take a value. */
-    const char* const valued[] = {"--input",  "--expect",  "--atol",     "--threads", "--save-output",
-                                  "--warmup", "--repeats", "--min-time", "--iters"};
+    const char* const valued[] = {"--input",   "--expect",   "--atol",  "--threads",  "--save-output",       "--warmup",
+                                  "--repeats", "--min-time", "--iters", "--winograd", "--sparse-max-density"};
     size_t k;
     int takes_value = 0;
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -152,6 +159,21 @@ static void parse_args(int argc, char** argv, options* o) {
       o->min_time = parse_double(a, argv[++i]);
     } else if (strcmp(a, "--iters") == 0) {
       o->iters = parse_long(a, argv[++i], 0);
+    } else if (strcmp(a, "--winograd") == 0) {
+      const char* v = argv[++i];
+      if (strcmp(v, "auto") == 0) {
+        o->winograd = 0;
+      } else if (strcmp(v, "on") == 0) {
+        o->winograd = 1;
+      } else if (strcmp(v, "off") == 0) {
+        o->winograd = -1;
+      } else {
+        die(EXIT_USAGE, "--winograd must be auto, on or off, not '%s'", v);
+      }
+    } else if (strcmp(a, "--sparse-max-density") == 0) {
+      o->sparse_max_density = parse_double(a, argv[++i]);
+      if (o->sparse_max_density > 1.0) die(EXIT_USAGE, "--sparse-max-density must be at most 1");
+      o->sparse_given = 1;
     } else if (strcmp(a, "--json") == 0) {
       o->json = 1;
     } else if (strcmp(a, "--bench") == 0) {
@@ -356,6 +378,8 @@ int main(int argc, char** argv) {
 
   pakd_session_options_init(&so);
   so.num_threads = o.threads;
+  so.winograd = o.winograd;
+  if (o.sparse_given) so.sparse_max_density = (float)o.sparse_max_density;
   st = pakd_session_create_from_file(o.model, &so, &session);
   if (st != PAKD_OK) die(EXIT_USAGE, "cannot load model: %s: %s", pakd_status_string(st), pakd_last_error());
   memset(&info, 0, sizeof(info));
