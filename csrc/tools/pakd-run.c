@@ -60,7 +60,7 @@ static const char* const kUsage =
     "  --winograd MODE     auto (default), on (every 3x3 stride-1 dense\n"
     "                      convolution through Winograd F(4x4,3x3)) or off\n"
     "  --sparse-max-density X  weights with at most this fraction of\n"
-    "                      nonzeros run sparse (default 0.35; < 0: all dense)\n"
+    "                      nonzeros may run sparse (default 0.35; -1: all dense)\n"
     "  --iters N           run N inferences (N >= 0), print nothing, exit 0:\n"
     "                      for instruction counts under an emulator\n"
     "                      (not with --bench/--expect/--save-output/--json)\n"
@@ -171,7 +171,9 @@ static void parse_args(int argc, char** argv, options* o) {
         die(EXIT_USAGE, "--winograd must be auto, on or off, not '%s'", v);
       }
     } else if (strcmp(a, "--sparse-max-density") == 0) {
-      o->sparse_max_density = parse_double(a, argv[++i]);
+      const char* v = argv[++i];
+      /* a negative value (all dense) is allowed: parse_double takes >= 0 only */
+      o->sparse_max_density = v[0] == '-' ? -parse_double(a, v + 1) : parse_double(a, v);
       if (o->sparse_max_density > 1.0) die(EXIT_USAGE, "--sparse-max-density must be at most 1");
       o->sparse_given = 1;
     } else if (strcmp(a, "--json") == 0) {
