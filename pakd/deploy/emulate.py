@@ -189,9 +189,25 @@ def _demangle(names: list[str]) -> dict[str, str]:
     tool = shutil.which("c++filt")
     if tool is None or not names:
         return {n: n for n in names}
-    r = subprocess.run([tool, "-p"], input="\n".join(names), capture_output=True, text=True)
+    r = subprocess.run([tool], input="\n".join(names), capture_output=True, text=True)
     out = r.stdout.splitlines()
     return dict(zip(names, out, strict=True)) if r.returncode == 0 and len(out) == len(names) else {n: n for n in names}
+
+
+def _without_arguments(name: str) -> str:
+    """``ns::f(int, (anonymous namespace)::T) const`` -> ``ns::f``: the argument list is the
+    parenthesis group that closes the name (``c++filt -p`` would also cut ``(anonymous namespace)``)."""
+    end = name.rstrip()
+    for suffix in (" const", " volatile", " &", " &&"):
+        end = end.removesuffix(suffix)
+    if not end.endswith(")"):
+        return name
+    depth = 0
+    for i in range(len(end) - 1, -1, -1):
+        depth += {")": 1, "(": -1}.get(end[i], 0)
+        if depth == 0:
+            return end[:i] or name
+    return name
 
 
 def instructions_by_function(
@@ -229,6 +245,6 @@ def instructions_by_function(
     merged: dict[str, int] = {}
     for k, v in per.items():
         if v > 0:
-            name = names[k].split("(", 1)[0] if names[k] != "?" else "?"
+            name = _without_arguments(names[k])
             merged[name] = merged.get(name, 0) + v
     return sorted(merged.items(), key=lambda kv: (-kv[1], kv[0]))
