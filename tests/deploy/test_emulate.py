@@ -125,7 +125,7 @@ def test_where_the_instructions_of_an_inference_go(tmp_path_factory, plugin, tmp
     kernels = sum(n for name, n in rows if name.startswith("pakd_f32_") or "(anonymous namespace)" in name)
     assert kernels > 0.6 * total, rows[:8]
     assert all(name for name, _ in rows)
-    assert all("(" not in name for name, _ in rows)  # demangled, without argument lists
+    assert all(name and not name.endswith(")") for name, _ in rows)  # demangled, without argument lists
 
 
 def test_plain_run_counts_nothing_and_passes_no_host_environment(loop_prog, tmp_path, monkeypatch):
