@@ -2,8 +2,8 @@
 // to 8 output rows x 8 output columns (AArch64; 4 rows on 32-bit ARM with
 // its 16 q-registers): per row two q-register accumulators, so a full tile
 // keeps 16 independent FMA chains. Per nonzero tap: its offset and value,
-// per row one pair load of the 8 input columns and two FMAs by lane (33
-// instructions for 64 multiply-adds in a full tile). The output rows of a channel are split into
+// per row one pair load of the 8 input columns and two FMAs by lane (32
+// instructions for 64 multiply-adds in a full tile, two taps a pass). The output rows of a channel are split into
 // passes of (nearly) equal height, so 10 rows run as 5 + 5, not 8 + 2 (the
 // per-tap overhead is shared by more rows). The row stride is a compile-time
 // constant for the layouts kernels of width <= 25 give (16 or 32 floats), so
@@ -52,9 +52,7 @@ PAKD_SDCONV_NO_SCHED void tile(std::uint32_t j0, std::uint32_t j1, const std::ui
     lo[r] = vdupq_n_f32(0.0f);
     hi[r] = lo[r];
   }
-  for (std::uint32_t j = j0; j < j1; ++j) {
-    const float v = values[j];
-    const float* xa = x + offsets[j];
+  auto tap = [&](const float* xa, float v) {
 #pragma GCC unroll 8
     for (std::size_t r = 0; r < R; r += G) {
       float32x4_t a[G], b[G];
@@ -70,7 +68,15 @@ PAKD_SDCONV_NO_SCHED void tile(std::uint32_t j0, std::uint32_t j1, const std::ui
         hi[r + g] = fma_n(hi[r + g], b[g], v);
       }
     }
+  };
+  const std::uint32_t* o = offsets + j0;
+  const std::uint32_t* const o_end = offsets + j1;
+  const float* v = values + j0;
+  for (; o_end - o >= 2; o += 2, v += 2) {  // two taps a pass: one loop test
+    tap(x + o[0], v[0]);
+    tap(x + o[1], v[1]);
   }
+  if (o != o_end) tap(x + o[0], v[0]);
   if (cols == 8) {
 #pragma GCC unroll 8
     for (std::size_t r = 0; r < R; ++r) {
