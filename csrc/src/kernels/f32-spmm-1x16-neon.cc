@@ -3,7 +3,9 @@
 // Compiled only for ARM (CMakeLists.txt: baseline on AArch64, -mfpu=neon on
 // 32-bit ARM). Intrinsics and internal-linkage code only (see kernels.h).
 //   n == 1: NEON has no gather, so each row is a scalar dot product with four
-//     independent partial sums (the loads of x are the limit).
+//     independent partial sums (the loads of x are the limit); with a unit
+//     stride of x (the batch-1 product) 8 nonzeros a pass, ~3.2 instructions
+//     a nonzero.
 //   n > 1: register tiles of 16 columns (4 q-registers; two sets for even and
 //     odd nonzeros), then 4 columns, then single columns. Column tiles are
 //     the outer loop: a k x 16 strip of X is reused by every row.
@@ -21,13 +23,13 @@ inline float32x4_t fma_n(float32x4_t acc, float32x4_t x, float v) { return vmlaq
 
 struct DirectValues {
   const float* values;
-  float operator()(std::uint32_t j) const { return values[j]; }
+  float operator()(std::size_t j) const { return values[j]; }
 };
 
 struct CodebookValues {
   const std::uint8_t* codes;
   const float* table;
-  float operator()(std::uint32_t j) const { return table[codes[j]]; }
+  float operator()(std::size_t j) const { return table[codes[j]]; }
 };
 
 template <class Values>
@@ -36,15 +38,35 @@ void spmv(std::size_t m_begin, std::size_t m_end, const std::uint32_t* __restric
           std::size_t ldx, float* __restrict y, std::size_t ldy) {
   for (std::size_t i = m_begin; i < m_end; ++i) {
     float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-    std::uint32_t j = row_ptr[i];
-    const std::uint32_t end = row_ptr[i + 1];
-    for (; j + 4 <= end; j += 4) {
-      s0 += value(j + 0) * x[col_idx[j + 0] * ldx];
-      s1 += value(j + 1) * x[col_idx[j + 1] * ldx];
-      s2 += value(j + 2) * x[col_idx[j + 2] * ldx];
-      s3 += value(j + 3) * x[col_idx[j + 3] * ldx];
+    std::size_t j = row_ptr[i];
+    const std::size_t end = row_ptr[i + 1];
+    if (ldx == 1) {  // the batch-1 product: no multiply by the stride (~3.2 vs 7 instructions a nonzero)
+      for (; j + 8 <= end; j += 8) {
+        s0 += value(j + 0) * x[col_idx[j + 0]];
+        s1 += value(j + 1) * x[col_idx[j + 1]];
+        s2 += value(j + 2) * x[col_idx[j + 2]];
+        s3 += value(j + 3) * x[col_idx[j + 3]];
+        s0 += value(j + 4) * x[col_idx[j + 4]];
+        s1 += value(j + 5) * x[col_idx[j + 5]];
+        s2 += value(j + 6) * x[col_idx[j + 6]];
+        s3 += value(j + 7) * x[col_idx[j + 7]];
+      }
+      for (; j + 4 <= end; j += 4) {
+        s0 += value(j + 0) * x[col_idx[j + 0]];
+        s1 += value(j + 1) * x[col_idx[j + 1]];
+        s2 += value(j + 2) * x[col_idx[j + 2]];
+        s3 += value(j + 3) * x[col_idx[j + 3]];
+      }
+      for (; j < end; ++j) s0 += value(j) * x[col_idx[j]];
+    } else {
+      for (; j + 4 <= end; j += 4) {
+        s0 += value(j + 0) * x[col_idx[j + 0] * ldx];
+        s1 += value(j + 1) * x[col_idx[j + 1] * ldx];
+        s2 += value(j + 2) * x[col_idx[j + 2] * ldx];
+        s3 += value(j + 3) * x[col_idx[j + 3] * ldx];
+      }
+      for (; j < end; ++j) s0 += value(j) * x[col_idx[j] * ldx];
     }
-    for (; j < end; ++j) s0 += value(j) * x[col_idx[j] * ldx];
     y[i * ldy] = (bias != nullptr ? bias[i] : 0.0f) + ((s0 + s1) + (s2 + s3));
   }
 }
