@@ -83,6 +83,10 @@ inline void tile_pass(const float* wt, std::size_t cin, std::size_t kh, std::siz
         xa = vld1q_lane_f32(x3 + t, xa, 3);
         float32x2_t xb = vld1_dup_f32(x4 + t);
         xb = vld1_lane_f32(x5 + t, xb, 1);
+#if defined(__GNUC__) && defined(__aarch64__)
+        // keep the inputs in two registers (GCC would load 6 scalars, spilling accumulators)
+        __asm__("" : "+w"(xa), "+w"(xb));
+#endif
         PAKD_VEC_MAC(0)
         PAKD_VEC_MAC(1)
 #if defined(__aarch64__)
