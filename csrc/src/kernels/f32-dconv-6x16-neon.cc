@@ -34,8 +34,10 @@ constexpr std::size_t kQ = 2;
 // (0: kw at run time). Per tap the 6 positions' inputs go into the lanes of
 // two registers (24 accumulators + 4 weights + 2 inputs fit the 32
 // q-registers). Named accumulators (GCC keeps an array of vectors in
-// memory); the vectors past Q are dead code.
-template <std::size_t Q, std::size_t KW>
+// memory); the vectors past Q are dead code. Contig: the 6 positions'
+// inputs are consecutive (stride 1, the tile inside one output row): two
+// loads per tap instead of six.
+template <std::size_t Q, std::size_t KW, bool Contig>
 inline void tile_pass(const float* wt, std::size_t cin, std::size_t kh, std::size_t kw, std::size_t wp,
                       std::size_t plane, const float* x, const std::size_t off[P], float32x4_t out[P][kQ]) {
 #define PAKD_VEC(q) \
@@ -77,12 +79,19 @@ inline void tile_pass(const float* wt, std::size_t cin, std::size_t kh, std::siz
     for (std::size_t row = 0; row < kh * wp; row += wp) {
       for (std::size_t kx = 0; kx < width; ++kx, wt += V) {
         const std::size_t t = row + kx;
-        float32x4_t xa = vld1q_dup_f32(x0 + t);
-        xa = vld1q_lane_f32(x1 + t, xa, 1);
-        xa = vld1q_lane_f32(x2 + t, xa, 2);
-        xa = vld1q_lane_f32(x3 + t, xa, 3);
-        float32x2_t xb = vld1_dup_f32(x4 + t);
-        xb = vld1_lane_f32(x5 + t, xb, 1);
+        float32x4_t xa;
+        float32x2_t xb;
+        if (Contig) {
+          xa = vld1q_f32(x0 + t);
+          xb = vld1_f32(x0 + t + 4);
+        } else {
+          xa = vld1q_dup_f32(x0 + t);
+          xa = vld1q_lane_f32(x1 + t, xa, 1);
+          xa = vld1q_lane_f32(x2 + t, xa, 2);
+          xa = vld1q_lane_f32(x3 + t, xa, 3);
+          xb = vld1_dup_f32(x4 + t);
+          xb = vld1_lane_f32(x5 + t, xb, 1);
+        }
 #if defined(__GNUC__) && defined(__aarch64__)
         // keep the inputs in two registers (GCC would load 6 scalars, spilling accumulators)
         __asm__("" : "+w"(xa), "+w"(xb));
@@ -107,14 +116,25 @@ inline void tile_pass(const float* wt, std::size_t cin, std::size_t kh, std::siz
 #undef PAKD_VEC_OUT
 }
 
-template <std::size_t Q>
+template <std::size_t Q, bool Contig>
 inline void tile_pass_kw(const float* wt, std::size_t cin, std::size_t kh, std::size_t kw, std::size_t wp,
                          std::size_t plane, const float* x, const std::size_t off[P], float32x4_t acc[P][kQ]) {
   switch (kw) {
-    case 1: tile_pass<Q, 1>(wt, cin, kh, kw, wp, plane, x, off, acc); break;
-    case 3: tile_pass<Q, 3>(wt, cin, kh, kw, wp, plane, x, off, acc); break;
-    case 5: tile_pass<Q, 5>(wt, cin, kh, kw, wp, plane, x, off, acc); break;
-    default: tile_pass<Q, 0>(wt, cin, kh, kw, wp, plane, x, off, acc); break;
+    case 1: tile_pass<Q, 1, Contig>(wt, cin, kh, kw, wp, plane, x, off, acc); break;
+    case 3: tile_pass<Q, 3, Contig>(wt, cin, kh, kw, wp, plane, x, off, acc); break;
+    case 5: tile_pass<Q, 5, Contig>(wt, cin, kh, kw, wp, plane, x, off, acc); break;
+    default: tile_pass<Q, 0, Contig>(wt, cin, kh, kw, wp, plane, x, off, acc); break;
+  }
+}
+
+template <std::size_t Q>
+inline void tile_pass_q(const float* wt, std::size_t cin, std::size_t kh, std::size_t kw, std::size_t wp,
+                        std::size_t plane, const float* x, const std::size_t off[P], bool contig,
+                        float32x4_t acc[P][kQ]) {
+  if (contig) {
+    tile_pass_kw<Q, true>(wt, cin, kh, kw, wp, plane, x, off, acc);
+  } else {
+    tile_pass_kw<Q, false>(wt, cin, kh, kw, wp, plane, x, off, acc);
   }
 }
 
@@ -155,16 +175,17 @@ void pakd_f32_dconv_ukernel_6x16__neon(std::size_t oc_begin, std::size_t oc_end,
       for (std::size_t h = 0; h * 4 * kQ < vs; ++h) {
         const std::size_t c0 = h * 4 * kQ;  // first channel of this pass
         // only the vectors holding real channels (a last block of 1..15 channels)
+        const bool contig = rows == P && off[P - 1] == off[0] + P - 1;  // stride 1, one row
         const std::size_t nq = vs - c0 >= 4 * kQ ? kQ : (vs - c0 + 3) / 4;
         float32x4_t acc[P][kQ];
         const float* wt = wb + c0;
         switch (nq) {
 #if defined(__aarch64__)
-          case 3: tile_pass_kw<3>(wt, cin, kh, kw, wp, plane, x, off, acc); break;
-          case 4: tile_pass_kw<4>(wt, cin, kh, kw, wp, plane, x, off, acc); break;
+          case 3: tile_pass_q<3>(wt, cin, kh, kw, wp, plane, x, off, contig, acc); break;
+          case 4: tile_pass_q<4>(wt, cin, kh, kw, wp, plane, x, off, contig, acc); break;
 #endif
-          case 1: tile_pass_kw<1>(wt, cin, kh, kw, wp, plane, x, off, acc); break;
-          default: tile_pass_kw<2>(wt, cin, kh, kw, wp, plane, x, off, acc); break;
+          case 1: tile_pass_q<1>(wt, cin, kh, kw, wp, plane, x, off, contig, acc); break;
+          default: tile_pass_q<2>(wt, cin, kh, kw, wp, plane, x, off, contig, acc); break;
         }
         if (rows == P && c0 + 4 * kQ <= vs) {
           for (std::size_t q = 0; q < kQ; ++q) {
