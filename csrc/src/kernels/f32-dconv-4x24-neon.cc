@@ -25,13 +25,56 @@ constexpr std::size_t kX = 2;
 #endif
 
 // Rows (1..4) output channels of a block, positions [q0, q0 + 4 kX).
+// Named accumulators (an array of vectors would be kept in memory by GCC);
+// the rows past Rows are dead code.
 template <std::size_t Rows>
 inline void pass(std::size_t cin, std::size_t kh, std::size_t kw, std::size_t wp, std::size_t plane, const float* wb,
                  const float* x, float* y, std::size_t ldy) {
-  float32x4_t acc[Rows][kX];
-  for (std::size_t r = 0; r < Rows; ++r) {
-    for (std::size_t i = 0; i < kX; ++i) acc[r][i] = vdupq_n_f32(0.0f);
+#if defined(__aarch64__)
+#define PAKD_ROW(r)                                                                                                    \
+  float32x4_t a##r##0 = vdupq_n_f32(0.0f), a##r##1 = a##r##0, a##r##2 = a##r##0, a##r##3 = a##r##0, a##r##4 = a##r##0, \
+              a##r##5 = a##r##0
+#define PAKD_ROW_MAC(r)                         \
+  if (Rows > r) {                               \
+    a##r##0 = PAKD_MAC_LANE(a##r##0, x0, w, r); \
+    a##r##1 = PAKD_MAC_LANE(a##r##1, x1, w, r); \
+    a##r##2 = PAKD_MAC_LANE(a##r##2, x2, w, r); \
+    a##r##3 = PAKD_MAC_LANE(a##r##3, x3, w, r); \
+    a##r##4 = PAKD_MAC_LANE(a##r##4, x4, w, r); \
+    a##r##5 = PAKD_MAC_LANE(a##r##5, x5, w, r); \
   }
+#define PAKD_ROW_STORE(r)        \
+  if (Rows > r) {                \
+    float* yr = y + r * ldy;     \
+    vst1q_f32(yr, a##r##0);      \
+    vst1q_f32(yr + 4, a##r##1);  \
+    vst1q_f32(yr + 8, a##r##2);  \
+    vst1q_f32(yr + 12, a##r##3); \
+    vst1q_f32(yr + 16, a##r##4); \
+    vst1q_f32(yr + 20, a##r##5); \
+  }
+#define PAKD_LOADS                                                                      \
+  const float32x4_t x0 = vld1q_f32(xs), x1 = vld1q_f32(xs + 4), x2 = vld1q_f32(xs + 8); \
+  const float32x4_t x3 = vld1q_f32(xs + 12), x4 = vld1q_f32(xs + 16), x5 = vld1q_f32(xs + 20)
+#else
+#define PAKD_ROW(r) float32x4_t a##r##0 = vdupq_n_f32(0.0f), a##r##1 = a##r##0
+#define PAKD_ROW_MAC(r)                         \
+  if (Rows > r) {                               \
+    a##r##0 = PAKD_MAC_LANE(a##r##0, x0, w, r); \
+    a##r##1 = PAKD_MAC_LANE(a##r##1, x1, w, r); \
+  }
+#define PAKD_ROW_STORE(r)       \
+  if (Rows > r) {               \
+    float* yr = y + r * ldy;    \
+    vst1q_f32(yr, a##r##0);     \
+    vst1q_f32(yr + 4, a##r##1); \
+  }
+#define PAKD_LOADS const float32x4_t x0 = vld1q_f32(xs), x1 = vld1q_f32(xs + 4)
+#endif
+  PAKD_ROW(0);
+  PAKD_ROW(1);
+  PAKD_ROW(2);
+  PAKD_ROW(3);
   const float* wt = wb;
   const std::size_t skip = wp - kw;
   for (std::size_t ic = 0; ic < cin; ++ic) {
@@ -39,20 +82,22 @@ inline void pass(std::size_t cin, std::size_t kh, std::size_t kw, std::size_t wp
     for (std::size_t ky = 0; ky < kh; ++ky, xs += skip) {
       for (std::size_t kx = 0; kx < kw; ++kx, wt += R, ++xs) {
         const float32x4_t w = vld1q_f32(wt);
-        float32x4_t xv[kX];
-        for (std::size_t i = 0; i < kX; ++i) xv[i] = vld1q_f32(xs + 4 * i);
-        for (std::size_t i = 0; i < kX; ++i) {
-          acc[0][i] = PAKD_MAC_LANE(acc[0][i], xv[i], w, 0);
-          if (Rows > 1) acc[1 % Rows][i] = PAKD_MAC_LANE(acc[1 % Rows][i], xv[i], w, 1);
-          if (Rows > 2) acc[2 % Rows][i] = PAKD_MAC_LANE(acc[2 % Rows][i], xv[i], w, 2);
-          if (Rows > 3) acc[3 % Rows][i] = PAKD_MAC_LANE(acc[3 % Rows][i], xv[i], w, 3);
-        }
+        PAKD_LOADS;
+        PAKD_ROW_MAC(0)
+        PAKD_ROW_MAC(1)
+        PAKD_ROW_MAC(2)
+        PAKD_ROW_MAC(3)
       }
     }
   }
-  for (std::size_t r = 0; r < Rows; ++r) {
-    for (std::size_t i = 0; i < kX; ++i) vst1q_f32(y + r * ldy + 4 * i, acc[r][i]);
-  }
+  PAKD_ROW_STORE(0)
+  PAKD_ROW_STORE(1)
+  PAKD_ROW_STORE(2)
+  PAKD_ROW_STORE(3)
+#undef PAKD_ROW
+#undef PAKD_ROW_MAC
+#undef PAKD_ROW_STORE
+#undef PAKD_LOADS
 }
 
 template <std::size_t Rows>

@@ -1,7 +1,9 @@
 // Direct convolution, 6 output positions x 16 output channels per tile with
 // NEON, any stride. AArch64: 24 accumulators (6 positions x 4 vectors of 4
-// channels); per tap 4 weight loads and 6 input broadcasts (ld1r) feed 24
-// FMAs. ARMv7 (16 q-registers, no FMA): the 16 channels as two halves of 8
+// channels); per tap 4 weight loads and 6 input lane loads (into 2
+// registers) feed 24 FMAs by lane; a last block of fewer than 16 channels
+// runs only its vectors (50 channels: 3 x 4 + 1 vectors); kernel widths 1, 3
+// and 5 have their tap loops unrolled. ARMv7 (16 q-registers, no FMA): the 16 channels as two halves of 8
 // (12 accumulators each, multiply-accumulate). A whole tile is transposed in
 // registers (4x4 blocks) into the channel-major output; a partial tile (fewer
 // positions or channels) goes through memory.
@@ -18,20 +20,54 @@ constexpr std::size_t V = pakd::kDconvOcVector, P = pakd::kDconvOcPixels;
 
 #if defined(__aarch64__)
 constexpr std::size_t kQ = 4;  // q-vectors of channels per pass
-inline float32x4_t mac(float32x4_t acc, float32x4_t a, float32x4_t b) { return vfmaq_f32(acc, a, b); }
+#define PAKD_MAC_LANE(acc, w, x, lane) vfmaq_laneq_f32(acc, w, x, lane)
+#define PAKD_MAC_LANE2(acc, w, x, lane) vfmaq_lane_f32(acc, w, x, lane)
 #else
 constexpr std::size_t kQ = 2;
-inline float32x4_t mac(float32x4_t acc, float32x4_t a, float32x4_t b) { return vmlaq_f32(acc, a, b); }
+#define PAKD_MAC_LANE(acc, w, x, lane) \
+  vmlaq_lane_f32(acc, w, (lane) < 2 ? vget_low_f32(x) : vget_high_f32(x), (lane) & 1)
+#define PAKD_MAC_LANE2(acc, w, x, lane) vmlaq_lane_f32(acc, w, x, lane)
 #endif
 
-// Channels [4 kQ h, 4 kQ (h + 1)) of one tile: acc[j][q] = position j,
-// channels 4 (kQ h + q) .. +3.
+// The first Q vectors of channels [4 kQ h, 4 kQ (h + 1)) of one tile:
+// out[j][q] = position j, channels 4 (kQ h + q) .. +3; KW the kernel width
+// (0: kw at run time). Per tap the 6 positions' inputs go into the lanes of
+// two registers (24 accumulators + 4 weights + 2 inputs fit the 32
+// q-registers). Named accumulators (GCC keeps an array of vectors in
+// memory); the vectors past Q are dead code. Contig: the 6 positions'
+// inputs are consecutive (stride 1, the tile inside one output row): two
+// loads per tap instead of six.
+template <std::size_t Q, std::size_t KW, bool Contig>
 inline void tile_pass(const float* wt, std::size_t cin, std::size_t kh, std::size_t kw, std::size_t wp,
-                      std::size_t plane, const float* x, const std::size_t off[P], float32x4_t acc[P][kQ]) {
-  for (std::size_t j = 0; j < P; ++j) {
-    for (std::size_t q = 0; q < kQ; ++q) acc[j][q] = vdupq_n_f32(0.0f);
+                      std::size_t plane, const float* x, const std::size_t off[P], float32x4_t out[P][kQ]) {
+#define PAKD_VEC(q) \
+  float32x4_t a0##q = vdupq_n_f32(0.0f), a1##q = a0##q, a2##q = a0##q, a3##q = a0##q, a4##q = a0##q, a5##q = a0##q
+#define PAKD_VEC_MAC(q)                          \
+  if (Q > q) {                                   \
+    const float32x4_t w = vld1q_f32(wt + 4 * q); \
+    a0##q = PAKD_MAC_LANE(a0##q, w, xa, 0);      \
+    a1##q = PAKD_MAC_LANE(a1##q, w, xa, 1);      \
+    a2##q = PAKD_MAC_LANE(a2##q, w, xa, 2);      \
+    a3##q = PAKD_MAC_LANE(a3##q, w, xa, 3);      \
+    a4##q = PAKD_MAC_LANE2(a4##q, w, xb, 0);     \
+    a5##q = PAKD_MAC_LANE2(a5##q, w, xb, 1);     \
   }
-  const std::size_t skip = wp - kw;
+#define PAKD_VEC_OUT(q) \
+  if (Q > q) {          \
+    out[0][q] = a0##q;  \
+    out[1][q] = a1##q;  \
+    out[2][q] = a2##q;  \
+    out[3][q] = a3##q;  \
+    out[4][q] = a4##q;  \
+    out[5][q] = a5##q;  \
+  }
+  PAKD_VEC(0);
+  PAKD_VEC(1);
+#if defined(__aarch64__)
+  PAKD_VEC(2);
+  PAKD_VEC(3);
+#endif
+  const std::size_t width = KW != 0 ? KW : kw;
   for (std::size_t ic = 0; ic < cin; ++ic) {
     const float* xc = x + ic * plane;
     const float* x0 = xc + off[0];
@@ -40,34 +76,65 @@ inline void tile_pass(const float* wt, std::size_t cin, std::size_t kh, std::siz
     const float* x3 = xc + off[3];
     const float* x4 = xc + off[4];
     const float* x5 = xc + off[5];
-    for (std::size_t ky = 0; ky < kh; ++ky) {
-      for (std::size_t kx = 0; kx < kw; ++kx, wt += V) {
-        float32x4_t w[kQ];
-        for (std::size_t q = 0; q < kQ; ++q) w[q] = vld1q_f32(wt + 4 * q);
-        const float32x4_t b0 = vld1q_dup_f32(x0++);
-        const float32x4_t b1 = vld1q_dup_f32(x1++);
-        const float32x4_t b2 = vld1q_dup_f32(x2++);
-        for (std::size_t q = 0; q < kQ; ++q) {
-          acc[0][q] = mac(acc[0][q], b0, w[q]);
-          acc[1][q] = mac(acc[1][q], b1, w[q]);
-          acc[2][q] = mac(acc[2][q], b2, w[q]);
+    for (std::size_t row = 0; row < kh * wp; row += wp) {
+      for (std::size_t kx = 0; kx < width; ++kx, wt += V) {
+        const std::size_t t = row + kx;
+        float32x4_t xa;
+        float32x2_t xb;
+        if (Contig) {
+          xa = vld1q_f32(x0 + t);
+          xb = vld1_f32(x0 + t + 4);
+        } else {
+          xa = vld1q_dup_f32(x0 + t);
+          xa = vld1q_lane_f32(x1 + t, xa, 1);
+          xa = vld1q_lane_f32(x2 + t, xa, 2);
+          xa = vld1q_lane_f32(x3 + t, xa, 3);
+          xb = vld1_dup_f32(x4 + t);
+          xb = vld1_lane_f32(x5 + t, xb, 1);
         }
-        const float32x4_t b3 = vld1q_dup_f32(x3++);
-        const float32x4_t b4 = vld1q_dup_f32(x4++);
-        const float32x4_t b5 = vld1q_dup_f32(x5++);
-        for (std::size_t q = 0; q < kQ; ++q) {
-          acc[3][q] = mac(acc[3][q], b3, w[q]);
-          acc[4][q] = mac(acc[4][q], b4, w[q]);
-          acc[5][q] = mac(acc[5][q], b5, w[q]);
-        }
+#if defined(__GNUC__) && defined(__aarch64__)
+        // keep the inputs in two registers (GCC would load 6 scalars, spilling accumulators)
+        __asm__("" : "+w"(xa), "+w"(xb));
+#endif
+        PAKD_VEC_MAC(0)
+        PAKD_VEC_MAC(1)
+#if defined(__aarch64__)
+        PAKD_VEC_MAC(2)
+        PAKD_VEC_MAC(3)
+#endif
       }
-      x0 += skip;
-      x1 += skip;
-      x2 += skip;
-      x3 += skip;
-      x4 += skip;
-      x5 += skip;
     }
+  }
+  PAKD_VEC_OUT(0)
+  PAKD_VEC_OUT(1)
+#if defined(__aarch64__)
+  PAKD_VEC_OUT(2)
+  PAKD_VEC_OUT(3)
+#endif
+#undef PAKD_VEC
+#undef PAKD_VEC_MAC
+#undef PAKD_VEC_OUT
+}
+
+template <std::size_t Q, bool Contig>
+inline void tile_pass_kw(const float* wt, std::size_t cin, std::size_t kh, std::size_t kw, std::size_t wp,
+                         std::size_t plane, const float* x, const std::size_t off[P], float32x4_t acc[P][kQ]) {
+  switch (kw) {
+    case 1: tile_pass<Q, 1, Contig>(wt, cin, kh, kw, wp, plane, x, off, acc); break;
+    case 3: tile_pass<Q, 3, Contig>(wt, cin, kh, kw, wp, plane, x, off, acc); break;
+    case 5: tile_pass<Q, 5, Contig>(wt, cin, kh, kw, wp, plane, x, off, acc); break;
+    default: tile_pass<Q, 0, Contig>(wt, cin, kh, kw, wp, plane, x, off, acc); break;
+  }
+}
+
+template <std::size_t Q>
+inline void tile_pass_q(const float* wt, std::size_t cin, std::size_t kh, std::size_t kw, std::size_t wp,
+                        std::size_t plane, const float* x, const std::size_t off[P], bool contig,
+                        float32x4_t acc[P][kQ]) {
+  if (contig) {
+    tile_pass_kw<Q, true>(wt, cin, kh, kw, wp, plane, x, off, acc);
+  } else {
+    tile_pass_kw<Q, false>(wt, cin, kh, kw, wp, plane, x, off, acc);
   }
 }
 
@@ -106,9 +173,20 @@ void pakd_f32_dconv_ukernel_6x16__neon(std::size_t oc_begin, std::size_t oc_end,
         off[j] = (p / wo) * stride * wp + p % wo * stride;
       }
       for (std::size_t h = 0; h * 4 * kQ < vs; ++h) {
-        float32x4_t acc[P][kQ];
-        tile_pass(wb + h * 4 * kQ, cin, kh, kw, wp, plane, x, off, acc);
         const std::size_t c0 = h * 4 * kQ;  // first channel of this pass
+        // only the vectors holding real channels (a last block of 1..15 channels)
+        const bool contig = rows == P && off[P - 1] == off[0] + P - 1;  // stride 1, one row
+        const std::size_t nq = vs - c0 >= 4 * kQ ? kQ : (vs - c0 + 3) / 4;
+        float32x4_t acc[P][kQ];
+        const float* wt = wb + c0;
+        switch (nq) {
+#if defined(__aarch64__)
+          case 3: tile_pass_q<3>(wt, cin, kh, kw, wp, plane, x, off, contig, acc); break;
+          case 4: tile_pass_q<4>(wt, cin, kh, kw, wp, plane, x, off, contig, acc); break;
+#endif
+          case 1: tile_pass_q<1>(wt, cin, kh, kw, wp, plane, x, off, contig, acc); break;
+          default: tile_pass_q<2>(wt, cin, kh, kw, wp, plane, x, off, contig, acc); break;
+        }
         if (rows == P && c0 + 4 * kQ <= vs) {
           for (std::size_t q = 0; q < kQ; ++q) {
             store_6x4_transposed(acc[0][q], acc[1][q], acc[2][q], acc[3][q], acc[4][q], acc[5][q],
@@ -118,7 +196,7 @@ void pakd_f32_dconv_ukernel_6x16__neon(std::size_t oc_begin, std::size_t oc_end,
         }
         float tile[P][4 * kQ];
         for (std::size_t j = 0; j < P; ++j) {
-          for (std::size_t q = 0; q < kQ; ++q) vst1q_f32(tile[j] + 4 * q, acc[j][q]);
+          for (std::size_t q = 0; q < nq; ++q) vst1q_f32(tile[j] + 4 * q, acc[j][q]);
         }
         const std::size_t cn = vs - c0 < 4 * kQ ? vs - c0 : 4 * kQ;
         for (std::size_t v = 0; v < cn; ++v) {
