@@ -21,14 +21,41 @@ constexpr std::size_t kCodebookMinNonzeros = std::size_t{1} << 21;
 // sparse (4.4 -> 3.3 us); a dense layer only where its shape wastes much of
 // the dense tiles (10 -> 21 channels on 12x12: 9.8 vs 11.9 us at 100%); 3x3
 // layers with few channels stay dense down to ~60% nonzeros.
-constexpr double kSparseDirectUnitCost = 1.5;
+//
+// The constants of the cost models, per architecture: the AVX2 ones fitted
+// on Zen 4 timings (one thread), the ARM ones on guest instructions under
+// qemu -cpu cortex-a72 (the Raspberry Pi 4) of the NEON kernels
+// (benchmarks/arm_conv_costs.py; instructions are not time, but they are what
+// this project can measure for the board). armv7 (rpi3) uses the AArch64 fit.
+struct ConvCosts {
+  // The 16-channel direct kernel's cost per padded multiply-add, relative to
+  // the wide-row kernel's (its transposing store on AVX2; on NEON its six
+  // separate input loads per tap, 1.04x on LeNet-5's conv2 with 500 taps per
+  // output, 1.23x on a 16-channel 3x3 layer with 144).
+  double oc_layout;
+  // The sparse direct kernel's cost per unit (nonzero tap x output position,
+  // columns rounded to 8) over a dense direct unit: 25-35 ps vs 17-22 ps on
+  // AVX2; 0.55 vs ~0.34 instructions per unit with NEON (LeNet-5 conv2).
+  double sparse_direct_unit;
+  // winograd_wins: the weights of the transforms and of the direct cost.
+  double wino_transforms;
+  double wino_direct;
+};
+#if defined(__aarch64__) || defined(__arm__)
+constexpr ConvCosts kCosts{1.15, 1.6, 3.75, 0.84};
+#else
+constexpr ConvCosts kCosts{1.1, 1.5, 3.75, 0.84};
+#endif
+constexpr double kSparseDirectUnitCost = kCosts.sparse_direct_unit;
 
 }  // namespace
 
 std::size_t dense_direct_units(const ConvGeometry& g, bool* oc_layout) {
   const std::size_t taps = g.cin * g.kh * g.kw;
   const std::size_t wide = g.cout_padded() * g.wide_n() * taps;
-  const std::size_t oc = round_up(g.cout, kDconvOcVector) * round_up(g.n(), kDconvOcPixels) * taps * 11 / 10;
+  const std::size_t oc = static_cast<std::size_t>(
+      static_cast<double>(round_up(g.cout, kDconvOcVector) * round_up(g.n(), kDconvOcPixels) * taps) *
+      kCosts.oc_layout);
   if (oc_layout != nullptr) *oc_layout = oc < wide;
   return std::min(oc, wide);
 }
@@ -51,9 +78,9 @@ bool winograd_wins(const ConvGeometry& g) {
   const double transforms = static_cast<double>(tiles) * (30.0 * cin_p / 8.0 + 20.0 * cout_p / 8.0) * 2.0;
   const double taps = static_cast<double>(g.cin * 9);
   const double wide = static_cast<double>(g.cout_padded() * g.wide_n()) * taps / 8.0;
-  const double oc =
-      static_cast<double>(round_up(g.cout, kDconvOcVector) * round_up(g.n(), kDconvOcPixels)) * taps / 8.0 * 1.1;
-  return gemm + 3.75 * transforms < 0.84 * std::min(wide, oc);
+  const double oc = static_cast<double>(round_up(g.cout, kDconvOcVector) * round_up(g.n(), kDconvOcPixels)) * taps /
+                    8.0 * kCosts.oc_layout;
+  return gemm + kCosts.wino_transforms * transforms < kCosts.wino_direct * std::min(wide, oc);
 }
 
 bool use_codebook(const Tensor& w, std::size_t nnz, const SessionConfig& config) {

@@ -87,8 +87,9 @@ bool use_codebook(const Tensor& w, std::size_t nnz, const SessionConfig& config)
 
 // Work of the dense direct kernels on g, in padded multiply-adds: the
 // cheaper of the two weight layouts (wide rows: 4 channels x 24 positions, wp
-// columns per wo; or 16 channels x 6 exact positions, +10% for its
-// transposing store); *oc_layout (may be nullptr) tells which.
+// columns per wo; or 16 channels x 6 exact positions, +10% on x86 for its
+// transposing store, +15% on ARM: conv-plan.cc's kCosts); *oc_layout (may be
+// nullptr) tells which.
 std::size_t dense_direct_units(const ConvGeometry& g, bool* oc_layout);
 
 // Whether Winograd F(4x4, 3x3) beats the direct kernels on g (cost model in
