@@ -6,8 +6,10 @@ namespace pakd::check {
 
 PAKD_KERNEL_CHECK("f32-gemm") {
   const auto& table = runtime::f32_gemm_kernels();
-  const std::size_t shapes[][3] = {{7, 29, 13}, {1, 33, 65}, {37, 17, 3}, {6, 16, 1},   {8, 8, 8},
-                                   {5, 3, 2},   {12, 64, 9}, {1, 1, 1},   {25, 50, 27}, {16, 120, 400}};
+  const std::size_t shapes[][3] = {{7, 29, 13},   {1, 33, 65},  {37, 17, 3}, {6, 16, 1},    {8, 8, 8},
+                                   {5, 3, 2},     {12, 64, 9},  {1, 1, 1},   {25, 50, 27},  {16, 120, 400},
+                                   {1, 120, 400}, {1, 84, 120}, {1, 10, 84}, {16, 196, 32}, {32, 49, 64},
+                                   {3, 40, 70},   {9, 71, 300}};
   for (const auto& s : shapes) {
     const std::size_t m = s[0], n = s[1], k = s[2];
     for (std::size_t pad : {std::size_t{0}, std::size_t{3}}) {
