@@ -2,10 +2,13 @@
 // chunk of tiles (as the AVX2 kernel):
 //   1. input transform B^T d B, 8 input channels = 2 q-registers per value
 //      (the packed input interleaves 8 channels: contiguous loads);
-//   2. 36 GEMMs over 16 output channels. AArch64: 6 tiles x 16 channels =
-//      24 accumulators; per 4 input channels one q-load of each tile's 4
-//      transformed values, 16 weight vectors, 96 FMAs by lane. ARMv7 (16
-//      q-registers, no FMA): 4 tiles x 8 channels, twice per block;
+//   2. 36 GEMMs over 16 output channels. AArch64: 4 tiles x 16 channels =
+//      16 accumulators; per 4 input channels one q-load of each tile's 4
+//      transformed values, 16 weight vectors, 64 FMAs by lane (97
+//      instructions). 6 tiles x 16 (24 accumulators + 6 + 4) spilled: 196
+//      instructions per 96 FMAs, 16% more for the whole kernel; 5 tiles: 5%
+//      more. ARMv7 (16 q-registers, no FMA): 4 tiles x 8 channels, twice per
+//      block;
 //   3. output transform A^T m A over 8 output channels + bias (+ residual)
 //      (+ ReLU), 4x4 transposes into the channel planes of y.
 // Contract: F32Wino4x4Fn / F32Wino4x4PackFn in kernels/kernels.h.
@@ -23,7 +26,7 @@ constexpr std::size_t V = pakd::kWinoCoutBlock;
 constexpr std::size_t P = pakd::kWinoPositions;
 
 #if defined(__aarch64__)
-constexpr int kRows = 6;  // tiles per GEMM micro-tile
+constexpr int kRows = 4;  // tiles per GEMM micro-tile
 constexpr int kNq = 4;    // q-registers of output channels per micro-tile (16)
 #else
 constexpr int kRows = 4;
@@ -124,7 +127,7 @@ inline void gemm_step(float32x4_t acc[][NQ], const float32x4_t a[], const float*
   float32x4_t wq[NQ];
 #pragma GCC unroll 4
   for (int q = 0; q < NQ; ++q) wq[q] = vld1q_f32(w + K * V + 4 * q);
-#pragma GCC unroll 6
+#pragma GCC unroll 4
   for (int r = 0; r < ROWS; ++r) {
 #pragma GCC unroll 4
     for (int q = 0; q < NQ; ++q) acc[r][q] = fma_lane<K>(acc[r][q], wq[q], a[r]);
@@ -136,21 +139,21 @@ inline void gemm_step(float32x4_t acc[][NQ], const float32x4_t a[], const float*
 template <int ROWS, int NQ>
 inline void gemm_rows(std::size_t cin4, const float* v, std::size_t ldv, const float* w, float* m, std::size_t ldm) {
   float32x4_t acc[ROWS][NQ];
-#pragma GCC unroll 6
+#pragma GCC unroll 4
   for (int r = 0; r < ROWS; ++r) {
 #pragma GCC unroll 4
     for (int q = 0; q < NQ; ++q) acc[r][q] = vdupq_n_f32(0.0f);
   }
   for (std::size_t ic = 0; ic < cin4; ic += 4, w += 4 * V) {
     float32x4_t a[ROWS];
-#pragma GCC unroll 6
+#pragma GCC unroll 4
     for (int r = 0; r < ROWS; ++r) a[r] = vld1q_f32(v + r * ldv + ic);
     gemm_step<ROWS, NQ, 0>(acc, a, w);
     gemm_step<ROWS, NQ, 1>(acc, a, w);
     gemm_step<ROWS, NQ, 2>(acc, a, w);
     gemm_step<ROWS, NQ, 3>(acc, a, w);
   }
-#pragma GCC unroll 6
+#pragma GCC unroll 4
   for (int r = 0; r < ROWS; ++r) {
 #pragma GCC unroll 4
     for (int q = 0; q < NQ; ++q) vst1q_f32(m + r * ldm + 4 * q, acc[r][q]);
@@ -166,10 +169,6 @@ inline void gemm_block(std::size_t nt, std::size_t cin4, const float* v, std::si
   const float* vr = v + r * ldv;
   float* mr = m + r * ldm;
   switch (nt - r) {
-#if defined(__aarch64__)
-    case 5: gemm_rows<5, NQ>(cin4, vr, ldv, w, mr, ldm); break;
-    case 4: gemm_rows<4, NQ>(cin4, vr, ldv, w, mr, ldm); break;
-#endif
     case 3: gemm_rows<3, NQ>(cin4, vr, ldv, w, mr, ldm); break;
     case 2: gemm_rows<2, NQ>(cin4, vr, ldv, w, mr, ldm); break;
     case 1: gemm_rows<1, NQ>(cin4, vr, ldv, w, mr, ldm); break;
@@ -225,7 +224,7 @@ void pakd_f32_wino4x4_pack_ukernel_8x8__neon(std::size_t cin, std::size_t h, std
   }
 }
 
-void pakd_f32_wino4x4_ukernel_6x16__neon(std::size_t tile_begin, std::size_t tile_end, std::size_t tiles_x,
+void pakd_f32_wino4x4_ukernel_4x16__neon(std::size_t tile_begin, std::size_t tile_end, std::size_t tiles_x,
                                          std::size_t cin, std::size_t cin_p, std::size_t cout, const float* u,
                                          const float* bias, int relu, const float* residual, const float* xh,
                                          std::size_t hpp, std::size_t wpp, float* y, std::size_t ho, std::size_t wo) {
