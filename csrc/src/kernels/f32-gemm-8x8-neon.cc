@@ -111,7 +111,14 @@ void row_ukernel_1x8(std::size_t kc, std::size_t nc, const float* __restrict a, 
     const float* bp = b + j;
     for (std::size_t p = 0; p < kc; ++p, bp += b_stride) {
       const float32x4_t av = vld1q_dup_f32(a + p * a_stride);
+#if defined(__aarch64__)
+      // two 4-register loads (ld1 {v0.4s-v3.4s}) for the 32 floats of B's row
+      const float32x4x4_t lo = vld1q_f32_x4(bp), hi = vld1q_f32_x4(bp + 16);
+      for (std::size_t q = 0; q < 4; ++q) acc[q] = fma(acc[q], lo.val[q], av);
+      for (std::size_t q = 0; q < 4; ++q) acc[4 + q] = fma(acc[4 + q], hi.val[q], av);
+#else
       for (std::size_t q = 0; q < 8; ++q) acc[q] = fma(acc[q], vld1q_f32(bp + 4 * q), av);
+#endif
     }
     for (std::size_t q = 0; q < 8; ++q) store(c + j + 4 * q, acc[q], accumulate);
   }

@@ -136,18 +136,21 @@ void gemm_thin(const F32GemmBlocking& blk, std::size_t m, std::size_t n, std::si
   }
   if (n_full == n) return;
 
-  // The last n - n_full columns: copy each strip into a zero-padded NR-wide
-  // panel, compute full rows there and keep the real columns.
-  float* const b_tail = workspace(kt * nr);
-  alignas(64) float tile[kF32GemmMaxTile];
-  for (std::size_t pc = 0; pc < k; pc += kt) {
-    const std::size_t kc = std::min(kt, k - pc);
-    pack_b(kc, n - n_full, nr, b + pc * ldb + n_full, ldb, b_tail);
-    for (std::size_t i = 0; i < m; ++i) {
-      blk.row_ukernel(kc, nr, a + i * lda + pc, 1, b_tail, nr, tile, false);
-      store_partial(1, n - n_full, tile, nr, c + i * ldc + n_full, ldc,
-                    /*accumulate=*/pc != 0);
+  // The last n - n_full (< NR) columns in place, a plain loop down B's rows:
+  // each element of B is used once, so copying them into a padded panel (as
+  // the blocked path does) would cost more than the products themselves.
+  const std::size_t nt = n - n_full;
+  constexpr std::size_t kMaxTail = 32;  // NR of every kernel in use is at most 32
+  assert(nt < kMaxTail);
+  for (std::size_t i = 0; i < m; ++i) {
+    float acc[kMaxTail] = {};
+    const float* ai = a + i * lda;
+    const float* bt = b + n_full;
+    for (std::size_t p = 0; p < k; ++p) {
+      const float ap = ai[p];
+      for (std::size_t j = 0; j < nt; ++j) acc[j] += ap * bt[p * ldb + j];
     }
+    for (std::size_t j = 0; j < nt; ++j) c[i * ldc + n_full + j] = acc[j];
   }
 }
 

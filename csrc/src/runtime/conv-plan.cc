@@ -70,17 +70,20 @@ std::size_t dense_direct_units(const ConvGeometry& g, bool* oc_layout) {
 // thread (105 shapes: 4..16 channels at 28x28, 8..32 at 14x14, 8..64 at 7x7,
 // channel-pruned counts included; two picked wrongly, by <= 4%). The
 // teacher's shapes (16/32/64 channels) sit at 0.52-0.59 of the direct cost.
-bool winograd_wins(const ConvGeometry& g) {
+// On ARM the same weights pick the cheaper method on each of the 13 shapes of
+// benchmarks/arm_conv_costs.py (NEON kernels, cortex-a72 instruction counts).
+double winograd_units(const ConvGeometry& g) {
   const std::size_t tiles = g.wino_tiles(), cin_p = g.wino_cin(), cout_p = g.wino_cout();
   const double gemm = 36.0 * static_cast<double>(round_up(std::min(tiles, kWinoTileChunk), 6)) *
                       static_cast<double>((tiles + kWinoTileChunk - 1) / kWinoTileChunk) * static_cast<double>(g.cin) *
                       static_cast<double>(round_up(g.cout, 8)) / 8.0;
   const double transforms = static_cast<double>(tiles) * (30.0 * cin_p / 8.0 + 20.0 * cout_p / 8.0) * 2.0;
-  const double taps = static_cast<double>(g.cin * 9);
-  const double wide = static_cast<double>(g.cout_padded() * g.wide_n()) * taps / 8.0;
-  const double oc = static_cast<double>(round_up(g.cout, kDconvOcVector) * round_up(g.n(), kDconvOcPixels)) * taps /
-                    8.0 * kCosts.oc_layout;
-  return gemm + kCosts.wino_transforms * transforms < kCosts.wino_direct * std::min(wide, oc);
+  // in 8-lane FMA units; x 8 / wino_direct: the direct kernels' padded multiply-adds
+  return (gemm + kCosts.wino_transforms * transforms) * 8.0 / kCosts.wino_direct;
+}
+
+bool winograd_wins(const ConvGeometry& g) {
+  return winograd_units(g) < static_cast<double>(dense_direct_units(g, nullptr));
 }
 
 bool use_codebook(const Tensor& w, std::size_t nnz, const SessionConfig& config) {
@@ -92,18 +95,23 @@ ConvMethod plan_conv(const ConvGeometry& g, Act act, const Tensor& w, std::size_
   if (config.reference) return ConvMethod::kReference;
   const double density = static_cast<double>(nnz) / static_cast<double>(w.numel);
   const bool may_be_sparse = config.sparse_max_density >= 0.0f;
+  // The sparse direct kernel against the dense method this layer would run
+  // otherwise: the direct kernels, or Winograd where it wins (a half-dense
+  // 3x3 layer is cheaper through Winograd than through its nonzero taps).
+  const bool winograd_ok = g.winograd_shape() && (act == Act::kNone || act == Act::kRelu) && config.winograd >= 0;
   if (g.direct() && may_be_sparse &&
-      sdconv_input_size(g.cin, g.hp(), g.wo, g.kw) <= std::numeric_limits<std::uint32_t>::max() &&
-      kSparseDirectUnitCost * static_cast<double>(nnz * g.ho * round_up(g.wo, kSdconvTileCols)) <
-          static_cast<double>(dense_direct_units(g, nullptr))) {
-    return ConvMethod::kSparseDirect;
+      sdconv_input_size(g.cin, g.hp(), g.wo, g.kw) <= std::numeric_limits<std::uint32_t>::max()) {
+    double dense = static_cast<double>(dense_direct_units(g, nullptr));
+    if (winograd_ok && config.winograd == 0) dense = std::min(dense, winograd_units(g));  // forced: as before
+    if (kSparseDirectUnitCost * static_cast<double>(nnz * g.ho * round_up(g.wo, kSdconvTileCols)) < dense) {
+      return ConvMethod::kSparseDirect;
+    }
   }
   if (g.groups == 1 && may_be_sparse && density <= config.sparse_max_density) {
     return use_codebook(w, nnz, config) ? ConvMethod::kCsrCodebook : ConvMethod::kCsr;
   }
   if (g.depthwise()) return ConvMethod::kDepthwise;
-  if (g.winograd_shape() && (act == Act::kNone || act == Act::kRelu) && config.winograd >= 0 &&
-      (config.winograd > 0 || winograd_wins(g))) {
+  if (winograd_ok && (config.winograd > 0 || winograd_wins(g))) {
     return ConvMethod::kWinograd;
   }
   if (g.direct()) {

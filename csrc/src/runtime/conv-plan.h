@@ -92,8 +92,9 @@ bool use_codebook(const Tensor& w, std::size_t nnz, const SessionConfig& config)
 // nullptr) tells which.
 std::size_t dense_direct_units(const ConvGeometry& g, bool* oc_layout);
 
-// Whether Winograd F(4x4, 3x3) beats the direct kernels on g (cost model in
-// conv-plan.cc).
+// Winograd F(4x4, 3x3)'s cost on g in the units of dense_direct_units (cost
+// model in conv-plan.cc), and whether it beats the direct kernels.
+double winograd_units(const ConvGeometry& g);
 bool winograd_wins(const ConvGeometry& g);
 
 }  // namespace pakd::runtime
