@@ -22,6 +22,8 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # "remote device" of the tests (a real sshd on 127.0.0.1); chromium: renders the report in its test
 APT_PACKAGES := dataset-fashion-mnist g++ cmake g++-aarch64-linux-gnu g++-arm-linux-gnueabihf qemu-user \
                 openssh-server openssh-client chromium
+# torch is installed first, pinned; the peers (onnxruntime, executorch==1.5.1: ABI-tied to this
+# torch) come with PaKD's own dependencies in pyproject.toml.
 TORCH       := torch==2.13.0
 BUILD_DEPS  := "scikit-build-core>=0.10" "pybind11>=2.13" ninja
 INSTALLED   := $(VENV)/.pakd-installed

@@ -9,6 +9,9 @@ the gap as a row.
     torch        PyTorch eager, torch.set_num_threads(threads), inference_mode
     onnxruntime  torch.onnx.export (the torch.export-based exporter) -> ONNX Runtime CPU session,
                  intra_op threads = threads, inter_op 1, sequential, all graph optimizations
+    executorch   torch.export -> ExecuTorch with every op XNNPACK takes delegated to it (a .pte,
+                 pakd.deploy.peers.export_pte) -> executorch.runtime; XNNPACK's thread pool
+                 reset to ``threads``
     pakd         the native runtime, pakd._core.Session on the folder's model.pakd (a dense
                  teacher is lowered with pakd.lower.native.export_pakd when that exists)
 
@@ -17,12 +20,8 @@ Adding an engine is one class with ``@register_engine("name")``.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import io
-import logging
 import tempfile
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ import numpy as np
 if TYPE_CHECKING:
     from torch import nn
 
+from ..deploy.peers import export_onnx, export_pte
 from ..errors import PakdError
 from ..rundir import PAKD_FILE, ModelSource
 
@@ -140,6 +140,15 @@ def _missing_modules(*names: str) -> list[str]:
     return missing
 
 
+def _dist_version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "?"
+
+
 def load_module(model: ModelRef) -> nn.Module:
     """The torch module of a model folder (channel-pruned students rebuilt by
     ``pakd.modelio.load_model``), in eval mode."""
@@ -165,32 +174,6 @@ class TorchEager(Engine):
                 return net(torch.from_numpy(x)).numpy()
 
         return Runner(self.name, threads, run, {"torch": torch.__version__})
-
-
-def export_onnx(net: nn.Module, example: np.ndarray, path: Path) -> None:
-    """Write ``net`` as one self-contained ONNX file with the torch.export-based exporter
-    (torch 2.13's default; the TorchScript exporter is deprecated). Its chatter is silenced."""
-    import torch
-
-    quiet = io.StringIO()
-    onnx_log = logging.getLogger("torch.onnx")
-    level = onnx_log.level
-    onnx_log.setLevel(logging.ERROR)  # "torchvision is not installed. Skipping torchvision::nms" ...
-    try:
-        with contextlib.redirect_stdout(quiet), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                net,
-                (torch.from_numpy(example),),
-                str(path),
-                dynamo=True,
-                external_data=False,
-                verbose=False,
-                input_names=["input"],
-                output_names=["logits"],
-            )
-    finally:
-        onnx_log.setLevel(level)
 
 
 @register_engine("onnxruntime")
@@ -229,6 +212,54 @@ class OnnxRuntime(Engine):
             threads,
             run,
             {"onnxruntime": ort.__version__, "exporter": "torch.export (dynamo)", "torch": torch.__version__},
+        )
+
+
+@register_engine("executorch")
+class ExecuTorch(Engine):
+    def availability(self) -> str | None:
+        missing = _missing_modules("executorch.runtime", "executorch.extension.pybindings.portable_lib")
+        if missing:
+            from ..deploy.peers import EXECUTORCH_VERSION
+
+            return f"{', '.join(missing)} not installed (pip install executorch=={EXECUTORCH_VERSION})"
+        return None
+
+    def load(self, model: ModelRef, threads: int) -> Runner:
+        import torch
+        from executorch.extension.pybindings import portable_lib
+        from executorch.runtime import Runtime
+
+        net = load_module(model)
+        shape = (model.spec() or {}).get("data", {}).get("input_shape", [1, 28, 28])
+        tmp = tempfile.TemporaryDirectory(prefix="pakd-pte-")  # the program reads the file: kept with the runner
+        path = Path(tmp.name) / "model.pte"
+        try:
+            lowered = export_pte(net, torch.zeros(1, *shape), path)
+        except PakdError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - torch.export / lowering: the message is the reason
+            raise EngineUnavailable(f"cannot lower {model.label} to ExecuTorch: {exc}") from None
+        # Before the method is loaded: XNNPACK keeps the pool it is given then, and a reset
+        # afterwards frees that pool under it (an intermittent segfault in execute).
+        portable_lib._unsafe_reset_threadpool(threads)
+        program = Runtime.get().load_program(path)
+        method = program.load_method("forward")
+        keep = (tmp, program)  # the method lives as long as its program, the program as its file
+
+        def run(x: np.ndarray, _keep: tuple = keep) -> np.ndarray:
+            return method.execute([torch.from_numpy(x)])[0].numpy()
+
+        return Runner(
+            self.name,
+            threads,
+            run,
+            {
+                "executorch": _dist_version("executorch"),
+                "delegate": "XnnpackBackend",
+                "undelegated_ops": lowered["undelegated_ops"],
+                "torch": torch.__version__,
+            },
         )
 
 

@@ -28,7 +28,7 @@ def test_registry_lists_the_peer_engines():
 
 
 def test_unknown_engine_is_a_clear_error():
-    with pytest.raises(BenchError, match=r"unknown engine 'tvm2'; choose one of: torch, onnxruntime, pakd"):
+    with pytest.raises(BenchError, match=r"unknown engine 'tvm2'; choose one of: torch, onnxruntime, executorch, pakd"):
         get_engine("tvm2")
 
 

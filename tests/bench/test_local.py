@@ -106,9 +106,9 @@ def test_run_local_times_every_pair_and_checks_outputs(tmp_path, test_image, zoo
         test_image,
         lambda done, total, what: seen.append((done, total)),
     )
-    assert len(rows) == 5 and seen[-1] == (5, 5)
+    assert len(rows) == 6 and seen[-1] == (6, 6)  # the teacher on 4 engines, the student on 2
     timed = {(r.role, r.engine): r for r in rows if r.timing is not None}
-    for key in (("teacher", "torch"), ("teacher", "onnxruntime"), ("student", "torch")):
+    for key in (("teacher", "torch"), ("teacher", "onnxruntime"), ("teacher", "executorch"), ("student", "torch")):
         assert timed[key].timing.count >= 3 and timed[key].max_abs_diff < 1e-4
     assert all(r.reason for r in rows if r.timing is None)
 
