@@ -380,8 +380,8 @@ def bench_cmd(
         "--device",
         "-d",
         help="local, a name from devices.toml, ssh://user@host:port, or qemu:BOARD (bundles "
-        "built for BOARD: instructions of one inference under qemu with its CPU model); repeat it "
-        "to bench several devices in parallel.",
+        "built for BOARD: instructions of one inference under qemu with its CPU model, the teacher "
+        "also on the board's other engines); repeat it to bench several devices in parallel.",
     ),
     devices_file: Path | None = typer.Option(None, "--devices", help="The devices file [default: ./devices.toml]."),
     threads: str | None = typer.Option(
@@ -425,6 +425,13 @@ def bench_cmd(
     ),
     data_dir: Path | None = DataDirOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    peers: bool = typer.Option(
+        True,
+        "--peers/--no-peers",
+        help="qemu:BOARD: also count the teacher on the board's other engines (ExecuTorch + XNNPACK "
+        "for the board's CPU; ONNX Runtime's row says why it is not counted), so the verdict is against "
+        "the best of them.",
+    ),
     same_process: bool = typer.Option(
         False,
         "--same-process",
@@ -450,7 +457,7 @@ def bench_cmd(
                 "(time real devices in a separate pakd bench)"
             )
         for spec in emulated:
-            _print_emulated_bench(bundles, spec, db, new_session, quiet)
+            _print_emulated_bench(bundles, spec, db, new_session, quiet, peers)
         return
     if bundles and len(bundles) == len(paths):
         from .bench.remote import BenchPlan
@@ -515,7 +522,7 @@ def _print_local_bench(
         console.print(f"wrote {json_out}")
 
 
-def _print_emulated_bench(bundles: list[Path], spec: str, db: Path, fresh: bool, quiet: bool) -> None:
+def _print_emulated_bench(bundles: list[Path], spec: str, db: Path, fresh: bool, quiet: bool, peers: bool) -> None:
     from .bench.emulated import bench_emulated, board_of, board_verdict
     from .bench.results import open_store
     from .ui import console, step_progress
@@ -523,7 +530,9 @@ def _print_emulated_bench(bundles: list[Path], spec: str, db: Path, fresh: bool,
     board = board_of(spec)
     with step_progress("[bold]qemu", quiet) as bar, open_store(db) as store:
         task = bar.add_task("", total=None)
-        res = bench_emulated(bundles, board, store, fresh=fresh, note=lambda what: bar.update(task, description=what))
+        res = bench_emulated(
+            bundles, board, store, fresh=fresh, peers=peers, note=lambda what: bar.update(task, description=what)
+        )
     table = Table(
         title=f"{board} under qemu -cpu {res.cpu}: guest instructions of one inference, 1 thread "
         f"(instructions, not time; session {res.session})"

@@ -166,6 +166,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
             cfg.board,
             store,
             fresh=cfg.measure_again,
+            work_dir=cfg.cache_dir / "peers",
         )
     for r in emu.rows:
         if r.golden_ok is False:

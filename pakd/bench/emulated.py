@@ -6,6 +6,12 @@ for rpi4), its golden output checked, and its guest instructions of one inferenc
 Instructions are not time; they are the stand-in until a board is attached, and every row says
 which CPU model they were counted on.
 
+With ``peers`` a teacher bundle is also run on every ARM engine a user of that board could pick
+instead of PaKD (:mod:`pakd.deploy.peers`: ExecuTorch + XNNPACK from its aarch64 wheel; ONNX
+Runtime's row says why it is not counted), from the teacher folder the bundle was built from, on
+the bundle's golden input, so the verdict compares the student with the best of them, not only
+with PaKD's own teacher. An engine that cannot run is a row with the reason.
+
 Rows go to the results store like every ``pakd bench`` row (device ``qemu:BOARD``, the
 ``instructions`` and ``cpu`` columns; times empty); a rerun of the same command reuses them
 (``fresh`` measures again).
@@ -113,8 +119,8 @@ def board_verdict(rows: Sequence[dict[str, Any]] | Sequence[CountRow], board: st
 
 
 def _stored(store: ResultsStore, session: str, sha: str, device: str) -> dict[str, Any] | None:
-    for r in store.rows(session=session, bundle_sha256=sha):
-        if r["device"] == device:
+    for r in store.rows(session=session, bundle_sha256=sha):  # a prefix match: keep the exact one
+        if r["device"] == device and r["bundle_sha256"] == sha:
             return r
     return None
 
@@ -141,10 +147,14 @@ def bench_emulated(
     store: ResultsStore,
     *,
     fresh: bool = False,
+    peers: bool = True,
+    work_dir: str | Path | None = None,
     note: Callable[[str], None] | None = None,
 ) -> EmulatedOutcome:
-    """Counts every bundle (built for ``board``) under qemu with the board's CPU model; stores a
-    row per count. ``note`` gets a line before each (slow) count."""
+    """Counts every bundle (built for ``board``) under qemu with the board's CPU model and, with
+    ``peers``, each teacher bundle's model on the board's peer engines (lowered into
+    ``work_dir``, a temporary folder by default); stores a row per count. ``note`` gets a line
+    before each (slow) count."""
     from ..deploy.verify import verify
     from ..targets import load_target
 
@@ -203,7 +213,71 @@ def bench_emulated(
             out.reused += 1
         assert done is not None
         out.rows.append(_as_count(done))
+        if peers and info.role == "teacher":
+            out.rows.extend(_peer_rows(info, target, store, session, base_row, fresh, work_dir, note, out))
     return out
+
+
+def _peer_rows(
+    info: Any,
+    target: Any,
+    store: ResultsStore,
+    session: str,
+    base_row: Callable[[Any, str, str], dict[str, Any]],
+    fresh: bool,
+    work_dir: str | Path | None,
+    note: Callable[[str], None] | None,
+    out: EmulatedOutcome,
+) -> list[CountRow]:
+    """The teacher of bundle ``info`` on every peer engine of the board, a stored row each (the
+    reason, for an engine that cannot run it)."""
+    import tempfile
+
+    import numpy as np
+    import torch
+
+    from ..deploy.peers import PEERS, measure_peers
+    from ..modelio import load_model
+
+    device = PREFIX + out.board
+    todo = [e for e in PEERS if fresh or _stored(store, session, f"{info.sha256}:{e}", device) is None]
+    if todo:
+        if not info.source or not Path(info.source).is_dir():
+            raise PakdError(
+                f"{info.name}: the teacher folder it was built from ({info.source}) is gone, so the peer engines "
+                "cannot run it; rebuild the bundle or pass --no-peers"
+            )
+        model, _ = load_model(info.source)
+        shape = tuple(info.bundle.manifest["golden"]["shape"])
+        x = torch.from_numpy(np.fromfile(info.bundle.file("golden-input"), dtype="<f4").reshape(shape).copy())
+        if note:
+            note(f"{info.model} (teacher) on {', '.join(todo)} under qemu -cpu {out.cpu}")
+        with tempfile.TemporaryDirectory(prefix="pakd-peers-") as tmp:
+            counts = measure_peers(model, x, target, Path(work_dir) if work_dir else Path(tmp), engines=tuple(todo))
+        for count in counts:
+            sha = f"{info.sha256}:{count.engine}"  # one row per (teacher bundle, engine)
+            facts: dict[str, Any] = {"version": count.version, **count.info}
+            if count.reason:
+                facts["reason"] = count.reason
+            store.add(
+                base_row(info, count.engine, sha)
+                | {
+                    "instructions": count.instructions if count.ok else None,
+                    "golden_ok": None if count.max_abs_diff is None else count.ok,
+                    "golden_max_abs_diff": count.max_abs_diff,
+                    "model_bytes": count.info.get("pte_bytes"),
+                    "facts": facts,
+                }
+            )
+            out.measured += 1
+    rows = []
+    for engine in PEERS:
+        done = _stored(store, session, f"{info.sha256}:{engine}", device)
+        if done is not None:
+            if engine not in todo:
+                out.reused += 1
+            rows.append(_as_count(done))
+    return rows
 
 
 __all__ = ["BoardVerdict", "CountRow", "EmulatedOutcome", "bench_emulated", "board_of", "board_verdict", "is_emulated"]

@@ -35,8 +35,8 @@ def rpi4_bundles(tiny_run, tiny_teacher, tmp_path_factory):
 def test_counts_are_stored_reused_and_reach_the_report(tiny_run, rpi4_bundles, tmp_path):
     db = tmp_path / "results.db"
     with open_store(db) as store:
-        first = bench_emulated(list(rpi4_bundles), "rpi4", store)
-        again = bench_emulated(list(rpi4_bundles), "rpi4", store)
+        first = bench_emulated(list(rpi4_bundles), "rpi4", store, peers=False)
+        again = bench_emulated(list(rpi4_bundles), "rpi4", store, peers=False)
         stored = store.rows(session=first.session)
     assert first.measured == 2 and again.measured == 0 and again.reused == 2
     assert {(r["role"], r["engine"], r["device"], r["cpu"]) for r in stored} == {
@@ -64,7 +64,8 @@ def test_counts_are_stored_reused_and_reach_the_report(tiny_run, rpi4_bundles, t
 @pytest.mark.slow
 def test_the_cli_prints_the_counts_and_the_board_verdict(rpi4_bundles, tmp_path):
     teacher, student = rpi4_bundles
-    r = run_cli("bench", str(teacher), str(student), "--device", "qemu:rpi4", "--db", str(tmp_path / "r.db"), "-q")
+    r = run_cli("bench", str(teacher), str(student), "--device", "qemu:rpi4", "--db", str(tmp_path / "r.db"), "-q",
+                "--no-peers")  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
     assert "rpi4 under qemu -cpu cortex-a72" in r.stdout and "fewer instructions than the teacher" in r.stdout
     r = run_cli("bench", str(teacher), "--device", "qemu:rpi4", "--device", "local", "--db", str(tmp_path / "r.db"))
@@ -132,3 +133,29 @@ def test_verify_lists_where_the_instructions_go(rpi4_bundles):
     assert "where the instructions of one inference go (top 5)" in r.stdout and "pakd_f32_" in r.stdout
     r = run_cli("verify", str(rpi4_bundles[1]), "--functions", "-1")
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_the_teacher_is_counted_on_the_boards_other_engines(tiny_run, rpi4_bundles, tmp_path):
+    """With peers, the teacher bundle's model also runs on ExecuTorch + XNNPACK for the board's
+    CPU (its output checked against PyTorch); ONNX Runtime's row carries why it is not counted;
+    the verdict takes the engine with the fewest instructions; a rerun measures nothing."""
+    db = tmp_path / "results.db"
+    with open_store(db) as store:
+        res = bench_emulated(list(rpi4_bundles), "rpi4", store, work_dir=tmp_path / "peers")
+        again = bench_emulated(list(rpi4_bundles), "rpi4", store, work_dir=tmp_path / "peers")
+    by_engine = {(r.role, r.engine): r for r in res.rows}
+    assert set(by_engine) == {("teacher", "pakd"), ("teacher", "executorch"), ("teacher", "onnxruntime"),
+                              ("student", "pakd")}  # fmt: skip
+    et = by_engine[("teacher", "executorch")]
+    assert et.instructions > 0 and et.golden_ok and et.max_abs_diff < 1e-4 and et.cpu == "cortex-a72"
+    ort = by_engine[("teacher", "onnxruntime")]
+    assert ort.instructions is None and ort.reason
+    assert again.measured == 0 and again.reused == 4
+    v = board_verdict(res.rows, "rpi4")
+    teachers = {e: r.instructions for (role, e), r in by_engine.items() if role == "teacher" and r.instructions}
+    assert v is not None and v.best_instructions == min(teachers.values())
+    rep, _, md = make_report(tiny_run, db, tmp_path / "report")
+    (b,) = rep.boards
+    assert b.teacher == teachers and "onnxruntime" in b.missing
+    assert "executorch" in md.read_text()
