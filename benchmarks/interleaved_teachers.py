@@ -1,5 +1,6 @@
-"""Same-process, interleaved batch-1 latency of a teacher on ONNX Runtime and on PaKD's runtime
-(default kernel choice, and Winograd off), and of its student on PaKD, for a shared machine.
+"""Same-process, interleaved batch-1 latency of a teacher on ONNX Runtime, ExecuTorch + XNNPACK and
+PaKD's runtime (default kernel choice, and Winograd off), and of its student on PaKD, for a shared
+machine.
 
 Run:  .venv/bin/python benchmarks/interleaved_teachers.py runs/resnet20 --rounds 7 --calls 300
 
@@ -45,8 +46,13 @@ def main() -> None:
     for target in targets:
         role = target.role  # teacher, student, or model (a plain model folder / .pakd file)
         if role != STUDENT and target.model.folder is not None:
-            runners[f"{role} onnxruntime"] = get_engine("onnxruntime").open(target.model, 1)
-            teacher_rows.append(f"{role} onnxruntime")
+            for engine in ("onnxruntime", "executorch"):
+                missing = get_engine(engine).availability()
+                if missing:
+                    print(f"{role} {engine}: not timed ({missing})")
+                    continue
+                runners[f"{role} {engine}"] = get_engine(engine).open(target.model, 1)
+                teacher_rows.append(f"{role} {engine}")
         blob = _pakd_blob(target.model)
         for suffix, winograd in (("", 0), (" winograd=-1", -1)):
             name = f"{role} pakd{suffix}"
