@@ -97,7 +97,12 @@ def test_demo_end_to_end_then_reuse(demo_dirs):
     rows = run_cli("results", "--db", str(root / "results.db"), "--json").stdout.strip().splitlines()
     devices = {json.loads(r)["device"] for r in rows}
     engines = {json.loads(r)["engine"] for r in rows}
-    assert devices == {"local"} and {"pakd", "onnxruntime", "torch"} <= engines
+    # local timings, and the rpi4 bundles' instruction counts (the teacher also on ExecuTorch)
+    assert devices == {"local", "qemu:rpi4"} and {"pakd", "onnxruntime", "torch", "executorch"} <= engines
+    qemu = [json.loads(r) for r in rows if json.loads(r)["device"] == "qemu:rpi4"]
+    assert {(r["role"], r["engine"]) for r in qemu} >= {("teacher", "pakd"), ("teacher", "executorch"),
+                                                      ("student", "pakd")}  # fmt: skip
+    assert all(r["cpu"] == "cortex-a72" for r in qemu)
 
     again = _demo(root, cache)
     out2 = again.stdout + again.stderr
