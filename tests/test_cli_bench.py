@@ -61,11 +61,12 @@ def test_bench_local_times_teacher_and_student_and_writes_json(run_folder, tmp_p
     assert set(rows) == {
         ("teacher", "torch"),
         ("teacher", "onnxruntime"),
+        ("teacher", "executorch"),
         ("teacher", "pakd"),
         ("student", "pakd"),
         ("student", "torch"),
     }
-    for key in (("teacher", "torch"), ("teacher", "onnxruntime"), ("student", "torch")):
+    for key in (("teacher", "torch"), ("teacher", "onnxruntime"), ("teacher", "executorch"), ("student", "torch")):
         row = rows[key]
         assert row["timing"]["count"] >= 5 and row["timing"]["median_us"] > 0 and row["max_abs_diff"] < 1e-4
         assert row["threads"] == 1 and row["vs_best_teacher"] > 0
