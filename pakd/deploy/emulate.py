@@ -149,6 +149,40 @@ def run_emulated(
     return EmulatedRun(r.returncode, r.stdout, r.stderr, instructions, by_symbol)
 
 
+def _iters_pair(
+    target: Target,
+    argv_without_iters: Sequence[str | os.PathLike],
+    iters: int,
+    cwd: str | Path | None,
+    timeout: float | None,
+    plugin: str | Path | None,
+    per_symbol: bool,
+) -> tuple[EmulatedRun, EmulatedRun]:
+    """The counted runs with ``--iters N`` and ``--iters 0`` (their difference is N inferences)."""
+    if iters < 1:
+        raise ValueError("iters must be >= 1")
+    so = Path(plugin) if plugin is not None else build_plugin()
+    runs = []
+    for n in (iters, 0):
+        r = run_emulated(
+            target,
+            [*argv_without_iters, "--iters", str(n)],
+            cwd=cwd,
+            count_instructions=True,
+            timeout=timeout,
+            plugin=so,
+            per_symbol=per_symbol,
+        )
+        if r.returncode != 0 or r.instructions is None or (per_symbol and r.by_symbol is None):
+            last = (r.stderr.strip().splitlines() or ["no output"])[-1]
+            raise EmulationError(
+                f"{Path(str(argv_without_iters[0])).name} --iters {n} under "
+                f"{target.emulator[0]} failed (exit {r.returncode}): {last}"
+            )
+        runs.append(r)
+    return runs[0], runs[1]
+
+
 def instructions_per_inference(
     target: Target,
     argv_without_iters: Sequence[str | os.PathLike],
@@ -161,27 +195,9 @@ def instructions_per_inference(
     """Guest instructions of one inference: pakd-run (``argv_without_iters``: the binary, the
     model, options such as ``--threads 1``) counted with ``--iters N`` and with ``--iters 0``,
     the difference divided by N. Use one thread: spinning workers make counts noisy."""
-    if iters < 1:
-        raise ValueError("iters must be >= 1")
-    so = Path(plugin) if plugin is not None else build_plugin()
-    counts = []
-    for n in (iters, 0):
-        r = run_emulated(
-            target,
-            [*argv_without_iters, "--iters", str(n)],
-            cwd=cwd,
-            count_instructions=True,
-            timeout=timeout,
-            plugin=so,
-        )
-        if r.returncode != 0 or r.instructions is None:
-            last = (r.stderr.strip().splitlines() or ["no output"])[-1]
-            raise EmulationError(
-                f"{Path(str(argv_without_iters[0])).name} --iters {n} under "
-                f"{target.emulator[0]} failed (exit {r.returncode}): {last}"
-            )
-        counts.append(r.instructions)
-    return round((counts[0] - counts[1]) / iters)
+    full, empty = _iters_pair(target, argv_without_iters, iters, cwd, timeout, plugin, per_symbol=False)
+    assert full.instructions is not None and empty.instructions is not None
+    return round((full.instructions - empty.instructions) / iters)
 
 
 def _demangle(names: list[str]) -> dict[str, str]:
@@ -222,25 +238,9 @@ def instructions_by_function(
     """Where one inference's instructions go: per function of the binary (demangled, without
     arguments; "?" for code qemu has no symbol for, e.g. the C library), the same difference of
     ``--iters N`` and ``--iters 0`` runs as :func:`instructions_per_inference`, most first."""
-    if iters < 1:
-        raise ValueError("iters must be >= 1")
-    so = Path(plugin) if plugin is not None else build_plugin()
-    counts = []
-    for n in (iters, 0):
-        r = run_emulated(
-            target,
-            [*argv_without_iters, "--iters", str(n)],
-            cwd=cwd,
-            count_instructions=True,
-            timeout=timeout,
-            plugin=so,
-            per_symbol=True,
-        )
-        if r.returncode != 0 or r.by_symbol is None:
-            last = (r.stderr.strip().splitlines() or ["no output"])[-1]
-            raise EmulationError(f"{Path(str(argv_without_iters[0])).name} --iters {n} (per function) failed: {last}")
-        counts.append(r.by_symbol)
-    per = {k: round((v - counts[1].get(k, 0)) / iters) for k, v in counts[0].items()}
+    full, empty = _iters_pair(target, argv_without_iters, iters, cwd, timeout, plugin, per_symbol=True)
+    assert full.by_symbol is not None and empty.by_symbol is not None
+    per = {k: round((v - empty.by_symbol.get(k, 0)) / iters) for k, v in full.by_symbol.items()}
     names = _demangle(sorted(per))
     merged: dict[str, int] = {}
     for k, v in per.items():
