@@ -429,8 +429,7 @@ def bench_cmd(
         True,
         "--peers/--no-peers",
         help="qemu:BOARD: also count the teacher on the board's other engines (ExecuTorch + XNNPACK "
-        "for the board's CPU; ONNX Runtime's row says why it is not counted), so the verdict is against "
-        "the best of them.",
+        "and ONNX Runtime, built for the board's CPU), so the verdict is against the best of them.",
     ),
     same_process: bool = typer.Option(
         False,

@@ -12,7 +12,7 @@
  *
  * --iters N loads the model, prepares the input, runs N inferences and exits
  * 0 printing nothing: for counting instructions under an emulator, where the
- * difference between --iters N and --iters 0 is N inferences and nothing else.
+ * difference between --iters N+1 and --iters 1 is N inferences and nothing else.
  *
  * Exit status: 0 success, 1 output differs from --expect, 2 usage or input
  * error (bad arguments, unreadable files, wrong sizes, a model the library

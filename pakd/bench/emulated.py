@@ -7,8 +7,8 @@ Instructions are not time; they are the stand-in until a board is attached, and 
 which CPU model they were counted on.
 
 With ``peers`` a teacher bundle is also run on every ARM engine a user of that board could pick
-instead of PaKD (:mod:`pakd.deploy.peers`: ExecuTorch + XNNPACK from its aarch64 wheel; ONNX
-Runtime's row says why it is not counted), from the teacher folder the bundle was built from, on
+instead of PaKD (:mod:`pakd.deploy.peers`: ExecuTorch + XNNPACK and ONNX Runtime, from their aarch64
+wheels), from the teacher folder the bundle was built from, on
 the bundle's golden input, so the verdict compares the student with the best of them, not only
 with PaKD's own teacher. An engine that cannot run is a row with the reason.
 

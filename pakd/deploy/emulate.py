@@ -6,9 +6,11 @@ instructions*, counted by a small TCG plugin (``csrc/tools/qemu-insn-count.c``) 
 compiles with the host's gcc. Counts are deterministic for a single-threaded guest in a fixed
 environment, so every run here gets an empty one (like ``env -i``). Per inference::
 
-    (count(pakd-run MODEL --iters N) - count(pakd-run MODEL --iters 0)) / N
+    (count(pakd-run MODEL --iters N+1) - count(pakd-run MODEL --iters 1)) / N
 
-which cancels the process start, the model load and everything else but the N inferences.
+which cancels the process start, the model load and the first inference (the lazy set-up some
+engines do on their first run: arenas, buffers), so that what is left is N steady-state
+inferences, the same way for PaKD and for the peer engines (``.peers``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +34,8 @@ PLUGIN_APT = "gcc"
 # Host variables qemu itself may need to start (its own shared libraries); kept for qemu and
 # unset in the guest (qemu -U), so the guest's environment is empty whatever the host's.
 _QEMU_HOST_ENV = ("LD_LIBRARY_PATH",)
+# Inferences run before the counted ones, in both runs of a pair (see the module's docstring).
+WARMUP_ITERS = 1
 
 
 class EmulationError(PakdError):
@@ -104,15 +108,18 @@ def run_emulated(
     timeout: float | None = 600,
     plugin: str | Path | None = None,
     per_symbol: bool = False,
+    guest_env: Mapping[str, str] | None = None,
 ) -> EmulatedRun:
     """Runs ``argv`` (a binary built for ``target`` and its arguments) under the target's qemu,
-    with an empty guest environment; with ``count_instructions`` through the counting plugin
-    (``plugin``, else :func:`build_plugin` in the default cache), and with ``per_symbol`` also per
-    function of the binary."""
+    with an empty guest environment but ``guest_env`` (qemu -E; e.g. a peer's LD_PRELOAD); with
+    ``count_instructions`` through the counting plugin (``plugin``, else :func:`build_plugin` in
+    the default cache), and with ``per_symbol`` also per function of the binary."""
     cmd = _emulator_argv(target)
     host_env = {k: os.environ[k] for k in _QEMU_HOST_ENV if k in os.environ}
     for k in host_env:
         cmd += ["-U", k]
+    for k, v in (guest_env or {}).items():
+        cmd += ["-E", f"{k}={v}"]
     with tempfile.TemporaryDirectory(prefix="pakd-qemu-") as tmp:
         outfile = Path(tmp) / "insns.txt"
         if count_instructions:
@@ -157,13 +164,15 @@ def _iters_pair(
     timeout: float | None,
     plugin: str | Path | None,
     per_symbol: bool,
+    guest_env: Mapping[str, str] | None = None,
 ) -> tuple[EmulatedRun, EmulatedRun]:
-    """The counted runs with ``--iters N`` and ``--iters 0`` (their difference is N inferences)."""
+    """The counted runs with ``--iters N+1`` and ``--iters 1`` (their difference is N
+    steady-state inferences: the first one, with any lazy set-up, is in both)."""
     if iters < 1:
         raise ValueError("iters must be >= 1")
     so = Path(plugin) if plugin is not None else build_plugin()
     runs = []
-    for n in (iters, 0):
+    for n in (iters + WARMUP_ITERS, WARMUP_ITERS):
         r = run_emulated(
             target,
             [*argv_without_iters, "--iters", str(n)],
@@ -172,6 +181,7 @@ def _iters_pair(
             timeout=timeout,
             plugin=so,
             per_symbol=per_symbol,
+            guest_env=guest_env,
         )
         if r.returncode != 0 or r.instructions is None or (per_symbol and r.by_symbol is None):
             last = (r.stderr.strip().splitlines() or ["no output"])[-1]
@@ -191,11 +201,12 @@ def instructions_per_inference(
     cwd: str | Path | None = None,
     timeout: float | None = 600,
     plugin: str | Path | None = None,
+    guest_env: Mapping[str, str] | None = None,
 ) -> int:
     """Guest instructions of one inference: pakd-run (``argv_without_iters``: the binary, the
-    model, options such as ``--threads 1``) counted with ``--iters N`` and with ``--iters 0``,
+    model, options such as ``--threads 1``) counted with ``--iters N+1`` and with ``--iters 1``,
     the difference divided by N. Use one thread: spinning workers make counts noisy."""
-    full, empty = _iters_pair(target, argv_without_iters, iters, cwd, timeout, plugin, per_symbol=False)
+    full, empty = _iters_pair(target, argv_without_iters, iters, cwd, timeout, plugin, False, guest_env)
     assert full.instructions is not None and empty.instructions is not None
     return round((full.instructions - empty.instructions) / iters)
 
@@ -237,7 +248,7 @@ def instructions_by_function(
 ) -> list[tuple[str, int]]:
     """Where one inference's instructions go: per function of the binary (demangled, without
     arguments; "?" for code qemu has no symbol for, e.g. the C library), the same difference of
-    ``--iters N`` and ``--iters 0`` runs as :func:`instructions_per_inference`, most first."""
+    ``--iters N+1`` and ``--iters 1`` runs as :func:`instructions_per_inference`, most first."""
     full, empty = _iters_pair(target, argv_without_iters, iters, cwd, timeout, plugin, per_symbol=True)
     assert full.by_symbol is not None and empty.by_symbol is not None
     per = {k: round((v - empty.by_symbol.get(k, 0)) / iters) for k, v in full.by_symbol.items()}

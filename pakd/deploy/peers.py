@@ -3,7 +3,7 @@ Runtime) built for the target, run under the target's qemu, counted in guest ins
 
 DESIGN.md times the teacher on the best dense engine there is. On ARM without a board that is a
 count of executed guest instructions per inference (:mod:`.emulate`), taken here the same way as
-for PaKD's own ``pakd-run``: ``(count(--iters 10) - count(--iters 0)) / 10``, one thread, an
+for PaKD's own ``pakd-run``: ``(count(--iters 11) - count(--iters 1)) / 10``, one thread, an
 empty environment, qemu as the board's CPU model (XNNPACK picks kernels at run time: under
 qemu's default ``max`` CPU it would run SVE / dot-product code that a Cortex-A72 does not have).
 
@@ -13,7 +13,15 @@ shared libraries of the executorch wheel for its platform (``pip download``, cac
 :func:`.emulate.default_cache_dir`); ``csrc/tools/et-runner.cc`` is compiled against them with
 the target's cross compiler and sits beside them (RUNPATH ``$ORIGIN``).
 
-ONNX Runtime: see :func:`measure_onnxruntime` (a row with the reason it is not counted).
+ONNX Runtime: the model is exported to ONNX on the host (:func:`export_onnx`); the target's
+runtime is ``libonnxruntime.so`` from the onnxruntime wheel for its platform, driven by
+``csrc/tools/ort-runner.c`` through the C API (the wheel has no header: the runner declares the
+few entries it calls). One intra-op and one inter-op thread, all graph optimizations.
+
+Both peers pick kernels by the core they run on (pytorch/cpuinfo reads the MIDR from
+/proc/cpuinfo). qemu-user shows the guest the host's x86 /proc/cpuinfo, so each peer runs with
+``csrc/tools/cpuinfo-shim.c`` preloaded and the board's /proc/cpuinfo (:func:`board_cpuinfo`:
+the target's core, as the board's kernel prints it) in its place.
 
 Errors of the environment (no network for the wheel, no cross compiler, a runner that does not
 compile) raise :class:`PeerError` (one line). What an engine cannot do with a model here (a
@@ -58,6 +66,26 @@ EXECUTORCH_WHEEL_PLATFORMS = {"aarch64": "manylinux_2_28_aarch64"}
 WHEEL_PYTHON = "3.11"  # any CPython tag works: the runner uses only the C++ libraries
 EXECUTORCH_LIBS = ("libexecutorch.so", "libexecutorch_backend_xnnpack.so", "libexecutorch_threadpool.so")
 ET_RUNNER_SOURCE = runtime_sources() / "csrc" / "tools" / "et-runner.cc"
+# ONNX Runtime's wheels by target architecture (Linux: x86_64 and aarch64), and the library in them
+ORT_WHEEL_PLATFORMS = {"aarch64": "manylinux_2_28_aarch64"}
+ORT_LIB = "libonnxruntime.so.1"  # its SONAME; the wheel names the file libonnxruntime.so.<version>
+ORT_RUNNER_SOURCE = runtime_sources() / "csrc" / "tools" / "ort-runner.c"
+CPUINFO_SHIM_SOURCE = runtime_sources() / "csrc" / "tools" / "cpuinfo-shim.c"
+# What a board's kernel prints for its cores in /proc/cpuinfo: (implementer, variant, part,
+# revision, features) of the qemu CPU models the targets use (Arm's TRMs; Pi 4: A72 r0p3, Pi 5:
+# A76 r4p1, Pi 3: A53 r0p4, Jetson Nano: A57 r1p1).
+BOARD_CORES = {
+    "cortex-a53": (0x41, 0x0, 0xD03, 4, "fp asimd evtstrm crc32 cpuid"),
+    "cortex-a57": (0x41, 0x1, 0xD07, 1, "fp asimd evtstrm aes pmull sha1 sha2 crc32 cpuid"),
+    "cortex-a72": (0x41, 0x0, 0xD08, 3, "fp asimd evtstrm crc32 cpuid"),
+    "cortex-a76": (
+        0x41,
+        0x4,
+        0xD0B,
+        1,
+        "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp",
+    ),
+}
 ET_RUNNER_DEFINES = ("-DC10_USING_CUSTOM_GENERATED_MACROS", "-DET_EVENT_TRACER_ENABLED")
 DEFAULT_ATOL = 1e-4  # max |ExecuTorch - PyTorch| accepted on the logits (measured: ~1e-6)
 PIP_TIMEOUT_S = 900
@@ -293,6 +321,119 @@ def build_et_runner(target: Target, cache_dir: str | Path | None = None) -> Path
     return runner
 
 
+def _host_cpus() -> int:
+    """How many CPUs the guest sees in /sys (qemu-user passes the host's through)."""
+    try:
+        text = Path("/sys/devices/system/cpu/possible").read_text().strip()
+        return int(text.split(",")[-1].split("-")[-1]) + 1
+    except (OSError, ValueError):
+        return os.cpu_count() or 1
+
+
+def board_cpuinfo(cpu: str, cpus: int | None = None) -> str | None:
+    """/proc/cpuinfo as an AArch64 board with ``cpus`` cores of model ``cpu`` (a qemu -cpu name)
+    prints it; None for a core :data:`BOARD_CORES` does not know."""
+    core = BOARD_CORES.get(cpu)
+    if core is None:
+        return None
+    implementer, variant, part, revision, features = core
+    blocks = [
+        f"processor\t: {i}\nBogoMIPS\t: 108.00\nFeatures\t: {features}\nCPU implementer\t: 0x{implementer:02x}\n"
+        f"CPU architecture: 8\nCPU variant\t: 0x{variant:x}\nCPU part\t: 0x{part:03x}\nCPU revision\t: {revision}\n"
+        for i in range(cpus or _host_cpus())
+    ]
+    return "\n".join(blocks) + "\n"
+
+
+def _compile(target: Target, cmd: list[str], out: Path, what: str) -> Path:
+    """Run a compile ``cmd`` writing ``out`` atomically (through a temporary name)."""
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    try:
+        proc = subprocess.run([*cmd, "-o", str(tmp)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            first = next((ln for ln in proc.stderr.splitlines() if "error" in ln), proc.stderr.strip()[-300:])
+            raise PeerError(f"target {target.name}: compiling {what} failed: {first}")
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return out
+
+
+def _source_key(source: Path, *parts: str) -> str:
+    return hashlib.sha256(source.read_bytes() + "\0".join(parts).encode()).hexdigest()[:16]
+
+
+def peer_guest_env(target: Target, work_dir: str | Path, cache_dir: str | Path | None = None) -> dict[str, str]:
+    """The guest environment a peer runs with under qemu: ``csrc/tools/cpuinfo-shim.c`` (built for
+    ``target``, cached) preloaded, and the board's /proc/cpuinfo written to ``work_dir``. Empty
+    for a host target or a core :func:`board_cpuinfo` does not know."""
+    text = board_cpuinfo(target.emulator_cpu or "")
+    if target.is_host or text is None:
+        return {}
+    if not CPUINFO_SHIM_SOURCE.is_file():
+        raise PeerError(f"{CPUINFO_SHIM_SOURCE} not found (PaKD ships it in csrc/tools/; reinstall PaKD)")
+    target.check_toolchain()
+    flags = ["-std=c99", "-O2", "-shared", "-fPIC", *target.compiler.cflags]
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = _source_key(CPUINFO_SHIM_SOURCE, target.compiler.cc, *flags)
+    shim = cache / "peers" / "cpuinfo-shim" / f"cpuinfo-shim-{key}.so"
+    if not shim.is_file():
+        shim.parent.mkdir(parents=True, exist_ok=True)
+        _compile(target, [target.compiler.cc, *flags, str(CPUINFO_SHIM_SOURCE), "-ldl"], shim, CPUINFO_SHIM_SOURCE.name)
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "cpuinfo").write_text(text)
+    return {"LD_PRELOAD": str(shim), "PAKD_CPUINFO": str((work / "cpuinfo").resolve())}
+
+
+def fetch_onnxruntime_runtime(target: Target, cache_dir: str | Path | None = None) -> Path:
+    """The folder (``lib/``) holding ``libonnxruntime.so.1`` from the onnxruntime wheel of
+    :data:`ONNXRUNTIME_VERSION` for the target's platform, extracted once into ``cache_dir``
+    (default :func:`.emulate.default_cache_dir`) ``/peers/``."""
+    platform = ORT_WHEEL_PLATFORMS.get(target.arch)
+    if platform is None:
+        raise PeerError(
+            f"target {target.name} ({target.arch}): onnxruntime publishes Linux wheels for x86_64 and aarch64 only"
+        )
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    root = cache / "peers" / f"onnxruntime-{ONNXRUNTIME_VERSION}" / platform
+    done = root / ".complete"
+    if done.is_file():
+        return root
+    (root / "lib").mkdir(parents=True, exist_ok=True)
+    member = f"onnxruntime/capi/libonnxruntime.so.{ONNXRUNTIME_VERSION}"
+    with tempfile.TemporaryDirectory(dir=root, prefix=".download-") as tmp:
+        wheel = _pip_download(f"onnxruntime=={ONNXRUNTIME_VERSION}", platform, Path(tmp))
+        with zipfile.ZipFile(wheel) as zf:
+            if member not in zf.namelist():
+                raise PeerError(f"{wheel.name} has no {member}")
+            zf.extract(member, tmp)
+        os.replace(Path(tmp) / member, root / "lib" / ORT_LIB)
+    done.write_text(f"onnxruntime=={ONNXRUNTIME_VERSION} {platform}\n")
+    return root
+
+
+def build_ort_runner(target: Target, cache_dir: str | Path | None = None) -> Path:
+    """``ort-runner`` (csrc/tools/ort-runner.c) compiled for ``target`` beside the wheel's
+    ``libonnxruntime.so.1`` (RUNPATH ``$ORIGIN``), cached by a hash of the source, compiler and flags."""
+    target.check_toolchain()
+    root = fetch_onnxruntime_runtime(target, cache_dir)
+    if not ORT_RUNNER_SOURCE.is_file():
+        raise PeerError(f"runner source {ORT_RUNNER_SOURCE} not found (PaKD ships it in csrc/tools/; reinstall PaKD)")
+    flags = ["-std=c99", "-O2", *target.compiler.cflags]
+    runner = root / "lib" / f"ort-runner-{_source_key(ORT_RUNNER_SOURCE, target.compiler.cc, *flags)}"
+    if runner.is_file():
+        return runner
+    lib = root / "lib" / ORT_LIB
+    return _compile(
+        target,
+        [target.compiler.cc, *flags, str(ORT_RUNNER_SOURCE), str(lib), "-Wl,-rpath,$ORIGIN"],
+        runner,
+        ORT_RUNNER_SOURCE.name,
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Measuring
 # --------------------------------------------------------------------------------------------
@@ -353,7 +494,11 @@ def measure_executorch(
         )
     example.detach().numpy().astype("<f4").tofile(x_file)
     y_file.unlink(missing_ok=True)
-    r = run_emulated(target, [runner, pte, "--input", x_file, "--output", y_file, "--iters", "1"], cwd=work)
+    env = peer_guest_env(target, work, cache_dir)
+    info["cpuinfo"] = target.emulator_cpu if env else None
+    r = run_emulated(
+        target, [runner, pte, "--input", x_file, "--output", y_file, "--iters", "1"], cwd=work, guest_env=env
+    )
     if r.returncode != 0 or not y_file.is_file():
         return PeerCount(**base, info=info, reason=f"et-runner failed (exit {r.returncode}): {_last_line(r.stderr)}")
     out, ref = np.fromfile(y_file, dtype="<f4"), _reference(model, example)
@@ -364,7 +509,7 @@ def measure_executorch(
         return PeerCount(**base, max_abs_diff=diff, info=info, reason=f"output differs from PyTorch by {diff:.2e}")
     try:
         count = instructions_per_inference(
-            target, [runner, pte, "--input", x_file], iters=iters, cwd=work, plugin=plugin
+            target, [runner, pte, "--input", x_file], iters=iters, cwd=work, plugin=plugin, guest_env=env
         )
     except EmulationError as exc:
         return PeerCount(**base, max_abs_diff=diff, info=info, reason=str(exc))
@@ -372,22 +517,63 @@ def measure_executorch(
 
 
 def measure_onnxruntime(
-    model: nn.Module, example: torch.Tensor, target: Target, work_dir: str | Path, **_: Any
+    model: nn.Module,
+    example: torch.Tensor,
+    target: Target,
+    work_dir: str | Path,
+    *,
+    iters: int = 10,
+    atol: float = DEFAULT_ATOL,
+    cache_dir: str | Path | None = None,
+    plugin: str | Path | None = None,
 ) -> PeerCount:
-    """ONNX Runtime on the target is not counted yet: the row says why (see docs/peers.md)."""
-    return PeerCount(
-        engine="onnxruntime",
-        version=ONNXRUNTIME_VERSION,
-        target=target.name,
-        emulator_cpu=target.emulator_cpu,
-        reason=ORT_REASON,
+    """``model`` on ONNX Runtime built for ``target`` (the wheel's library + ort-runner), under its
+    qemu: the output on ``example`` checked against PyTorch (``atol``), then guest instructions per
+    inference, one thread. ``work_dir`` receives ``model.onnx``, ``input.f32``, ``output.f32``.
+    Raises PeerError / TargetError / EmulationError for the environment; returns a PeerCount with
+    a reason for what the engine cannot do."""
+    base: dict[str, Any] = dict(
+        engine="onnxruntime", version=ONNXRUNTIME_VERSION, target=target.name, emulator_cpu=target.emulator_cpu
     )
+    if target.arch not in ORT_WHEEL_PLATFORMS:
+        return PeerCount(
+            **base, reason=f"no onnxruntime runtime for {target.arch} (its wheels: x86_64 and aarch64 Linux)"
+        )
+    if target.is_host:
+        return PeerCount(**base, reason="a host target: time it with pakd bench (engine onnxruntime) instead")
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    runner = build_ort_runner(target, cache_dir)
+    env = peer_guest_env(target, work, cache_dir)
+    onnx_file, x_file, y_file = work / "model.onnx", work / "input.f32", work / "output.f32"
+    try:
+        export_onnx(model.eval(), example.detach().numpy().astype(np.float32), onnx_file)
+    except Exception as exc:  # noqa: BLE001 - the exporter's message is the reason
+        return PeerCount(**base, reason=f"cannot export to ONNX: {_last_line(str(exc))}")
+    ref = _reference(model, example)
+    shape_args = [
+        "--input-shape",
+        ",".join(str(d) for d in example.shape),
+        "--output-shape",
+        f"1,{ref.size}",
+    ]
+    info: dict[str, Any] = {"onnx_bytes": onnx_file.stat().st_size, "cpuinfo": target.emulator_cpu if env else None}
+    example.detach().numpy().astype("<f4").tofile(x_file)
+    y_file.unlink(missing_ok=True)
+    argv = [runner, onnx_file, *shape_args, "--input", x_file]
+    r = run_emulated(target, [*argv, "--output", y_file, "--iters", "1"], cwd=work, guest_env=env)
+    if r.returncode != 0 or not y_file.is_file():
+        return PeerCount(**base, info=info, reason=f"ort-runner failed (exit {r.returncode}): {_last_line(r.stderr)}")
+    out = np.fromfile(y_file, dtype="<f4")
+    diff = float(np.max(np.abs(out - ref))) if out.shape == ref.shape else float("inf")
+    if not diff <= atol:
+        return PeerCount(**base, max_abs_diff=diff, info=info, reason=f"output differs from PyTorch by {diff:.2e}")
+    try:
+        count = instructions_per_inference(target, argv, iters=iters, cwd=work, plugin=plugin, guest_env=env)
+    except EmulationError as exc:
+        return PeerCount(**base, max_abs_diff=diff, info=info, reason=str(exc))
+    return PeerCount(**base, instructions=count, max_abs_diff=diff, info=info)
 
-
-ORT_REASON = (
-    "not counted: the onnxruntime aarch64 wheel ships libonnxruntime.so but no C header "
-    "(onnxruntime_c_api.h), and PaKD has no runner for it yet"
-)
 
 PEERS = {"executorch": measure_executorch, "onnxruntime": measure_onnxruntime}
 
@@ -426,11 +612,15 @@ __all__ = [
     "PeerDownloadError",
     "PeerError",
     "best_peer",
+    "board_cpuinfo",
     "build_et_runner",
+    "build_ort_runner",
     "export_onnx",
     "export_pte",
     "fetch_executorch_runtime",
+    "fetch_onnxruntime_runtime",
     "measure_executorch",
     "measure_onnxruntime",
     "measure_peers",
+    "peer_guest_env",
 ]

@@ -166,7 +166,7 @@ def test_iters_failure_is_one_line(tmp_path_factory, plugin, tmp_path):
     pakd_run = native("rpi4", tmp_path_factory).pakd_run
     with pytest.raises(
         EmulationError,
-        match=r"pakd-run --iters 3 under qemu-aarch64 failed \(exit 2\): "
+        match=r"pakd-run --iters 4 under qemu-aarch64 failed \(exit 2\): "
         r"pakd-run: cannot load model",
     ) as err:
         instructions_per_inference(target, [pakd_run, tmp_path / "missing.pakd"], iters=3, cwd=tmp_path, plugin=plugin)

@@ -1,6 +1,8 @@
-"""pakd.deploy.peers: ExecuTorch + XNNPACK built for the board (the executorch aarch64 wheel's
-libraries + csrc/tools/et-runner.cc), run under qemu as the board's CPU, counted in guest
-instructions; the peer PaKD's ARM counts are compared with."""
+"""pakd.deploy.peers: ExecuTorch + XNNPACK (the executorch aarch64 wheel's libraries +
+csrc/tools/et-runner.cc) and ONNX Runtime (the onnxruntime aarch64 wheel's library +
+csrc/tools/ort-runner.c) built for the board, run under qemu as the board's CPU (with the board's
+/proc/cpuinfo through csrc/tools/cpuinfo-shim.c), counted in guest instructions; the peers PaKD's
+ARM counts are compared with."""
 
 from __future__ import annotations
 
@@ -52,10 +54,24 @@ def test_setup_errors_become_rows_in_measure_peers(tmp_path, monkeypatch):
 
     monkeypatch.setattr(peers, "measure_executorch", no_network)
     monkeypatch.setitem(peers.PEERS, "executorch", no_network)
+    monkeypatch.setitem(peers.PEERS, "onnxruntime", no_network)
     rows = peers.measure_peers(build_model("lenet5"), torch.zeros(1, 1, 28, 28), load_target("rpi4"), tmp_path)
     assert [r.engine for r in rows] == ["executorch", "onnxruntime"]
-    assert rows[0].reason.endswith("offline") and rows[1].reason == peers.ORT_REASON
+    assert all(r.reason.endswith("offline") and r.instructions is None for r in rows)
     assert peers.best_peer(rows) is None
+
+
+def test_onnxruntime_on_a_target_without_wheels_is_a_row_with_the_reason(tmp_path):
+    row = peers.measure_onnxruntime(build_model("lenet5"), torch.zeros(1, 1, 28, 28), load_target("rpi3"), tmp_path)
+    assert row.instructions is None and not row.ok and "no onnxruntime runtime for armv7" in row.reason
+
+
+def test_the_board_cpuinfo_names_the_core_as_the_kernel_prints_it():
+    text = peers.board_cpuinfo("cortex-a72", cpus=4)
+    blocks = [b for b in text.split("\n\n") if b.strip()]
+    assert len(blocks) == 4 and all("CPU implementer\t: 0x41" in b and "CPU part\t: 0xd08" in b for b in blocks)
+    assert "asimddp" in peers.board_cpuinfo("cortex-a76", cpus=1)  # the Pi 5's core has dot product
+    assert peers.board_cpuinfo("max") is None
 
 
 @pytest.fixture(scope="module")
@@ -91,5 +107,23 @@ def test_the_instruction_count_is_positive_and_deterministic(lenet5_count, rpi4)
     _, _, work, row = lenet5_count
     assert row.instructions > 100_000  # LeNet-5 on XNNPACK: about 1.3 M guest instructions
     runner = peers.build_et_runner(rpi4)  # cached: the same binary
-    again = instructions_per_inference(rpi4, [runner, work / "model.pte", "--input", work / "input.f32"], cwd=work)
+    env = peers.peer_guest_env(rpi4, work)
+    again = instructions_per_inference(
+        rpi4, [runner, work / "model.pte", "--input", work / "input.f32"], cwd=work, guest_env=env
+    )
     assert again == row.instructions
+
+
+@pytest.mark.slow  # an ONNX export, a cross build and qemu runs
+def test_onnxruntime_for_aarch64_matches_pytorch_and_counts_under_qemu(rpi4, tmp_path):
+    torch.manual_seed(0)
+    net = build_model("lenet5").eval()
+    x = torch.randn(1, 1, 28, 28)
+    row = peers.measure_onnxruntime(net, x, rpi4, tmp_path, iters=3)
+    assert row.ok, row.reason
+    assert row.engine == "onnxruntime" and row.emulator_cpu == "cortex-a72" and row.info["cpuinfo"] == "cortex-a72"
+    with torch.inference_mode():
+        ref = net(x).numpy().reshape(-1)
+    out = np.fromfile(tmp_path / "output.f32", dtype="<f4")
+    assert out.shape == ref.shape and np.max(np.abs(out - ref)) <= 1e-4
+    assert row.instructions > 100_000  # LeNet-5 on ONNX Runtime's MLAS: about 1.2 M guest instructions

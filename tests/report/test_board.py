@@ -138,8 +138,8 @@ def test_verify_lists_where_the_instructions_go(rpi4_bundles):
 @pytest.mark.slow
 def test_the_teacher_is_counted_on_the_boards_other_engines(tiny_run, rpi4_bundles, tmp_path):
     """With peers, the teacher bundle's model also runs on ExecuTorch + XNNPACK for the board's
-    CPU (its output checked against PyTorch); ONNX Runtime's row carries why it is not counted;
-    the verdict takes the engine with the fewest instructions; a rerun measures nothing."""
+    CPU and on ONNX Runtime for aarch64 (each output checked against PyTorch); the verdict takes
+    the engine with the fewest instructions; a rerun measures nothing."""
     db = tmp_path / "results.db"
     with open_store(db) as store:
         res = bench_emulated(list(rpi4_bundles), "rpi4", store, work_dir=tmp_path / "peers")
@@ -150,12 +150,12 @@ def test_the_teacher_is_counted_on_the_boards_other_engines(tiny_run, rpi4_bundl
     et = by_engine[("teacher", "executorch")]
     assert et.instructions > 0 and et.golden_ok and et.max_abs_diff < 1e-4 and et.cpu == "cortex-a72"
     ort = by_engine[("teacher", "onnxruntime")]
-    assert ort.instructions is None and ort.reason
+    assert ort.instructions > 0 and ort.golden_ok and ort.max_abs_diff < 1e-4 and ort.cpu == "cortex-a72"
     assert again.measured == 0 and again.reused == 4
     v = board_verdict(res.rows, "rpi4")
     teachers = {e: r.instructions for (role, e), r in by_engine.items() if role == "teacher" and r.instructions}
     assert v is not None and v.best_instructions == min(teachers.values())
     rep, _, md = make_report(tiny_run, db, tmp_path / "report")
     (b,) = rep.boards
-    assert b.teacher == teachers and "onnxruntime" in b.missing
-    assert "executorch" in md.read_text()
+    assert b.teacher == teachers and not b.missing
+    assert "executorch" in md.read_text() and "onnxruntime" in md.read_text()
