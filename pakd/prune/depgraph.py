@@ -684,6 +684,7 @@ class _Builder:
         self.opaque_nodes: set[fx.Node] = set()  # outputs of ops not understood
         self.unknown: list[tuple[str, list[int]]] = []  # (op, the channel variables it reads)
         self.held: dict[str, None] = {}  # why channels are kept (ordered, deduplicated)
+        self.split_into: dict[int, tuple[int, ...]] = {}  # a variable split by unify -> its pieces
         self._claimed: set[str] = set()
 
     # -- variables -------------------------------------------------------------------------
@@ -707,7 +708,7 @@ class _Builder:
             self.fixed[ra] = self.fixed[ra] or self.fixed[rb]
 
     def fix(self, layout: Layout) -> None:
-        for v, _ in layout:
+        for v, _ in self.current(layout):
             self.fixed[self.find(v)] = True
 
     # -- helpers used by the rules ---------------------------------------------------------
@@ -756,26 +757,94 @@ class _Builder:
         return ((v, 1),)
 
     def unify(self, node: fx.Node, layouts: list[Layout]) -> Layout:
-        """Couple the channels of tensors combined element-wise. Tensors whose channels are split
-        into variables differently (a concatenation meeting one layer's outputs) keep them all."""
-        first = layouts[0]
+        """Couple the channels of tensors combined element-wise. When one tensor's channels are
+        one variable and the other's a concatenation (a squeeze-excite or a residual after a
+        ``torch.cat``), the single variable is split at the concatenation's boundaries; layouts
+        that do not refine one another (cut at different places) keep all their channels."""
+        first = self.current(layouts[0])
         for other in layouts[1:]:
-            if len(other) != len(first) or any(
-                self.size[a] != self.size[b] or ra != rb for (a, ra), (b, rb) in zip(first, other, strict=True)
-            ):
-                for layout in layouts:
-                    self.hold_layout(
-                        layout, f"{self.describe(node)} combines tensors whose channels are concatenated differently"
-                    )
-                return first
-        for other in layouts[1:]:
+            first, other = self.current(first), self.current(other)
+            if not self._same(first, other):
+                if not (self._refine(other, first) or self._refine(first, other)):
+                    for layout in layouts:
+                        self.hold_layout(
+                            layout,
+                            f"{self.describe(node)} combines tensors whose channels are concatenated differently",
+                        )
+                    return self.current(layouts[0])
+                first, other = self.current(first), self.current(other)
             for (a, _), (b, _) in zip(first, other, strict=True):
                 self.union(a, b)
-        return first
+        return self.current(first)
+
+    def _same(self, x: Layout, y: Layout) -> bool:
+        return len(x) == len(y) and all(
+            self.size[a] == self.size[b] and ra == rb for (a, ra), (b, rb) in zip(x, y, strict=True)
+        )
+
+    def _refine(self, coarse: Layout, fine: Layout) -> bool:
+        """Split the variables of ``coarse`` so that it lines up with ``fine`` entry by entry;
+        False (nothing split) when ``fine`` does not cut ``coarse`` at whole channels."""
+        cuts: dict[int, list[int]] = {}  # class root -> channel counts of its pieces
+        j = 0
+        for v, repeat in coarse:
+            length, covered, sizes = self.size[v] * repeat, 0, []
+            while covered < length:
+                if j >= len(fine):
+                    return False
+                w, r = fine[j]
+                piece = self.size[w] * r
+                if r != repeat or covered + piece > length:
+                    return False
+                sizes.append(self.size[w])
+                covered += piece
+                j += 1
+            if cuts.setdefault(self.find(v), sizes) != sizes:
+                return False  # the same channels cut in two ways
+        if j != len(fine):
+            return False
+        for root, sizes in cuts.items():
+            if len(sizes) > 1:
+                self._split(root, sizes)
+        return True
+
+    def _split(self, root: int, sizes: list[int]) -> None:
+        """Replace every variable of ``root``'s class by consecutive pieces of ``sizes`` channels
+        (piece ``i`` of every member in one class), in couplings and layouts alike."""
+        members = [u for u in range(len(self.parent)) if u not in self.split_into and self.find(u) == root]
+        fixed = self.fixed[root]
+        pieces = {u: tuple(self.new_var(n, self.producer[u], fixed) for n in sizes) for u in members}
+        for u in members[1:]:
+            for a, b in zip(pieces[members[0]], pieces[u], strict=True):
+                self.union(a, b)
+        self.split_into.update(pieces)
+        couplings = []
+        for v, c in self.couplings:
+            if v not in pieces:
+                couplings.append((v, c))
+                continue
+            start = 0
+            for piece, n in zip(pieces[v], sizes, strict=True):
+                couplings.append((piece, Coupling(c.module, c.role, c.offset + start * c.repeat, c.repeat)))
+                start += n
+        self.couplings = couplings
+        for node, layout in self.layouts.items():
+            if any(v in pieces for v, _ in layout):
+                self.layouts[node] = self.current(layout)
+
+    def current(self, layout: Layout) -> Layout:
+        """``layout`` with the variables split since it was read replaced by their pieces."""
+        out: list[tuple[int, int]] = []
+        for v, repeat in layout:
+            if v in self.split_into:
+                out.extend(self.current(tuple((p, repeat) for p in self.split_into[v])))
+            else:
+                out.append((v, repeat))
+        return tuple(out)
 
     def hold_layout(self, layout: Layout | None, reason: str) -> None:
         """Keep every channel of ``layout`` (an op the channels cannot be removed through)."""
-        if layout and not all(self.fixed[self.find(v)] for v, _ in layout):
+        if layout and not all(self.fixed[self.find(v)] for v, _ in self.current(layout)):
             self.held[reason] = None
         self.fix(layout or ())
 
@@ -867,7 +936,8 @@ class _Builder:
             if skipped(c.module):
                 self.fixed[self.find(v)] = True
         for op, reads in self.unknown:
-            free = [self.find(v) for v in reads if not self.fixed[self.find(v)]]
+            live = self.current(tuple((v, 1) for v in reads))
+            free = [self.find(v) for v, _ in live if not self.fixed[self.find(v)]]
             if free:
                 raise PruneError(
                     f"cannot prune through {op}: the op is not supported by structured pruning (it reads "

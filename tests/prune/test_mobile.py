@@ -151,6 +151,26 @@ class TwoBranch(nn.Module):
         return self.fc(y.mean((2, 3)))
 
 
+class ConcatSE(nn.Module):
+    """A concat of two branches followed by a squeeze-excite and a residual from a single conv:
+    the SE's outputs and the conv's are split at the concatenation's boundary."""
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.stem = _bn_act(3, 12, 3, 2)
+        self.a = _bn_act(12, 8, 3)
+        self.b = _bn_act(12, 6, 1, act=nn.ReLU6)
+        self.se = ConvSE(14, 4)
+        self.skip = nn.Conv2d(12, 14, 1)
+        self.project = _bn_act(14, 16)
+        self.fc = nn.Linear(16, num_classes)
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = self.se(torch.cat([self.a(x), self.b(x)], 1)) + self.skip(x)
+        return self.fc(self.project(y).mean((2, 3)))
+
+
 class Grouped(nn.Module):
     """A grouped conv (groups=4, not depthwise) between two 1x1 convs."""
 
@@ -192,7 +212,7 @@ class Shuffle(nn.Module):
         return self.fc(self.pw3(self.shuffle(x)).mean((2, 3)))
 
 
-MODELS = [MobileNetV3Block, MobileNetV2Block, TwoBranch, Grouped, Shuffle]
+MODELS = [MobileNetV3Block, MobileNetV2Block, TwoBranch, ConcatSE, Grouped, Shuffle]
 
 
 def _randomized(net: type) -> nn.Module:
@@ -327,6 +347,25 @@ def test_two_branch_concat_offsets_through_pad_and_upsampling():
     assert {g.name for g in graph.groups} == {"stem.0", "a", "b", "c"}
 
 
+def test_a_single_layer_meeting_a_concat_is_split_at_its_boundary():
+    graph = build_graph(_randomized(ConcatSE), X)
+    a, b = graph.group("a.0"), graph.group("b.0")
+    shared = {("se.fc1", "in"), ("se.fc2", "out"), ("skip", "out"), ("project.0", "in")}
+    assert {(c.module, c.role, c.offset) for c in a.couplings} == {
+        ("a.0", "out", 0),
+        ("a.1", "out", 0),
+        *((m, r, 0) for m, r in shared),
+    }
+    assert {(c.module, c.role, c.offset) for c in b.couplings} == {
+        ("b.0", "out", 0),
+        ("b.1", "out", 0),
+        *((m, r, 8) for m, r in shared),
+    }
+    assert (a.size, b.size) == (8, 6)
+    assert {g.name for g in graph.groups} == {"stem.0", "a.0", "b.0", "se.fc1", "project.0"}
+    assert graph.held == ()
+
+
 def test_grouped_conv_keeps_its_input_and_output_channels():
     graph = build_graph(_randomized(Grouped), X)
     assert {g.name for g in graph.groups} == {"stem.0", "expand.0"}  # reduce's and grouped's are kept
@@ -368,7 +407,7 @@ def test_pruned_model_runs_smaller_and_equals_the_masked_original(net):
     torch.testing.assert_close(graph.prune({}).eval()(X), model(X), atol=0, rtol=0)
 
 
-@pytest.mark.parametrize("net", [MobileNetV3Block, TwoBranch, Shuffle])
+@pytest.mark.parametrize("net", [MobileNetV3Block, TwoBranch, ConcatSE, Shuffle])
 def test_pruned_model_can_be_pruned_again_and_rebuilt_from_its_config(net):
     model = _randomized(net)
     pruned = build_graph(model, X).prune(_half_plan(build_graph(model, X))).eval()
@@ -449,6 +488,17 @@ class _PadChannels(_Roll):
         return self.out(F.pad(self.conv(x), (0, 0, 0, 0, 0, 0)))
 
 
+class _CrossedConcats(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 8, 3), nn.Conv2d(3, 6, 3)
+        self.c, self.d = nn.Conv2d(3, 6, 3), nn.Conv2d(3, 8, 3)
+        self.out = nn.Conv2d(14, 4, 1)
+
+    def forward(self, x):
+        return self.out(torch.cat([self.a(x), self.b(x)], 1) + torch.cat([self.c(x), self.d(x)], 1))
+
+
 def test_an_op_not_understood_is_refused_naming_it_and_the_group():
     with pytest.raises(PruneError, match=r"torch\.roll .*group conv; list that layer in skip"):
         build_graph(_Roll(), X)
@@ -463,11 +513,12 @@ def test_an_op_not_understood_is_refused_naming_it_and_the_group():
         (_HardCodedGate, "Tensor.view (node 'view') gives the channel dimension a size that does not follow pruning"),
         (_SqueezeAll, "squeezes every size-one dim"),
         (_PadChannels, "pads the channel dimension"),
+        (_CrossedConcats, "combines tensors whose channels are concatenated differently"),
     ],
 )
 def test_ops_that_cannot_follow_a_removal_keep_the_channels(net, reason):
     graph = build_graph(net(), X)
-    assert graph.groups == ()  # conv's are the only prunable channels, and they are kept
+    assert graph.groups == ()  # the convs' outputs are the only prunable channels, and they are kept
     assert any(reason in held for held in graph.held), graph.held
 
 
