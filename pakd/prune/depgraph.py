@@ -463,6 +463,23 @@ def _squeeze(b: _Builder, node: fx.Node) -> Layout | None:
     return b.layouts[x]
 
 
+def _transpose(b: _Builder, node: fx.Node) -> Layout | None:
+    """``transpose`` / ``permute``: among the dims after the channels they keep them; moving the
+    channels (NCHW -> NHWC, a shuffle's transpose(1, 2)) keeps the channels."""
+    x = node.args[0]
+    if x not in b.layouts:
+        return None
+    rank = len(b.shape(x))
+    if node.target == "permute" or node.target is torch.permute:
+        dims = node.args[1:] if node.args[1:] and isinstance(node.args[1], int) else _arg(node, 1, "dims", ())
+        moved = [int(d) % rank for d in dims][:2] != [0, 1]
+    else:
+        moved = any(int(d) % rank < 2 for d in (_arg(node, 1, "dim0", 0), _arg(node, 2, "dim1", 0)))
+    if moved:
+        return b.hold(node, f"{b.describe(node)} moves the channel dimension", x)
+    return b.layouts[x]
+
+
 def _pad(b: _Builder, node: fx.Node) -> Layout | None:
     return b.pad(node, node.args[0], tuple(_arg(node, 1, "pad", ())))
 
@@ -617,6 +634,8 @@ _FUNCTION_RULES: dict[object, Callable[[_Builder, fx.Node], Layout | None]] = {
     torch.unsqueeze: _unsqueeze,
     torch.squeeze: _squeeze,
     F.pad: _pad,
+    torch.transpose: _transpose,
+    torch.permute: _transpose,
     torch.mean: _reduce,
     torch.sum: _reduce,
     torch.amax: _reduce,
@@ -654,6 +673,8 @@ _METHOD_RULES: dict[str, Callable[[_Builder, fx.Node], Layout | None]] = {
     "reshape_as": _reshape_as,
     "unsqueeze": _unsqueeze,
     "squeeze": _squeeze,
+    "transpose": _transpose,
+    "permute": _transpose,
     "mean": _reduce,
     "sum": _reduce,
     "amax": _reduce,
@@ -728,6 +749,8 @@ class _Builder:
         if node.op == "call_method":
             return f"method Tensor.{node.target} (node {node.name!r})"
         target = node.target
+        if isinstance(target, (torch._ops.OpOverload, torch._ops.OpOverloadPacket)):
+            return f"function torch.ops.{target} (node {node.name!r})"
         owner = getattr(target, "__module__", None) or ""
         if owner.startswith("torch.nn.functional") or owner == "torch._C._nn":
             owner = "torch.nn.functional"
@@ -919,6 +942,12 @@ class _Builder:
             op = _module_op(module)
             rule = (lambda b, n: op.trace(b, n, module)) if op is not None else None
         elif node.op == "call_function":
+            if isinstance(node.target, (torch._ops.OpOverload, torch._ops.OpOverloadPacket)):
+                raise PruneError(
+                    f"{self.describe(node)} is an ATen op: structured pruning removes channels from the "
+                    "model's nn.Module layers, not from an exported (torch.export) graph; give the model's "
+                    "factory and weights instead"
+                )
             rule = _FUNCTION_RULES.get(node.target)
         else:
             rule = _METHOD_RULES.get(node.target)
@@ -943,6 +972,7 @@ class _Builder:
                     f"cannot prune through {op}: the op is not supported by structured pruning (it reads "
                     f"channels of group {self.producer[free[0]]}; list that layer in skip to keep them)"
                 )
+            self.held[f"{op} is not understood: the channels it reads and produces are kept"] = None
         members: dict[int, list[Coupling]] = {}
         for v, c in self.couplings:
             root = self.find(v)
@@ -973,7 +1003,8 @@ def _trace(model: nn.Module, example_input: torch.Tensor) -> fx.GraphModule:
             "structured pruning needs a traceable forward"
         ) from exc
     modes = {m: m.training for m in model.modules()}
-    model.eval()  # shape propagation must not update BN statistics
+    for m in modes:  # shape propagation must not update BN statistics (not model.eval(): an
+        m.training = False  # exported program's module refuses eval(), yet runs in eval mode)
     try:
         with torch.no_grad():
             ShapeProp(gm).propagate(example_input)

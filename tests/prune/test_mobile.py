@@ -147,7 +147,7 @@ class TwoBranch(nn.Module):
         a = F.pad(self.a(x), (1, 1, 1, 1))
         b = F.interpolate(self.b(x), scale_factor=2, mode="nearest")
         y = torch.clamp(self.bn(torch.cat([a, b], dim=1)), 0.0, 6.0)
-        y = F.hardtanh(self.c(self.pad(y)))
+        y = F.hardtanh(self.c(self.pad(y))).transpose(2, 3)
         return self.fc(y.mean((2, 3)))
 
 
@@ -383,6 +383,22 @@ def test_channel_shuffle_keeps_the_shuffled_channels():
     )
 
 
+@pytest.mark.parametrize(
+    "net,classifier", [(MobileNetV3Block, "head.3"), (MobileNetV2Block, "classifier.1"), (TwoBranch, "fc")]
+)
+def test_groups_agree_with_torch_pruning(net, classifier):
+    """(ConcatSE differs on purpose: torch-pruning merges both branches into one group, here the SE's
+    and the skip conv's channels are split between the branches' groups.)"""
+    tp = pytest.importorskip("torch_pruning")
+    model = net().eval()
+    real = dict(model.named_modules())
+    dg = tp.DependencyGraph().build_dependency(model, example_inputs=X)
+    theirs = set()
+    for group in dg.get_all_groups(ignored_layers=[real[classifier]], root_module_types=[nn.Conv2d, nn.Linear]):
+        theirs.add(frozenset(n for n in (dep.target.name.split(" (")[0] for dep, _ in group) if n in real))
+    assert {frozenset(c.module for c in g.couplings) for g in build_graph(model, X).groups} == theirs
+
+
 # ---------------------------------------------------------------------------------------------
 # Pruning
 # ---------------------------------------------------------------------------------------------
@@ -483,6 +499,12 @@ class _ChannelMean(_Roll):  # spatial attention (CBAM): a map from the mean over
         return self.out(y * torch.sigmoid(y.mean(1, keepdim=True)))
 
 
+class _ChannelsLast(_Roll):
+    def forward(self, x):
+        y = self.conv(x).permute(0, 2, 3, 1)
+        return self.out((y * 2).permute(0, 3, 1, 2))
+
+
 class _PadChannels(_Roll):
     def forward(self, x):
         return self.out(F.pad(self.conv(x), (0, 0, 0, 0, 0, 0)))
@@ -513,6 +535,7 @@ def test_an_op_not_understood_is_refused_naming_it_and_the_group():
         (_HardCodedGate, "Tensor.view (node 'view') gives the channel dimension a size that does not follow pruning"),
         (_SqueezeAll, "squeezes every size-one dim"),
         (_PadChannels, "pads the channel dimension"),
+        (_ChannelsLast, "method Tensor.permute (node 'permute') moves the channel dimension"),
         (_CrossedConcats, "combines tensors whose channels are concatenated differently"),
     ],
 )
@@ -520,6 +543,36 @@ def test_ops_that_cannot_follow_a_removal_keep_the_channels(net, reason):
     graph = build_graph(net(), X)
     assert graph.groups == ()  # the convs' outputs are the only prunable channels, and they are kept
     assert any(reason in held for held in graph.held), graph.held
+
+
+def test_a_pruner_with_nothing_to_prune_says_why():
+    pruner = make_pruner(PruneConfig("channel", 0.5, schedule="oneshot"), PruneContext(example_input=X))
+    with pytest.raises(PruneError, match=r"finds no channel of _SliceChannels .* indexes or slices the channels"):
+        pruner.setup(_SliceChannels())
+
+
+def test_an_exported_program_is_refused():
+    exported = torch.export.export(_randomized(MobileNetV2Block), (X,)).module()
+    with pytest.raises(PruneError, match=r"torch\.ops\.aten\.conv2d\.default .* is an ATen op"):
+        build_graph(exported, X)
+
+
+@pytest.mark.parametrize(
+    "index,keeps",
+    [
+        ((slice(None), slice(None), None, None), True),
+        ((Ellipsis, None, None), True),
+        ((slice(None), slice(None), 0, slice(1, 3)), True),
+        ((slice(None), slice(None, 4)), False),
+        ((slice(None), None), False),
+        (0, False),
+        ((slice(None), 2), False),
+    ],
+)
+def test_indexing_that_only_reshapes_keeps_the_channel_dim(index, keeps):
+    from pakd.prune.depgraph import _index_keeps_channels
+
+    assert _index_keeps_channels(index, 4) is keeps
 
 
 def test_a_reduction_over_the_channels_keeps_them():
