@@ -179,14 +179,14 @@ def _prod(xs: Iterable[int]) -> int:
 
 
 def _passthrough(b: _Builder, node: fx.Node, *_: object) -> Layout | None:
-    """Per-channel ops (activations, pooling, dropout, identity): channels pass unchanged; any
-    further tensor argument must not carry channels."""
+    """Per-channel ops (activations, pooling, dropout, identity): channels pass unchanged. A
+    further tensor argument with channels of its own (a per-channel clamp bound) keeps them."""
     if not node.all_input_nodes:
         return None
     first, *rest = node.all_input_nodes
     for other in rest:
-        if other in b.layouts:
-            raise PruneError(f"{b.describe(node)} takes a second channel-carrying tensor ({other.name}); not supported")
+        if other in b.layouts or b.channel_sized(other, len(b.shape(node)) if b.meta(node) else 0):
+            return b.hold(node, f"{b.describe(node)} takes a second tensor with channels ({other.name})", first, other)
     return b.layouts.get(first)
 
 
@@ -347,26 +347,28 @@ def _arg(node: fx.Node, index: int, name: str, default: object) -> object:
 def _binary(b: _Builder, node: fx.Node) -> Layout | None:
     """Element-wise arithmetic with broadcasting: operands whose channels line up are coupled; an
     operand of one channel (a spatial map, a (N, 1, 1, 1) scale) or a scalar broadcasts over them."""
-    if b.meta(node) is None:
-        return None  # arithmetic on sizes
+    operands = [a for a in node.args[:2] if isinstance(a, fx.Node)]
+    if b.meta(node) is None:  # arithmetic on sizes
+        b.count_of(node, node.all_input_nodes)
+        return None
     rank = len(b.shape(node))
-    layouts = []
-    for operand in node.args[:2]:
-        if not isinstance(operand, fx.Node) or b.meta(operand) is None:
+    layouts, why = [], None
+    for operand in operands:
+        if operand in b.counts:
+            why = f"{b.describe(node)} computes with a channel count"
+            continue
+        if b.meta(operand) is None:
             continue  # a Python scalar
         shape = b.shape(operand)
         if operand in b.layouts and len(shape) != rank and shape[1] > 1:
-            raise PruneError(
-                f"{b.describe(node)} broadcasts channels ({operand.name}) to a tensor of another rank; not supported"
-            )
-        dim = 1 - (rank - len(shape))  # the operand's dim that broadcasts onto channel dim 1
-        if dim < 0 or shape[dim] == 1:
-            continue  # broadcast over the channels
-        if operand not in b.layouts:
-            raise PruneError(
-                f"{b.describe(node)} combines the channels with a constant tensor ({operand.name}); not supported"
-            )
-        layouts.append(b.layouts[operand])
+            why = f"{b.describe(node)} broadcasts channels ({operand.name}) onto another dim"
+        elif b.channel_sized(operand, rank):
+            if operand not in b.layouts:
+                why = f"{b.describe(node)} combines the channels with a constant tensor ({operand.name})"
+                continue
+            layouts.append(b.layouts[operand])
+    if why is not None:
+        return b.hold(node, why, *operands)
     return b.unify(node, layouts) if layouts else None
 
 
@@ -376,7 +378,7 @@ def _cat(b: _Builder, node: fx.Node) -> Layout | None:
     dim %= len(b.shape(node))
     if any(t not in b.layouts for t in tensors):
         if any(t in b.layouts for t in tensors):
-            raise PruneError(f"{b.describe(node)} concatenates channels with a constant tensor; not supported")
+            return b.hold(node, f"{b.describe(node)} concatenates channels with a constant tensor", *tensors)
         return None
     if dim == 1:
         return tuple(entry for t in tensors for entry in b.layouts[t])
@@ -526,7 +528,16 @@ def _getitem(b: _Builder, node: fx.Node) -> Layout | None:
     if container in b.size_of and isinstance(index, int):  # x.size()[1], x.shape[1], c of b, c, h, w = x.shape
         tensor, _ = b.size_of[container]
         b.size_of[node] = (tensor, index % len(b.shape(tensor)))
+        if b.size_of[node][1] == 1:
+            b.counts[node] = [tensor]
         return None
+    if container in b.size_of and isinstance(index, slice):  # x.shape[2:]: counts only if it holds dim 1
+        tensor, _ = b.size_of[container]
+        if 1 in range(len(b.shape(tensor)))[index]:
+            b.counts[node] = [tensor]
+        return None
+    if b.meta(node) is None:  # an element of a tuple of sizes
+        b.count_of(node, [container])
     if container in b.opaque_nodes:  # an element of what an op not understood returned
         return b.fresh(node)
     if container not in b.layouts:
@@ -542,6 +553,8 @@ def _size(b: _Builder, node: fx.Node) -> Layout | None:
     if isinstance(x, fx.Node) and b.meta(x) is not None:
         dim = _arg(node, 1, "dim", None)
         b.size_of[node] = (x, None if dim is None else int(dim) % len(b.shape(x)))
+        if b.size_of[node][1] in (None, 1):
+            b.counts[node] = [x]
     return None
 
 
@@ -551,6 +564,7 @@ def _getattr(b: _Builder, node: fx.Node) -> Layout | None:
     x, attr = node.args[0], node.args[1]
     if attr == "shape" and isinstance(x, fx.Node) and b.meta(x) is not None:
         b.size_of[node] = (x, None)
+        b.counts[node] = [x]
         return None
     if b.meta(node) is not None and x in b.layouts:
         return b.opaque(node)
@@ -702,6 +716,7 @@ class _Builder:
         self.couplings: list[tuple[int, Coupling]] = []  # in creation (graph) order
         self.single_user_norm: set[str] = set()  # conv/linear whose only user is a BN module
         self.size_of: dict[fx.Node, tuple[fx.Node, int | None]] = {}  # size nodes: (tensor, dim or None)
+        self.counts: dict[fx.Node, list[fx.Node]] = {}  # values computed from channel counts -> those tensors
         self.opaque_nodes: set[fx.Node] = set()  # outputs of ops not understood
         self.unknown: list[tuple[str, list[int]]] = []  # (op, the channel variables it reads)
         self.held: dict[str, None] = {}  # why channels are kept (ordered, deduplicated)
@@ -889,10 +904,25 @@ class _Builder:
     def opaque(self, node: fx.Node) -> Layout | None:
         """An op not understood. It is harmless only if every channel it reads is kept for another
         reason (the network input, a skipped layer, a held op); :meth:`groups` checks that."""
-        reads = [v for arg in node.all_input_nodes if arg in self.layouts for v, _ in self.layouts[arg]]
+        sources = [*node.all_input_nodes, *(t for arg in node.all_input_nodes for t in self.counts.get(arg, ()))]
+        reads = [v for arg in sources if arg in self.layouts for v, _ in self.layouts[arg]]
         self.unknown.append((self.describe(node), reads))
         self.opaque_nodes.add(node)
         return self.fresh(node)
+
+    def count_of(self, node: fx.Node, inputs: Iterable[object]) -> None:
+        """``node`` (not a tensor) is computed from channel counts if any of ``inputs`` is."""
+        sources = [t for x in inputs if isinstance(x, fx.Node) for t in self.counts.get(x, ())]
+        if sources:
+            self.counts[node] = sources
+
+    def channel_sized(self, x: fx.Node, rank: int) -> bool:
+        """Whether tensor ``x``, broadcast to rank ``rank``, has more than one position on dim 1."""
+        meta = self.meta(x)
+        if meta is None:
+            return False
+        dim = 1 - (rank - len(meta.shape))
+        return dim >= 0 and int(meta.shape[dim]) > 1
 
     def pad(self, node: fx.Node, x: object, padding: tuple) -> Layout | None:
         if x not in self.layouts:
@@ -954,6 +984,11 @@ class _Builder:
         if rule is None:
             if any(arg in self.layouts for arg in node.all_input_nodes):
                 return self.opaque(node)
+            if any(arg in self.counts for arg in node.all_input_nodes):
+                if self.meta(node) is None:  # arithmetic on channel counts
+                    self.count_of(node, node.all_input_nodes)
+                    return None
+                return self.opaque(node)  # a tensor shaped by a channel count (torch.zeros(n, c, h, w))
             return None  # computes on constants only
         return rule(self, node)
 

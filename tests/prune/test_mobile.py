@@ -505,6 +505,32 @@ class _ChannelsLast(_Roll):
         return self.out((y * 2).permute(0, 3, 1, 2))
 
 
+class _LayerScale(_Roll):
+    def __init__(self):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((1, 8, 1, 1), 0.1))
+
+    def forward(self, x):
+        return self.out(self.conv(x) * self.gamma)
+
+
+class _ZerosOfTheChannelCount(_Roll):
+    def __init__(self):
+        super().__init__()
+        self.out = nn.Conv2d(12, 4, 1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        n, c, h, w = y.shape
+        return self.out(torch.cat([y, torch.zeros((n, c // 2, h, w))], 1))
+
+
+class _ZerosOfTheSpatialSize(_Roll):
+    def forward(self, x):
+        y = self.conv(x)
+        return self.out(y + torch.zeros((y.size(0), 1) + y.shape[2:]))
+
+
 class _PadChannels(_Roll):
     def forward(self, x):
         return self.out(F.pad(self.conv(x), (0, 0, 0, 0, 0, 0)))
@@ -526,6 +552,14 @@ def test_an_op_not_understood_is_refused_naming_it_and_the_group():
         build_graph(_Roll(), X)
     graph = build_graph(_Roll(), X, skip=("conv",))  # ... and accepted once those channels are kept
     assert graph.groups == ()
+    assert graph.held == (
+        "function torch.roll (node 'roll') is not understood: the channels it reads and produces are kept",
+    )
+    # a tensor shaped by a channel count reads those channels
+    with pytest.raises(PruneError, match=r"through function torch\.zeros .*group conv"):
+        build_graph(_ZerosOfTheChannelCount(), X)
+    # ... a tensor shaped by the batch and spatial sizes does not
+    assert [g.name for g in build_graph(_ZerosOfTheSpatialSize(), X).groups] == ["conv"]
 
 
 @pytest.mark.parametrize(
@@ -535,6 +569,7 @@ def test_an_op_not_understood_is_refused_naming_it_and_the_group():
         (_HardCodedGate, "Tensor.view (node 'view') gives the channel dimension a size that does not follow pruning"),
         (_SqueezeAll, "squeezes every size-one dim"),
         (_PadChannels, "pads the channel dimension"),
+        (_LayerScale, "combines the channels with a constant tensor (gamma)"),
         (_ChannelsLast, "method Tensor.permute (node 'permute') moves the channel dimension"),
         (_CrossedConcats, "combines tensors whose channels are concatenated differently"),
     ],
