@@ -10,10 +10,16 @@ variables of their inputs; ``torch.cat`` on dim 1 concatenates layouts. The equi
 variables are the channel *groups*: removing channel ``i`` of a group removes position ``i`` of
 every layer coupled to it (producers' filters, BN statistics, depthwise filters, consumers' input
 channels). Variables that reach the network input or output, or a layer listed in ``skip``, are
-fixed.
+fixed. When one variable meets a concatenation (``x * se(x)`` after a ``torch.cat``), it is split
+at the concatenation's boundaries.
 
-Everything that is not understood raises :class:`PruneError` naming the op, so a pruned model is
-never silently wrong. How a layer type takes part (traced, weights for importance, loses channels,
+Ops the channels cannot be removed through, but whose effect is known (grouped convs, channel
+shuffles, channel slices, reductions over the channels, reshapes that split, move or hard-code
+the channel count), *hold* them: their inputs' variables are fixed and their outputs get new,
+fixed ones; :attr:`DepGraph.held` lists why. An op not understood gets fixed outputs too, and its
+inputs must end up fixed for another reason, or :class:`PruneError` names the op; so a pruned
+model is never silently wrong. ``size(1)`` / ``shape[1]`` values are followed: a reshape to one
+couples the channels, a tensor built from one reads them. How a layer type takes part (traced, weights for importance, loses channels,
 rescales its outputs) is one entry of ``_MODULE_OPS``; how a function or method passes channels is
 one entry of ``_FUNCTION_RULES`` / ``_METHOD_RULES``.
 """

@@ -460,6 +460,32 @@ def test_structured_pruners_on_the_mobilenetv3_block(method):
         torch.testing.assert_close(out, masked, atol=ATOL, rtol=0)
 
 
+@pytest.mark.parametrize("name", ["mobilenetv3-small", "mobilenetv2", "resnet18"])
+def test_zoo_mobile_networks_prune_to_the_masked_original(name):
+    """The zoo's phone-scale networks (3-channel input; skipped where the zoo lacks one)."""
+    from pakd.models import build_model
+    from pakd.models.registry import zoo_entry
+
+    if zoo_entry(name) is None:
+        pytest.skip(f"no {name} in this zoo")
+    torch.manual_seed(0)
+    model = build_model(name, in_channels=3, num_classes=10).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 1.5)
+    x = X[:1]
+    graph = build_graph(model, x)
+    assert graph.held == ()
+    plan = _half_plan(graph)
+    pruned = graph.prune(plan).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(pruned(x), _masked(model, graph, plan)(x), atol=ATOL, rtol=0)
+    assert _stats(pruned).params < 0.5 * _stats(model).params
+
+
 # ---------------------------------------------------------------------------------------------
 # What is refused, and what is kept
 # ---------------------------------------------------------------------------------------------
