@@ -222,11 +222,12 @@ def _trace_conv(b: _Builder, node: fx.Node, m: nn.Module) -> Layout | None:
 
 def _trace_linear(b: _Builder, node: fx.Node, m: nn.Linear) -> Layout | None:
     name = b.claim(node)
-    rank = len(b.shape(node.args[0]))
-    if rank != 2:
-        raise PruneError(
-            f"linear layer {name} is applied to a rank-{rank} tensor; only (batch, features) inputs are supported"
-        )
+    shape = b.shape(node)
+    if len(shape) > 2:  # acts on the last dim, once per position of the others (its MACs follow dim 1)
+        b.layers[name] = _Layer(depthwise=False, per_pair=_prod(shape[1:-1]))
+        x = b.layouts.get(node.args[0])
+        b.hold_layout(x, f"linear layer {name} is applied to a rank-{len(shape)} tensor (over its last dim)")
+        return x
     b.layers[name] = _Layer(depthwise=False, per_pair=1)
     b.consume(name, IN, b.layouts.get(node.args[0]))
     return b.produce(name, m.out_features)
@@ -423,6 +424,9 @@ def _reshape(b: _Builder, node: fx.Node) -> Layout | None:
         return b.hold(node, f"{b.describe(node)} reshapes the channel dimension", x)
     layout = tuple((v, repeat * factor) for v, repeat in b.layouts[x])
     count = sizes[1] if len(sizes) > 1 else None
+    if any(s in b.counts for i, s in enumerate(sizes) if i != 1 and isinstance(s, fx.Node)):
+        # another dim follows a channel count (x.view(n, -1, c)): it, not dim 1, would shrink
+        return b.hold(node, f"{b.describe(node)} sizes another dim by a channel count", x)
     if count == -1:
         return layout
     source = b.size_of.get(count) if isinstance(count, fx.Node) else None

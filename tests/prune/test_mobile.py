@@ -557,6 +557,27 @@ class _ZerosOfTheSpatialSize(_Roll):
         return self.out(y + torch.zeros((y.size(0), 1) + y.shape[2:]))
 
 
+class _CountAfterTheChannels(_Roll):
+    def forward(self, x):
+        y = F.adaptive_avg_pool2d(self.conv(x), 4)  # (n, 8, 4, 4): 16 rows of 8 after the view
+        c = y.size(1)
+        return self.out(y.view(y.size(0), -1, c).view_as(y))
+
+
+class _TokenMixer(nn.Module):
+    """A linear layer over the last (spatial) dim of a (N, C, L) tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, stride=2)
+        self.mix = nn.Linear(225, 225)
+        self.out = nn.Linear(8, 10)
+
+    def forward(self, x):
+        y = self.mix(torch.flatten(self.conv(x), 2))
+        return self.out(y.mean(2))
+
+
 class _PadChannels(_Roll):
     def forward(self, x):
         return self.out(F.pad(self.conv(x), (0, 0, 0, 0, 0, 0)))
@@ -595,6 +616,8 @@ def test_an_op_not_understood_is_refused_naming_it_and_the_group():
         (_HardCodedGate, "Tensor.view (node 'view') gives the channel dimension a size that does not follow pruning"),
         (_SqueezeAll, "squeezes every size-one dim"),
         (_PadChannels, "pads the channel dimension"),
+        (_TokenMixer, "linear layer mix is applied to a rank-3 tensor (over its last dim)"),
+        (_CountAfterTheChannels, "sizes another dim by a channel count"),
         (_LayerScale, "combines the channels with a constant tensor (gamma)"),
         (_ChannelsLast, "method Tensor.permute (node 'permute') moves the channel dimension"),
         (_CrossedConcats, "combines tensors whose channels are concatenated differently"),
