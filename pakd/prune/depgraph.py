@@ -947,7 +947,7 @@ class _Builder:
         shape = self.shape(x)
         start, end = start % len(shape), end % len(shape)
         if start == 0 and end > 0:
-            raise PruneError(f"{self.describe(node)} flattens the batch dimension into the channels; not supported")
+            return self.hold(node, f"{self.describe(node)} flattens the batch dimension into the channels", x)
         if start != 1 or end == 1:
             return self.layouts[x]  # the channel dim is untouched
         factor = _prod(shape[2 : end + 1])

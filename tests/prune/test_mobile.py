@@ -614,6 +614,12 @@ class _TokenMixer(nn.Module):
         return self.out(y.mean(2))
 
 
+class _FlattenAll(_Roll):
+    def forward(self, x):
+        y = self.conv(x)
+        return self.out(torch.flatten(y).view_as(y))
+
+
 class _PadChannels(_Roll):
     def forward(self, x):
         return self.out(F.pad(self.conv(x), (0, 0, 0, 0, 0, 0)))
@@ -652,6 +658,7 @@ def test_an_op_not_understood_is_refused_naming_it_and_the_group():
         (_HardCodedGate, "Tensor.view (node 'view') gives the channel dimension a size that does not follow pruning"),
         (_SqueezeAll, "squeezes every size-one dim"),
         (_PadChannels, "pads the channel dimension"),
+        (_FlattenAll, "flattens the batch dimension into the channels"),
         (_TokenMixer, "linear layer mix is applied to a rank-3 tensor (over its last dim)"),
         (_CountAfterTheChannels, "sizes another dim by a channel count"),
         (_LayerScale, "combines the channels with a constant tensor (gamma)"),
