@@ -10,10 +10,16 @@ variables of their inputs; ``torch.cat`` on dim 1 concatenates layouts. The equi
 variables are the channel *groups*: removing channel ``i`` of a group removes position ``i`` of
 every layer coupled to it (producers' filters, BN statistics, depthwise filters, consumers' input
 channels). Variables that reach the network input or output, or a layer listed in ``skip``, are
-fixed.
+fixed. When one variable meets a concatenation (``x * se(x)`` after a ``torch.cat``), it is split
+at the concatenation's boundaries.
 
-Everything that is not understood raises :class:`PruneError` naming the op, so a pruned model is
-never silently wrong. How a layer type takes part (traced, weights for importance, loses channels,
+Ops the channels cannot be removed through, but whose effect is known (grouped convs, channel
+shuffles, channel slices, reductions over the channels, reshapes that split, move or hard-code
+the channel count), *hold* them: their inputs' variables are fixed and their outputs get new,
+fixed ones; :attr:`DepGraph.held` lists why. An op not understood gets fixed outputs too, and its
+inputs must end up fixed for another reason, or :class:`PruneError` names the op; so a pruned
+model is never silently wrong. ``size(1)`` / ``shape[1]`` values are followed: a reshape to one
+couples the channels, a tensor built from one reads them. How a layer type takes part (traced, weights for importance, loses channels,
 rescales its outputs) is one entry of ``_MODULE_OPS``; how a function or method passes channels is
 one entry of ``_FUNCTION_RULES`` / ``_METHOD_RULES``.
 """
@@ -179,14 +185,14 @@ def _prod(xs: Iterable[int]) -> int:
 
 
 def _passthrough(b: _Builder, node: fx.Node, *_: object) -> Layout | None:
-    """Per-channel ops (activations, pooling, dropout, identity): channels pass unchanged; any
-    further tensor argument must not carry channels."""
+    """Per-channel ops (activations, pooling, dropout, identity): channels pass unchanged. A
+    further tensor argument with channels of its own (a per-channel clamp bound) keeps them."""
     if not node.all_input_nodes:
         return None
     first, *rest = node.all_input_nodes
     for other in rest:
-        if other in b.layouts:
-            raise PruneError(f"{b.describe(node)} takes a second channel-carrying tensor ({other.name}); not supported")
+        if other in b.layouts or b.channel_sized(other, len(b.shape(node)) if b.meta(node) else 0):
+            return b.hold(node, f"{b.describe(node)} takes a second tensor with channels ({other.name})", first, other)
     return b.layouts.get(first)
 
 
@@ -202,19 +208,26 @@ def _trace_conv(b: _Builder, node: fx.Node, m: nn.Module) -> Layout | None:
         b.layers[name] = _Layer(depthwise=True, per_pair=per_pair)
         b.consume(name, DW, x)
         return x
-    raise PruneError(
-        f"grouped conv {name} (groups={m.groups}, {m.in_channels} -> {m.out_channels} channels) is "
-        "not supported: only groups=1 and depthwise convs (groups = in = out channels)"
+    # A grouped conv (or a depthwise one with a channel multiplier) ties every output channel to
+    # one block of input channels; removing single channels would break the blocks. Its input and
+    # output channels are kept (whole-group removal is not implemented).
+    b.layers[name] = _Layer(depthwise=False, per_pair=per_pair)
+    b.hold_layout(
+        x,
+        f"grouped conv {name} (groups={m.groups}, {m.in_channels} -> {m.out_channels} channels) keeps "
+        "its input and output channels",
     )
+    return ((b.new_var(m.out_channels, name, fixed=True), 1),)
 
 
 def _trace_linear(b: _Builder, node: fx.Node, m: nn.Linear) -> Layout | None:
     name = b.claim(node)
-    rank = len(b.shape(node.args[0]))
-    if rank != 2:
-        raise PruneError(
-            f"linear layer {name} is applied to a rank-{rank} tensor; only (batch, features) inputs are supported"
-        )
+    shape = b.shape(node)
+    if len(shape) > 2:  # acts on the last dim, once per position of the others (its MACs follow dim 1)
+        b.layers[name] = _Layer(depthwise=False, per_pair=_prod(shape[1:-1]))
+        x = b.layouts.get(node.args[0])
+        b.hold_layout(x, f"linear layer {name} is applied to a rank-{len(shape)} tensor (over its last dim)")
+        return x
     b.layers[name] = _Layer(depthwise=False, per_pair=1)
     b.consume(name, IN, b.layouts.get(node.args[0]))
     return b.produce(name, m.out_features)
@@ -233,6 +246,14 @@ def _trace_prelu(b: _Builder, node: fx.Node, m: nn.PReLU) -> Layout | None:
 
 def _trace_flatten_module(b: _Builder, node: fx.Node, m: nn.Flatten) -> Layout | None:
     return b.flatten(node, node.args[0], m.start_dim, m.end_dim)
+
+
+def _trace_pad_module(b: _Builder, node: fx.Node, m: nn.Module) -> Layout | None:
+    return b.pad(node, node.args[0], tuple(m.padding))
+
+
+def _trace_shuffle_module(b: _Builder, node: fx.Node, m: nn.Module) -> Layout | None:
+    return b.hold(node, f"{b.describe(node)} permutes the channels", node.args[0])
 
 
 @dataclass(frozen=True)
@@ -290,8 +311,31 @@ _MODULE_OPS: dict[type, _ModuleOp] = {
             nn.AdaptiveMaxPool2d,
             nn.AdaptiveMaxPool3d,
             nn.Upsample,
+            nn.UpsamplingNearest2d,
+            nn.UpsamplingBilinear2d,
         )
     },
+    **{
+        t: _ModuleOp(_trace_pad_module)
+        for t in (
+            nn.ZeroPad1d,
+            nn.ZeroPad2d,
+            nn.ZeroPad3d,
+            nn.ConstantPad1d,
+            nn.ConstantPad2d,
+            nn.ConstantPad3d,
+            nn.ReflectionPad1d,
+            nn.ReflectionPad2d,
+            nn.ReflectionPad3d,
+            nn.ReplicationPad1d,
+            nn.ReplicationPad2d,
+            nn.ReplicationPad3d,
+            nn.CircularPad1d,
+            nn.CircularPad2d,
+            nn.CircularPad3d,
+        )
+    },
+    nn.ChannelShuffle: _ModuleOp(_trace_shuffle_module),
 }
 
 
@@ -308,27 +352,30 @@ def _arg(node: fx.Node, index: int, name: str, default: object) -> object:
 
 
 def _binary(b: _Builder, node: fx.Node) -> Layout | None:
-    """Element-wise arithmetic with broadcasting: operands whose channels line up are coupled."""
-    if b.meta(node) is None:
-        return None  # arithmetic on sizes
+    """Element-wise arithmetic with broadcasting: operands whose channels line up are coupled; an
+    operand of one channel (a spatial map, a (N, 1, 1, 1) scale) or a scalar broadcasts over them."""
+    operands = [a for a in node.args[:2] if isinstance(a, fx.Node)]
+    if b.meta(node) is None:  # arithmetic on sizes
+        b.count_of(node, node.all_input_nodes)
+        return None
     rank = len(b.shape(node))
-    layouts = []
-    for operand in node.args[:2]:
-        if not isinstance(operand, fx.Node) or b.meta(operand) is None:
+    layouts, why = [], None
+    for operand in operands:
+        if operand in b.counts:
+            why = f"{b.describe(node)} computes with a channel count"
+            continue
+        if b.meta(operand) is None:
             continue  # a Python scalar
         shape = b.shape(operand)
         if operand in b.layouts and len(shape) != rank and shape[1] > 1:
-            raise PruneError(
-                f"{b.describe(node)} broadcasts channels ({operand.name}) to a tensor of another rank; not supported"
-            )
-        dim = 1 - (rank - len(shape))  # the operand's dim that broadcasts onto channel dim 1
-        if dim < 0 or shape[dim] == 1:
-            continue  # broadcast over the channels
-        if operand not in b.layouts:
-            raise PruneError(
-                f"{b.describe(node)} combines the channels with a constant tensor ({operand.name}); not supported"
-            )
-        layouts.append(b.layouts[operand])
+            why = f"{b.describe(node)} broadcasts channels ({operand.name}) onto another dim"
+        elif b.channel_sized(operand, rank):
+            if operand not in b.layouts:
+                why = f"{b.describe(node)} combines the channels with a constant tensor ({operand.name})"
+                continue
+            layouts.append(b.layouts[operand])
+    if why is not None:
+        return b.hold(node, why, *operands)
     return b.unify(node, layouts) if layouts else None
 
 
@@ -338,7 +385,7 @@ def _cat(b: _Builder, node: fx.Node) -> Layout | None:
     dim %= len(b.shape(node))
     if any(t not in b.layouts for t in tensors):
         if any(t in b.layouts for t in tensors):
-            raise PruneError(f"{b.describe(node)} concatenates channels with a constant tensor; not supported")
+            return b.hold(node, f"{b.describe(node)} concatenates channels with a constant tensor", *tensors)
         return None
     if dim == 1:
         return tuple(entry for t in tensors for entry in b.layouts[t])
@@ -349,26 +396,109 @@ def _flatten_fn(b: _Builder, node: fx.Node) -> Layout | None:
     return b.flatten(node, node.args[0], _arg(node, 1, "start_dim", 0), _arg(node, 2, "end_dim", -1))
 
 
+def _merge_factor(src: tuple[int, ...], dst: tuple[int, ...]) -> int | None:
+    """How many positions of ``dst``'s dim 1 one channel of ``src`` occupies after a reshape (the
+    batch kept, the channels possibly merged with the dims after them: row-major order puts channel
+    ``c`` at ``[c * f, (c + 1) * f)``), or None when the reshape moves or splits the channels."""
+    if len(src) < 2 or len(dst) < 2 or src[0] != dst[0] or src[1] == 0 or dst[1] % src[1]:
+        return None
+    return dst[1] // src[1]
+
+
 def _reshape(b: _Builder, node: fx.Node) -> Layout | None:
-    """Only ``x.view(n, -1)`` / ``reshape`` to (batch, features), i.e. a flatten, is understood."""
+    """``view`` / ``reshape``: flattening the channels with the dims after them (``x.view(n, -1)``),
+    adding or dropping size-one dims (``s.view(n, c, 1, 1)``). The size given for dim 1 must follow
+    the channels when some are removed: ``-1``, or the channel count of a tensor read with
+    ``size(1)`` / ``shape[1]`` (whose channels are then coupled to these). A hard-coded count, or a
+    reshape that splits or moves the channels (a channel shuffle's ``view(n, g, c // g, h, w)``),
+    keeps the channels."""
     x = node.args[0]
     if x not in b.layouts:
         return None
     sizes = node.args[1:]
     if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
         sizes = tuple(sizes[0])
-    sizes = sizes or tuple(node.kwargs.get("shape", ()))
-    in_shape, out_shape = b.shape(x), b.shape(node)
-    if len(sizes) == 2 and sizes[1] == -1 and out_shape[0] == in_shape[0]:
-        return b.flatten(node, x, 1, -1)
-    raise PruneError(
-        f"{b.describe(node)} reshapes the channel dimension; only flattening to (batch, -1) before a "
-        "linear layer is supported"
-    )
+    sizes = sizes or tuple(node.kwargs.get("shape", node.kwargs.get("size", ())))
+    factor = _merge_factor(b.shape(x), b.shape(node))
+    if factor is None:
+        return b.hold(node, f"{b.describe(node)} reshapes the channel dimension", x)
+    layout = tuple((v, repeat * factor) for v, repeat in b.layouts[x])
+    count = sizes[1] if len(sizes) > 1 else None
+    if any(s in b.counts for i, s in enumerate(sizes) if i != 1 and isinstance(s, fx.Node)):
+        # another dim follows a channel count (x.view(n, -1, c)): it, not dim 1, would shrink
+        return b.hold(node, f"{b.describe(node)} sizes another dim by a channel count", x)
+    if count == -1:
+        return layout
+    source = b.size_of.get(count) if isinstance(count, fx.Node) else None
+    if source is not None and source[1] == 1 and factor == 1 and source[0] in b.layouts:
+        return b.unify(node, [layout, b.layouts[source[0]]])
+    b.hold_layout(layout, f"{b.describe(node)} gives the channel dimension a size that does not follow pruning")
+    return layout
+
+
+def _reshape_as(b: _Builder, node: fx.Node) -> Layout | None:
+    """``x.view_as(y)`` / ``reshape_as``: the channels of ``x`` become those of ``y``."""
+    x, other = node.args[0], node.args[1]
+    if x not in b.layouts:
+        return None
+    factor = _merge_factor(b.shape(x), b.shape(node))
+    if factor is None or other not in b.layouts:
+        return b.hold(node, f"{b.describe(node)} reshapes the channel dimension", x)
+    layout = tuple((v, repeat * factor) for v, repeat in b.layouts[x])
+    return b.unify(node, [layout, b.layouts[other]])
+
+
+def _unsqueeze(b: _Builder, node: fx.Node) -> Layout | None:
+    x = node.args[0]
+    if x not in b.layouts:
+        return None
+    dim = int(_arg(node, 1, "dim", 0)) % len(b.shape(node))
+    if dim >= 2:
+        return b.layouts[x]
+    return b.hold(node, f"{b.describe(node)} inserts a dim before the channels", x)
+
+
+def _squeeze(b: _Builder, node: fx.Node) -> Layout | None:
+    x = node.args[0]
+    if x not in b.layouts:
+        return None
+    rank = len(b.shape(x))
+    dims = _arg(node, 1, "dim", None)
+    if dims is None:  # squeezes the channel dim too once a single channel is left
+        b.hold_layout(
+            b.layouts[x], f"{b.describe(node)} squeezes every size-one dim; name the dims to prune through it"
+        )
+        return b.layouts[x] if _merge_factor(b.shape(x), b.shape(node)) == 1 else b.fresh(node)
+    dims = [dims] if isinstance(dims, int) else list(dims)
+    if any(int(d) % rank < 2 for d in dims):
+        return b.hold(node, f"{b.describe(node)} squeezes the batch or channel dimension", x)
+    return b.layouts[x]
+
+
+def _transpose(b: _Builder, node: fx.Node) -> Layout | None:
+    """``transpose`` / ``permute``: among the dims after the channels they keep them; moving the
+    channels (NCHW -> NHWC, a shuffle's transpose(1, 2)) keeps the channels."""
+    x = node.args[0]
+    if x not in b.layouts:
+        return None
+    rank = len(b.shape(x))
+    if node.target == "permute" or node.target is torch.permute:
+        dims = node.args[1:] if node.args[1:] and isinstance(node.args[1], int) else _arg(node, 1, "dims", ())
+        moved = [int(d) % rank for d in dims][:2] != [0, 1]
+    else:
+        moved = any(int(d) % rank < 2 for d in (_arg(node, 1, "dim0", 0), _arg(node, 2, "dim1", 0)))
+    if moved:
+        return b.hold(node, f"{b.describe(node)} moves the channel dimension", x)
+    return b.layouts[x]
+
+
+def _pad(b: _Builder, node: fx.Node) -> Layout | None:
+    return b.pad(node, node.args[0], tuple(_arg(node, 1, "pad", ())))
 
 
 def _reduce(b: _Builder, node: fx.Node) -> Layout | None:
-    """mean/sum/amax over spatial dims (global pooling) keep the channels."""
+    """mean/sum/amax over spatial dims (global pooling) keep the channels; over the channels (a
+    spatial attention map) or the batch, the channels are kept."""
     x = node.args[0]
     if x not in b.layouts:
         return None
@@ -376,23 +506,87 @@ def _reduce(b: _Builder, node: fx.Node) -> Layout | None:
     rank = len(b.shape(x))
     dims = [dims] if isinstance(dims, int) else dims
     if dims is None or any(d % rank in (0, 1) for d in dims):
-        raise PruneError(f"{b.describe(node)} reduces over the batch or channel dimension; not supported")
+        return b.hold(node, f"{b.describe(node)} reduces over the batch or channel dimension", x)
     return b.layouts[x]
 
 
+def _index_keeps_channels(index: object, rank: int) -> bool:
+    """Whether ``x[index]`` on a rank-``rank`` tensor leaves the whole channel dim at dim 1 (basic
+    indexing: full slice of the channels, ints, slices and ``None`` only on the dims after them)."""
+    entries = list(index) if isinstance(index, tuple) else [index]
+    if any(isinstance(e, fx.Node) for e in entries):
+        return False  # a tensor index (advanced indexing) or a computed int
+    consumed = sum(1 for e in entries if e is not None and e is not Ellipsis)
+    expanded: list[object] = []
+    for e in entries:
+        expanded.extend([slice(None)] * (rank - consumed) if e is Ellipsis else [e])
+    expanded.extend([slice(None)] * (rank - sum(1 for e in expanded if e is not None)))
+    in_dim = out_dim = 0
+    for e in expanded:
+        if e is None:
+            out_dim += 1
+            continue
+        if in_dim == 1:
+            return e == slice(None) and out_dim == 1
+        in_dim += 1
+        out_dim += 0 if isinstance(e, int) else 1
+    return False
+
+
 def _getitem(b: _Builder, node: fx.Node) -> Layout | None:
-    if node.args[0] in b.layouts:
-        raise PruneError(f"{b.describe(node)} indexes or slices a channel-carrying tensor; not supported")
+    container, index = node.args[0], node.args[1]
+    if container in b.size_of and isinstance(index, int):  # x.size()[1], x.shape[1], c of b, c, h, w = x.shape
+        tensor, _ = b.size_of[container]
+        b.size_of[node] = (tensor, index % len(b.shape(tensor)))
+        if b.size_of[node][1] == 1:
+            b.counts[node] = [tensor]
+        return None
+    if container in b.size_of and isinstance(index, slice):  # x.shape[2:]: counts only if it holds dim 1
+        tensor, _ = b.size_of[container]
+        if 1 in range(len(b.shape(tensor)))[index]:
+            b.counts[node] = [tensor]
+        return None
+    if b.meta(node) is None:  # an element of a tuple of sizes
+        b.count_of(node, [container])
+    if container in b.opaque_nodes:  # an element of what an op not understood returned
+        return b.fresh(node)
+    if container not in b.layouts:
+        return None
+    if _index_keeps_channels(index, len(b.shape(container))):
+        return b.layouts[container]
+    return b.hold(node, f"{b.describe(node)} indexes or slices the channels", container)
+
+
+def _size(b: _Builder, node: fx.Node) -> Layout | None:
+    """``x.size()`` / ``x.size(d)``: remembered, so that a reshape to ``x``'s channel count follows x."""
+    x = node.args[0]
+    if isinstance(x, fx.Node) and b.meta(x) is not None:
+        dim = _arg(node, 1, "dim", None)
+        b.size_of[node] = (x, None if dim is None else int(dim) % len(b.shape(x)))
+        if b.size_of[node][1] in (None, 1):
+            b.counts[node] = [x]
+    return None
+
+
+def _getattr(b: _Builder, node: fx.Node) -> Layout | None:
+    """``x.shape`` is a size; a tensor attribute of a channel-carrying tensor (``x.T``) is an op
+    like any other not understood."""
+    x, attr = node.args[0], node.args[1]
+    if attr == "shape" and isinstance(x, fx.Node) and b.meta(x) is not None:
+        b.size_of[node] = (x, None)
+        b.counts[node] = [x]
+        return None
+    if b.meta(node) is not None and x in b.layouts:
+        return b.opaque(node)
     return None
 
 
 def _no_channels(b: _Builder, node: fx.Node) -> Layout | None:
-    """Sizes, ranks, shapes; an attribute that is itself a tensor (``x.T``) is refused."""
-    if b.meta(node) is not None and node.args[0] in b.layouts:
-        raise PruneError(
-            f"{b.describe(node)} ({node.args[1]!r}) returns a tensor from a channel-carrying tensor; not supported"
-        )
     return None
+
+
+def _shuffle(b: _Builder, node: fx.Node) -> Layout | None:
+    return b.hold(node, f"{b.describe(node)} permutes the channels", node.args[0])
 
 
 _UNARY_FUNCTIONS = (
@@ -421,6 +615,7 @@ _UNARY_FUNCTIONS = (
     F.dropout1d,
     F.dropout2d,
     F.dropout3d,
+    F.alpha_dropout,
     F.max_pool1d,
     F.max_pool2d,
     F.max_pool3d,
@@ -434,6 +629,7 @@ _UNARY_FUNCTIONS = (
     F.adaptive_max_pool2d,
     F.adaptive_max_pool3d,
     F.interpolate,
+    F.upsample_nearest,
 )
 _BINARY_FUNCTIONS = (
     operator.add,
@@ -459,11 +655,19 @@ _FUNCTION_RULES: dict[object, Callable[[_Builder, fx.Node], Layout | None]] = {
     torch.concatenate: _cat,
     torch.flatten: _flatten_fn,
     torch.reshape: _reshape,
+    torch.unsqueeze: _unsqueeze,
+    torch.squeeze: _squeeze,
+    F.pad: _pad,
+    torch.transpose: _transpose,
+    torch.permute: _transpose,
     torch.mean: _reduce,
     torch.sum: _reduce,
     torch.amax: _reduce,
+    F.channel_shuffle: _shuffle,
+    torch.channel_shuffle: _shuffle,
+    torch.native_channel_shuffle: _shuffle,
     operator.getitem: _getitem,
-    getattr: _no_channels,
+    getattr: _getattr,
 }
 _METHOD_RULES: dict[str, Callable[[_Builder, fx.Node], Layout | None]] = {
     **{
@@ -478,20 +682,27 @@ _METHOD_RULES: dict[str, Callable[[_Builder, fx.Node], Layout | None]] = {
             "clamp",
             "clamp_",
             "clip",
+            "clip_",
             "abs",
             "neg",
             "contiguous",
             "clone",
         )
     },
-    **{m: _binary for m in ("add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_")},
+    **{m: _binary for m in ("add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "expand_as")},
     "flatten": _flatten_fn,
     "view": _reshape,
     "reshape": _reshape,
+    "view_as": _reshape_as,
+    "reshape_as": _reshape_as,
+    "unsqueeze": _unsqueeze,
+    "squeeze": _squeeze,
+    "transpose": _transpose,
+    "permute": _transpose,
     "mean": _reduce,
     "sum": _reduce,
     "amax": _reduce,
-    "size": _no_channels,
+    "size": _size,
     "dim": _no_channels,
 }
 
@@ -514,6 +725,12 @@ class _Builder:
         self.producer: list[str | None] = []
         self.couplings: list[tuple[int, Coupling]] = []  # in creation (graph) order
         self.single_user_norm: set[str] = set()  # conv/linear whose only user is a BN module
+        self.size_of: dict[fx.Node, tuple[fx.Node, int | None]] = {}  # size nodes: (tensor, dim or None)
+        self.counts: dict[fx.Node, list[fx.Node]] = {}  # values computed from channel counts -> those tensors
+        self.opaque_nodes: set[fx.Node] = set()  # outputs of ops not understood
+        self.unknown: list[tuple[str, list[int]]] = []  # (op, the channel variables it reads)
+        self.held: dict[str, None] = {}  # why channels are kept (ordered, deduplicated)
+        self.split_into: dict[int, tuple[int, ...]] = {}  # a variable split by unify -> its pieces
         self._claimed: set[str] = set()
 
     # -- variables -------------------------------------------------------------------------
@@ -537,7 +754,7 @@ class _Builder:
             self.fixed[ra] = self.fixed[ra] or self.fixed[rb]
 
     def fix(self, layout: Layout) -> None:
-        for v, _ in layout:
+        for v, _ in self.current(layout):
             self.fixed[self.find(v)] = True
 
     # -- helpers used by the rules ---------------------------------------------------------
@@ -557,6 +774,8 @@ class _Builder:
         if node.op == "call_method":
             return f"method Tensor.{node.target} (node {node.name!r})"
         target = node.target
+        if isinstance(target, (torch._ops.OpOverload, torch._ops.OpOverloadPacket)):
+            return f"function torch.ops.{target} (node {node.name!r})"
         owner = getattr(target, "__module__", None) or ""
         if owner.startswith("torch.nn.functional") or owner == "torch._C._nn":
             owner = "torch.nn.functional"
@@ -586,17 +805,141 @@ class _Builder:
         return ((v, 1),)
 
     def unify(self, node: fx.Node, layouts: list[Layout]) -> Layout:
-        first = layouts[0]
+        """Couple the channels of tensors combined element-wise. When one tensor's channels are
+        one variable and the other's a concatenation (a squeeze-excite or a residual after a
+        ``torch.cat``), the single variable is split at the concatenation's boundaries; layouts
+        that do not refine one another (cut at different places) keep all their channels."""
+        first = self.current(layouts[0])
         for other in layouts[1:]:
-            if len(other) != len(first) or any(
-                self.size[a] != self.size[b] or ra != rb for (a, ra), (b, rb) in zip(first, other, strict=True)
-            ):
-                raise PruneError(
-                    f"{self.describe(node)} combines tensors whose channels are concatenated differently; not supported"
-                )
+            first, other = self.current(first), self.current(other)
+            if not self._same(first, other):
+                if not (self._refine(other, first) or self._refine(first, other)):
+                    for layout in layouts:
+                        self.hold_layout(
+                            layout,
+                            f"{self.describe(node)} combines tensors whose channels are concatenated differently",
+                        )
+                    return self.current(layouts[0])
+                first, other = self.current(first), self.current(other)
             for (a, _), (b, _) in zip(first, other, strict=True):
                 self.union(a, b)
-        return first
+        return self.current(first)
+
+    def _same(self, x: Layout, y: Layout) -> bool:
+        return len(x) == len(y) and all(
+            self.size[a] == self.size[b] and ra == rb for (a, ra), (b, rb) in zip(x, y, strict=True)
+        )
+
+    def _refine(self, coarse: Layout, fine: Layout) -> bool:
+        """Split the variables of ``coarse`` so that it lines up with ``fine`` entry by entry;
+        False (nothing split) when ``fine`` does not cut ``coarse`` at whole channels."""
+        cuts: dict[int, list[int]] = {}  # class root -> channel counts of its pieces
+        j = 0
+        for v, repeat in coarse:
+            length, covered, sizes = self.size[v] * repeat, 0, []
+            while covered < length:
+                if j >= len(fine):
+                    return False
+                w, r = fine[j]
+                piece = self.size[w] * r
+                if r != repeat or covered + piece > length:
+                    return False
+                sizes.append(self.size[w])
+                covered += piece
+                j += 1
+            if cuts.setdefault(self.find(v), sizes) != sizes:
+                return False  # the same channels cut in two ways
+        if j != len(fine):
+            return False
+        for root, sizes in cuts.items():
+            if len(sizes) > 1:
+                self._split(root, sizes)
+        return True
+
+    def _split(self, root: int, sizes: list[int]) -> None:
+        """Replace every variable of ``root``'s class by consecutive pieces of ``sizes`` channels
+        (piece ``i`` of every member in one class), in couplings and layouts alike."""
+        members = [u for u in range(len(self.parent)) if u not in self.split_into and self.find(u) == root]
+        fixed = self.fixed[root]
+        pieces = {u: tuple(self.new_var(n, self.producer[u], fixed) for n in sizes) for u in members}
+        for u in members[1:]:
+            for a, b in zip(pieces[members[0]], pieces[u], strict=True):
+                self.union(a, b)
+        self.split_into.update(pieces)
+        couplings = []
+        for v, c in self.couplings:
+            if v not in pieces:
+                couplings.append((v, c))
+                continue
+            start = 0
+            for piece, n in zip(pieces[v], sizes, strict=True):
+                couplings.append((piece, Coupling(c.module, c.role, c.offset + start * c.repeat, c.repeat)))
+                start += n
+        self.couplings = couplings
+        for node, layout in self.layouts.items():
+            if any(v in pieces for v, _ in layout):
+                self.layouts[node] = self.current(layout)
+
+    def current(self, layout: Layout) -> Layout:
+        """``layout`` with the variables split since it was read replaced by their pieces."""
+        out: list[tuple[int, int]] = []
+        for v, repeat in layout:
+            if v in self.split_into:
+                out.extend(self.current(tuple((p, repeat) for p in self.split_into[v])))
+            else:
+                out.append((v, repeat))
+        return tuple(out)
+
+    def hold_layout(self, layout: Layout | None, reason: str) -> None:
+        """Keep every channel of ``layout`` (an op the channels cannot be removed through)."""
+        if layout and not all(self.fixed[self.find(v)] for v, _ in self.current(layout)):
+            self.held[reason] = None
+        self.fix(layout or ())
+
+    def fresh(self, node: fx.Node) -> Layout | None:
+        """A new, fixed channel variable for ``node``'s output (None unless it is a batched tensor)."""
+        meta = self.meta(node)
+        if meta is None or len(meta.shape) < 2:
+            return None
+        return ((self.new_var(int(meta.shape[1]), None, fixed=True), 1),)
+
+    def hold(self, node: fx.Node, reason: str, *inputs: object) -> Layout | None:
+        """``node`` computes on channels in a way that cannot follow their removal: keep the
+        channels of its inputs, and its outputs' channels are new, fixed ones."""
+        for x in inputs:
+            if isinstance(x, fx.Node):
+                self.hold_layout(self.layouts.get(x), reason)
+        return self.fresh(node)
+
+    def opaque(self, node: fx.Node) -> Layout | None:
+        """An op not understood. It is harmless only if every channel it reads is kept for another
+        reason (the network input, a skipped layer, a held op); :meth:`groups` checks that."""
+        sources = [*node.all_input_nodes, *(t for arg in node.all_input_nodes for t in self.counts.get(arg, ()))]
+        reads = [v for arg in sources if arg in self.layouts for v, _ in self.layouts[arg]]
+        self.unknown.append((self.describe(node), reads))
+        self.opaque_nodes.add(node)
+        return self.fresh(node)
+
+    def count_of(self, node: fx.Node, inputs: Iterable[object]) -> None:
+        """``node`` (not a tensor) is computed from channel counts if any of ``inputs`` is."""
+        sources = [t for x in inputs if isinstance(x, fx.Node) for t in self.counts.get(x, ())]
+        if sources:
+            self.counts[node] = sources
+
+    def channel_sized(self, x: fx.Node, rank: int) -> bool:
+        """Whether tensor ``x``, broadcast to rank ``rank``, has more than one position on dim 1."""
+        meta = self.meta(x)
+        if meta is None:
+            return False
+        dim = 1 - (rank - len(meta.shape))
+        return dim >= 0 and int(meta.shape[dim]) > 1
+
+    def pad(self, node: fx.Node, x: object, padding: tuple) -> Layout | None:
+        if x not in self.layouts:
+            return None
+        if len(padding) <= 2 * (len(self.shape(x)) - 2):  # pads only the dims after the channels
+            return self.layouts[x]
+        return self.hold(node, f"{self.describe(node)} pads the channel dimension", x)
 
     def flatten(self, node: fx.Node, x: fx.Node, start: int, end: int) -> Layout | None:
         if x not in self.layouts:
@@ -604,7 +947,7 @@ class _Builder:
         shape = self.shape(x)
         start, end = start % len(shape), end % len(shape)
         if start == 0 and end > 0:
-            raise PruneError(f"{self.describe(node)} flattens the batch dimension into the channels; not supported")
+            return self.hold(node, f"{self.describe(node)} flattens the batch dimension into the channels", x)
         if start != 1 or end == 1:
             return self.layouts[x]  # the channel dim is untouched
         factor = _prod(shape[2 : end + 1])
@@ -639,14 +982,23 @@ class _Builder:
             op = _module_op(module)
             rule = (lambda b, n: op.trace(b, n, module)) if op is not None else None
         elif node.op == "call_function":
+            if isinstance(node.target, (torch._ops.OpOverload, torch._ops.OpOverloadPacket)):
+                raise PruneError(
+                    f"{self.describe(node)} is an ATen op: structured pruning removes channels from the "
+                    "model's nn.Module layers, not from an exported (torch.export) graph; give the model's "
+                    "factory and weights instead"
+                )
             rule = _FUNCTION_RULES.get(node.target)
         else:
             rule = _METHOD_RULES.get(node.target)
         if rule is None:
             if any(arg in self.layouts for arg in node.all_input_nodes):
-                raise PruneError(
-                    f"cannot prune through {self.describe(node)}: the op is not supported by structured pruning"
-                )
+                return self.opaque(node)
+            if any(arg in self.counts for arg in node.all_input_nodes):
+                if self.meta(node) is None:  # arithmetic on channel counts
+                    self.count_of(node, node.all_input_nodes)
+                    return None
+                return self.opaque(node)  # a tensor shaped by a channel count (torch.zeros(n, c, h, w))
             return None  # computes on constants only
         return rule(self, node)
 
@@ -657,6 +1009,15 @@ class _Builder:
         for v, c in self.couplings:
             if skipped(c.module):
                 self.fixed[self.find(v)] = True
+        for op, reads in self.unknown:
+            live = self.current(tuple((v, 1) for v in reads))
+            free = [self.find(v) for v, _ in live if not self.fixed[self.find(v)]]
+            if free:
+                raise PruneError(
+                    f"cannot prune through {op}: the op is not supported by structured pruning (it reads "
+                    f"channels of group {self.producer[free[0]]}; list that layer in skip to keep them)"
+                )
+            self.held[f"{op} is not understood: the channels it reads and produces are kept"] = None
         members: dict[int, list[Coupling]] = {}
         for v, c in self.couplings:
             root = self.find(v)
@@ -687,7 +1048,8 @@ def _trace(model: nn.Module, example_input: torch.Tensor) -> fx.GraphModule:
             "structured pruning needs a traceable forward"
         ) from exc
     modes = {m: m.training for m in model.modules()}
-    model.eval()  # shape propagation must not update BN statistics
+    for m in modes:  # shape propagation must not update BN statistics (not model.eval(): an
+        m.training = False  # exported program's module refuses eval(), yet runs in eval mode)
     try:
         with torch.no_grad():
             ShapeProp(gm).propagate(example_input)
@@ -700,9 +1062,16 @@ def _trace(model: nn.Module, example_input: torch.Tensor) -> fx.GraphModule:
 class DepGraph:
     """The channel groups of one model (built by :func:`build_graph`)."""
 
-    def __init__(self, model: nn.Module, groups: tuple[ChannelGroup, ...], layers: dict[str, _Layer]) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        groups: tuple[ChannelGroup, ...],
+        layers: dict[str, _Layer],
+        held: tuple[str, ...] = (),
+    ) -> None:
         self.model = model
         self.groups = groups
+        self.held = held  # why some channels are kept: the ops they cannot be removed through
         self._by_name = {g.name: g for g in groups}
         self.layers = layers  # conv/linear layers (the ones with MACs), by name
 
@@ -758,7 +1127,7 @@ def build_graph(model: nn.Module, example_input: torch.Tensor, skip: Iterable[st
     gm = _trace(model, example_input)
     builder = _Builder(gm)
     builder.run(gm.graph)
-    return DepGraph(model, builder.groups(tuple(skip)), builder.layers)
+    return DepGraph(model, builder.groups(tuple(skip)), builder.layers, tuple(builder.held))
 
 
 def prune_channels(model: nn.Module, example_input: torch.Tensor, plan: Mapping[str, Iterable[int]]) -> nn.Module:

@@ -284,6 +284,18 @@ def select_channels(
 # ---------------------------------------------------------------------------------------------
 
 
+def _graph(model: nn.Module, cfg: PruneConfig, ctx: PruneContext) -> DepGraph:
+    """The model's channel groups; an error naming why when there is none to prune."""
+    graph = build_graph(model, ctx.example_input, skip=cfg.skip)
+    if not graph.groups and cfg.amount > 0:
+        why = "; ".join(graph.held[:3]) + ("; ..." if len(graph.held) > 3 else "")
+        raise PruneError(
+            f"method {cfg.method!r} finds no channel of {type(model).__name__} that can be removed: "
+            + (why or "every channel reaches the network input or output or a skipped layer")
+        )
+    return graph
+
+
 def _options(cfg: PruneConfig, allowed: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(cfg.options) - set(allowed))
     if unknown:
@@ -359,7 +371,7 @@ class ChannelPruner(_StructuredPruner):
         self.plan: Plan | None = None
 
     def setup(self, model: nn.Module) -> nn.Module:
-        graph = build_graph(model, self.ctx.example_input, skip=self.cfg.skip)
+        graph = _graph(model, self.cfg, self.ctx)
         if self.plan is None:
             importance = make_importance(self.criterion, model, graph, self.ctx, self.options)
             self.plan = select_channels(
@@ -410,7 +422,7 @@ class SoftFilterPruner(_StructuredPruner):
         return self._graph
 
     def setup(self, model: nn.Module) -> nn.Module:
-        self._graph = build_graph(model, self.ctx.example_input, skip=self.cfg.skip)
+        self._graph = _graph(model, self.cfg, self.ctx)
         self._zero(model)
         return model
 
@@ -480,7 +492,7 @@ class GateDecorator(_StructuredPruner):
         return self._graph
 
     def setup(self, model: nn.Module) -> nn.Module:
-        self._graph = build_graph(model, self.ctx.example_input, skip=self.cfg.skip)
+        self._graph = _graph(model, self.cfg, self.ctx)
         gates = insert_gates(model, self.graph.groups)
         for name, gate in gates.items():
             self.scores.setdefault(name, torch.zeros_like(gate, dtype=torch.float32))

@@ -264,10 +264,7 @@ class _ControlFlow(_Slice):
 @pytest.mark.parametrize(
     "net,message",
     [
-        (_Slice, "getitem"),
         (_Roll, "torch.roll"),
-        (_HardCodedView, "Tensor.view"),
-        (_Grouped, "grouped conv grouped"),
         (_Transposed, "getattr"),
         (_ControlFlow, "cannot trace"),
     ],
@@ -275,6 +272,21 @@ class _ControlFlow(_Slice):
 def test_unsupported_constructs_raise_naming_the_op(net, message):
     with pytest.raises(PruneError, match=message):
         build_graph(net(), X)
+
+
+@pytest.mark.parametrize(
+    "net,message",
+    [
+        (_Slice, "getitem"),
+        (_HardCodedView, "Tensor.view"),
+        (_Grouped, "grouped conv grouped"),
+    ],
+)
+def test_constructs_that_cannot_follow_a_removal_keep_the_channels(net, message):
+    graph = build_graph(net(), X)
+    assert graph.groups == ()  # the conv's channels are the only prunable ones, and they are kept
+    (held,) = graph.held
+    assert message in held
 
 
 @pytest.mark.parametrize(
