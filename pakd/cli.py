@@ -50,7 +50,13 @@ def _parse_model_args(items: list[str]) -> tuple[tuple[str, object], ...]:
 
 @app.command("models")
 def models_cmd() -> None:
-    """List the model zoo: parameters and MACs for one 1x28x28 image."""
+    """List the model zoo: parameters and MACs of each model at its defaults (one 1x28x28 image, 10
+    classes, the small-input stems).
+
+    resnet18, mobilenetv2 and mobilenetv3-small take the published ImageNet stems with
+    --model-arg input_size=224 (any input_size >= 112); their 3x224x224 / 1000-class figures are in
+    docs/models.md.
+    """
     from .metrics import model_stats
     from .models import build_model, zoo
     from .ui import console, fmt_int
