@@ -216,17 +216,17 @@ def _no_unpickling() -> Iterator[None]:
         loads = load = staticmethod(refuse)
 
     real_pickle = getattr(package, "pickle", None)
-    torch.load = safe_load  # type: ignore[assignment]
-    torch._C._pickle_load_obj = refuse  # type: ignore[attr-defined]
-    package.pickle = _Blocked()  # type: ignore[attr-defined]
+    setattr(torch, "load", safe_load)  # noqa: B010 - patched for this load only, restored below
+    setattr(torch._C, "_pickle_load_obj", refuse)  # noqa: B010
+    setattr(package, "pickle", _Blocked())  # noqa: B010
     try:
         yield
     finally:
-        torch.load = real_load
+        setattr(torch, "load", real_load)  # noqa: B010
         if real_obj is not None:
-            torch._C._pickle_load_obj = real_obj  # type: ignore[attr-defined]
+            setattr(torch._C, "_pickle_load_obj", real_obj)  # noqa: B010
         if real_pickle is not None:
-            package.pickle = real_pickle  # type: ignore[attr-defined]
+            setattr(package, "pickle", real_pickle)  # noqa: B010
 
 
 def load_program(path: str | Path) -> torch.export.ExportedProgram:
@@ -314,10 +314,12 @@ def _torch_function(
     if name in ("add.Tensor", "add_.Tensor") and kwargs.get("alpha", 1) == 1 and len(args) == 2:
         return operator.add, args, {}
     if name in ("hardtanh.default", "hardtanh_.default"):
-        lo, hi = (list(args[1:]) + [-1.0, 1.0])[:2] if len(args) > 1 else (-1.0, 1.0)
-        if (float(lo), float(hi)) == (0.0, 6.0):
+        given = list(args[1:3])
+        bounds = [*given, *[-1.0, 1.0][len(given) :]]
+        lo, hi = float(bounds[0]), float(bounds[1])  # type: ignore[arg-type]
+        if (lo, hi) == (0.0, 6.0):
             return F.relu6, args[:1], {}
-        return F.hardtanh, (args[0], float(lo), float(hi)), {}
+        return F.hardtanh, (args[0], lo, hi), {}
     if name == "gelu.default":
         return F.gelu, args[:1], {"approximate": kwargs.get("approximate", "none")}
     fn = _FUNCTIONS.get(name)
@@ -328,6 +330,14 @@ def _torch_function(
     if fn is torch.reshape and batch is not None and len(args) == 2 and isinstance(args[1], (list, tuple)):
         shape = [int(d) for d in args[1]]
         out = node.meta.get("val")
+        src = args[0].meta.get("val") if isinstance(args[0], fx.Node) else None
+        if (
+            isinstance(out, torch.Tensor)
+            and isinstance(src, torch.Tensor)
+            and src.dim() > 2
+            and tuple(out.shape) == (src.shape[0], src[0].numel())
+        ):
+            return torch.flatten, (args[0], 1), {}  # x.view(x.size(0), -1): the flatten the pruner knows
         if shape and shape[0] == batch and isinstance(out, torch.Tensor) and out.dim() == len(shape):
             args = (args[0], [-1, *(int(d) for d in out.shape[1:])])  # the export's batch in a view: any batch
     return fn, args, {}

@@ -192,7 +192,12 @@ def test_pt2_without_a_factory_rebuilds_real_layers_and_compresses(user_path, tm
     with torch.no_grad():  # any batch size: the export's batch of 1 in the view became -1
         batch = model(data.test.images[:5])
         assert torch.allclose(batch[:1], ref(data.test.images[:1]), atol=1e-5)
-    torch.fx.symbolic_trace(model)  # the pruner's and the lowering's tracer takes it
+    # the pruner's dependency graph and the native lowering take it like a hand-written model
+    from pakd.lower.native import lower
+    from pakd.prune.depgraph import build_graph
+
+    assert {g.name for g in build_graph(model.eval(), torch.zeros(1, 1, 28, 28)).groups} == {"conv1", "conv2"}
+    assert [op.split()[0] for op in lower(model.eval(), (1, 28, 28)).describe()][-2:] == ["reshape", "linear"]
 
     recipe = tmp_path / "tiny.toml"
     recipe.write_text(RECIPE)
