@@ -50,7 +50,13 @@ def _parse_model_args(items: list[str]) -> tuple[tuple[str, object], ...]:
 
 @app.command("models")
 def models_cmd() -> None:
-    """List the model zoo: parameters and MACs for one 1x28x28 image."""
+    """List the model zoo: parameters and MACs of each model at its defaults (one 1x28x28 image, 10
+    classes, the small-input stems).
+
+    resnet18, mobilenetv2 and mobilenetv3-small take the published ImageNet stems with
+    --model-arg input_size=224 (any input_size >= 112); their 3x224x224 / 1000-class figures are in
+    docs/models.md.
+    """
     from .metrics import model_stats
     from .models import build_model, zoo
     from .ui import console, fmt_int
@@ -152,6 +158,52 @@ def train_cmd(
         f"[bold green]{verb}[/] {folder}: test top-1 [bold]{100 * m['test_top1']:.2f}%[/] "
         f"(val {100 * m['val_top1']:.2f}%), {m['params']:,} params, {m['macs']:,} MACs, "
         f"train time {result.spec['train_seconds_total']:.0f}s"
+    )
+
+
+@app.command("import")
+def import_cmd(
+    weights: Path = typer.Option(
+        ..., "--weights", help="safetensors, a torch.save state dict (read with weights_only=True) or a torch.export .pt2."
+    ),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="Zoo model name or package.module:factory; optional for a .pt2 (its graph is the architecture).",
+    ),
+    data: str = DataOpt,
+    model_arg: list[str] = typer.Option([], "--model-arg", help="Model argument key=value (repeatable)."),
+    name: str | None = typer.Option(None, help="Run name [default: MODEL-DATA, or the .pt2's stem-DATA]."),
+    runs_dir: Path = typer.Option(Path("runs"), help="Folder holding runs."),
+    data_dir: Path | None = DataDirOpt,
+    force: bool = typer.Option(False, "--force", help="Overwrite a teacher made from other weights."),
+) -> None:
+    """Import a model trained outside PaKD as the teacher RUNS_DIR/NAME/teacher/ (see docs/models.md).
+
+    The weights are loaded into --model strictly (the first tensor that does not fit is named),
+    evaluated on the data's test split, and written as model.safetensors + spec.json, so
+    `pakd compress --teacher RUNS_DIR/NAME/teacher` takes it like a trained teacher.
+    """
+    from .train.importer import import_folder, import_teacher
+    from .ui import console
+
+    folder = import_folder(runs_dir, weights, data, model, name)
+    result = import_teacher(
+        weights,
+        folder,
+        model=model,
+        model_args=_parse_model_args(model_arg),
+        data=data,
+        data_dir=str(data_dir) if data_dir else None,
+        force=force,
+    )
+    m = result.spec["metrics"]
+    verb = "reused" if result.reused else "imported"
+    console.print(
+        f"[bold green]{verb}[/] {folder} ({result.spec['import']['format']}): test top-1 "
+        f"[bold]{100 * m['test_top1']:.2f}%[/] (val {100 * m['val_top1']:.2f}%), {m['params']:,} params, "
+        f"{m['macs']:,} MACs"
     )
 
 

@@ -94,6 +94,32 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
     raise ModelError(f"unknown model {name!r}; zoo models: {known}; or give package.module:factory")
 
 
+def check_state_fits(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Raise a one-line ModelError naming the first tensor of ``state`` that does not fit ``model``:
+    one the model has and the file lacks (in the model's order), one of a different shape, or one
+    the file has and the model lacks."""
+    own = model.state_dict()
+    for key, tensor in own.items():
+        if key not in state:
+            raise ModelError(f"{source} does not fit the model: tensor {key!r} is missing from the weights")
+        got = tuple(state[key].shape)
+        if got != tuple(tensor.shape):
+            raise ModelError(
+                f"{source} does not fit the model: tensor {key!r} has shape {got}, the model's is {tuple(tensor.shape)}"
+            )
+    for key in state:
+        if key not in own:
+            raise ModelError(f"{source} does not fit the model: tensor {key!r} is not in the model")
+
+
+def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> nn.Module:
+    """Load ``state`` into ``model`` strictly, after :func:`check_state_fits`."""
+    check_state_fits(model, state, source)
+    with torch.no_grad():
+        model.load_state_dict(state, strict=True)
+    return model
+
+
 def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     """Load a safetensors file into ``model`` strictly (every tensor present, every shape equal)."""
     from safetensors import SafetensorError
@@ -106,16 +132,4 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelError(f"cannot read weights {path}: not a valid safetensors file ({exc})") from None
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise ModelError(f"weights {path} do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    for key, tensor in state.items():
-        if tuple(tensor.shape) != tuple(own[key].shape):
-            raise ModelError(
-                f"weights {path}: {key} has shape {tuple(tensor.shape)}, model expects {tuple(own[key].shape)}"
-            )
-    with torch.no_grad():
-        model.load_state_dict(state, strict=True)
-    return model
+    return load_state(model, state, f"weights {path}")

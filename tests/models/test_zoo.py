@@ -10,7 +10,12 @@ from torch import nn
 from pakd.metrics import model_stats
 from pakd.models import build_model, zoo
 
-SLOW = {"mobilenetv2", "resnet56"}  # seconds per test here: slow (left out by make test-fast)
+SLOW = {
+    "mobilenetv2",
+    "resnet56",
+    "resnet18",
+    "mobilenetv3-small",
+}  # seconds per test here: slow (left out by make test-fast)
 ZOO = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in sorted(zoo())]
 
 
