@@ -59,10 +59,12 @@ def data_label(source: str) -> str:
     return source.replace(":", "-").replace(".", "-")
 
 
-def parse_image_size(text: str | Sequence[int] | None) -> tuple[int, int] | None:
+def parse_image_size(text: str | int | Sequence[int] | None) -> tuple[int, int] | None:
     """``--image-size``: N (square) or HxW."""
     if text is None:
         return None
+    if isinstance(text, int):
+        text = str(text)
     if not isinstance(text, str):
         vals = [int(v) for v in text]
         return (vals[0], vals[-1])
