@@ -24,8 +24,8 @@ app = typer.Typer(
 )
 
 DATA_HELP = (
-    "Data: a built-in name (fashion-mnist, digits, synthetic); a folder ROOT holding ROOT/train/<class>/*.png|jpg|"
-    "jpeg|bmp|webp and ROOT/test/<class>/... (optional ROOT/val/, else 10% of train is held out); an .npz with "
+    "Data: a built-in name (fashion-mnist, digits, synthetic); a folder ROOT holding ROOT/train/CLASS/ image files "
+    "(png, jpg, jpeg, bmp, webp) and ROOT/test/CLASS/ (optional ROOT/val/, else 10% of train is held out); an .npz with "
     "x_train, y_train, x_test, y_test (uint8 or float, NHWC or NCHW; optional x_val, y_val, classes); or "
     "package.module:function returning torch Datasets (train, test[, val]) of (CxHxW tensor, int label)."
 )
@@ -146,7 +146,8 @@ def train_cmd(
     """Train a teacher into RUNS_DIR/NAME/teacher/ (model.safetensors + spec.json).
 
     --data takes a built-in name (fashion-mnist, the default; digits; synthetic), a folder in the
-    ImageFolder layout (ROOT/train/<class>/*.png and ROOT/test/<class>/*.png, optional ROOT/val/),
+    ImageFolder layout (ROOT/train/CLASS/ and ROOT/test/CLASS/ holding png, jpg, jpeg, bmp or webp
+    images; optional ROOT/val/),
     an .npz file (x_train, y_train, x_test, y_test), or package.module:function returning torch
     Datasets (train, test[, val]). Zoo models take their input channels, size and classes from
     the data; spec.json records the data so that later stages load the same. See docs/data.md.

@@ -49,7 +49,8 @@ class AnySplit(Protocol):
     """What training, evaluation and every stage use of a split: an in-memory :class:`Split` or a
     streaming :class:`pakd.data.stream.StreamSplit` (same batches, same values)."""
 
-    labels: torch.Tensor
+    @property
+    def labels(self) -> torch.Tensor: ...
 
     def __len__(self) -> int: ...
     @property

@@ -109,10 +109,26 @@ def iterate(samples: SampleSet, index_batches: list[list[int]], workers: int) ->
         prefetch_factor=PREFETCH if workers else None,
         multiprocessing_context="fork" if workers else None,
     )
+    it = iter(loader)
     try:
-        yield from loader
+        yield from it
     except DataError as exc:
+        _stop(it)
         raise worker_error(exc) from None
+    except BaseException:  # an error in the loop, Ctrl-C, or the consumer closing us early
+        _stop(it)
+        raise
+
+
+def _stop(it: object) -> None:
+    """End a loader's workers now: left to the garbage collector, workers stopped mid-epoch are
+    joined with a timeout of 5 s each."""
+    for w in getattr(it, "_workers", ()):
+        if w.is_alive():
+            w.terminate()
+    shutdown = getattr(it, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
 
 
 def _index_batches(n: int, batch_size: int, order: torch.Tensor | None) -> list[list[int]]:

@@ -118,19 +118,19 @@ def golden_input(shape: list[int], data_dir: Path | None, data: dict[str, Any] |
     """The first test image of the model's own data (its spec's ``data`` record), normalized as
     in training; without a record, Fashion-MNIST test image 0 for a 1x28x28 model, and data the
     code makes for other shapes."""
+    import torch
+
     from ..data import load_data
 
     if data is not None:
-        import torch
-
         # streamed (budget 0): one image is decoded, not the whole data set
         x = load_data(data, data_dir, memory=0).test.take(torch.tensor([0])).images.numpy().astype(np.float32)
         if list(x.shape[1:]) != list(shape):
             raise BuildError(f"the model takes {list(shape)} inputs, its data's test images are {list(x.shape[1:])}")
         return x
     if list(shape) == [1, 28, 28]:
-        kwargs = {"data_dir": data_dir} if data_dir else {}
-        return load_data("fashion-mnist", **kwargs).test.images[:1].numpy().astype(np.float32)  # type: ignore[attr-defined]
+        test = load_data("fashion-mnist", data_dir).test
+        return test.take(torch.arange(1)).images.numpy().astype(np.float32)
     return np.random.default_rng(0).standard_normal((1, *shape)).astype(np.float32)
 
 

@@ -325,8 +325,9 @@ def train(
                 loss_sum += loss.detach() * len(y)
                 correct += (logits.argmax(1) == y).sum()
             emit("step", {"epoch": epoch, "step": step, "loss": loss})
-        if streamed is not None:
-            streamed.close()  # ends the epoch's loader workers now
+        close = getattr(streamed, "close", None)
+        if close is not None:
+            close()  # ends the epoch's loader workers now
         for hook in hooks:
             hook.on_epoch_end(model, epoch + 1)
         val_top1, val_loss = evaluate(model, val_split, channels_last=channels_last)

@@ -5,6 +5,7 @@ compress -> build's golden input) runs on a folder of RGB images through the CLI
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 
 import numpy as np
@@ -130,3 +131,19 @@ class _NoProgress:
 
     def __call__(self, event, info):
         pass
+
+
+def test_train_help_documents_the_data_forms():
+    res = run_cli("train", "--help", env={**os.environ, "COLUMNS": "200"})
+    text = " ".join(res.stdout.split())
+    assert res.returncode == 0
+    for form in (
+        "fashion-mnist",
+        "ROOT/train/CLASS/",
+        "ROOT/test/CLASS/",
+        ".npz",
+        "x_train",
+        "package.module:function",
+        "--data-memory",
+    ):
+        assert form in text, form
