@@ -146,10 +146,9 @@ def train_cmd(
     """Train a teacher into RUNS_DIR/NAME/teacher/ (model.safetensors + spec.json).
 
     --data takes a built-in name (fashion-mnist, the default; digits; synthetic), a folder in the
-    ImageFolder layout (ROOT/train/CLASS/ and ROOT/test/CLASS/ holding png, jpg, jpeg, bmp or webp
-    images; optional ROOT/val/),
-    an .npz file (x_train, y_train, x_test, y_test), or package.module:function returning torch
-    Datasets (train, test[, val]). Zoo models take their input channels, size and classes from
+    ImageFolder layout (ROOT/train/CLASS/ and ROOT/test/CLASS/ holding png, jpg, jpeg, bmp or
+    webp images; optional ROOT/val/), an .npz file (x_train, y_train, x_test, y_test), or
+    package.module:function returning torch Datasets (train, test[, val]). Zoo models take their input channels, size and classes from
     the data; spec.json records the data so that later stages load the same. See docs/data.md.
 
     A finished teacher with the same settings is reused; an interrupted one resumes from its

@@ -253,7 +253,16 @@ def load_data(
     opened = opener(src, channels, size)
     if classes is not None and opened.classes is not None and list(classes) != list(opened.classes):
         raise DataError(f"{src}: its classes {opened.classes} are not the recorded ones {list(classes)}")
-    return assemble(name, opened, budget=budget, normalize=normalize, classes=classes)
+    bundle = assemble(name, opened, budget=budget, normalize=normalize, classes=classes)
+    if isinstance(source, Mapping):
+        now = [len(bundle.train), len(bundle.val), len(bundle.test)]
+        then = [record.get(k) for k in ("train", "val", "test")]
+        if all(isinstance(v, int) for v in then) and now != then:
+            raise DataError(
+                f"{src}: the data changed since the model's spec.json recorded it: train/val/test "
+                f"{'/'.join(map(str, now))} images now, {'/'.join(map(str, then))} then"
+            )
+    return bundle
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, **options: Any) -> DataBundle:

@@ -116,3 +116,12 @@ def test_forms_and_option_parsing(tmp_path):
         load_data("synthetic", channels=2)
     with pytest.raises(DataError, match="built-in"):
         load_data("synthetic", image_size="32")
+
+
+def test_a_record_whose_data_changed_is_refused(folder):
+    from PIL import Image
+
+    rec = load_data(str(folder)).describe()
+    Image.new("RGB", (16, 16)).save(folder / "test" / "class-0" / "extra.png")
+    with pytest.raises(DataError, match=r"the data changed .* 32/4/13 images now, 32/4/12 then"):
+        load_data(rec)
