@@ -121,6 +121,11 @@ def test_compress_and_the_golden_input_use_the_teachers_data(tmp_path):
     first = load_data(teacher.spec["data"]).test.images[:1].numpy()
     assert x.shape == (1, 3, 24, 24) and np.array_equal(x, first)  # the user's first test image
 
+    from pakd.bench.local import plan_cases, sample_image
+
+    image, name = sample_image(plan_cases(tmp_path / "runs" / "tiny"), 0)  # what `pakd bench RUN` times on
+    assert name == "shapes" and np.array_equal(image, first)
+
 
 class _NoProgress:
     def __enter__(self):
