@@ -16,7 +16,7 @@ import torch
 
 from ..errors import DataError
 from .datasets import DATASETS, SPLIT_SEED, AnySplit, DataBundle, Split
-from .stream import SampleSet, StreamSplit, normalize_, scan
+from .stream import SCAN_CHUNK, SampleSet, StreamSplit, normalize_, scan
 from .user import Opened, open_factory, open_folder, open_npz
 
 DEFAULT_MEMORY = 2 * 1024**3  # --data-memory: 2 GiB
@@ -139,7 +139,8 @@ def assemble(
     parts.append((opened.test, np.arange(len(opened.test))))
     sample_bytes = 4 * int(np.prod(shape))
     total = sum(len(idx) for _, idx in parts) * sample_bytes
-    keep = total <= budget
+    # kept: the tensors and the reading pass's batch in flight fit the budget
+    keep = total + min(SCAN_CHUNK, len(parts[0][1])) * sample_bytes <= budget
     scan_budget = max(0, budget - total) if keep else budget
     stats = None
     if normalize is not None:
