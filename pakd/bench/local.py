@@ -158,6 +158,14 @@ def sample_image(targets: list[BenchCase], index: int = 0, data_dir: str | None 
         for spec in (t.model.spec() for t in targets if t.model.folder is not None)
         if spec and isinstance(spec.get("data"), dict)
     ]
+    if not records:  # .pakd files alone: the data of the teacher of the run they are in, if any
+        from ..deploy.build import Student, data_record
+
+        for t in targets:
+            if t.model.pakd_file is not None:
+                rec = data_record(Student(t.model.label, None, t.model.pakd_file))
+                if rec is not None:
+                    records.append(rec)
     keys = {(r.get("kind", "builtin"), str(r.get("source") or r.get("name"))) for r in records}
     if len(keys) > 1:
         raise BenchError(f"the models were trained on different data sets: {sorted(k[1] for k in keys)}")
