@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..data import DataBundle, data_kind, data_label, load_data
-from ..errors import ModelError, RunError
+from ..errors import DataError, ModelError, RunError
 from ..metrics import model_stats
 from ..modelio import SPEC_FILE, library_versions, load_model, read_spec, save_model, write_json_atomic
 from ..models import build_model, zoo_entry
@@ -271,6 +271,12 @@ def evaluate_model(
                 memory=data_memory,
                 normalize=record.get("normalize") if user else None,
             )
+            want_shape, want_k = tuple(int(v) for v in shape), record.get("num_classes")
+            if bundle.input_shape != want_shape:
+                got = "x".join(map(str, bundle.input_shape))
+                raise DataError(f"{folder} takes {'x'.join(map(str, want_shape))} images, --data {data} is {got}")
+            if isinstance(want_k, int) and bundle.num_classes != want_k:
+                raise DataError(f"{folder} has {want_k} classes, --data {data} has {bundle.num_classes}")
         title = str(folder)
     elif model is not None:
         bundle = load_data(

@@ -87,6 +87,19 @@ def test_compress_and_the_golden_input_use_the_teachers_data(tmp_path):
     root = make_folder(tmp_path / "shapes", classes=3, per_class=20, test_per_class=4, size=24)
     job = TeacherJob.with_defaults("lenet5", str(root), epochs=1, threads=1, batch_size=16)
     teacher = train_teacher(job, tmp_path / "runs" / "t" / "teacher")
+    # pakd eval FOLDER --data OTHER: read at the model's shape and statistics, or refused in one line
+    from pakd.errors import DataError
+    from pakd.train import evaluate_model
+
+    copy = make_folder(tmp_path / "copy", classes=3, per_class=20, test_per_class=4, size=24)
+    res = evaluate_model(folder=teacher.folder, data=str(copy))
+    assert res.splits[1][2] == teacher.spec["metrics"]["test_top1"]  # the same images: the same figure
+    with pytest.raises(DataError, match="takes 3x24x24 images, --data synthetic is 1x28x28"):
+        evaluate_model(folder=teacher.folder, data="synthetic")
+    other = make_folder(tmp_path / "four", classes=4, per_class=2, test_per_class=1, size=24)
+    with pytest.raises(DataError, match="has 3 classes, --data .*four has 4"):
+        evaluate_model(folder=teacher.folder, data=str(other))
+
     recipe = tmp_path / "tiny.toml"
     recipe.write_text(
         textwrap.dedent(
