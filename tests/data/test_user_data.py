@@ -125,3 +125,13 @@ def test_a_record_whose_data_changed_is_refused(folder):
     Image.new("RGB", (16, 16)).save(folder / "test" / "class-0" / "extra.png")
     with pytest.raises(DataError, match=r"the data changed .* 32/4/13 images now, 32/4/12 then"):
         load_data(rec)
+
+
+def test_jpeg_bmp_and_webp_files_are_read_too(folder):
+    from PIL import Image
+
+    src = sorted((folder / "train" / "class-0").iterdir())[0]
+    for ext in ("jpg", "jpeg", "bmp", "webp", "PNG"):
+        Image.open(src).save(folder / "train" / "class-0" / f"extra.{ext}")
+    d = load_data(str(folder))
+    assert len(d.train) + len(d.val) == 36 + 5 and d.input_shape == (3, 16, 16)
