@@ -23,7 +23,23 @@ app = typer.Typer(
     rich_markup_mode="markdown",
 )
 
-DataOpt = typer.Option("fashion-mnist", "--data", help="Dataset: fashion-mnist, digits or synthetic.")
+DATA_HELP = (
+    "Data: a built-in name (fashion-mnist, digits, synthetic); a folder ROOT holding ROOT/train/CLASS/ image files "
+    "(png, jpg, jpeg, bmp, webp) and ROOT/test/CLASS/ (optional ROOT/val/, else 10% of train is held out); an .npz with "
+    "x_train, y_train, x_test, y_test (uint8 or float, NHWC or NCHW; optional x_val, y_val, classes); or "
+    "package.module:function returning torch Datasets (train, test[, val]) of (CxHxW tensor, int label)."
+)
+DataOpt = typer.Option("fashion-mnist", "--data", help=DATA_HELP)
+ChannelsOpt = typer.Option(None, "--channels", help="Force 1 (grey) or 3 (RGB) channels [default: as the images are].")
+ImageSizeOpt = typer.Option(
+    None, "--image-size", help="Resize the images to N (square) or HxW [default: their own size, when they agree]."
+)
+DataMemoryOpt = typer.Option(
+    None,
+    "--data-memory",
+    help="Memory budget for the data, e.g. 512MiB [default: 2GiB]: data that fits is kept as tensors, "
+    "larger data streams through DataLoader workers.",
+)
 DataDirOpt = typer.Option(
     None,
     "--data-dir",
@@ -114,7 +130,11 @@ def train_cmd(
     lr: float | None = typer.Option(None, help="Peak learning rate of the one-cycle schedule."),
     optimizer: str | None = typer.Option(None, help="sgd (Nesterov momentum) or adamw."),
     weight_decay: float | None = typer.Option(None, help="Weight decay (not on biases/norms)."),
-    augment: str | None = typer.Option(None, help="none, flip or crop+flip."),
+    augment: str | None = typer.Option(
+        None,
+        help="none, crop, flip or crop+flip (flip: horizontal) [default: the model's; on data other than the "
+        "built-in sets without flip].",
+    ),
     label_smoothing: float | None = typer.Option(None, help="Label smoothing in [0, 1)."),
     seed: int | None = typer.Option(None, help="Random seed: same seed + same threads = same weights [default: 0]."),
     threads: int = typer.Option(0, help="Intra-op threads (0 = one per core)."),
@@ -122,15 +142,25 @@ def train_cmd(
     name: str | None = typer.Option(None, help="Run name [default: MODEL-DATA]."),
     runs_dir: Path = typer.Option(Path("runs"), help="Folder holding runs."),
     data_dir: Path | None = DataDirOpt,
+    channels: int | None = ChannelsOpt,
+    image_size: str | None = ImageSizeOpt,
+    data_memory: str | None = DataMemoryOpt,
     force: bool = typer.Option(False, "--force", help="Retrain even if a finished teacher exists."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     device: str = typer.Option("cpu", help="Torch device to train on (cpu; cuda where present - never required)."),
 ) -> None:
     """Train a teacher into RUNS_DIR/NAME/teacher/ (model.safetensors + spec.json).
 
+    --data takes a built-in name (fashion-mnist, the default; digits; synthetic), a folder in the
+    ImageFolder layout (ROOT/train/CLASS/ and ROOT/test/CLASS/ holding png, jpg, jpeg, bmp or
+    webp images; optional ROOT/val/), an .npz file (x_train, y_train, x_test, y_test), or
+    package.module:function returning torch Datasets (train, test[, val]). Zoo models take their input channels, size and classes from
+    the data; spec.json records the data so that later stages load the same. See docs/data.md.
+
     A finished teacher with the same settings is reused; an interrupted one resumes from its
     last finished epoch when the same command runs again.
     """
+    from .data import data_label, parse_image_size, parse_memory
     from .train import TeacherJob, teacher_folder, train_teacher
     from .ui import TrainProgress, console
 
@@ -139,6 +169,9 @@ def train_cmd(
         data,
         model_args=_parse_model_args(model_arg),
         data_dir=str(data_dir) if data_dir else None,
+        channels=channels,
+        image_size=parse_image_size(image_size),
+        data_memory=parse_memory(data_memory),
         epochs=epochs,
         lr=lr,
         optimizer=optimizer,
@@ -150,7 +183,7 @@ def train_cmd(
         threads=threads,
     )
     folder = teacher_folder(runs_dir, model, data, name)
-    with TrainProgress(f"train {model} on {data}", quiet=quiet) as progress:
+    with TrainProgress(f"train {model} on {data_label(data)}", quiet=quiet) as progress:
         result = train_teacher(job, folder, force=force, progress=progress, device=device)
     m = result.spec["metrics"]
     verb = "reused" if result.reused else "trained"
@@ -217,11 +250,17 @@ def eval_cmd(
     ),
     weights: Path | None = typer.Option(None, help="safetensors weights for --model."),
     model_arg: list[str] = typer.Option([], "--model-arg", help="Model argument key=value (repeatable)."),
-    data: str = DataOpt,
+    data: str | None = typer.Option(
+        None, "--data", help=DATA_HELP + " [default: a FOLDER's own data (its spec.json), else fashion-mnist]"
+    ),
     data_dir: Path | None = DataDirOpt,
+    channels: int | None = ChannelsOpt,
+    image_size: str | None = ImageSizeOpt,
+    data_memory: str | None = DataMemoryOpt,
     threads: int = typer.Option(0, help="Intra-op threads (0 = one per core)."),
 ) -> None:
-    """Top-1 accuracy and loss on the validation and test sets."""
+    """Top-1 accuracy and loss on the validation and test sets (of a model folder's own data
+    unless --data names other data, read at the model's input shape and normalization)."""
     from .train import evaluate_model
     from .ui import console
 
@@ -235,6 +274,9 @@ def eval_cmd(
         data=data,
         data_dir=data_dir,
         threads=threads,
+        channels=channels,
+        image_size=image_size,
+        data_memory=data_memory,
     )
     table = Table(title=f"{res.title} on {res.data}")
     for col in ("split", "images", "top-1", "loss"):
@@ -285,6 +327,7 @@ def compress_cmd(
     runs_dir: Path = typer.Option(Path("runs"), help="Folder holding runs."),
     resume: Path | None = typer.Option(None, help="Continue the run in this folder (same recipe and teacher)."),
     data_dir: Path | None = DataDirOpt,
+    data_memory: str | None = DataMemoryOpt,
     threads: int = typer.Option(0, help="Intra-op threads (0 = one per core)."),
     device: str = typer.Option("cpu", help="Torch device (cpu; cuda where present - never required)."),
     seed: int = typer.Option(0, help="Random seed."),
@@ -292,9 +335,11 @@ def compress_cmd(
 ) -> None:
     """Compress a teacher by the stages of a recipe: prune -> distill -> evaluate -> checkpoint.
 
-    Finished stages are reused; an interrupted stage (Ctrl-C, kill -9) continues from its last
-    finished epoch with --resume RUN_FOLDER (or the same command again).
+    The data is the teacher's own, as its spec.json records it. Finished stages are reused; an
+    interrupted stage (Ctrl-C, kill -9) continues from its last finished epoch with --resume
+    RUN_FOLDER (or the same command again).
     """
+    from .data import parse_memory
     from .pipeline import compress, compress_job
     from .ui import TrainProgress, console, ledger_table
 
@@ -308,6 +353,7 @@ def compress_cmd(
         threads=threads,
         device=device,
         seed=seed,
+        data_memory=parse_memory(data_memory) if data_memory else None,
     )
     recipe_obj, rows = compress(job, lambda title: TrainProgress(title, quiet=quiet))
     console.print(ledger_table(rows, title=f"{job.run_dir}: {recipe_obj.name}"))

@@ -147,17 +147,33 @@ def plan_cases(path: str | Path) -> list[BenchCase]:
 
 
 def sample_image(targets: list[BenchCase], index: int = 0, data_dir: str | None = None) -> tuple[np.ndarray, str]:
-    """One real test image (1, C, H, W) of the data set the models were trained on."""
-    from ..data import load_dataset
+    """One real test image (1, C, H, W) of the data set the models were trained on (their
+    spec.json's data record; Fashion-MNIST for .pakd files alone), normalized as in training."""
+    import torch
 
-    names = {(t.model.spec() or {})["data"]["name"] for t in targets if t.model.folder is not None}
-    if len(names) > 1:
-        raise BenchError(f"the models were trained on different data sets: {sorted(names)}")
-    name = names.pop() if names else "fashion-mnist"
-    test = load_dataset(name, data_dir).test
+    from ..data import load_data
+
+    records = [
+        spec["data"]
+        for spec in (t.model.spec() for t in targets if t.model.folder is not None)
+        if spec and isinstance(spec.get("data"), dict)
+    ]
+    if not records:  # .pakd files alone: the data of the teacher of the run they are in, if any
+        from ..deploy.build import Student, data_record
+
+        for t in targets:
+            if t.model.pakd_file is not None:
+                rec = data_record(Student(t.model.label, None, t.model.pakd_file))
+                if rec is not None:
+                    records.append(rec)
+    keys = {(r.get("kind", "builtin"), str(r.get("source") or r.get("name"))) for r in records}
+    if len(keys) > 1:
+        raise BenchError(f"the models were trained on different data sets: {sorted(k[1] for k in keys)}")
+    record = records[0] if records else {"name": "fashion-mnist"}
+    test = load_data(record, data_dir, memory=0).test  # streamed: only the one image is decoded
     if not 0 <= index < len(test):
         raise BenchError(f"image index {index} out of range 0..{len(test) - 1}")
-    return test.images[index : index + 1].numpy().copy(), name
+    return test.take(torch.tensor([index])).images.numpy().copy(), str(record.get("name") or record.get("source"))
 
 
 Progress = Callable[[int, int, str], None]  # (done, total, what is being timed now)

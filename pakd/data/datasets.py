@@ -1,16 +1,20 @@
-"""Datasets as in-memory tensors: Fashion-MNIST (real files), scikit-learn digits, synthetic.
+"""The built-in datasets (Fashion-MNIST from real files, scikit-learn digits, synthetic) and the
+in-memory :class:`Split` every dataset that fits the memory budget is kept as.
 
-Every dataset returns a :class:`DataBundle` of normalized float32 images ``(N, C, 28, 28)`` and
-int64 labels, with a deterministic train/validation split of the training set. The test split is
-kept apart: it is only used for reported numbers, never for choosing anything.
+Every dataset is a :class:`DataBundle` of normalized float32 images ``(N, C, H, W)`` and int64
+labels, with a deterministic train/validation split of the training set (unless the data has its
+own validation split). The test split is kept apart: it is only used for reported numbers, never
+for choosing anything. The user's own data (folders, ``.npz``, factories) is loaded by
+:mod:`pakd.data.user`; data larger than the budget streams (:mod:`pakd.data.stream`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -38,6 +42,28 @@ FMNIST_CLASSES = (
 SPLIT_SEED = 20150101  # fixed: the validation split never depends on the training seed
 
 
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class AnySplit(Protocol):
+    """What training, evaluation and every stage use of a split: an in-memory :class:`Split` or a
+    streaming :class:`pakd.data.stream.StreamSplit` (same batches, same values)."""
+
+    @property
+    def labels(self) -> torch.Tensor: ...
+
+    def __len__(self) -> int: ...
+    @property
+    def sample_shape(self) -> tuple[int, ...]: ...
+    @property
+    def streaming(self) -> bool: ...
+    @property
+    def nbytes(self) -> int: ...
+    def subset(self, n: int) -> AnySplit: ...
+    def take(self, idx: torch.Tensor) -> Split: ...
+    def batches(self, batch_size: int, order: torch.Tensor | None = None) -> Iterator[Batch]: ...
+
+
 @dataclass(frozen=True)
 class Split:
     images: torch.Tensor  # float32 (N, C, H, W), normalized
@@ -46,38 +72,91 @@ class Split:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.images.shape[1:])
+
+    @property
+    def streaming(self) -> bool:
+        return False
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes this split holds in memory."""
+        return self.images.nelement() * self.images.element_size() + self.labels.nelement() * 8
+
     def subset(self, n: int) -> Split:
         return Split(self.images[:n], self.labels[:n])
+
+    def take(self, idx: torch.Tensor) -> Split:
+        """The samples at ``idx`` (in that order), as tensors."""
+        return Split(self.images[idx], self.labels[idx])
+
+    def batches(self, batch_size: int, order: torch.Tensor | None = None) -> Iterator[Batch]:
+        """Mini-batches in index order, or in ``order`` (a permutation of the sample indices)."""
+        for i in range(0, len(self), batch_size):
+            if order is None:
+                yield self.images[i : i + batch_size], self.labels[i : i + batch_size]
+            else:
+                idx = order[i : i + batch_size]
+                yield self.images[idx], self.labels[idx]
 
 
 @dataclass(frozen=True)
 class DataBundle:
     name: str
-    train: Split
-    val: Split
-    test: Split
+    train: AnySplit
+    val: AnySplit
+    test: AnySplit
     classes: tuple[str, ...]
-    mean: float
-    std: float
+    mean: tuple[float, ...]  # per channel, of the training split
+    std: tuple[float, ...]
+    record: dict[str, Any] = field(default_factory=lambda: {"kind": "builtin"})  # how to load it again
+
+    def __post_init__(self) -> None:
+        # one value per channel; a scalar (old callers, old specs) means the same for every channel
+        c = int(self.input_shape[0])
+        for attr in ("mean", "std"):
+            v = getattr(self, attr)
+            if isinstance(v, (int, float)):
+                object.__setattr__(self, attr, tuple([float(v)] * c))
+            else:
+                object.__setattr__(self, attr, tuple(float(x) for x in v))
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.train.images.shape[1:])
+        return tuple(self.train.sample_shape)
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
 
+    @property
+    def kind(self) -> str:
+        return str(self.record.get("kind", "builtin"))
+
+    @property
+    def streaming(self) -> bool:
+        return any(s.streaming for s in (self.train, self.val, self.test))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the three splits hold in memory (streaming splits hold labels and indices only)."""
+        return sum(s.nbytes for s in (self.train, self.val, self.test))
+
     def describe(self) -> dict:
+        """What spec.json records: enough to load the same data again (:func:`pakd.data.load_data`)."""
         return {
             "name": self.name,
+            **self.record,
             "train": len(self.train),
             "val": len(self.val),
             "test": len(self.test),
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
+            "classes": list(self.classes),
             "split_seed": SPLIT_SEED,
-            "normalize": {"mean": self.mean, "std": self.std},
+            "normalize": {"mean": list(self.mean), "std": list(self.std)},
         }
 
 
@@ -112,7 +191,7 @@ def load_fashion_mnist(data_dir: str | Path | None = None, val_size: int = 5000)
     mean, std = 0.2860, 0.3530  # Fashion-MNIST training-set statistics
     train, val = _split_train_val(_normalize(train_x, mean, std), torch.from_numpy(train_y.astype(np.int64)), val_size)
     test = Split(_normalize(test_x, mean, std), torch.from_numpy(test_y.astype(np.int64)))
-    return DataBundle("fashion-mnist", train, val, test, FMNIST_CLASSES, mean, std)
+    return DataBundle("fashion-mnist", train, val, test, FMNIST_CLASSES, (mean,), (std,))
 
 
 def load_digits(data_dir: str | Path | None = None, val_size: int = 200) -> DataBundle:
@@ -129,7 +208,7 @@ def load_digits(data_dir: str | Path | None = None, val_size: int = 200) -> Data
     test_idx, rest = perm[:300].sort().values, perm[300:].sort().values
     train, val = _split_train_val(x[rest], y[rest], val_size)
     return DataBundle(
-        "digits", train, val, Split(x[test_idx], y[test_idx]), tuple(str(i) for i in range(10)), mean, std
+        "digits", train, val, Split(x[test_idx], y[test_idx]), tuple(str(i) for i in range(10)), (mean,), (std,)
     )
 
 
@@ -151,7 +230,8 @@ def load_synthetic(
 
     full, test = make(n_train + val_size), make(n_test)
     train, val = _split_train_val(full.images, full.labels, val_size)
-    return DataBundle("synthetic", train, val, test, tuple(f"class{i}" for i in range(num_classes)), 0.0, 1.0)
+    classes = tuple(f"class{i}" for i in range(num_classes))
+    return DataBundle("synthetic", train, val, test, classes, (0.0,), (1.0,))
 
 
 DATASETS: dict[str, Callable[..., DataBundle]] = {
@@ -159,11 +239,3 @@ DATASETS: dict[str, Callable[..., DataBundle]] = {
     "digits": load_digits,
     "synthetic": load_synthetic,
 }
-
-
-def load_dataset(name: str, data_dir: str | Path | None = None) -> DataBundle:
-    try:
-        loader = DATASETS[name]
-    except KeyError:
-        raise DataError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}") from None
-    return loader(data_dir)

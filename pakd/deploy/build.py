@@ -95,14 +95,42 @@ def resolve_student(path: str | Path) -> Student:
     raise BuildError(f"{path}: not a compress run, a model folder (spec.json) or a .pakd file")
 
 
-def golden_input(shape: list[int], data_dir: Path | None) -> np.ndarray:
-    """Fashion-MNIST test image 0, normalized as in training; data the code makes when the
-    model does not take 1x28x28 images."""
-    if list(shape) == [1, 28, 28]:
-        from ..data import load_dataset
+def data_record(student: Student) -> dict[str, Any] | None:
+    """The data record (spec.json's ``data``) of the model, or of the teacher of the run a .pakd
+    file belongs to; None when there is none."""
+    spec_file: Path | None = None
+    if student.folder is not None:
+        spec_file = student.folder / "spec.json"
+    elif student.pakd_file is not None:
+        run = rundir.run_of(student.pakd_file.parent)
+        teacher = rundir.teacher_of(run) if run is not None else None
+        spec_file = teacher / "spec.json" if teacher is not None else None
+    if spec_file is None or not spec_file.is_file():
+        return None
+    try:
+        data = json.loads(spec_file.read_text()).get("data")
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and (data.get("name") or data.get("source")) else None
 
-        kwargs = {"data_dir": data_dir} if data_dir else {}
-        return load_dataset("fashion-mnist", **kwargs).test.images[:1].numpy().astype(np.float32)
+
+def golden_input(shape: list[int], data_dir: Path | None, data: dict[str, Any] | None = None) -> np.ndarray:
+    """The first test image of the model's own data (its spec's ``data`` record), normalized as
+    in training; without a record, Fashion-MNIST test image 0 for a 1x28x28 model, and data the
+    code makes for other shapes."""
+    import torch
+
+    from ..data import load_data
+
+    if data is not None:
+        # streamed (budget 0): one image is decoded, not the whole data set
+        x = load_data(data, data_dir, memory=0).test.take(torch.tensor([0])).images.numpy().astype(np.float32)
+        if list(x.shape[1:]) != list(shape):
+            raise BuildError(f"the model takes {list(shape)} inputs, its data's test images are {list(x.shape[1:])}")
+        return x
+    if list(shape) == [1, 28, 28]:
+        test = load_data("fashion-mnist", data_dir).test
+        return test.take(torch.arange(1)).images.numpy().astype(np.float32)
     return np.random.default_rng(0).standard_normal((1, *shape)).astype(np.float32)
 
 
@@ -261,7 +289,7 @@ def build(student_path: str | Path, cfg: BuildConfig) -> BuildResult:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    x = golden_input(student.input_shape(), cfg.data_dir)
+    x = golden_input(student.input_shape(), cfg.data_dir, data_record(student))
     files, info = BACKENDS[backend](student, cfg, out, x)
     x.astype("<f4").tofile(out / "input.f32")
     np.asarray(info["expected"], dtype="<f4").tofile(out / "expected.f32")

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import rundir
-from ..data import DataBundle, load_dataset
+from ..data import DataBundle, load_data
 from ..distill import DistillLoss, FeatureHints
 from ..errors import RunError
 from ..lower.accountant import serialize
@@ -41,6 +41,7 @@ class CompressJob:
     threads: int = 0
     device: str = "cpu"
     seed: int = 0
+    data_memory: int | None = None  # --data-memory in bytes (None: 2 GiB); over it the data streams
 
 
 ProgressFactory = Callable[[str], Any]  # title -> context manager that is also a train progress callback
@@ -59,7 +60,10 @@ class _Run:
     def __init__(self, job: CompressJob, recipe: Recipe, progress: ProgressFactory) -> None:
         self.job, self.recipe, self.progress = job, recipe, progress
         self.teacher, self.teacher_spec = load_model(job.teacher_dir)
-        self.data: DataBundle = load_dataset(self.teacher_spec["data"]["name"], job.data_dir)
+        # the teacher's own data, as its spec.json records it (source, channels, size, normalization)
+        self.data: DataBundle = load_data(
+            self.teacher_spec.get("data") or "fashion-mnist", job.data_dir, memory=job.data_memory
+        )
         self.input_shape = self.data.input_shape
         self.teacher_stats = model_stats(self.teacher, self.input_shape)
         self.ledger: list[dict[str, Any]] = []
@@ -80,7 +84,7 @@ class _Run:
     def batches(self, n: int, size: int = 64) -> list[tuple[torch.Tensor, torch.Tensor]]:
         g = torch.Generator().manual_seed(self.job.seed + 7)
         idx = torch.randperm(len(self.data.train), generator=g)[: n * size]
-        return [(self.data.train.images[i], self.data.train.labels[i]) for i in idx.split(size)]
+        return [(s.images, s.labels) for s in (self.data.train.take(i) for i in idx.split(size))]
 
     def serialize_both(self, stage: str, model: nn.Module, quant: Quantizer | None = None) -> dict[bool, bytes]:
         """The .pakd bytes without and with Huffman coding, keyed by ``huffman``."""
@@ -297,11 +301,14 @@ def compress_job(
     threads: int = 0,
     device: str = "cpu",
     seed: int = 0,
+    data_memory: int | None = None,
 ) -> CompressJob:
     """The job of ``pakd compress``: continue the run in ``resume``, or compress ``teacher`` by
     ``recipe`` into RUNS_DIR/NAME (NAME = the recipe's name by default)."""
     if resume is not None:
-        return resume_job(resume, threads, device)
+        from dataclasses import replace
+
+        return replace(resume_job(resume, threads, device), data_memory=data_memory)
     if teacher is None or recipe is None:
         raise RunError("give --teacher and --recipe (or --resume RUN_FOLDER)")
     return CompressJob(
@@ -312,4 +319,5 @@ def compress_job(
         threads=threads,
         device=device,
         seed=seed,
+        data_memory=data_memory,
     )

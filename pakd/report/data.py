@@ -195,6 +195,44 @@ class BoardComparison:
 
 
 @dataclass(frozen=True)
+class DataInfo:
+    """The data the run's teacher was trained on, from its spec.json: name, form, where from,
+    input shape and class names (pre-existing specs: name and shape only)."""
+
+    name: str
+    kind: str  # builtin | folder | npz | factory
+    source: str
+    input_shape: tuple[int, ...]
+    classes: tuple[str, ...]
+    test_images: int | None
+
+    @classmethod
+    def of(cls, spec: Any) -> DataInfo | None:
+        data = spec.get("data") if isinstance(spec, dict) else None
+        if not isinstance(data, dict):
+            return None
+        name = str(data.get("name") or data.get("source") or "?")
+        classes = data.get("classes")
+        if not isinstance(classes, list):  # specs written before classes were recorded: built-in sets
+            from ..data import FMNIST_CLASSES
+
+            builtin = {
+                "fashion-mnist": list(FMNIST_CLASSES),
+                "digits": [str(i) for i in range(10)],
+                "synthetic": [f"class{i}" for i in range(10)],
+            }
+            classes = builtin.get(name, [])
+        return cls(
+            name=name,
+            kind=str(data.get("kind", "builtin")),
+            source=str(data.get("source") or name),
+            input_shape=tuple(int(v) for v in (data.get("input_shape") or (1, 28, 28))),
+            classes=tuple(str(c) for c in classes),
+            test_images=int(data["test"]) if isinstance(data.get("test"), int) else None,
+        )
+
+
+@dataclass(frozen=True)
 class RunData:
     run_dir: Path
     recipe: str
@@ -206,6 +244,7 @@ class RunData:
     db_path: Path
     db_found: bool
     board_counts: tuple[BoardCount, ...] = ()
+    data: DataInfo | None = None  # the teacher's data (None: its spec.json is not readable)
 
     @property
     def teacher(self) -> Stage:
@@ -539,4 +578,12 @@ def gather(run_dir: str | Path, db_path: str | Path | None = None) -> RunData:
         db_path=db,
         db_found=found,
         board_counts=tuple(_board_counts(rows, run_dir, stages)),
+        data=_data_info(teacher_dir),
     )
+
+
+def _data_info(teacher_dir: Path) -> DataInfo | None:
+    try:
+        return DataInfo.of(_read_json(teacher_dir / "spec.json", "the teacher's spec"))
+    except ReportError:
+        return None

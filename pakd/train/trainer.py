@@ -1,8 +1,11 @@
-"""Supervised training on in-memory tensors, deterministic under a seed, resumable per epoch.
+"""Supervised training, deterministic under a seed, resumable per epoch.
 
-Speed on a 2-core CPU comes from: data kept as one normalized tensor (no DataLoader workers, no
-per-sample Python), augmentation done on whole batches with tensor ops, channels-last memory for
-conv nets (oneDNN's fast path), and one intra-op thread per physical core.
+Speed on a 2-core CPU comes from: data that fits the memory budget kept as one normalized tensor
+(no DataLoader workers, no per-sample Python), augmentation done on whole batches with tensor ops,
+channels-last memory for conv nets (oneDNN's fast path), and one intra-op thread per physical core.
+Data over the budget streams (:class:`pakd.data.StreamSplit`): the same permutation draws the same
+batches through DataLoader workers, and the same batch augmentation applies to them, so both
+paths train the same weights.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import Split
+from ..data import AnySplit
 from ..errors import InvalidField, RunError
 
-AUGMENTS = ("none", "flip", "crop+flip")
+AUGMENTS = ("none", "crop", "flip", "crop+flip")  # flip: horizontal, only where asked
+EVAL_BATCH_BYTES = 64 * 1024**2  # input bytes of one evaluation batch at most
 OPTIMIZERS = ("sgd", "adamw")
 
 
@@ -99,12 +103,25 @@ def set_threads(threads: int) -> int:
     return threads
 
 
-def augment_batch(x: torch.Tensor, mode: str, gen: torch.Generator, pad: int = 2) -> torch.Tensor:
-    """Random crop (zero padding ``pad``) and horizontal flip on a whole batch at once."""
+def crop_padding(h: int, w: int) -> int:
+    """Zero padding of the random crop: 2 pixels at 28x28 (1/14 of the shorter side), at least 1."""
+    return max(1, round(min(h, w) / 14))
+
+
+def without_flip(mode: str) -> str:
+    """``mode`` minus the horizontal flip (the default for data that did not ask for one)."""
+    return {"flip": "none", "crop+flip": "crop"}.get(mode, mode)
+
+
+def augment_batch(x: torch.Tensor, mode: str, gen: torch.Generator, pad: int | None = None) -> torch.Tensor:
+    """Random crop (zero padding ``pad``, by default :func:`crop_padding` of the image size) and/or
+    horizontal flip on a whole batch at once."""
     if mode == "none":
         return x
     b, _, h, w = x.shape
-    if mode == "crop+flip":
+    if pad is None:
+        pad = crop_padding(h, w)
+    if mode in ("crop", "crop+flip"):
         dev = x.device
         padded = F.pad(x, (pad, pad, pad, pad))
         dy = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(dev)
@@ -117,6 +134,8 @@ def augment_batch(x: torch.Tensor, mode: str, gen: torch.Generator, pad: int = 2
             rows,
             cols,
         ]
+    if mode == "crop":
+        return x
     flip = (torch.rand(b, generator=gen) < 0.5).to(x.device)
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
@@ -127,16 +146,18 @@ def _uses_conv(model: nn.Module) -> bool:
 
 @torch.inference_mode()
 def evaluate(
-    model: nn.Module, split: Split, batch_size: int = 1000, channels_last: bool = False
+    model: nn.Module, split: AnySplit, batch_size: int = 1000, channels_last: bool = False
 ) -> tuple[float, float]:
-    """(top-1 accuracy in [0, 1], mean cross-entropy) on ``split``."""
+    """(top-1 accuracy in [0, 1], mean cross-entropy) on ``split`` (batches of ``batch_size``
+    images, fewer for large images: at most 64 MiB of input per batch)."""
     was_training = model.training
     model.eval()
     correct, loss_sum = 0, 0.0
     device = next(model.parameters()).device
-    for i in range(0, len(split), batch_size):
-        x = split.images[i : i + batch_size].to(device)
-        y = split.labels[i : i + batch_size].to(device)
+    sample_bytes = 4 * math.prod(split.sample_shape)
+    batch_size = max(1, min(batch_size, EVAL_BATCH_BYTES // max(1, sample_bytes)))
+    for xb, yb in split.batches(batch_size):
+        x, y = xb.to(device), yb.to(device)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         logits = model(x)
@@ -220,8 +241,8 @@ class TrainHook(Protocol):
 
 def train(
     model: nn.Module,
-    train_split: Split,
-    val_split: Split,
+    train_split: AnySplit,
+    val_split: AnySplit,
     cfg: TrainConfig,
     checkpoint: Path | None = None,
     progress: ProgressFn | None = None,
@@ -247,7 +268,9 @@ def train(
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack it
-    train_x, train_y = train_split.images.to(device), train_split.labels.to(device)
+    in_memory = not train_split.streaming
+    if in_memory:
+        train_x, train_y = train_split.images.to(device), train_split.labels.to(device)  # type: ignore[attr-defined]
     opt = _make_optimizer(model, cfg)
     n = len(train_split)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
@@ -276,10 +299,15 @@ def train(
         perm = torch.randperm(n, generator=gen)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), dtype=torch.long, device=device)
+        streamed = None if in_memory else train_split.batches(cfg.batch_size, perm)
         for step in range(steps_per_epoch):
-            idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size].to(device)
-            x = augment_batch(train_x[idx], cfg.augment, gen)
-            y = train_y[idx]
+            if streamed is None:
+                idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size].to(device)
+                xb, y = train_x[idx], train_y[idx]
+            else:
+                xb, y = next(streamed)
+                xb, y = xb.to(device), y.to(device)
+            x = augment_batch(xb, cfg.augment, gen)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             logits = model(x)
@@ -294,9 +322,12 @@ def train(
             for hook in hooks:
                 hook.on_step(model, epoch * steps_per_epoch + step)
             with torch.no_grad():
-                loss_sum += loss.detach() * len(idx)
+                loss_sum += loss.detach() * len(y)
                 correct += (logits.argmax(1) == y).sum()
             emit("step", {"epoch": epoch, "step": step, "loss": loss})
+        close = getattr(streamed, "close", None)
+        if close is not None:
+            close()  # ends the epoch's loader workers now
         for hook in hooks:
             hook.on_epoch_end(model, epoch + 1)
         val_top1, val_loss = evaluate(model, val_split, channels_last=channels_last)
