@@ -493,7 +493,7 @@ def _where(node: fx.Node) -> str:
 
 
 def _node_error(node: fx.Node, exc: LoweringError) -> LoweringError:
-    return LoweringError(f"node {node.name} ({node.op} {_target_name(node)}): {exc} [at {_where(node)}]")
+    return LoweringError(f"node {node.name} ({node.op} {_target_name(node)}): {exc}; at {_where(node)}")
 
 
 def _target_name(node: fx.Node) -> str:
@@ -537,9 +537,14 @@ def _trace(model: nn.Module, input_shape: tuple[int, ...]) -> fx.GraphModule:
         raise LoweringError(f"cannot trace the model with torch.fx: {exc}") from None
     was_training = model.training
     gm.eval()
-    with torch.no_grad():
-        ShapeProp(gm).propagate(torch.zeros(1, *input_shape))
-    gm.train(was_training)
+    try:
+        with torch.no_grad():
+            ShapeProp(gm).propagate(torch.zeros(1, *input_shape))
+    except Exception as exc:  # noqa: BLE001 - whatever the model's own code raises
+        cause = str(exc.__cause__ or exc).strip().splitlines() or [type(exc).__name__]
+        raise LoweringError(f"the model fails on an input of shape {(1, *input_shape)}: {cause[0]}") from None
+    finally:
+        gm.train(was_training)
     return gm
 
 
@@ -641,6 +646,8 @@ def _lower_node(node: fx.Node, modules, value, shapes, ops: list[Op], skipped: s
         value[node] = value[inputs[0]]
         return
     in_shape = shapes[value[inputs[0]]]
+    if node.op in ("call_method", "call_function"):
+        _reshape_check(node, _full_shape(inputs[0]))  # indexing / squeeze: before the batch check
     out_shape = _shape(node)
     module = None
     if node.op == "call_module":
@@ -655,8 +662,6 @@ def _lower_node(node: fx.Node, modules, value, shapes, ops: list[Op], skipped: s
         op_type, ids, attrs = _binary_operands(node, value, shapes, attrs[0], out_shape)
     elif op_type == OP_CONCAT:
         ids = [value[i] for i in inputs]
-    elif op_type == OP_RESHAPE:
-        _reshape_check(node, _full_shape(inputs[0]))
     if op_type == OP_GLOBAL_AVGPOOL and len(in_shape) != 3:
         raise LoweringError(f"global average pooling of a {in_shape} value")
     value[node] = new_value(out_shape)
