@@ -83,6 +83,7 @@ class Op:
     module: nn.Module | None = None  # conv / linear / batch-norm whose tensors the op needs
     name: str = ""
     bn: nn.BatchNorm2d | None = None  # batch-norm fused into a conv
+    flat: bool = False  # a 1x1 convolution run as a linear layer: its weight stored 2-D
 
 
 @dataclass
@@ -744,6 +745,35 @@ def _fuse(ops: list[Op], output_id: int) -> list[Op]:
     return ops
 
 
+def _pointwise_as_linear(ops: list[Op], shapes: list[tuple[int, ...]]) -> list[Op]:
+    """A 1x1 convolution of a (C, 1, 1) value (a squeeze-excite block's two layers) as reshape +
+    linear + reshape: the same arithmetic, but the runtime's batch-1 linear kernel streams the
+    weight once where the convolution's GEMM would pad its single output column to a whole tile.
+    The reshapes cost nothing (the runtime aliases them)."""
+    out: list[Op] = []
+    for op in ops:
+        m = op.module
+        if (
+            op.type != OP_CONV2D
+            or shapes[op.inputs[0]][1:] != (1, 1)
+            or not isinstance(m, nn.Conv2d)
+            or tuple(m.kernel_size) != (1, 1)
+            or op.attrs[2:4] != [0, 0]
+            or op.attrs[6] != 1
+        ):
+            out.append(op)
+            continue
+        cin, cout = shapes[op.inputs[0]][0], shapes[op.output][0]
+        shapes.append((cin,))
+        flat_in = len(shapes) - 1
+        shapes.append((cout,))
+        flat_out = len(shapes) - 1
+        out.append(Op(OP_RESHAPE, [op.inputs[0]], flat_in, name=f"{op.name}.flatten"))
+        out.append(Op(OP_LINEAR, [flat_in], flat_out, [], op.act, m, op.name, op.bn, flat=True))
+        out.append(Op(OP_RESHAPE, [flat_out], op.output, name=f"{op.name}.unflatten"))
+    return out
+
+
 def _renumber(shapes, input_id, output_id, ops) -> tuple[list[tuple[int, ...]], int, int]:
     """Drop values no op produces or reads any more (fused intermediates), keep order."""
     used = sorted({input_id, output_id, *(v for op in ops for v in (*op.inputs, op.output))})
@@ -796,6 +826,8 @@ class _Tensors:
         assert isinstance(w, torch.Tensor)
         name = self.param_name.get(id(w), f"{op.name}.weight")
         values = _np(w)
+        if op.flat:
+            values = values.reshape(values.shape[0], -1)
 
         def per_channel(a):
             return a.reshape(-1, *([1] * (values.ndim - 1)))
@@ -811,6 +843,7 @@ class _Tensors:
         if isinstance(code, Int8Codes):
             scales = code.scales.detach().cpu().double().numpy() * (1.0 if scale is None else scale)
             q = code.values.detach().cpu().numpy()
+            q = q.reshape(values.shape)
             values = (q.reshape(q.shape[0], -1).astype(np.float64) * scales[:, None]).reshape(q.shape)
             return self.add(
                 TensorPlan(name, values.astype(np.float32), int8=q, scales=scales.astype(np.float32))
@@ -883,6 +916,7 @@ def lower(model: nn.Module, input_shape: tuple[int, ...] | list[int], quant: Qua
     gm = _trace(model, input_shape)
     shapes, input_id, output_id, ops = _build_ops(gm, input_shape)
     ops = _fuse(ops, output_id)
+    ops = _pointwise_as_linear(ops, shapes)
     shapes, input_id, output_id = _renumber(shapes, input_id, output_id, ops)
     tensors = _Tensors(model, quant)
     refs = _tensor_refs(ops, tensors)

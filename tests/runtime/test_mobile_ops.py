@@ -241,7 +241,18 @@ def test_fusions(tmp_path):
     assert kinds.count("channel-shuffle") == 2
     se = lower(_randomize_bn(nn.Sequential(nn.Conv2d(3, 16, 3), SqueezeExcite(16))), (3, 8, 8)).describe()
     kinds = [o.split()[0] for o in se]
-    assert kinds == ["conv2d", "global-avgpool", "conv2d+relu", "conv2d+hardsigmoid", "binary-mul"]
+    # the SE's 1x1 convolutions of a (C, 1, 1) value run as linear layers between free reshapes
+    assert kinds == [
+        "conv2d",
+        "global-avgpool",
+        "reshape",
+        "linear+relu",
+        "reshape",
+        "reshape",
+        "linear+hardsigmoid",
+        "reshape",
+        "binary-mul",
+    ]
     el = lower(nn.Sequential(nn.Conv2d(3, 4, 1), nn.Hardswish()), (3, 4, 4)).describe()
     assert [o.split()[0] for o in el] == ["conv2d+hardswish"]
 
