@@ -421,8 +421,10 @@ def _transpose(node: fx.Node, in_shape) -> tuple[int, list[int], int]:
         perm = list(range(rank))
         perm[d0], perm[d1] = perm[d1], perm[d0]
     else:
-        args = node.args[1:]
-        dims = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args or node.kwargs.get("dims")
+        args: Any = node.args[1:]
+        dims: Any = (
+            args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args or node.kwargs.get("dims")
+        )
         perm = [int(d) % rank for d in dims]
     if len(in_shape) == 4 and perm == [0, 2, 1, 3, 4]:
         return OP_CHANNEL_SHUFFLE, [int(in_shape[0])], ACT_NONE
@@ -551,7 +553,7 @@ def _trace(model: nn.Module, input_shape: tuple[int, ...]) -> fx.GraphModule:
 
 def _is_dropout(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
     if node.op == "call_module":
-        return isinstance(modules[node.target], _IDENTITY_MODULES)  # eval-mode dropout: identity
+        return isinstance(modules[str(node.target)], _IDENTITY_MODULES)  # eval-mode dropout: identity
     if node.op == "call_function" and node.target in _DROPOUT_FUNCTIONS:
         if _arg(node, 2, "training", True):
             raise LoweringError("functional dropout with training=True is random even in eval mode")
@@ -562,7 +564,7 @@ def _is_dropout(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
 def _binary_operands(node: fx.Node, value: dict[fx.Node, int], shapes, kind: int, out_shape):
     """(op type, inputs, attrs) of a binary node: two tensors (same shape add stays the add op that
     convolutions absorb), or a tensor and a number."""
-    operands = [a for a in node.args[:2]] + [node.kwargs[k] for k in ("other",) if k in node.kwargs]
+    operands: list[Any] = [*node.args[:2], *(node.kwargs[k] for k in ("other",) if k in node.kwargs)]
     if len(operands) != 2:
         raise LoweringError(f"{BIN_NAMES[kind]} needs two operands")
     alpha = node.kwargs.get("alpha", 1)
@@ -842,9 +844,9 @@ class _Tensors:
             return self.add(plan), s
         if isinstance(code, Int8Codes):
             scales = code.scales.detach().cpu().double().numpy() * (1.0 if scale is None else scale)
-            q = code.values.detach().cpu().numpy()
-            q = q.reshape(values.shape)
-            values = (q.reshape(q.shape[0], -1).astype(np.float64) * scales[:, None]).reshape(q.shape)
+            shape: tuple[int, ...] = tuple(values.shape)
+            q = code.values.detach().cpu().numpy().reshape(shape)
+            values = (q.reshape(shape[0], -1).astype(np.float64) * scales[:, None]).reshape(shape)
             return self.add(
                 TensorPlan(name, values.astype(np.float32), int8=q, scales=scales.astype(np.float32))
             ), NO_TENSOR
