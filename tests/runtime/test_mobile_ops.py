@@ -285,3 +285,63 @@ def test_mobilenetv3_small_like_224(tmp_path):
     finally:
         torch.set_num_threads(threads)
     print(f"mobilenetv3-small-like 224, 1 thread, quick: native {native_ms:.2f} ms, torch eager {torch_ms:.2f} ms")
+
+
+# ----------------------------------------------------------------------------------------------
+# The loader validates the new ops' attributes and shapes (hand-altered graphs)
+# ----------------------------------------------------------------------------------------------
+
+
+class _AllNew(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        y = y * y.mean((2, 3), keepdim=True)  # binary, two inputs
+        y = torch.clamp(y * 0.5, -1.0, 1.0)  # binary with a constant, clamp
+        y = F.interpolate(F.pad(y, (0, 1, 0, 1)), scale_factor=2)  # pad, upsample
+        return F.channel_shuffle(y, 2)
+
+
+def _altered(alter) -> bytes:
+    from pakd.lower.format import write_pakd
+
+    low = lower(_AllNew().eval(), (4, 6, 6))
+    by_type = {op.type: op for op in low.ops}
+    alter(low, by_type)
+    return write_pakd(low.tensors, {}, graph=low.graph_bytes())
+
+
+def _binary_with_two(low):
+    from pakd.lower.native import OP_BINARY
+
+    return next(o for o in low.ops if o.type == OP_BINARY and len(o.inputs) == 2)
+
+
+@pytest.mark.parametrize(
+    ("alter", "message"),
+    [
+        (lambda low, t: t[12].attrs.__setitem__(0, 7), r"binary\): unknown kind 7"),
+        (lambda low, t: t[12].attrs.__setitem__(2, 0x7F800000), r"constant is not finite"),
+        (lambda low, t: t[13].attrs.__setitem__(0, 0x40000000), r"clamp\): bad bounds"),  # min 2 > max 1
+        (lambda low, t: t[14].attrs.__setitem__(0, -1), r"pad\): bad padding"),
+        (lambda low, t: t[15].attrs.__setitem__(0, 3), r"upsample\): output shape"),
+        (lambda low, t: t[16].attrs.__setitem__(0, 3), r"channel-shuffle\): channels not divisible"),
+        (lambda low, t: t[12].attrs.__setitem__(1, 2), r"bad constant side"),
+        (lambda low, t: t[12].__setattr__("act", 9), r"unknown activation 9"),
+    ],
+)
+def test_loader_refuses_bad_new_ops(alter, message):
+    with pytest.raises(ValueError, match=message):
+        Session(_altered(alter))
+
+
+def test_loader_refuses_shapes_that_do_not_broadcast():
+    def alter(low, t):
+        op = _binary_with_two(low)
+        low.shapes[op.inputs[1]] = (3, 1, 1)  # the mean's value: 3 channels against 4
+
+    with pytest.raises(ValueError, match=r"do not broadcast|output shape"):
+        Session(_altered(alter))
