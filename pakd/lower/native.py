@@ -598,6 +598,7 @@ def _build_ops(gm: fx.GraphModule, input_shape: tuple[int, ...]) -> tuple[list[t
     shapes: list[tuple[int, ...]] = []
     ops: list[Op] = []
     skipped: set[fx.Node] = set()  # nodes that are not tensors (sizes, shape arithmetic)
+    order = {n: i for i, n in enumerate(gm.graph.nodes)}
     input_id = output_id = -1
 
     def new_value(shape) -> int:
@@ -617,6 +618,7 @@ def _build_ops(gm: fx.GraphModule, input_shape: tuple[int, ...]) -> tuple[list[t
             output_id = value[out]
             continue
         try:
+            _check_in_place(node, order)
             _lower_node(node, modules, value, shapes, ops, skipped, new_value)
         except LoweringError as exc:
             raise _node_error(node, exc) from None
@@ -625,6 +627,20 @@ def _build_ops(gm: fx.GraphModule, input_shape: tuple[int, ...]) -> tuple[list[t
     if output_id == input_id:
         raise LoweringError("the model returns its input unchanged")
     return shapes, input_id, output_id, ops
+
+
+def _check_in_place(node: fx.Node, order: dict[fx.Node, int]) -> None:
+    """An in-place method (``x.mul_(s)``) whose input is read again later: fx keeps the later
+    reads on the unmodified node, so the graph would compute something else than PyTorch."""
+    name = node.target if isinstance(node.target, str) else ""
+    if node.op != "call_method" or not name.endswith("_") or name.startswith("__") or not node.args:
+        return
+    x = node.args[0]
+    if isinstance(x, fx.Node) and any(order[u] > order[node] for u in x.users if u is not node):
+        raise LoweringError(
+            f"in-place .{name}() on a tensor that is read again afterwards; use its result "
+            f"(y = x.{name}(...)) or the out-of-place .{name[:-1]}()"
+        )
 
 
 def _lower_node(node: fx.Node, modules, value, shapes, ops: list[Op], skipped: set[fx.Node], new_value) -> None:

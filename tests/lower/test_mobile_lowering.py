@@ -109,6 +109,17 @@ def test_a_parameter_operand_is_refused_by_name():
         lower(Scaled().eval(), (4, 4, 4))
 
 
+def test_an_in_place_method_whose_input_is_read_again_is_refused():
+    class InPlace(nn.Module):
+        def forward(self, x):
+            x.mul_(2.0)  # fx keeps the return on the unmodified x
+            return x + 1.0
+
+    with pytest.raises(LoweringError, match=r"node mul_ .*in-place \.mul_\(\) on a tensor that is read again"):
+        lower(_Lambda(InPlace()).eval(), (4, 4, 4))
+    assert _kinds(lambda y: y.mul_(2.0).add_(1.0)) == ["conv2d", "binary-mul", "binary-add"]
+
+
 def test_view_transpose_view_channel_shuffle():
     class Shuffle(nn.Module):
         def forward(self, x):
