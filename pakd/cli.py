@@ -399,7 +399,8 @@ def build_cmd(
     result = build(student, cfg)
     m = result.bundle.manifest
     if result.choice:
-        console.print(f"--backend auto: host medians {result.choice['median_us']} -> {m['backend']}")
+        note = result.choice.get("fallback") or f"host medians {result.choice['median_us']} -> {m['backend']}"
+        console.print(f"--backend auto: {note}", markup=False)
     state = "up to date" if result.up_to_date else "built"
     total = sum(f["bytes"] for f in m["files"].values())
     console.print(
@@ -907,7 +908,9 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(code, int) and code:  # typer.Exit(n) inside a command comes back as its return value
             return code
     except PakdError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        from rich.markup import escape
+
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]: finished epochs are saved; rerun the same command to resume")

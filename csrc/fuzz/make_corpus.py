@@ -75,6 +75,35 @@ class WinoNet(nn.Module):
         return self.fc(torch.flatten(self.conv3(x), 1))
 
 
+class MobileOps(nn.Module):
+    """The ops of format 1.1: SiLU, hardswish, hardsigmoid, GELU (both forms), clamp, a
+    squeeze-excite scale (binary mul, rows), a general broadcast, scalar constants, a mean over H
+    and W with reshape-only indexing, an asymmetric zero pad, a grouped conv, channel shuffle
+    (module and view-transpose-view) and nearest upsampling."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.se1 = nn.Conv2d(8, 4, 1)
+        self.se2 = nn.Conv2d(4, 8, 1)
+        self.g = nn.Conv2d(8, 8, 3, groups=2)
+        self.gate = nn.Conv2d(8, 1, 1)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x):
+        x = F.silu(self.conv1(x))
+        y = F.hardswish(self.dw(x))
+        y = y * F.hardsigmoid(self.se2(F.relu(self.se1(y.mean((2, 3), keepdim=True)))))
+        y = F.channel_shuffle(self.g(F.pad(y, (0, 1, 0, 1))), 2)  # 8 x 7 x 7
+        n, c, h, w = y.shape
+        y = y.view(n, 4, c // 4, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+        y = F.interpolate(y, scale_factor=2, mode="nearest")
+        y = torch.clamp(y, -1.0, 2.0) - 0.5 * F.gelu(y) + F.gelu(y, approximate="tanh") / 2.0
+        y = y * self.gate(y) + y.mean((2, 3))[:, :, None, None]
+        return self.fc(y.mean((2, 3)))
+
+
 def _init(model: nn.Module, seed: int) -> nn.Module:
     torch.manual_seed(seed)
     for m in model.modules():
@@ -129,6 +158,8 @@ def main() -> None:
         "conv-winograd-int8.pakd": to_pakd(
             _init(WinoNet(), 6), {"model": "wino", "input_shape": [1, 14, 14]}, quant=Int8Quantizer()
         ),
+        # The ops of format 1.1 (squeeze-excite, broadcasting, pad, shuffle, upsample, GELU...).
+        "mobile-ops.pakd": to_pakd(_init(MobileOps(), 7), {"model": "mobile", "input_shape": [1, 8, 8]}),
     }
     for name, blob in valid.items():
         (OUT / name).write_bytes(blob)

@@ -331,11 +331,16 @@ def _tvm_versions(backend: str) -> dict[str, str]:
 
 
 def _choose_backend(student: Student, cfg: BuildConfig) -> tuple[str, dict[str, Any]]:
-    """Build both backends for the host and keep the one with the lower median latency."""
+    """Build both backends for the host and keep the one with the lower median latency. A model
+    the native runtime cannot run (a LoweringError: an op it lacks) falls back to TVM, and the
+    choice says so (``fallback``: the console line and the manifest's ``auto_choice``)."""
     from dataclasses import replace
+
+    from ..lower.native import LoweringError
 
     host = load_target("host")
     medians: dict[str, float] = {}
+    lowering_error = None
     with tempfile.TemporaryDirectory(prefix="pakd-auto-") as tmp:
         for backend in BACKENDS:
             try:
@@ -347,10 +352,15 @@ def _choose_backend(student: Student, cfg: BuildConfig) -> tuple[str, dict[str, 
             except PakdError as exc:
                 medians[backend] = float("inf")
                 medians[f"{backend}_error"] = str(exc)  # type: ignore[assignment]
+                if backend == "native" and isinstance(exc, LoweringError):
+                    lowering_error = str(exc)
     best = min(BACKENDS, key=lambda b: medians[b])
     if medians[best] == float("inf"):
         raise BuildError(f"--backend auto: no backend builds for the host ({medians})")
-    return best, {"measured_on": "host", "median_us": medians, "chosen": best}
+    choice: dict[str, Any] = {"measured_on": "host", "median_us": medians, "chosen": best}
+    if lowering_error is not None and best == "tvm":
+        choice["fallback"] = f"the native runtime lacks an op of this model, falling back to TVM: {lowering_error}"
+    return best, choice
 
 
 def bench_bundle(bundle: Bundle, repeats: int = 200) -> dict[str, Any]:

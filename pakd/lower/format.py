@@ -26,7 +26,7 @@ from ..errors import PakdError
 from . import huffman
 
 MAGIC = b"PAKD"
-VERSION = (1, 0)
+VERSION = (1, 1)  # 1.1: op types 12-16 and activations 5-8 (docs/format.md)
 HEADER = struct.Struct("<4sHHIIQII")  # magic, major, minor, flags, sections, file size, crc32, reserved
 SECTION = struct.Struct("<IIQQ")  # kind, reserved, offset, length
 SECTION_META, SECTION_GRAPH, SECTION_TENSORS = 1, 2, 3

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
 #include <limits>
 
@@ -336,6 +337,11 @@ std::size_t attr_count(OpType type) {
     case OpType::kConcat: return 1;
     case OpType::kMaxPool:
     case OpType::kAvgPool: return 10;
+    case OpType::kBinary: return 3;
+    case OpType::kClamp: return 2;
+    case OpType::kPad: return 4;
+    case OpType::kUpsample: return 2;
+    case OpType::kChannelShuffle: return 1;
     default: return 0;
   }
 }
@@ -353,6 +359,11 @@ const char* op_name(OpType type) {
     case OpType::kGlobalAvgPool: return "global-avgpool";
     case OpType::kReshape: return "reshape";
     case OpType::kSoftmax: return "softmax";
+    case OpType::kBinary: return "binary";
+    case OpType::kClamp: return "clamp";
+    case OpType::kPad: return "pad";
+    case OpType::kUpsample: return "upsample";
+    case OpType::kChannelShuffle: return "channel-shuffle";
   }
   return "?";
 }
@@ -399,11 +410,15 @@ void check_op(const ModelFile& f, const OpDesc& op, std::size_t index) {
   const bool has_tensors = op.type == OpType::kConv2d || op.type == OpType::kLinear || op.type == OpType::kAffine;
   if (!has_tensors && (op.weight != -1 || op.scale != -1 || op.bias != -1)) fail(what + ": takes no tensors");
   const std::size_t n_in = op.inputs.size();
-  if (op.type == OpType::kAdd ? n_in != 2 : op.type == OpType::kConcat ? n_in < 2 : n_in != 1) {
+  if (op.type == OpType::kAdd      ? n_in != 2
+      : op.type == OpType::kConcat ? n_in < 2
+      : op.type == OpType::kBinary ? (n_in != 1 && n_in != 2)
+                                   : n_in != 1) {
     fail(what + ": wrong number of inputs (" + std::to_string(n_in) + ")");
   }
-  if (op.act != Act::kNone && !(op.type == OpType::kConv2d || op.type == OpType::kLinear ||
-                                op.type == OpType::kAffine || op.type == OpType::kAdd || op.type == OpType::kAct)) {
+  if (op.act != Act::kNone &&
+      !(op.type == OpType::kConv2d || op.type == OpType::kLinear || op.type == OpType::kAffine ||
+        op.type == OpType::kAdd || op.type == OpType::kAct || op.type == OpType::kBinary)) {
     fail(what + ": cannot carry an activation");
   }
   const auto& a = op.attrs;
@@ -500,6 +515,63 @@ void check_op(const ModelFile& f, const OpDesc& op, std::size_t index) {
       if (in.size() != 1) fail(what + ": softmax over a vector only");
       expect_out(in);
       break;
+    case OpType::kBinary: {
+      if (a[0] < 0 || a[0] > 3) fail(what + ": unknown kind " + std::to_string(a[0]));
+      if (n_in == 2) {
+        if (a[1] != 0 || a[2] != 0) fail(what + ": a constant operand beside two inputs");
+        std::vector<std::size_t> expected;
+        if (!broadcast_shapes(in, shapes[op.inputs[1]], &expected))
+          fail(what + ": shapes " + dims_string(in) + " and " + dims_string(shapes[op.inputs[1]]) +
+               " do not broadcast");
+        expect_out(expected);
+      } else {
+        if (a[1] != 0 && a[1] != 1) fail(what + ": bad constant side");
+        if (!std::isfinite(attr_float(a[2]))) fail(what + ": constant is not finite");
+        expect_out(in);
+      }
+      break;
+    }
+    case OpType::kClamp: {
+      const float lo = attr_float(a[0]), hi = attr_float(a[1]);
+      if (std::isnan(lo) || std::isnan(hi) || lo > hi) fail(what + ": bad bounds");
+      expect_out(in);
+      break;
+    }
+    case OpType::kPad: {
+      if (in.size() != 3) fail(what + ": input must be C x H x W");
+      for (int k = 0; k < 4; ++k) {
+        if (a[k] < 0 || a[k] > 65536) fail(what + ": bad padding");
+      }
+      const std::vector<std::size_t> expected{in[0],
+                                              in[1] + static_cast<std::size_t>(a[0]) + static_cast<std::size_t>(a[1]),
+                                              in[2] + static_cast<std::size_t>(a[2]) + static_cast<std::size_t>(a[3])};
+      checked_numel(expected, what);
+      expect_out(expected);
+      break;
+    }
+    case OpType::kUpsample: {
+      if (in.size() != 3) fail(what + ": input must be C x H x W");
+      if (a[0] < 1 || a[1] < 1 || a[0] > 64 || a[1] > 64) fail(what + ": bad scale factors");
+      const std::vector<std::size_t> expected{in[0], in[1] * static_cast<std::size_t>(a[0]),
+                                              in[2] * static_cast<std::size_t>(a[1])};
+      checked_numel(expected, what);
+      expect_out(expected);
+      break;
+    }
+    case OpType::kChannelShuffle: {
+      const std::int64_t g = a[0];
+      if (g < 1) fail(what + ": bad group count");
+      if (in.size() == 3) {
+        if (in[0] % static_cast<std::size_t>(g)) fail(what + ": channels not divisible by the groups");
+        expect_out(in);
+      } else if (in.size() == 4) {  // (g, C/g, H, W) -> (C/g, g, H, W): the view-transpose-view idiom
+        if (in[0] != static_cast<std::size_t>(g)) fail(what + ": groups differ from the first dimension");
+        expect_out({in[1], in[0], in[2], in[3]});
+      } else {
+        fail(what + ": input must be C x H x W or G x C/G x H x W");
+      }
+      break;
+    }
   }
 }
 
@@ -566,6 +638,25 @@ void read_graph(Reader& r, ModelFile& f) {
 }
 
 }  // namespace
+
+float attr_float(std::int32_t bits) {
+  float v;
+  std::memcpy(&v, &bits, 4);
+  return v;
+}
+
+bool broadcast_shapes(const std::vector<std::size_t>& a, const std::vector<std::size_t>& b,
+                      std::vector<std::size_t>* out) {
+  const std::size_t n = std::max(a.size(), b.size());
+  out->assign(n, 1);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    const std::size_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    if (da != db && da != 1 && db != 1) return false;
+    (*out)[i] = std::max(da, db);
+  }
+  return true;
+}
 
 std::size_t shape_numel(const std::vector<std::size_t>& dims) {
   std::size_t n = 1;

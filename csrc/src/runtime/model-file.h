@@ -62,11 +62,29 @@ enum class OpType : std::uint8_t {
   kGlobalAvgPool = 9,
   kReshape = 10,
   kSoftmax = 11,
+  kBinary = 12,          // (format 1.1) add/sub/mul/div, broadcasting, or with a scalar constant
+  kClamp = 13,           // (1.1) clamp(min, max)
+  kPad = 14,             // (1.1) zero padding of H and W
+  kUpsample = 15,        // (1.1) nearest-neighbour upsampling by integer factors
+  kChannelShuffle = 16,  // (1.1) channel shuffle
 };
-constexpr int kOpTypeMax = 11;
+constexpr int kOpTypeMax = 16;
 
-enum class Act : std::uint8_t { kNone = 0, kRelu = 1, kRelu6 = 2, kHardswish = 3, kSigmoid = 4 };
-constexpr int kActMax = 4;
+enum class Act : std::uint8_t {
+  kNone = 0,
+  kRelu = 1,
+  kRelu6 = 2,
+  kHardswish = 3,
+  kSigmoid = 4,
+  kHardsigmoid = 5,  // (1.1)
+  kSilu = 6,         // (1.1)
+  kGelu = 7,         // (1.1) erf form
+  kGeluTanh = 8,     // (1.1) tanh approximation
+};
+constexpr int kActMax = 8;
+
+// Binary op kinds (attrs[0] of kBinary).
+enum class BinaryKind : std::int32_t { kAdd = 0, kSub = 1, kMul = 2, kDiv = 3 };
 
 struct OpDesc {
   OpType type;
@@ -96,6 +114,14 @@ struct ModelFile {
 ModelFile parse_model_file(const std::uint8_t* data, std::size_t size);
 
 std::size_t shape_numel(const std::vector<std::size_t>& dims);
+
+// The NumPy/PyTorch broadcast of two per-sample shapes (aligned on the
+// right); false when they do not broadcast.
+bool broadcast_shapes(const std::vector<std::size_t>& a, const std::vector<std::size_t>& b,
+                      std::vector<std::size_t>* out);
+
+// An i32 attribute holding the bits of an f32 (kBinary's constant, kClamp's bounds).
+float attr_float(std::int32_t bits);
 
 }  // namespace pakd::runtime
 

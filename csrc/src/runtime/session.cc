@@ -17,6 +17,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "kernels/f32-elementwise-scalar.h"
 #include "runtime/activation.h"
 #include "runtime/fusion.h"
 #include "runtime/pack.h"
@@ -112,6 +113,8 @@ void Session::prepare(const ModelFile& file) {
     if (d.scale >= 0) p.scale = file.tensors[static_cast<std::size_t>(d.scale)].values;
     if (d.bias >= 0) p.bias = file.tensors[static_cast<std::size_t>(d.bias)].values;
     if (d.type == OpType::kMaxPool || d.type == OpType::kAvgPool) p.pool = PoolAttrs::of(d);
+    if (d.type == OpType::kReshape) p.alias = true;
+    if (d.type == OpType::kBinary) prepare_binary(g, &p);
     if (d.type == OpType::kConv2d || d.type == OpType::kLinear) {
       const Tensor& t = file.tensors[static_cast<std::size_t>(d.weight)];
       p.rows = t.dims[0];
@@ -185,14 +188,82 @@ void Session::prepare_linear(const Tensor& t, PreparedOp* p) const {
   p->weight = std::move(csr);
 }
 
+// How a binary op's operands meet: equal shapes, one operand constant per
+// row of the other (the squeeze-excite scale: C x H x W times C x 1 x 1; a
+// scalar), or the general broadcast (also every op of a reference session).
+void Session::prepare_binary(const Graph& graph, PreparedOp* p) const {
+  const OpDesc& d = p->desc;
+  p->bin_kind = d.attrs[0];
+  if (d.inputs.size() == 1) {  // x op c or c op x
+    p->bin_mode = PreparedOp::BinaryMode::kRows;
+    p->bin_const = attr_float(d.attrs[2]);
+    p->bin_r_first = d.attrs[1];
+    p->bin_rows = 1;
+    p->bin_inner = p->out_size;
+    return;
+  }
+  const std::vector<std::size_t>& out = p->out_dims;
+  const std::size_t n = out.size();
+  auto padded = [&](const std::vector<std::size_t>& s) {
+    std::vector<std::size_t> r(n - s.size(), 1);
+    r.insert(r.end(), s.begin(), s.end());
+    return r;
+  };
+  const std::vector<std::size_t> da = padded(graph.shapes[d.inputs[0]]), db = padded(graph.shapes[d.inputs[1]]);
+  if (!config_.reference) {
+    if (da == out && db == out) {
+      p->bin_mode = PreparedOp::BinaryMode::kSame;
+      return;
+    }
+    // the constant-per-row operand: out's leading k dims, then ones
+    for (int r = 1; r >= 0; --r) {
+      const std::vector<std::size_t>& full = r == 1 ? da : db;
+      const std::vector<std::size_t>& part = r == 1 ? db : da;
+      if (full != out) continue;
+      std::size_t k = 0;
+      while (k < n && part[k] == out[k]) ++k;
+      bool ones = true;
+      for (std::size_t j = k; j < n; ++j) ones &= part[j] == 1;
+      if (!ones) continue;
+      p->bin_mode = PreparedOp::BinaryMode::kRows;
+      p->bin_r = r;
+      p->bin_r_first = r == 0 ? 1 : 0;
+      p->bin_rows = 1;
+      for (std::size_t j = 0; j < k; ++j) p->bin_rows *= out[j];
+      p->bin_inner = p->out_size / p->bin_rows;
+      return;
+    }
+  }
+  p->bin_mode = PreparedOp::BinaryMode::kGeneral;
+  p->bin_dims = out;
+  auto strides = [&](const std::vector<std::size_t>& s) {
+    std::vector<std::size_t> st(n, 0);
+    std::size_t step = 1;
+    for (std::size_t j = n; j-- > 0;) {
+      st[j] = s[j] == 1 ? 0 : step;
+      step *= s[j];
+    }
+    return st;
+  };
+  p->bin_sa = strides(da);
+  p->bin_sb = strides(db);
+}
+
 void Session::plan_memory(const Graph& graph) {
   const std::size_t n_values = graph.shapes.size();
   const std::size_t never = std::numeric_limits<std::size_t>::max();
+  // A reshape's output lives in its input's memory: the memory belongs to
+  // the root value and lives until the last reader of any of its aliases.
+  value_root_.resize(n_values);
+  for (std::uint32_t v = 0; v < n_values; ++v) value_root_[v] = v;
+  for (const PreparedOp& op : ops_) {
+    if (op.alias) value_root_[op.desc.output] = value_root_[op.desc.inputs[0]];
+  }
   std::vector<std::size_t> last_use(n_values, 0);
   for (std::size_t i = 0; i < ops_.size(); ++i) {
-    for (std::uint32_t v : ops_[i].desc.inputs) last_use[v] = i;
+    for (std::uint32_t v : ops_[i].desc.inputs) last_use[value_root_[v]] = i;
   }
-  last_use[output_value_] = never;
+  last_use[value_root_[output_value_]] = never;
 
   // First-fit over a sorted free list; a value's block is released after the
   // last op that reads it (never before its producer's output is placed, so
@@ -248,12 +319,14 @@ void Session::plan_memory(const Graph& graph) {
   for (std::size_t i = 0; i < ops_.size(); ++i) {
     const PreparedOp& op = ops_[i];
     const std::uint32_t out = op.desc.output;
-    value_size[out] = round_up(op.out_size * config_.max_batch, kAlignFloats);
-    value_offset_[out] = allocate(value_size[out]);
+    if (!op.alias) {
+      value_size[out] = round_up(op.out_size * config_.max_batch, kAlignFloats);
+      value_offset_[out] = allocate(value_size[out]);
+    }
     for (std::size_t k = 0; k < op.desc.inputs.size(); ++k) {
-      const std::uint32_t v = op.desc.inputs[k];
+      const std::uint32_t v = value_root_[op.desc.inputs[k]];
       bool seen = false;
-      for (std::size_t j = 0; j < k; ++j) seen |= op.desc.inputs[j] == v;
+      for (std::size_t j = 0; j < k; ++j) seen |= value_root_[op.desc.inputs[j]] == v;
       if (!seen && v != input_value_ && last_use[v] == i) release(value_offset_[v], value_size[v]);
     }
   }
@@ -280,8 +353,10 @@ std::size_t Session::weight_bytes() const {
 void Session::run(const float* input, std::size_t batch, float* output) { run_profiled(input, batch, output, nullptr); }
 
 void Session::run_profiled(const float* input, std::size_t batch, float* output, double* op_ns) {
-  for (std::size_t v = 0; v < value_ptr_.size(); ++v) value_ptr_[v] = arena_.data() + value_offset_[v];
-  value_ptr_[input_value_] = input;
+  for (std::size_t v = 0; v < value_ptr_.size(); ++v) {
+    const std::uint32_t r = value_root_[v];
+    value_ptr_[v] = r == input_value_ ? input : arena_.data() + value_offset_[r];
+  }
   for (std::size_t i = 0; i < ops_.size(); ++i) {
     if (op_ns == nullptr) {
       run_op(ops_[i], batch);
@@ -295,12 +370,21 @@ void Session::run_profiled(const float* input, std::size_t batch, float* output,
 }
 
 std::string Session::op_description(std::size_t i) const {
-  static const char* const kOps[] = {"?",      "conv2d",  "linear",  "affine",         "act",     "add",
-                                     "concat", "maxpool", "avgpool", "global-avgpool", "reshape", "softmax"};
-  static const char* const kActs[] = {"", "+relu", "+relu6", "+hardswish", "+sigmoid"};
+  static const char* const kOps[] = {"?",       "conv2d",   "linear",         "affine",  "act",     "add",    "concat",
+                                     "maxpool", "avgpool",  "global-avgpool", "reshape", "softmax", "binary", "clamp",
+                                     "pad",     "upsample", "channel-shuffle"};
+  static const char* const kActs[] = {"",      "+relu", "+relu6",    "+hardswish", "+sigmoid", "+hardsigmoid",
+                                      "+silu", "+gelu", "+gelu-tanh"};
+  static const char* const kBinary[] = {" add", " sub", " mul", " div"};
   const PreparedOp& op = ops_[i];
   std::string s = std::string(kOps[static_cast<int>(op.desc.type)]) + (op.residual ? "+add" : "") +
                   kActs[static_cast<int>(op.desc.act)];
+  if (op.desc.type == OpType::kBinary) {
+    s += kBinary[op.bin_kind];
+    s += op.bin_mode == PreparedOp::BinaryMode::kSame   ? ""
+         : op.bin_mode == PreparedOp::BinaryMode::kRows ? " rows"
+                                                        : " broadcast";
+  }
   if (op.desc.type == OpType::kConv2d && op.conv.groups > 1) {
     s += op.in_dims[0] == op.out_dims[0] && op.conv.groups == op.in_dims[0] ? " depthwise" : " grouped";
   }
@@ -396,12 +480,93 @@ void Session::run_op(const PreparedOp& op, std::size_t batch) {
       pakd_f32_gavgpool_ukernel__scalar(batch * c, op.in_size / c, x, y);
       break;
     }
-    case OpType::kReshape: std::memcpy(y, x, batch * op.in_size * sizeof(float)); break;
+    case OpType::kReshape:
+      if (!op.alias) std::memcpy(y, x, batch * op.in_size * sizeof(float));
+      break;
+    case OpType::kBinary: binary(op, batch, y); break;
+    case OpType::kClamp: {
+      const float lo = attr_float(d.attrs[0]), hi = attr_float(d.attrs[1]);
+      for (std::size_t i = 0; i < batch * op.in_size; ++i) y[i] = std::min(std::max(x[i], lo), hi);
+      break;
+    }
+    case OpType::kPad: {
+      const std::size_t c = op.in_dims[0], h = op.in_dims[1], w = op.in_dims[2];
+      const std::size_t ho = op.out_dims[1], wo = op.out_dims[2];
+      const std::size_t top = static_cast<std::size_t>(d.attrs[0]), left = static_cast<std::size_t>(d.attrs[2]);
+      std::memset(y, 0, batch * op.out_size * sizeof(float));
+      for (std::size_t p = 0; p < batch * c; ++p) {
+        for (std::size_t r = 0; r < h; ++r)
+          std::memcpy(y + (p * ho + top + r) * wo + left, x + (p * h + r) * w, w * sizeof(float));
+      }
+      break;
+    }
+    case OpType::kUpsample: {
+      const std::size_t h = op.in_dims[1], w = op.in_dims[2];
+      const std::size_t fh = static_cast<std::size_t>(d.attrs[0]), fw = static_cast<std::size_t>(d.attrs[1]);
+      const std::size_t wo = w * fw;
+      for (std::size_t p = 0; p < batch * op.in_dims[0]; ++p) {
+        for (std::size_t r = 0; r < h; ++r) {
+          const float* src = x + (p * h + r) * w;
+          float* dst = y + (p * h + r) * fh * wo;
+          for (std::size_t ox = 0; ox < wo; ++ox) dst[ox] = src[ox / fw];
+          for (std::size_t k = 1; k < fh; ++k) std::memcpy(dst + k * wo, dst, wo * sizeof(float));
+        }
+      }
+      break;
+    }
+    case OpType::kChannelShuffle: {
+      // input (g, C/g, S) -> output (C/g, g, S) per sample
+      const std::size_t g = static_cast<std::size_t>(d.attrs[0]);
+      const std::size_t channels = op.in_dims.size() == 3 ? op.in_dims[0] : op.in_dims[0] * op.in_dims[1];
+      const std::size_t cpg = channels / g, plane = op.in_size / channels;
+      for (std::size_t b = 0; b < batch; ++b) {
+        const float* xb = x + b * op.in_size;
+        float* yb = y + b * op.out_size;
+        for (std::size_t i = 0; i < g; ++i) {
+          for (std::size_t j = 0; j < cpg; ++j)
+            std::memcpy(yb + (j * g + i) * plane, xb + (i * cpg + j) * plane, plane * sizeof(float));
+        }
+      }
+      break;
+    }
     case OpType::kSoftmax:
       for (std::size_t b = 0; b < batch; ++b) {
         pakd_f32_softmax_ukernel__reference(op.in_size, x + b * op.in_size, y + b * op.out_size);
       }
       break;
+  }
+}
+
+void Session::binary(const PreparedOp& op, std::size_t batch, float* y) {
+  const OpDesc& d = op.desc;
+  const int kind = op.bin_kind;
+  const float* a = value_ptr_[d.inputs[0]];
+  const std::size_t na = op.input_sizes[0];
+  for (std::size_t b = 0; b < batch; ++b) {
+    float* yb = y + b * op.out_size;
+    switch (op.bin_mode) {
+      case PreparedOp::BinaryMode::kSame:
+        pakd_f32_binary_ukernel__scalar(kind, op.out_size, a + b * na, value_ptr_[d.inputs[1]] + b * op.input_sizes[1],
+                                        yb);
+        break;
+      case PreparedOp::BinaryMode::kRows: {
+        if (d.inputs.size() == 1) {
+          pakd_f32_binary_rows_ukernel__scalar(kind, 1, op.out_size, a + b * na, &op.bin_const, op.bin_r_first, yb);
+          break;
+        }
+        const std::size_t r = static_cast<std::size_t>(op.bin_r);
+        const float* full = value_ptr_[d.inputs[1 - r]] + b * op.input_sizes[1 - r];
+        const float* rows = value_ptr_[d.inputs[r]] + b * op.input_sizes[r];
+        pakd_f32_binary_rows_ukernel__scalar(kind, op.bin_rows, op.bin_inner, full, rows, op.bin_r_first, yb);
+        break;
+      }
+      case PreparedOp::BinaryMode::kGeneral:
+        pakd_f32_binary_ukernel__reference(kind, op.bin_dims.size(), op.bin_dims.data(), op.bin_sa.data(),
+                                           op.bin_sb.data(), a + b * na,
+                                           value_ptr_[d.inputs[1]] + b * op.input_sizes[1], yb);
+        break;
+    }
+    activate_range(yb, op.out_size, d.act);
   }
 }
 

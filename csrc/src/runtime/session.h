@@ -45,6 +45,18 @@ struct PreparedOp {
   // desc.inputs[1] is the other summand (same shape as the output), added
   // after the scale and bias and before desc.act (the add's activation).
   bool residual = false;
+  // reshape: the output is the input's memory under another shape (no copy).
+  bool alias = false;
+  // binary (prepare_binary): kSame (equal shapes), kRows (one operand
+  // constant per row of the other: a squeeze-excite scale, a scalar; the
+  // constant operand is inputs[bin_r], or bin_const when there is one input),
+  // or kGeneral (any broadcast: bin_dims with per-operand strides).
+  enum class BinaryMode : std::uint8_t { kSame, kRows, kGeneral };
+  BinaryMode bin_mode = BinaryMode::kGeneral;
+  int bin_kind = 0, bin_r = 1, bin_r_first = 0;
+  float bin_const = 0.0f;
+  std::size_t bin_rows = 0, bin_inner = 0;
+  std::vector<std::size_t> bin_dims, bin_sa, bin_sb;
 
   ConvGeometry geometry() const { return ConvGeometry::of(in_dims.data(), out_dims.data(), kh, kw, conv); }
 };
@@ -81,7 +93,9 @@ class Session {
   void prepare(const ModelFile& file);
   void prepare_conv(const Tensor& t, PreparedOp* p) const;
   void prepare_linear(const Tensor& t, PreparedOp* p) const;
+  void prepare_binary(const Graph& graph, PreparedOp* p) const;
   void plan_memory(const Graph& graph);
+  void binary(const PreparedOp& op, std::size_t batch, float* y);
   void run_op(const PreparedOp& op, std::size_t batch);
 
   // session-layers.cc
@@ -110,6 +124,7 @@ class Session {
   std::size_t input_size_ = 0, output_size_ = 0;
   std::uint32_t input_value_ = 0, output_value_ = 0;
   std::vector<std::size_t> value_offset_;  // floats into arena_, per value
+  std::vector<std::uint32_t> value_root_;  // per value: the value whose memory it is (itself unless a reshape's)
   std::vector<const float*> value_ptr_;    // per run
   std::vector<float> arena_;
   std::vector<float> scratch_;  // im2col / transposes
