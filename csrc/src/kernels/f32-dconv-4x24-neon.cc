@@ -3,7 +3,10 @@
 // load of the block's 4 weights and 6 input loads feed 24 FMAs by lane. ARMv7
 // (16 q-registers, no FMA): the 24 positions in three passes of 8 (8
 // accumulators, multiply-accumulate by lane). A last block of 1..3 output
-// channels computes only those rows (the packed weights stay 4 wide).
+// channels computes only those rows (the packed weights stay 4 wide). 3x3
+// kernels on AArch64 run their 9 taps unrolled: 28 instructions per 24 FMAs
+// instead of 33 with the tap loop (the small-channel layers of pruned
+// ResNet-20s run here).
 // Contract: F32DconvFn in kernels/kernels.h.
 #include <arm_neon.h>
 
@@ -27,7 +30,7 @@ constexpr std::size_t kX = 2;
 // Rows (1..4) output channels of a block, positions [q0, q0 + 4 kX).
 // Named accumulators (an array of vectors would be kept in memory by GCC);
 // the rows past Rows are dead code.
-template <std::size_t Rows>
+template <std::size_t Rows, bool K3>
 inline void pass(std::size_t cin, std::size_t kh, std::size_t kw, std::size_t wp, std::size_t plane, const float* wb,
                  const float* x, float* y, std::size_t ldy) {
 #if defined(__aarch64__)
@@ -76,17 +79,41 @@ inline void pass(std::size_t cin, std::size_t kh, std::size_t kw, std::size_t wp
   PAKD_ROW(2);
   PAKD_ROW(3);
   const float* wt = wb;
-  const std::size_t skip = wp - kw;
-  for (std::size_t ic = 0; ic < cin; ++ic) {
-    const float* xs = x + ic * plane;
-    for (std::size_t ky = 0; ky < kh; ++ky, xs += skip) {
-      for (std::size_t kx = 0; kx < kw; ++kx, wt += R, ++xs) {
-        const float32x4_t w = vld1q_f32(wt);
-        PAKD_LOADS;
-        PAKD_ROW_MAC(0)
-        PAKD_ROW_MAC(1)
-        PAKD_ROW_MAC(2)
-        PAKD_ROW_MAC(3)
+  if (K3) {  // 3x3: the 9 taps of a channel unrolled (no per-tap loop and index updates)
+    for (std::size_t ic = 0; ic < cin; ++ic, wt += 9 * R) {
+      const float* const xc = x + ic * plane;
+#pragma GCC unroll 3
+      for (std::size_t ky = 0; ky < 3; ++ky) {
+#pragma GCC unroll 3
+        for (std::size_t kx = 0; kx < 3; ++kx) {
+          // an opaque base per tap: 3 paired loads (ldp) instead of 6 unaligned single ones
+          const float* xs = xc + ky * wp + kx;
+          __asm__("" : "+r"(xs));
+          const float32x4_t w = vld1q_f32(wt + (ky * 3 + kx) * R);
+          PAKD_LOADS;
+          PAKD_ROW_MAC(0)
+          PAKD_ROW_MAC(1)
+          PAKD_ROW_MAC(2)
+          PAKD_ROW_MAC(3)
+          // keeps the next tap's loads after these FMAs: hoisted, they would need more than the
+          // 32 vector registers and GCC spills accumulators
+          __asm__ __volatile__("" ::: "memory");
+        }
+      }
+    }
+  } else {
+    const std::size_t skip = wp - kw;
+    for (std::size_t ic = 0; ic < cin; ++ic) {
+      const float* xs = x + ic * plane;
+      for (std::size_t ky = 0; ky < kh; ++ky, xs += skip) {
+        for (std::size_t kx = 0; kx < kw; ++kx, wt += R, ++xs) {
+          const float32x4_t w = vld1q_f32(wt);
+          PAKD_LOADS;
+          PAKD_ROW_MAC(0)
+          PAKD_ROW_MAC(1)
+          PAKD_ROW_MAC(2)
+          PAKD_ROW_MAC(3)
+        }
       }
     }
   }
@@ -103,7 +130,13 @@ inline void pass(std::size_t cin, std::size_t kh, std::size_t kw, std::size_t wp
 template <std::size_t Rows>
 void block(std::size_t n, std::size_t cin, std::size_t kh, std::size_t kw, std::size_t wp, std::size_t plane,
            const float* wb, const float* x, float* y, std::size_t ldy) {
-  for (std::size_t q0 = 0; q0 < n; q0 += 4 * kX) pass<Rows>(cin, kh, kw, wp, plane, wb, x + q0, y + q0, ldy);
+#if defined(__aarch64__)
+  if (kh == 3 && kw == 3) {
+    for (std::size_t q0 = 0; q0 < n; q0 += 4 * kX) pass<Rows, true>(cin, kh, kw, wp, plane, wb, x + q0, y + q0, ldy);
+    return;
+  }
+#endif
+  for (std::size_t q0 = 0; q0 < n; q0 += 4 * kX) pass<Rows, false>(cin, kh, kw, wp, plane, wb, x + q0, y + q0, ldy);
 }
 
 }  // namespace
