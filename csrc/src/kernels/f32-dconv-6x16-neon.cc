@@ -5,8 +5,9 @@
 // runs only its vectors (50 channels: 3 x 4 + 1 vectors); kernel widths 1, 3
 // and 5 have their tap loops unrolled. ARMv7 (16 q-registers, no FMA): the 16 channels as two halves of 8
 // (12 accumulators each, multiply-accumulate). A whole tile is transposed in
-// registers (4x4 blocks) into the channel-major output; a partial tile (fewer
-// positions or channels) goes through memory.
+// registers (4x4 blocks) into the channel-major output, so are the whole
+// vectors of 4 channels of a last block; a partial tile's positions and a last
+// partial vector of channels go through memory.
 // Contract: F32DconvOcFn in kernels/kernels.h.
 #include <arm_neon.h>
 
@@ -187,19 +188,20 @@ void pakd_f32_dconv_ukernel_6x16__neon(std::size_t oc_begin, std::size_t oc_end,
           case 1: tile_pass_q<1>(wt, cin, kh, kw, wp, plane, x, off, contig, acc); break;
           default: tile_pass_q<2>(wt, cin, kh, kw, wp, plane, x, off, contig, acc); break;
         }
-        if (rows == P && c0 + 4 * kQ <= vs) {
-          for (std::size_t q = 0; q < kQ; ++q) {
-            store_6x4_transposed(acc[0][q], acc[1][q], acc[2][q], acc[3][q], acc[4][q], acc[5][q],
-                                 y + (ob + c0 + 4 * q) * ldy + p0, ldy);
-          }
-          continue;
+        const std::size_t cn = vs - c0 < 4 * kQ ? vs - c0 : 4 * kQ;
+        // a whole tile's vectors of 4 real channels transposed in registers (all of them but
+        // in a last block of channels), the rest through memory
+        const std::size_t full = rows == P ? cn / 4 : 0;
+        for (std::size_t q = 0; q < full; ++q) {
+          store_6x4_transposed(acc[0][q], acc[1][q], acc[2][q], acc[3][q], acc[4][q], acc[5][q],
+                               y + (ob + c0 + 4 * q) * ldy + p0, ldy);
         }
+        if (4 * full == cn) continue;
         float tile[P][4 * kQ];
         for (std::size_t j = 0; j < P; ++j) {
-          for (std::size_t q = 0; q < nq; ++q) vst1q_f32(tile[j] + 4 * q, acc[j][q]);
+          for (std::size_t q = full; q < nq; ++q) vst1q_f32(tile[j] + 4 * q, acc[j][q]);
         }
-        const std::size_t cn = vs - c0 < 4 * kQ ? vs - c0 : 4 * kQ;
-        for (std::size_t v = 0; v < cn; ++v) {
+        for (std::size_t v = 4 * full; v < cn; ++v) {
           float* yr = y + (ob + c0 + v) * ldy + p0;
           for (std::size_t j = 0; j < rows; ++j) yr[j] = tile[j][v];
         }

@@ -26,7 +26,8 @@ constexpr std::size_t kCodebookMinNonzeros = std::size_t{1} << 21;
 // on Zen 4 timings (one thread), the ARM ones on guest instructions under
 // qemu -cpu cortex-a72 (the Raspberry Pi 4) of the NEON kernels
 // (benchmarks/arm_conv_costs.py; instructions are not time, but they are what
-// this project can measure for the board). armv7 (rpi3) uses the AArch64 fit.
+// this project can measure for the board). armv7 (rpi3) uses the AArch64 fit
+// but for wide_3x3 (its 3x3 taps run the tap loop).
 struct ConvCosts {
   // The 16-channel direct kernel's cost per padded multiply-add, relative to
   // the wide-row kernel's (its transposing store on AVX2; on NEON its six
@@ -40,11 +41,20 @@ struct ConvCosts {
   // winograd_wins: the weights of the transforms and of the direct cost.
   double wino_transforms;
   double wino_direct;
+  // The wide-row kernel's cost per padded multiply-add on 3x3 kernels relative
+  // to the others: AArch64 runs their 9 taps unrolled (0.81x the instructions
+  // of the tap loop on the pruned ResNet-20's layers), so 3x3 layers with
+  // 7..12 channels on 14x14 (0.88-0.97 of the direct cost through Winograd in
+  // winograd_units) run direct there (2-14k fewer instructions each), 12 -> 9
+  // (0.84) and the teacher's 16..64 channels (<= 0.59) stay on Winograd.
+  double wide_3x3;
 };
-#if defined(__aarch64__) || defined(__arm__)
-constexpr ConvCosts kCosts{1.15, 1.6, 3.75, 0.84};
+#if defined(__aarch64__)
+constexpr ConvCosts kCosts{1.15, 1.6, 3.75, 0.84, 0.85};
+#elif defined(__arm__)
+constexpr ConvCosts kCosts{1.15, 1.6, 3.75, 0.84, 1.0};
 #else
-constexpr ConvCosts kCosts{1.1, 1.5, 3.75, 0.84};
+constexpr ConvCosts kCosts{1.1, 1.5, 3.75, 0.84, 1.0};
 #endif
 constexpr double kSparseDirectUnitCost = kCosts.sparse_direct_unit;
 
@@ -52,7 +62,8 @@ constexpr double kSparseDirectUnitCost = kCosts.sparse_direct_unit;
 
 std::size_t dense_direct_units(const ConvGeometry& g, bool* oc_layout) {
   const std::size_t taps = g.cin * g.kh * g.kw;
-  const std::size_t wide = g.cout_padded() * g.wide_n() * taps;
+  std::size_t wide = g.cout_padded() * g.wide_n() * taps;
+  if (g.kh == 3 && g.kw == 3) wide = static_cast<std::size_t>(static_cast<double>(wide) * kCosts.wide_3x3);
   const std::size_t oc = static_cast<std::size_t>(
       static_cast<double>(round_up(g.cout, kDconvOcVector) * round_up(g.n(), kDconvOcPixels) * taps) *
       kCosts.oc_layout);
