@@ -4,10 +4,10 @@
 // stride-2 3x3 and 1x1 shortcut layers, a pruned one's with 12 / 27 / 9 / 18
 // channels) and awkward ones: 1..20 input channels, 1x1/3x3/5x5 kernels,
 // output channels past every multiple of 4 and 16, position ranges that
-// neither start nor end on a tile, channel
-// ranges starting at block 1, a padded ldy (everything outside the ranges
-// stays untouched). The input is exactly the padded planes (the kernel reads
-// only inside them). Weights packed by the session's pack_direct_conv.
+// neither start nor end on a tile, channel ranges starting at block 1, a
+// padded ldy (everything outside the ranges stays untouched). The input is
+// exactly the padded planes (the kernel reads only inside them). Weights
+// packed by the session's pack_direct_conv.
 #include "kernel-check/kernel-check.h"
 #include "runtime/pack.h"
 

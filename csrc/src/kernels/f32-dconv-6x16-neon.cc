@@ -155,6 +155,27 @@ inline void store_6x4_transposed(const float32x4_t a0, const float32x4_t a1, con
   vst1_f32(y + 3 * ldy + 4, vget_high_f32(t45.val[1]));
 }
 
+// A tile of `rows` (1..6) positions x cn (1..4 kQ) channels (nq vectors of
+// them computed) into y[v * ldy + j]: a whole tile's vectors of 4 real channels
+// transposed in registers, the rest through memory. Out of line, so that the
+// whole tiles' path keeps its registers.
+__attribute__((noinline)) void store_partial(const float32x4_t acc[P][kQ], std::size_t rows, std::size_t nq,
+                                             std::size_t cn, float* y, std::size_t ldy) {
+  const std::size_t full = rows == P ? cn / 4 : 0;
+  for (std::size_t q = 0; q < full; ++q) {
+    store_6x4_transposed(acc[0][q], acc[1][q], acc[2][q], acc[3][q], acc[4][q], acc[5][q], y + 4 * q * ldy, ldy);
+  }
+  if (4 * full == cn) return;
+  float tile[P][4 * kQ];
+  for (std::size_t j = 0; j < P; ++j) {
+    for (std::size_t q = full; q < nq; ++q) vst1q_f32(tile[j] + 4 * q, acc[j][q]);
+  }
+  for (std::size_t v = 4 * full; v < cn; ++v) {
+    float* yr = y + v * ldy;
+    for (std::size_t j = 0; j < rows; ++j) yr[j] = tile[j][v];
+  }
+}
+
 }  // namespace
 
 void pakd_f32_dconv_ukernel_6x16__neon(std::size_t oc_begin, std::size_t oc_end, std::size_t p_begin, std::size_t p_end,
@@ -188,23 +209,14 @@ void pakd_f32_dconv_ukernel_6x16__neon(std::size_t oc_begin, std::size_t oc_end,
           case 1: tile_pass_q<1>(wt, cin, kh, kw, wp, plane, x, off, contig, acc); break;
           default: tile_pass_q<2>(wt, cin, kh, kw, wp, plane, x, off, contig, acc); break;
         }
-        const std::size_t cn = vs - c0 < 4 * kQ ? vs - c0 : 4 * kQ;
-        // a whole tile's vectors of 4 real channels transposed in registers (all of them but
-        // in a last block of channels), the rest through memory
-        const std::size_t full = rows == P ? cn / 4 : 0;
-        for (std::size_t q = 0; q < full; ++q) {
-          store_6x4_transposed(acc[0][q], acc[1][q], acc[2][q], acc[3][q], acc[4][q], acc[5][q],
-                               y + (ob + c0 + 4 * q) * ldy + p0, ldy);
+        if (rows == P && c0 + 4 * kQ <= vs) {
+          for (std::size_t q = 0; q < kQ; ++q) {
+            store_6x4_transposed(acc[0][q], acc[1][q], acc[2][q], acc[3][q], acc[4][q], acc[5][q],
+                                 y + (ob + c0 + 4 * q) * ldy + p0, ldy);
+          }
+          continue;
         }
-        if (4 * full == cn) continue;
-        float tile[P][4 * kQ];
-        for (std::size_t j = 0; j < P; ++j) {
-          for (std::size_t q = full; q < nq; ++q) vst1q_f32(tile[j] + 4 * q, acc[j][q]);
-        }
-        for (std::size_t v = 4 * full; v < cn; ++v) {
-          float* yr = y + (ob + c0 + v) * ldy + p0;
-          for (std::size_t j = 0; j < rows; ++j) yr[j] = tile[j][v];
-        }
+        store_partial(acc, rows, nq, vs - c0 < 4 * kQ ? vs - c0 : 4 * kQ, y + (ob + c0) * ldy + p0, ldy);
       }
     }
   }
