@@ -5,9 +5,8 @@
 // runs only its vectors (50 channels: 3 x 4 + 1 vectors); kernel widths 1, 3
 // and 5 have their tap loops unrolled. ARMv7 (16 q-registers, no FMA): the 16 channels as two halves of 8
 // (12 accumulators each, multiply-accumulate). A whole tile is transposed in
-// registers (4x4 blocks) into the channel-major output, so are the whole
-// vectors of 4 channels of a last block; a partial tile's positions and a last
-// partial vector of channels go through memory.
+// registers (4x4 blocks) into the channel-major output; a partial tile (fewer
+// positions or channels) goes through memory.
 // Contract: F32DconvOcFn in kernels/kernels.h.
 #include <arm_neon.h>
 
@@ -155,27 +154,6 @@ inline void store_6x4_transposed(const float32x4_t a0, const float32x4_t a1, con
   vst1_f32(y + 3 * ldy + 4, vget_high_f32(t45.val[1]));
 }
 
-// A tile of `rows` (1..6) positions x cn (1..4 kQ) channels (nq vectors of
-// them computed) into y[v * ldy + j]: a whole tile's vectors of 4 real channels
-// transposed in registers, the rest through memory. Out of line, so that the
-// whole tiles' path keeps its registers.
-__attribute__((noinline)) void store_partial(const float32x4_t acc[P][kQ], std::size_t rows, std::size_t nq,
-                                             std::size_t cn, float* y, std::size_t ldy) {
-  const std::size_t full = rows == P ? cn / 4 : 0;
-  for (std::size_t q = 0; q < full; ++q) {
-    store_6x4_transposed(acc[0][q], acc[1][q], acc[2][q], acc[3][q], acc[4][q], acc[5][q], y + 4 * q * ldy, ldy);
-  }
-  if (4 * full == cn) return;
-  float tile[P][4 * kQ];
-  for (std::size_t j = 0; j < P; ++j) {
-    for (std::size_t q = full; q < nq; ++q) vst1q_f32(tile[j] + 4 * q, acc[j][q]);
-  }
-  for (std::size_t v = 4 * full; v < cn; ++v) {
-    float* yr = y + v * ldy;
-    for (std::size_t j = 0; j < rows; ++j) yr[j] = tile[j][v];
-  }
-}
-
 }  // namespace
 
 void pakd_f32_dconv_ukernel_6x16__neon(std::size_t oc_begin, std::size_t oc_end, std::size_t p_begin, std::size_t p_end,
@@ -216,7 +194,15 @@ void pakd_f32_dconv_ukernel_6x16__neon(std::size_t oc_begin, std::size_t oc_end,
           }
           continue;
         }
-        store_partial(acc, rows, nq, vs - c0 < 4 * kQ ? vs - c0 : 4 * kQ, y + (ob + c0) * ldy + p0, ldy);
+        float tile[P][4 * kQ];
+        for (std::size_t j = 0; j < P; ++j) {
+          for (std::size_t q = 0; q < nq; ++q) vst1q_f32(tile[j] + 4 * q, acc[j][q]);
+        }
+        const std::size_t cn = vs - c0 < 4 * kQ ? vs - c0 : 4 * kQ;
+        for (std::size_t v = 0; v < cn; ++v) {
+          float* yr = y + (ob + c0 + v) * ldy + p0;
+          for (std::size_t j = 0; j < rows; ++j) yr[j] = tile[j][v];
+        }
       }
     }
   }
