@@ -1,7 +1,7 @@
 // f32-dconv-pad: the direct convolutions' input pass (zero-padded planes),
 // bit-exact, over the model shapes (LeNet-5 28x28 pad 2 and 14x14 pad 0,
 // ResNet-20 pad 1 at 28/14/7) and rows narrower than a vector, paddings of
-// 0..3 on either side; every element of the planes must be written (the
+// 0..5 on either side; every element of the planes must be written (the
 // buffer starts at 1e30).
 #include "kernel-check/kernel-check.h"
 
@@ -12,7 +12,8 @@ PAKD_KERNEL_CHECK("f32-dconv-pad") {
   // cin, h, w, ph, pw
   const std::size_t shapes[][5] = {{1, 28, 28, 2, 2}, {6, 14, 14, 0, 0}, {16, 28, 28, 1, 1}, {64, 7, 7, 1, 1},
                                    {3, 1, 1, 1, 1},   {5, 3, 7, 2, 0},   {2, 5, 3, 0, 3},    {20, 7, 7, 1, 1},
-                                   {4, 13, 17, 2, 2}, {1, 2, 5, 3, 1},   {7, 9, 33, 1, 2}};
+                                   {4, 13, 17, 2, 2}, {1, 2, 5, 3, 1},   {7, 9, 33, 1, 2},   {2, 6, 12, 1, 4},
+                                   {3, 4, 20, 0, 1},  {2, 3, 2, 1, 1},   {6, 28, 28, 1, 1},  {3, 5, 16, 1, 5}};
   for (const auto& s : shapes) {
     const std::size_t cin = s[0], h = s[1], w = s[2], ph = s[3], pw = s[4];
     const std::size_t size = cin * (h + 2 * ph) * (w + 2 * pw);

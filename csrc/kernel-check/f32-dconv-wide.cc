@@ -1,10 +1,11 @@
 // f32-dconv-wide: the wide-row direct stride-1 convolution (4 output channels x
 // 24 positions) over the real model shapes (LeNet-5's 1 -> 6 5x5 pad 2 on
 // 28x28 and 6 -> 16 5x5 on 14x14, ResNet-20's 16/32/64-channel 3x3 layers on
-// 28x28/14x14/7x7) and awkward ones: 1..20 input channels, 1x1/3x3/5x5
-// kernels, output channel counts with last blocks of 1..3 channels, ranges
-// that start past block 0, a padded ldy (the rows past oc_end and the columns
-// past n stay untouched). Weights packed by the session's pack_direct_conv.
+// 28x28/14x14/7x7, a pruned one's 6 -> 5 and 9 -> 7) and awkward ones: 1..20
+// input channels, 1x1/3x3/5x5 kernels, output channel counts with last blocks
+// of 1..3 channels (3x3: the last 5 or 6 in one pass), ranges that start past
+// block 0, a padded ldy (the rows past oc_end and the columns past n stay
+// untouched). Weights packed by the session's pack_direct_conv.
 #include "kernel-check/kernel-check.h"
 #include "runtime/pack.h"
 
@@ -16,7 +17,8 @@ PAKD_KERNEL_CHECK("f32-dconv-wide") {
   const std::size_t shapes[][6] = {
       {1, 28, 28, 6, 5, 2}, {6, 14, 14, 16, 5, 0}, {16, 28, 28, 16, 3, 1}, {32, 14, 14, 32, 3, 1}, {64, 7, 7, 64, 3, 1},
       {3, 9, 11, 5, 3, 1},  {20, 6, 7, 7, 3, 0},   {1, 5, 5, 1, 1, 0},     {7, 12, 10, 3, 5, 2},   {2, 4, 4, 2, 3, 1},
-      {13, 8, 9, 10, 1, 0}, {20, 10, 10, 9, 3, 1}, {5, 3, 30, 11, 3, 1},   {4, 6, 6, 13, 5, 2}};
+      {13, 8, 9, 10, 1, 0}, {20, 10, 10, 9, 3, 1}, {5, 3, 30, 11, 3, 1},   {4, 6, 6, 13, 5, 2},    {6, 28, 28, 5, 3, 1},
+      {9, 14, 14, 7, 3, 1}, {3, 5, 4, 6, 3, 0},    {6, 28, 28, 6, 3, 1},   {2, 7, 9, 6, 3, 1},     {5, 6, 6, 10, 3, 1}};
   for (const auto& s : shapes) {
     const std::size_t cin = s[0], h = s[1], w = s[2], cout = s[3], k = s[4], pad = s[5];
     const std::size_t hp = h + 2 * pad, wp = w + 2 * pad, ho = hp - k + 1, plane = hp * wp;

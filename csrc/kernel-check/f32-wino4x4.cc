@@ -2,7 +2,9 @@
 // reference against a direct convolution in double), over the ResNet-20
 // shapes (16 / 32 / 64 channels on 28x28 / 14x14 / 7x7) and awkward ones
 // (1, 3, 9, 17 channels, cin not a multiple of 4 or 8, cout past 8 / 16,
-// partial edge tiles, no padding), with and without bias, residual and ReLU,
+// partial edge tiles, no padding; the pruned ResNet-20's 9..27 channels, last
+// blocks of 4 / 8 / 12 channels over many tiles), with and without bias,
+// residual and ReLU,
 // the tiles split into several ranges (as threads split them) so chunks start
 // anywhere and end short. The input is packed with the reference packing.
 #include <cmath>
@@ -52,11 +54,12 @@ PAKD_KERNEL_CHECK("f32-wino4x4") {
   const auto& table = runtime::f32_wino4x4_kernels();
   const auto pack = runtime::f32_wino4x4_pack_kernels().reference().fn;
   // cin, cout, h, w, ph, pw, parts
-  const std::size_t shapes[][7] = {{16, 16, 28, 28, 1, 1, 1}, {32, 32, 14, 14, 1, 1, 2}, {64, 64, 7, 7, 1, 1, 1},
-                                   {1, 16, 28, 28, 1, 1, 3},  {16, 32, 14, 14, 1, 1, 1}, {32, 64, 7, 7, 1, 1, 2},
-                                   {3, 9, 11, 13, 1, 1, 1},   {9, 17, 5, 6, 0, 0, 1},    {17, 3, 9, 9, 1, 1, 2},
-                                   {1, 1, 3, 3, 0, 0, 1},     {13, 24, 30, 10, 1, 1, 4}, {8, 40, 4, 20, 1, 1, 1},
-                                   {5, 8, 7, 5, 1, 1, 1},     {20, 33, 6, 6, 1, 1, 5}};
+  const std::size_t shapes[][7] = {
+      {16, 16, 28, 28, 1, 1, 1}, {32, 32, 14, 14, 1, 1, 2}, {64, 64, 7, 7, 1, 1, 1},   {1, 16, 28, 28, 1, 1, 3},
+      {16, 32, 14, 14, 1, 1, 1}, {32, 64, 7, 7, 1, 1, 2},   {3, 9, 11, 13, 1, 1, 1},   {9, 17, 5, 6, 0, 0, 1},
+      {17, 3, 9, 9, 1, 1, 2},    {1, 1, 3, 3, 0, 0, 1},     {13, 24, 30, 10, 1, 1, 4}, {8, 40, 4, 20, 1, 1, 1},
+      {5, 8, 7, 5, 1, 1, 1},     {20, 33, 6, 6, 1, 1, 5},   {12, 9, 14, 14, 1, 1, 1},  {27, 18, 7, 7, 1, 1, 1},
+      {18, 26, 7, 7, 1, 1, 1},   {6, 7, 30, 30, 1, 1, 2},   {4, 5, 26, 26, 1, 1, 1},   {11, 12, 22, 22, 1, 1, 3}};
   int variant = 0;
   for (const auto& s : shapes) {
     const std::size_t cin = s[0], cout = s[1], h = s[2], wd = s[3], ph = s[4], pw = s[5], parts = s[6];

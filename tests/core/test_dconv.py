@@ -115,3 +115,42 @@ def test_stride_only_for_the_6x16_kernels():
         _core.conv2d_direct(
             np.zeros((1, 5, 5), np.float32), np.zeros((1, 1, 3, 3), np.float32), 0, 0, "4x24-scalar", stride=2
         )
+
+
+class _Depthwise(torch.nn.Module):
+    def __init__(self, c: int, k: int, stride: int, pad: int) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(c, c, k, stride=stride, padding=pad, groups=c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.conv(x))
+
+
+@pytest.mark.parametrize(
+    "c, h, w, k, stride, pad",
+    [
+        (8, 12, 12, 3, 1, 1),  # the 3x3 path: interior rows and columns without bounds checks
+        (8, 12, 12, 3, 2, 1),
+        (5, 9, 11, 3, 2, 1),  # odd sizes: a last column / row at the border
+        (3, 7, 6, 3, 1, 0),  # no padding: every position is interior
+        (4, 3, 3, 3, 1, 2),  # padding 2: one interior position
+        (4, 2, 2, 3, 1, 1),  # no interior at all
+        (6, 2, 9, 3, 2, 1),  # one interior row at most
+        (4, 10, 10, 5, 1, 2),  # 5x5: the general loop only
+        (4, 10, 10, 3, 3, 1),  # stride 3: the general loop only
+    ],
+)
+def test_depthwise_conv_matches_the_reference(tmp_path, c, h, w, k, stride, pad):
+    from pakd.lower.native import export_pakd
+
+    torch.manual_seed(0)
+    model = _Depthwise(c, k, stride, pad).eval()
+    path = tmp_path / "dw.pakd"
+    export_pakd(model, path, input_shape=(c, h, w))
+    x = torch.randn(c, h, w)
+    got = np.asarray(_core.Session(str(path)).run(x.numpy()))
+    oracle = np.asarray(_core.Session(str(path), reference=True).run(x.numpy()))
+    with torch.no_grad():
+        want = model(x[None])[0].numpy()
+    np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got, oracle, rtol=1e-5, atol=1e-6)

@@ -1,8 +1,9 @@
 // Winograd F(4x4, 3x3) convolution with NEON, and its input packing. Per
 // chunk of tiles (as the AVX2 kernel):
 //   1. input transform B^T d B, 8 input channels = 2 q-registers per value
-//      (the packed input interleaves 8 channels: contiguous loads);
-//   2. 36 GEMMs over 16 output channels. AArch64: 4 tiles x 16 channels =
+//      (the packed input interleaves 8 channels: contiguous loads); a last
+//      half of 4 padding channels, which the GEMMs skip, is not transformed;
+//   2. 36 GEMMs over 16 output channels (a last block of fewer: 4, 8 or 12). AArch64: 4 tiles x 16 channels =
 //      16 accumulators; per 4 input channels one q-load of each tile's 4
 //      transformed values, 16 weight vectors, 64 FMAs by lane (97
 //      instructions). 6 tiles x 16 (24 accumulators + 6 + 4) spilled: 196
@@ -127,7 +128,7 @@ inline void gemm_step(float32x4_t acc[][NQ], const float32x4_t a[], const float*
   float32x4_t wq[NQ];
 #pragma GCC unroll 4
   for (int q = 0; q < NQ; ++q) wq[q] = vld1q_f32(w + K * V + 4 * q);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int r = 0; r < ROWS; ++r) {
 #pragma GCC unroll 4
     for (int q = 0; q < NQ; ++q) acc[r][q] = fma_lane<K>(acc[r][q], wq[q], a[r]);
@@ -139,21 +140,21 @@ inline void gemm_step(float32x4_t acc[][NQ], const float32x4_t a[], const float*
 template <int ROWS, int NQ>
 inline void gemm_rows(std::size_t cin4, const float* v, std::size_t ldv, const float* w, float* m, std::size_t ldm) {
   float32x4_t acc[ROWS][NQ];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int r = 0; r < ROWS; ++r) {
 #pragma GCC unroll 4
     for (int q = 0; q < NQ; ++q) acc[r][q] = vdupq_n_f32(0.0f);
   }
   for (std::size_t ic = 0; ic < cin4; ic += 4, w += 4 * V) {
     float32x4_t a[ROWS];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int r = 0; r < ROWS; ++r) a[r] = vld1q_f32(v + r * ldv + ic);
     gemm_step<ROWS, NQ, 0>(acc, a, w);
     gemm_step<ROWS, NQ, 1>(acc, a, w);
     gemm_step<ROWS, NQ, 2>(acc, a, w);
     gemm_step<ROWS, NQ, 3>(acc, a, w);
   }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int r = 0; r < ROWS; ++r) {
 #pragma GCC unroll 4
     for (int q = 0; q < NQ; ++q) vst1q_f32(m + r * ldm + 4 * q, acc[r][q]);
@@ -165,6 +166,11 @@ template <int NQ>
 inline void gemm_block(std::size_t nt, std::size_t cin4, const float* v, std::size_t ldv, const float* w, float* m,
                        std::size_t ldm) {
   std::size_t r = 0;
+#if defined(__aarch64__)
+  // fewer channels, more tiles per micro-tile (12 channels x 6 tiles, 8 x 8, 4 x 8: 18, 16, 8 accumulators)
+  constexpr int kWide = NQ == 3 ? 6 : NQ < 3 ? 8 : kRows;
+  for (; r + kWide <= nt; r += kWide) gemm_rows<kWide, NQ>(cin4, v + r * ldv, ldv, w, m + r * ldm, ldm);
+#endif
   for (; r + kRows <= nt; r += kRows) gemm_rows<kRows, NQ>(cin4, v + r * ldv, ldv, w, m + r * ldm, ldm);
   const float* vr = v + r * ldv;
   float* mr = m + r * ldm;
@@ -173,6 +179,22 @@ inline void gemm_block(std::size_t nt, std::size_t cin4, const float* v, std::si
     case 2: gemm_rows<2, NQ>(cin4, vr, ldv, w, mr, ldm); break;
     case 1: gemm_rows<1, NQ>(cin4, vr, ldv, w, mr, ldm); break;
     default: break;
+  }
+}
+
+// n (a multiple of 8) zero floats at p: a row's few padding columns in pairs
+// of vector stores (cheaper than a call to memset; the empty asm keeps GCC
+// from turning the loop back into one), longer runs by memset.
+inline void zero_vectors(float* p, std::size_t n) {
+  if (n > 32) {
+    std::memset(p, 0, n * sizeof(float));
+    return;
+  }
+  const float32x4_t z = vdupq_n_f32(0.0f);
+  for (std::size_t i = 0; i < n; i += 8) {
+    vst1q_f32(p + i, z);
+    vst1q_f32(p + i + 4, z);
+    __asm__ __volatile__("" ::: "memory");
   }
 }
 
@@ -188,14 +210,14 @@ void pakd_f32_wino4x4_pack_ukernel_8x8__neon(std::size_t cin, std::size_t h, std
     const std::size_t nc = cin - c0 < L ? cin - c0 : L;  // channels of this block (the last may have fewer)
     float* const xb = xh + cb * hpp * row;
     // the zero rows above and below the image, and the zero columns of each image row
-    std::memset(xb, 0, ph * row * sizeof(float));
-    std::memset(xb + (ph + h) * row, 0, (hpp - ph - h) * row * sizeof(float));
+    zero_vectors(xb, ph * row);
+    zero_vectors(xb + (ph + h) * row, (hpp - ph - h) * row);
     const float* xc[L];
     for (std::size_t k = 0; k < L; ++k) xc[k] = x + (c0 + (k < nc ? k : 0)) * h * w;
     for (std::size_t iy = 0; iy < h; ++iy) {
       float* const out_row = xb + (iy + ph) * row;
-      std::memset(out_row, 0, pw * L * sizeof(float));
-      std::memset(out_row + (pw + w) * L, 0, (wpp - pw - w) * L * sizeof(float));
+      zero_vectors(out_row, pw * L);
+      zero_vectors(out_row + (pw + w) * L, (wpp - pw - w) * L);
       float* out = out_row + pw * L;
       const std::size_t off = iy * w;
       std::size_t ix = 0;
@@ -244,7 +266,8 @@ void pakd_f32_wino4x4_ukernel_4x16__neon(std::size_t tile_begin, std::size_t til
         const float* base = xh + ((cb * hpp + 4 * ty) * wpp + 4 * tx) * L;
         float* const dst = vbuf + tl * cin_p + cb * L;
         for (std::size_t half = 0; half < 2; ++half) {
-          float32x4_t t[6][6];  // t[column][i]
+          if (cb * L + 4 * half >= cin4) break;  // 4 padding channels the GEMMs never read
+          float32x4_t t[6][6];                   // t[column][i]
           for (std::size_t c = 0; c < 6; ++c) {
             const float* d = base + c * L + 4 * half;
             input_1d(vld1q_f32(d), vld1q_f32(d + wpp * L), vld1q_f32(d + 2 * wpp * L), vld1q_f32(d + 3 * wpp * L),
@@ -265,10 +288,13 @@ void pakd_f32_wino4x4_ukernel_4x16__neon(std::size_t tile_begin, std::size_t til
       for (std::size_t ob = 0; ob < oblocks; ++ob) {
         const float* ub = u + (pos * oblocks + ob) * cin_p * V;
 #if defined(__aarch64__)
-        if (cout - ob * V <= L) {  // the last 8 channels of this block are never read
-          gemm_block<2>(nt, cin4, vp, cin_p, ub, mp + ob * V, cout_p);
-        } else {
-          gemm_block<4>(nt, cin4, vp, cin_p, ub, mp + ob * V, cout_p);
+        // a last block of 1..12 channels: only its vectors of 4 that hold real channels (the
+        // output transform reads the channels in vectors of 4, never past them)
+        switch (cout - ob * V < V ? (cout - ob * V + 3) / 4 : 4) {
+          case 1: gemm_block<1>(nt, cin4, vp, cin_p, ub, mp + ob * V, cout_p); break;
+          case 2: gemm_block<2>(nt, cin4, vp, cin_p, ub, mp + ob * V, cout_p); break;
+          case 3: gemm_block<3>(nt, cin4, vp, cin_p, ub, mp + ob * V, cout_p); break;
+          default: gemm_block<4>(nt, cin4, vp, cin_p, ub, mp + ob * V, cout_p); break;
         }
 #else
         gemm_block<2>(nt, cin4, vp, cin_p, ub, mp + ob * V, cout_p);

@@ -26,7 +26,9 @@ constexpr std::size_t kCodebookMinNonzeros = std::size_t{1} << 21;
 // on Zen 4 timings (one thread), the ARM ones on guest instructions under
 // qemu -cpu cortex-a72 (the Raspberry Pi 4) of the NEON kernels
 // (benchmarks/arm_conv_costs.py; instructions are not time, but they are what
-// this project can measure for the board). armv7 (rpi3) uses the AArch64 fit.
+// this project can measure for the board). armv7 (rpi3) uses the AArch64 fit
+// but for wino_transforms and wide_3x3 (not refitted there: its 3x3 taps run
+// the tap loop).
 struct ConvCosts {
   // The 16-channel direct kernel's cost per padded multiply-add, relative to
   // the wide-row kernel's (its transposing store on AVX2; on NEON its six
@@ -40,11 +42,23 @@ struct ConvCosts {
   // winograd_wins: the weights of the transforms and of the direct cost.
   double wino_transforms;
   double wino_direct;
+  // The wide-row kernel's cost per padded multiply-add on 3x3 kernels relative
+  // to the others: AArch64 runs their 9 taps unrolled (0.81x the instructions
+  // of the tap loop on a pruned ResNet-20's layers).
+  double wide_3x3;
 };
-#if defined(__aarch64__) || defined(__arm__)
-constexpr ConvCosts kCosts{1.15, 1.6, 3.75, 0.84};
+// AArch64: wino_transforms and wide_3x3 fitted on cortex-a72 instruction counts
+// of 59 one-layer 3x3 convolutions, direct against Winograd (random channel
+// counts 3..32 on 28x28 / 14x14 / 7x7, the 3x3 ones of the table of
+// benchmarks/arm_conv_costs.py and a pruned ResNet-20's; its --fit): their
+// picks lose 1,976 instructions in all (11 -> 9 channels on 14x14 goes
+// to Winograd, 3% over direct); the x86 weights lost 71,020 (8 shapes).
+#if defined(__aarch64__)
+constexpr ConvCosts kCosts{1.15, 1.6, 2.5, 0.84, 0.75};
+#elif defined(__arm__)
+constexpr ConvCosts kCosts{1.15, 1.6, 3.75, 0.84, 1.0};
 #else
-constexpr ConvCosts kCosts{1.1, 1.5, 3.75, 0.84};
+constexpr ConvCosts kCosts{1.1, 1.5, 3.75, 0.84, 1.0};
 #endif
 constexpr double kSparseDirectUnitCost = kCosts.sparse_direct_unit;
 
@@ -52,7 +66,8 @@ constexpr double kSparseDirectUnitCost = kCosts.sparse_direct_unit;
 
 std::size_t dense_direct_units(const ConvGeometry& g, bool* oc_layout) {
   const std::size_t taps = g.cin * g.kh * g.kw;
-  const std::size_t wide = g.cout_padded() * g.wide_n() * taps;
+  std::size_t wide = g.cout_padded() * g.wide_n() * taps;
+  if (g.kh == 3 && g.kw == 3) wide = static_cast<std::size_t>(static_cast<double>(wide) * kCosts.wide_3x3);
   const std::size_t oc = static_cast<std::size_t>(
       static_cast<double>(round_up(g.cout, kDconvOcVector) * round_up(g.n(), kDconvOcPixels) * taps) *
       kCosts.oc_layout);
@@ -70,8 +85,8 @@ std::size_t dense_direct_units(const ConvGeometry& g, bool* oc_layout) {
 // thread (105 shapes: 4..16 channels at 28x28, 8..32 at 14x14, 8..64 at 7x7,
 // channel-pruned counts included; two picked wrongly, by <= 4%). The
 // teacher's shapes (16/32/64 channels) sit at 0.52-0.59 of the direct cost.
-// On ARM the same weights pick the cheaper method on each of the 13 shapes of
-// benchmarks/arm_conv_costs.py (NEON kernels, cortex-a72 instruction counts).
+// On AArch64 the transforms weigh 2.5 and the wide rows' 3x3 units 0.75
+// (kCosts: fitted on cortex-a72 instruction counts of the NEON kernels).
 double winograd_units(const ConvGeometry& g) {
   const std::size_t tiles = g.wino_tiles(), cin_p = g.wino_cin(), cout_p = g.wino_cout();
   const double gemm = 36.0 * static_cast<double>(round_up(std::min(tiles, kWinoTileChunk), 6)) *
@@ -91,6 +106,24 @@ bool use_codebook(const Tensor& w, std::size_t nnz, const SessionConfig& config)
          (config.codebook_kernel > 0 || (config.codebook_kernel == 0 && nnz >= kCodebookMinNonzeros));
 }
 
+namespace {
+
+// The dense method of a convolution that is not depthwise.
+ConvMethod plan_dense(const ConvGeometry& g, const SessionConfig& config, bool winograd_ok) {
+  if (winograd_ok && (config.winograd > 0 || winograd_wins(g))) {
+    return ConvMethod::kWinograd;
+  }
+  if (g.direct()) {
+    bool oc_layout = false;
+    dense_direct_units(g, &oc_layout);
+    return oc_layout ? ConvMethod::kDirectOc : ConvMethod::kDirectWide;
+  }
+  if (g.strided_direct()) return ConvMethod::kDirectOc;  // the 6x16 kernel only
+  return ConvMethod::kGemm;
+}
+
+}  // namespace
+
 ConvMethod plan_conv(const ConvGeometry& g, Act act, const Tensor& w, std::size_t nnz, const SessionConfig& config) {
   if (config.reference) return ConvMethod::kReference;
   const double density = static_cast<double>(nnz) / static_cast<double>(w.numel);
@@ -106,21 +139,17 @@ ConvMethod plan_conv(const ConvGeometry& g, Act act, const Tensor& w, std::size_
     if (kSparseDirectUnitCost * static_cast<double>(nnz * g.ho * round_up(g.wo, kSdconvTileCols)) < dense) {
       return ConvMethod::kSparseDirect;
     }
+#if defined(__aarch64__)
+    // nonzero taps dearer than a dense method: that method, not im2col + CSR (2.52x Winograd's
+    // instructions on 32 -> 32 channels 14x14 at 30% nonzeros, benchmarks/arm_conv_costs.py)
+    if (!(winograd_ok && config.winograd > 0)) return plan_dense(g, config, winograd_ok);
+#endif
   }
   if (g.groups == 1 && may_be_sparse && density <= config.sparse_max_density) {
     return use_codebook(w, nnz, config) ? ConvMethod::kCsrCodebook : ConvMethod::kCsr;
   }
   if (g.depthwise()) return ConvMethod::kDepthwise;
-  if (winograd_ok && (config.winograd > 0 || winograd_wins(g))) {
-    return ConvMethod::kWinograd;
-  }
-  if (g.direct()) {
-    bool oc_layout = false;
-    dense_direct_units(g, &oc_layout);
-    return oc_layout ? ConvMethod::kDirectOc : ConvMethod::kDirectWide;
-  }
-  if (g.strided_direct()) return ConvMethod::kDirectOc;  // the 6x16 kernel only
-  return ConvMethod::kGemm;
+  return plan_dense(g, config, winograd_ok);
 }
 
 }  // namespace pakd::runtime
