@@ -197,7 +197,9 @@ def train_cmd(
 @app.command("import")
 def import_cmd(
     weights: Path = typer.Option(
-        ..., "--weights", help="safetensors, a torch.save state dict (read with weights_only=True) or a torch.export .pt2."
+        ...,
+        "--weights",
+        help="safetensors, a torch.save state dict (read with weights_only=True) or a torch.export .pt2.",
     ),
     model: str | None = typer.Option(
         None,

@@ -488,7 +488,8 @@ def html(rep: Report) -> str:
 <div class="sub">recipe <code>{escape(data.recipe)}</code> · run <code>{escape(str(data.run_dir))}</code> ·
 teacher <code>{escape(str(data.teacher_dir))}</code> · final student <code>{escape(data.student.label)}</code><br>
 generated {escape(rep.generated_at)} by pakd {escape(__version__)} · results store
-<code>{escape(str(data.db_path))}</code> ({len(data.measurements)} row{"s" if len(data.measurements) != 1 else ""} for this run)</div>
+<code>{escape(str(data.db_path))}</code> ({len(data.measurements)} row{"s" if len(data.measurements) != 1 else ""} for this run)<br>
+{escape(_data_line(rep))}</div>
 {_verdict_html(rep)}
 <h2>Goals and their definitions</h2>
 <p>PaKD's claim: the student is at least {SIZE_GOAL:g}x smaller and {SPEED_GOAL:g}x faster than the teacher it
@@ -531,6 +532,19 @@ def _md_table(head: list[str], rows: list[list[str]], left: tuple[int, ...] = (0
     return "\n".join(lines)
 
 
+def _data_line(rep: Report) -> str:
+    """The teacher's data in one line: name, form and source, input shape, classes, test images."""
+    d = rep.data.data
+    if d is None:
+        return "Data: unknown (the teacher's spec.json is not readable)"
+    where = d.name if d.kind == "builtin" else f"{d.name} ({d.kind} {d.source})"
+    shape = "x".join(str(v) for v in d.input_shape)
+    shown = ", ".join(d.classes[:20]) + (f", ... ({len(d.classes) - 20} more)" if len(d.classes) > 20 else "")
+    classes = f"{len(d.classes)} classes ({shown})" if d.classes else "classes not recorded"
+    test = f", {d.test_images:,} test images" if d.test_images is not None else ""
+    return f"Data: {where}, input {shape}, {classes}{test}"
+
+
 def markdown(rep: Report) -> str:
     data, v = rep.data, rep.verdict
     out = [
@@ -539,6 +553,8 @@ def markdown(rep: Report) -> str:
         f"Recipe `{data.recipe}`, run `{data.run_dir}`, teacher `{data.teacher_dir}`, final student "
         f"`{data.student.label}`. Generated {rep.generated_at}; results store `{data.db_path}` "
         f"({len(data.measurements)} rows for this run).",
+        "",
+        _data_line(rep) + ".",
         "",
         f"## Verdict: {v.headline}",
         "",

@@ -32,7 +32,8 @@ DEFINITIONS = (
     (
         "Accuracy",
         f"drop <= {MAX_DROP_PT:g} pt",
-        "top-1 on the Fashion-MNIST test set (10,000 images); the drop is the teacher's top-1 minus "
+        "top-1 on the test split of the teacher's data (named above: Fashion-MNIST's 10,000 test images "
+        "by default); the drop is the teacher's top-1 minus "
         f'the student\'s, in percentage points. "Almost no loss" is our definition: at most '
         f"{MAX_DROP_PT:g} point.",
     ),

@@ -1,7 +1,6 @@
 """Teacher training: a deterministic, resumable loop on in-memory tensors or streamed batches."""
 
 from .importer import ImportResult, exported_program, import_teacher, load_program
-from .teacher import Evaluation, TeacherJob, TeacherResult, evaluate_model, teacher_folder, train_teacher
 from .teacher import (
     Evaluation,
     TeacherJob,

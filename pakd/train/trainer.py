@@ -10,6 +10,7 @@ paths train the same weights.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import time
@@ -144,6 +145,27 @@ def _uses_conv(model: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
+def _channels_last_runs(model: nn.Module, split: AnySplit, device: str) -> bool:
+    """Whether ``model`` runs on channels-last batches (faster convolutions on CPU). A user model
+    that flattens with ``x.view(x.size(0), -1)`` does not (view needs NCHW-contiguous memory):
+    it trains in the default layout instead. One forward pass of two zero images in eval mode."""
+    shape = tuple(split.images.shape[1:]) if not split.streaming else tuple(split.sample_shape)  # type: ignore[attr-defined]
+    if len(shape) != 3:
+        return False
+    was_training = model.training
+    model.eval()
+    probe = copy.deepcopy(model).to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    x = torch.zeros((2, *shape), device=device).contiguous(memory_format=torch.channels_last)
+    try:
+        with torch.no_grad():
+            probe(x)
+        return True
+    except RuntimeError:
+        return False
+    finally:
+        model.train(was_training)
+
+
 @torch.inference_mode()
 def evaluate(
     model: nn.Module, split: AnySplit, batch_size: int = 1000, channels_last: bool = False
@@ -264,7 +286,7 @@ def train(
     """
     set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    channels_last = cfg.channels_last and _uses_conv(model)
+    channels_last = cfg.channels_last and _uses_conv(model) and _channels_last_runs(model, train_split, device)
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack it

@@ -128,3 +128,23 @@ def test_evaluate_counts_correct_predictions():
     x = torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [1.0, 0, 0, 0]]).reshape(3, 1, 2, 2)
     top1, _ = evaluate(model, Split(x, torch.tensor([0, 1, 1])))
     assert top1 == pytest.approx(2 / 3)
+
+
+class _ViewNet(torch.nn.Module):
+    """Flattens with x.view(x.size(0), -1), as many user models do: no channels-last memory."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4 * 28 * 28, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.conv(x))
+        return self.fc(x.view(x.size(0), -1))
+
+
+def test_a_model_that_flattens_with_view_trains_in_the_default_layout():
+    data = load_dataset("synthetic")
+    torch.manual_seed(0)
+    history = train(_ViewNet(), data.train.subset(256), data.val.subset(64), TrainConfig(epochs=1, batch_size=64))
+    assert len(history) == 1 and history[0].val_top1 >= 0.0
