@@ -275,6 +275,25 @@ def _lib_members(names: tuple[str, ...]) -> list[str]:
     return [f"executorch/lib/{n}" for n in names]
 
 
+def _compile(target: Target, cmd: list[str], out: Path, what: str) -> Path:
+    """Run a compile ``cmd`` writing ``out`` atomically (through a temporary name)."""
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    try:
+        proc = subprocess.run([*cmd, "-o", str(tmp)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            first = next((ln for ln in proc.stderr.splitlines() if "error" in ln), proc.stderr.strip()[-300:])
+            raise PeerError(f"target {target.name}: compiling {what} failed: {first}")
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return out
+
+
+def _source_key(source: Path, *parts: str) -> str:
+    return hashlib.sha256(source.read_bytes() + "\0".join(parts).encode()).hexdigest()[:16]
+
+
 def build_et_runner(target: Target, cache_dir: str | Path | None = None) -> Path:
     """``et-runner`` (csrc/tools/et-runner.cc) compiled for ``target`` with its cross compiler,
     beside the runtime's shared libraries (RUNPATH ``$ORIGIN``), cached by a hash of the source,
@@ -284,14 +303,10 @@ def build_et_runner(target: Target, cache_dir: str | Path | None = None) -> Path
     if not ET_RUNNER_SOURCE.is_file():
         raise PeerError(f"runner source {ET_RUNNER_SOURCE} not found (PaKD ships it in csrc/tools/; reinstall PaKD)")
     flags = ["-std=c++17", "-O2", *target.compiler.cflags, *ET_RUNNER_DEFINES]
-    key = hashlib.sha256(ET_RUNNER_SOURCE.read_bytes() + "\0".join([target.compiler.cxx, *flags]).encode()).hexdigest()[
-        :16
-    ]
-    runner = root / "lib" / f"et-runner-{key}"
+    runner = root / "lib" / f"et-runner-{_source_key(ET_RUNNER_SOURCE, target.compiler.cxx, *flags)}"
     if runner.is_file():
         return runner
     include = root / "include"
-    tmp = runner.with_name(runner.name + f".tmp{os.getpid()}")
     cmd = [
         target.compiler.cxx,
         *flags,
@@ -300,8 +315,6 @@ def build_et_runner(target: Target, cache_dir: str | Path | None = None) -> Path
         "-isystem",
         str(include / "executorch" / "runtime" / "core" / "portable_type" / "c10"),
         str(ET_RUNNER_SOURCE),
-        "-o",
-        str(tmp),
         "-L",
         str(root / "lib"),
         "-Wl,--no-as-needed",  # the XNNPACK backend registers itself in a static constructor
@@ -309,16 +322,7 @@ def build_et_runner(target: Target, cache_dir: str | Path | None = None) -> Path
         "-Wl,--as-needed",
         "-Wl,-rpath,$ORIGIN",
     ]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            first = next((ln for ln in proc.stderr.splitlines() if "error" in ln), proc.stderr.strip()[-300:])
-            raise PeerError(f"target {target.name}: compiling {ET_RUNNER_SOURCE.name} failed: {first}")
-        os.replace(tmp, runner)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return runner
+    return _compile(target, cmd, runner, ET_RUNNER_SOURCE.name)
 
 
 def _host_cpus() -> int:
@@ -343,25 +347,6 @@ def board_cpuinfo(cpu: str, cpus: int | None = None) -> str | None:
         for i in range(cpus or _host_cpus())
     ]
     return "\n".join(blocks) + "\n"
-
-
-def _compile(target: Target, cmd: list[str], out: Path, what: str) -> Path:
-    """Run a compile ``cmd`` writing ``out`` atomically (through a temporary name)."""
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    try:
-        proc = subprocess.run([*cmd, "-o", str(tmp)], capture_output=True, text=True)
-        if proc.returncode != 0:
-            first = next((ln for ln in proc.stderr.splitlines() if "error" in ln), proc.stderr.strip()[-300:])
-            raise PeerError(f"target {target.name}: compiling {what} failed: {first}")
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return out
-
-
-def _source_key(source: Path, *parts: str) -> str:
-    return hashlib.sha256(source.read_bytes() + "\0".join(parts).encode()).hexdigest()[:16]
 
 
 def peer_guest_env(target: Target, work_dir: str | Path, cache_dir: str | Path | None = None) -> dict[str, str]:
@@ -560,7 +545,7 @@ def measure_onnxruntime(
     info: dict[str, Any] = {"onnx_bytes": onnx_file.stat().st_size, "cpuinfo": target.emulator_cpu if env else None}
     example.detach().numpy().astype("<f4").tofile(x_file)
     y_file.unlink(missing_ok=True)
-    argv = [runner, onnx_file, *shape_args, "--input", x_file]
+    argv: list[str | Path] = [runner, onnx_file, *shape_args, "--input", x_file]
     r = run_emulated(target, [*argv, "--output", y_file, "--iters", "1"], cwd=work, guest_env=env)
     if r.returncode != 0 or not y_file.is_file():
         return PeerCount(**base, info=info, reason=f"ort-runner failed (exit {r.returncode}): {_last_line(r.stderr)}")
