@@ -542,7 +542,7 @@ def import_teacher(
         net = build_model(name, **args)
         check_state_fits(net, program_state(program), source)
     net.eval()
-    x = bundle.test.images[:1]
+    x = bundle.test.take(torch.arange(1)).images
     try:
         with torch.no_grad():
             logits = net(x)
