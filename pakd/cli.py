@@ -64,6 +64,18 @@ def _parse_model_args(items: list[str]) -> tuple[tuple[str, object], ...]:
     return tuple(out)
 
 
+def _parse_chw(text: str) -> tuple[int, int, int]:
+    """``CxHxW`` (also ``C,H,W``) as three positive ints, or a PakdError naming the text."""
+    parts = text.replace(",", "x").lower().split("x")
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        dims = ()
+    if len(dims) != 3 or min(dims) < 1:
+        raise PakdError(f"--input-shape {text!r} must look like CxHxW with positive sizes, e.g. 3x224x224")
+    return dims[0], dims[1], dims[2]
+
+
 @app.command("models")
 def models_cmd() -> None:
     """List the model zoo: parameters and MACs of each model at its defaults (one 1x28x28 image, 10
@@ -297,19 +309,35 @@ def eval_cmd(
 def stats_cmd(
     model: str = typer.Argument(..., help="Zoo model name, package.module:factory, or a model folder."),
     model_arg: list[str] = typer.Option([], "--model-arg", help="Model argument key=value (repeatable)."),
+    input_shape: str | None = typer.Option(
+        None,
+        "--input-shape",
+        help="One input as CxHxW, e.g. 3x224x224 [default: a model folder's data shape; else "
+        "in_channels x input_size x input_size from --model-arg, 1x28x28 without them].",
+    ),
 ) -> None:
-    """Per-layer parameters, nonzeros and MACs (one 1x28x28 image)."""
+    """Per-layer parameters, nonzeros and MACs of one input (a model folder: its data's shape)."""
     from .metrics import model_stats
     from .modelio import load_model
     from .models import build_model
     from .ui import console, fmt_int
 
+    args = dict(_parse_model_args(model_arg))
     if Path(model).is_dir():
-        net, _ = load_model(model)
+        net, spec = load_model(model)
+        shape = tuple(spec.get("data", {}).get("input_shape") or (1, 28, 28))
     else:
-        net = build_model(model, **dict(_parse_model_args(model_arg)))
-    stats = model_stats(net)
-    table = Table(title=f"{model}: per-layer metrics")
+        net = build_model(model, **args)
+        side = int(args.get("input_size", 28))
+        shape = (int(args.get("in_channels", 1)), side, side)
+    if input_shape is not None:
+        shape = _parse_chw(input_shape)
+    try:
+        stats = model_stats(net, shape)
+    except RuntimeError as exc:
+        text = " ".join(str(exc).split())
+        raise PakdError(f"{model} does not run on a {'x'.join(map(str, shape))} input: {text[:200]}") from None
+    table = Table(title=f"{model}: per-layer metrics, one {'x'.join(map(str, shape))} input")
     for col in ("layer", "type", "params", "nonzeros", "MACs"):
         table.add_column(col, justify="left" if col in ("layer", "type") else "right")
     for layer in stats.layers:

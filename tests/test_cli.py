@@ -91,3 +91,18 @@ def test_unknown_model_is_one_line_and_writes_nothing(tmp_path):
 def test_stats_prints_per_layer_table():
     res = run_cli("stats", "lenet5")
     assert res.returncode == 0 and "2,293,000" in res.stdout and "classifier.1" in res.stdout
+
+
+def test_stats_takes_the_input_shape():
+    """--model-arg in_channels/input_size pick the input; --input-shape overrides; a shape the model
+    does not take, or no shape at all, is one line and exit 2."""
+    res = run_cli("stats", "mobilenetv3-small", "--model-arg", "in_channels=3", "--model-arg", "input_size=224")
+    assert res.returncode == 0 and "3x224x224" in res.stdout
+    # the published MobileNetV3-small at 224: 56M multiply-adds (Howard et al. 2019, table 3)
+    total = [line for line in res.stdout.splitlines() if "total" in line][0]
+    macs = int(total.split("│")[-2].strip().replace(",", ""))
+    assert abs(macs / 56e6 - 1) < 0.02
+    res = run_cli("stats", "lenet5", "--input-shape", "3x28x28")
+    assert res.returncode == 2 and "does not run on a 3x28x28 input" in res.stderr and "Traceback" not in res.stderr
+    res = run_cli("stats", "lenet5", "--input-shape", "28x28")
+    assert res.returncode == 2 and "must look like CxHxW" in res.stderr

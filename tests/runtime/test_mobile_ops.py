@@ -287,6 +287,23 @@ def test_mobilenetv3_small_like_224(tmp_path):
     print(f"mobilenetv3-small-like 224, 1 thread, quick: native {native_ms:.2f} ms, torch eager {torch_ms:.2f} ms")
 
 
+@pytest.mark.parametrize("name", ["mobilenetv3-small", "mobilenetv2", pytest.param("resnet18", marks=pytest.mark.slow)])
+def test_zoo_phone_models_at_224(name, tmp_path):
+    """The zoo's phone-scale networks themselves (not look-alikes) at 3x224x224 with the ImageNet
+    stems: lowered whole (no TVM fallback), run natively on both kernel sets, within 1e-4."""
+    from pakd.models import build_model
+
+    torch.manual_seed(0)
+    model = _randomize_bn(build_model(name, in_channels=3, num_classes=1000, input_size=224))
+    kinds = {o.split()[0] for o in lower(model, (3, 224, 224)).describe()}
+    if name == "mobilenetv3-small":
+        assert {"binary-mul", "linear+hardsigmoid"} <= kinds  # its squeeze-excite blocks
+        assert any("hardswish" in k for k in kinds)
+    err = _max_err(model, (3, 224, 224), tmp_path, batches=(1,))
+    print(f"{name} 224: max error {err:.2e}")
+    assert err < ATOL
+
+
 # ----------------------------------------------------------------------------------------------
 # The loader validates the new ops' attributes and shapes (hand-altered graphs)
 # ----------------------------------------------------------------------------------------------
