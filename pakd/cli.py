@@ -328,8 +328,10 @@ def stats_cmd(
         shape = tuple(spec.get("data", {}).get("input_shape") or (1, 28, 28))
     else:
         net = build_model(model, **args)
-        side = int(args.get("input_size", 28))
-        shape = (int(args.get("in_channels", 1)), side, side)
+        side, chans = args.get("input_size", 28), args.get("in_channels", 1)
+        if not (isinstance(side, int) and isinstance(chans, int)):
+            raise PakdError("--model-arg input_size and in_channels must be integers (or give --input-shape)")
+        shape = (chans, side, side)
     if input_shape is not None:
         shape = _parse_chw(input_shape)
     try:
@@ -790,7 +792,7 @@ def results_cmd(
     threads: int | None = typer.Option(None, "--threads", help="Only this thread count."),
     role: str | None = typer.Option(None, "--role", help="teacher or student."),
     engine: str | None = typer.Option(None, "--engine", help="pakd, tvm, onnxruntime or torch."),
-    last: int | None = typer.Option(None, "--last", help="Only the newest N rows."),
+    last: int | None = typer.Option(None, "--last", min=1, help="Only the newest N rows."),
     json_out: bool = typer.Option(False, "--json", help="Print the rows as JSON lines instead of a table."),
 ) -> None:
     """List stored benchmark rows (one per bundle, device, threads and run), filtered."""
@@ -929,30 +931,58 @@ def report_cmd(
         console.print(rep.verdict.note, highlight=False)
 
 
+def error_line(exc: BaseException) -> tuple[str, int] | None:
+    """How ``main`` reports ``exc``: one line for stderr and the exit code, or None when
+    ``exc`` is not an error (a command's ``typer.Exit``). The one mapping of every command:
+    usage errors, user errors (a :class:`PakdError`, or what :func:`pakd.errors.user_error`
+    makes of a library's exception) exit 2, any other exception is a bug (docs/errors.md)."""
+    from .errors import BUG_EXIT, bug_line, one_line, user_error
+
+    if isinstance(exc, typer.Exit):
+        return None
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted: finished epochs are saved; rerun the same command to resume", 130
+    if isinstance(exc, typer.Abort):
+        return "aborted", 1
+    if isinstance(exc, typer.exceptions.TyperException):  # usage errors: click's message on one line
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        return f"error: {one_line(exc.format_message())}{hint}", getattr(exc, "exit_code", 2) or 2
+    if not isinstance(exc, Exception):
+        return None
+    err = user_error(exc)
+    if err is None:
+        return bug_line(exc), BUG_EXIT
+    return f"error: {one_line(err, 1000)}", err.exit_code
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: user errors become one line on stderr, never a traceback."""
-    from .ui import err_console
+    """Entry point: every error is one line on stderr, never a traceback (``PAKD_DEBUG=1``
+    re-raises it, traceback and all)."""
+    from .errors import debug_enabled
 
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = app(args=argv, prog_name="pakd", standalone_mode=False)
         if isinstance(code, int) and code:  # typer.Exit(n) inside a command comes back as its return value
             return code
-    except PakdError as exc:
-        from rich.markup import escape
-
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]: finished epochs are saved; rerun the same command to resume")
-        return 130
     except typer.Exit as exc:
         return exc.exit_code
-    except typer.Abort:
-        err_console.print("aborted")
-        return 1
-    except typer.exceptions.TyperException as exc:  # usage errors: click's own one-line message
-        exc.show()  # type: ignore[attr-defined]
-        return getattr(exc, "exit_code", 2)
+    except BaseException as exc:
+        report = error_line(exc)
+        if report is None:
+            raise
+        if debug_enabled() and not isinstance(exc, KeyboardInterrupt):
+            raise
+        from rich.markup import escape
+
+        from .ui import err_console
+
+        line, code = report
+        head, sep, rest = line.partition(": ")
+        style = "bold red" if head in ("error", "internal error") else "yellow"
+        text = f"[{style}]{escape(head)}[/]{sep}{escape(rest)}" if sep else escape(line)
+        err_console.print(text, highlight=False, soft_wrap=True)
+        return code
     return 0
 
 

@@ -96,6 +96,18 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     from .ui import TrainProgress, console
 
     total = 7
+    # bad input fails here, before an hour of training: the recipe, the boards, the model
+    from .models import build_model
+    from .pipeline import load_recipe
+    from .targets import load_target
+
+    load_recipe(cfg.recipe)
+    for name in ("host", cfg.board):
+        load_target(name)
+    build_model(cfg.model)
+    if cfg.epochs is not None and cfg.epochs < 1:
+        raise PakdError(f"--epochs must be >= 1, got {cfg.epochs}")
+
     # 1. teacher -------------------------------------------------------------------------------
     _step(console, 1, total, f"teacher: {cfg.model} on {cfg.data}")
     from .models import zoo_entry

@@ -65,6 +65,19 @@ def read_spec(folder: str | Path) -> dict[str, Any]:
         raise RunError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(spec, dict) or spec.get("format") != SPEC_FORMAT or "model" not in spec:
         raise RunError(f"{path}: not a PaKD model spec (format {SPEC_FORMAT!r} expected)")
+    model = spec["model"]
+    if not isinstance(model, dict) or not isinstance(model.get("name"), str):
+        raise RunError(f"{path}: 'model' must be a table with a string 'name'")
+    if not isinstance(model.get("args", {}), dict):
+        raise RunError(f"{path}: 'model.args' must be a table of the model's arguments")
+    for key in ("data", "structure"):
+        if spec.get(key) is not None and not isinstance(spec[key], dict):
+            raise RunError(f"{path}: {key!r} must be a table")
+    shape = (spec.get("data") or {}).get("input_shape")
+    if shape is not None and not (
+        isinstance(shape, list) and len(shape) == 3 and all(type(d) is int and d > 0 for d in shape)
+    ):
+        raise RunError(f"{path}: data.input_shape must be [C, H, W] of positive integers, not {shape!r}")
     return spec
 
 

@@ -251,6 +251,9 @@ def parse_target(data: dict[str, Any], source: str, base: Path | None = None) ->
 
 
 def _dirs(targets_dir: str | Path | None) -> list[Path]:
+    if targets_dir and not Path(targets_dir).is_dir():
+        what = "not a folder" if Path(targets_dir).exists() else "no such folder"
+        raise TargetError(f"--targets-dir {targets_dir}: {what}")
     dirs = [Path(targets_dir)] if targets_dir else []
     return dirs + [default_targets_dir()]
 

@@ -113,7 +113,10 @@ def load_devices(path: str | Path) -> dict[str, Device]:
     if unknown:
         raise DeviceError(f"{p}: unknown section [{sorted(unknown)[0]}] (devices go in [devices.NAME])")
     devices: dict[str, Device] = {}
-    for name, entry in (data.get("devices") or {}).items():
+    table = data.get("devices") or {}
+    if not isinstance(table, dict):
+        raise DeviceError(f"{p}: devices must be tables [devices.NAME]")
+    for name, entry in table.items():
         devices[name] = _device(p, name, entry)
     return devices
 
@@ -181,6 +184,9 @@ def resolve_device(spec: str, devices_file: str | Path | None = None, **override
             raise DeviceError(f"--device {spec}: not in {path} (devices there: {known})")
         dev = devices[spec]
     chosen = {k: v for k, v in overrides.items() if v is not None}
+    for key in ("connect_timeout", "command_timeout"):
+        if key in chosen and not chosen[key] > 0:
+            raise DeviceError(f"--{key.replace('_', '-')} must be > 0 seconds, got {chosen[key]}")
     if chosen and not dev.is_local:
         dev = replace(dev, **chosen)
     return dev

@@ -67,7 +67,7 @@ class BenchConfig:
     def __post_init__(self) -> None:
         if not self.threads or any(t < 1 for t in self.threads):
             raise BenchError(f"threads must be one or more counts >= 1 (got {list(self.threads)})")
-        if self.repeats < 1 or self.warmup < 0 or self.min_time_s < 0:
+        if self.repeats < 1 or self.warmup < 0 or not 0 <= self.min_time_s < float("inf"):
             raise BenchError(
                 f"need repeats >= 1, warmup >= 0, min-time >= 0 (got {self.repeats}, {self.warmup}, {self.min_time_s})"
             )
@@ -143,6 +143,10 @@ def plan_cases(path: str | Path) -> list[BenchCase]:
             BenchCase(STUDENT, ModelRef.from_path(student, f"student ({path.name}/{student.name})"), STUDENT_ENGINES),
         ]
     ref = ModelRef.from_path(path)
+    if ref.folder is None and ref.pakd_file is not None:  # the native runtime only: a file it refuses is an error
+        from ..lower.native import open_pakd
+
+        open_pakd(ref.pakd_file)
     return [BenchCase(MODEL, ref, tuple(engine_names()) if ref.folder is not None else ("pakd",))]
 
 
@@ -451,6 +455,8 @@ def bench_models(
     from .results import open_store
 
     source = Path(path)
+    if json_out is not None and json_out.is_dir():
+        raise BenchError(f"--json {json_out}: is a folder, where a file is to be written")
     cases = plan_cases(source)
     x, data = sample_image(cases, config.image_index, str(data_dir) if data_dir else None)
     machine = machine_info()

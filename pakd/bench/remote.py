@@ -75,7 +75,7 @@ class BenchPlan:
     def __post_init__(self) -> None:
         if not self.threads or any(t != "all" and (not t.isdigit() or int(t) < 1) for t in self.threads):
             raise BenchError(f"--threads {','.join(self.threads)!r}: give counts >= 1 and/or 'all', like 1,all")
-        if self.runs < 1 or self.repeats < 1 or self.warmup < 0 or self.min_time_s < 0:
+        if self.runs < 1 or self.repeats < 1 or self.warmup < 0 or not 0 <= self.min_time_s < float("inf"):
             raise BenchError("need --runs >= 1, --repeats >= 1, --warmup >= 0, --min-time >= 0")
 
     @classmethod

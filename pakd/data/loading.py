@@ -196,6 +196,8 @@ def assemble(
 def _builtin(
     name: str, data_dir: str | Path | None, channels: int | None, image_size: tuple[int, int] | None
 ) -> DataBundle:
+    if name not in DATASETS:
+        raise DataError(f"unknown built-in dataset {name!r} (one of {', '.join(sorted(DATASETS))})")
     bundle = DATASETS[name](data_dir)
     c, h, w = bundle.input_shape
     if (channels is not None and channels != c) or (image_size is not None and tuple(image_size) != (h, w)):

@@ -74,9 +74,20 @@ class Student(ModelSource):
         if self.folder is not None:
             spec = json.loads((self.folder / "spec.json").read_text())
             return list(spec.get("data", {}).get("input_shape") or [1, 28, 28])
-        from .._core import Session
+        from ..lower.native import open_pakd
 
-        return list(Session(str(self.pakd_file)).input_shape)
+        assert self.pakd_file is not None
+        return list(open_pakd(self.pakd_file).input_shape)
+
+    def check(self) -> None:
+        """Load the model (its folder's spec and weights, or the .pakd file), so that a file that
+        cannot be read fails before anything is compiled or written."""
+        if self.folder is not None:
+            from ..modelio import load_model
+
+            load_model(self.folder)
+        else:
+            self.input_shape()
 
 
 def resolve_student(path: str | Path) -> Student:
@@ -148,7 +159,7 @@ def _run(cmd: list[str], cwd: Path | None = None, what: str = "") -> subprocess.
 
 
 def _native(student: Student, cfg: BuildConfig, out: Path, x: np.ndarray) -> tuple[dict[str, str], dict[str, Any]]:
-    from .._core import Session
+    from ..lower.native import open_pakd
     from .crossbuild import cross_build_native
 
     art = cross_build_native(cfg.target, cfg.cache_dir / "native")
@@ -163,7 +174,7 @@ def _native(student: Student, cfg: BuildConfig, out: Path, x: np.ndarray) -> tup
     for h in ("pakd.h", "pakd.hpp"):
         if (include / h).is_file():
             shutil.copy2(include / h, out / "include" / "pakd" / h)
-    expected = Session(blob).run(x)
+    expected = open_pakd(blob).run(x)
     files = {
         "model.pakd": "model",
         "bin/pakd-run": "runner",
@@ -272,6 +283,9 @@ def build(student_path: str | Path, cfg: BuildConfig) -> BuildResult:
     student = resolve_student(student_path)
     if cfg.backend not in (*BACKENDS, "auto"):
         raise BuildError(f"unknown backend {cfg.backend!r} (choose native, tvm or auto)")
+    if cfg.tune_trials < 0:
+        raise BuildError(f"--tune-trials must be >= 0, got {cfg.tune_trials}")
+    student.check()
     cfg.target.check_toolchain()
     choice = None
     backend = cfg.backend

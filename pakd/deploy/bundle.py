@@ -81,6 +81,42 @@ def write_manifest(root: Path, files: dict[str, str], **fields: Any) -> dict[str
     return manifest
 
 
+def _check_fields(path: Path, manifest: dict[str, Any]) -> None:
+    """The manifest's own structure, so that no later reader meets a missing or mistyped field:
+    every file entry {role, bytes, sha256}, a target with a name, a backend, and a run whose
+    program is the bundle's own runner file (a manifest never names a program outside it)."""
+
+    def bad(what: str) -> BundleError:
+        return BundleError(f"{path}: {what} (the manifest was altered; rebuild with `pakd build`)")
+
+    for rel, entry in manifest["files"].items():
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("role"), str)
+            and type(entry.get("bytes")) is int
+            and isinstance(entry.get("sha256"), str)
+        ):
+            raise bad(f"files[{rel!r}] must be {{role, bytes, sha256}}")
+    target = manifest.get("target")
+    if not isinstance(target, dict) or not isinstance(target.get("name"), str):
+        raise bad("target must be a table with a name")
+    if not isinstance(manifest.get("backend"), str):
+        raise bad("backend must be a string")
+    run = manifest.get("run")
+    if not isinstance(run, dict):
+        raise bad("run must be a table")
+    argv = run.get("argv")
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        raise bad("run.argv must be a list of strings")
+    if manifest["files"].get(argv[0], {}).get("role") != "runner":
+        raise bad(f"run.argv[0] {argv[0]!r} is not the bundle's runner file")
+    for key in ("output_option", "iters_option", "json_option"):
+        if key in run and not isinstance(run[key], str):
+            raise bad(f"run.{key} must be a string")
+    if "golden" in manifest and not isinstance(manifest["golden"], dict):
+        raise bad("golden must be a table")
+
+
 def open_bundle(root: str | Path, check_hashes: bool = True) -> Bundle:
     """Read a bundle and (by default) check every file against its manifest."""
     root = Path(root)
@@ -97,6 +133,7 @@ def open_bundle(root: str | Path, check_hashes: bool = True) -> Bundle:
         or not isinstance(manifest.get("files"), dict)
     ):
         raise BundleError(f"{path}: not a PaKD bundle manifest (format {FORMAT!r} expected)")
+    _check_fields(path, manifest)
     if check_hashes:
         for rel, entry in manifest["files"].items():
             full = safe_member(root, rel)

@@ -60,6 +60,7 @@ def verify(
     functions: bool = False,
 ) -> VerifyReport:
     bundle = open_bundle(bundle_dir)  # refuses altered files
+    other = open_bundle(baseline) if baseline is not None else None  # before anything runs
     target = load_target(bundle.target, targets_dir)
     with tempfile.TemporaryDirectory(prefix="pakd-verify-") as tmp:
         out_file = Path(tmp) / "output.f32"
@@ -87,8 +88,7 @@ def verify(
         if target.is_host and not emulate:
             raise BuildError("instruction counts come from qemu: add --emulate (ARM targets)")
         instructions = _instructions(bundle, target)
-        if baseline is not None:
-            other = open_bundle(baseline)
+        if other is not None:
             if other.target != bundle.target:
                 raise BuildError(f"--baseline {baseline} is built for {other.target}, not {bundle.target}")
             base = _instructions(other, target)

@@ -73,6 +73,23 @@ class LoweringError(ModelError):
     """The model uses something the native runtime has no op for."""
 
 
+class PakdFileError(ModelError):
+    """A .pakd file the native loader refuses: truncated, corrupted (its CRC-32), not a .pakd file."""
+
+
+def open_pakd(source: str | Path | bytes, **options: Any) -> Any:
+    """A ``pakd._core.Session`` on a .pakd file (a path, or the file's bytes); a file the
+    loader refuses is one PakdFileError naming it and the loader's reason."""
+    from .._core import Session
+
+    what = "the .pakd bytes" if isinstance(source, bytes) else str(source)
+    try:
+        return Session(source if isinstance(source, bytes) else str(source), **options)
+    except ValueError as exc:
+        reason = str(exc).removeprefix("Session: ").removeprefix("bad format: ").removeprefix(f"{what}: ")
+        raise PakdFileError(f"{what}: not a usable .pakd file ({reason})") from None
+
+
 @dataclass
 class Op:
     type: int

@@ -66,14 +66,47 @@ def _import_factory(spec: str) -> Callable[..., nn.Module]:
     return factory
 
 
-def _call_factory(factory: Callable[..., nn.Module], name: str, kwargs: dict[str, Any]) -> nn.Module:
+_SCALARS: dict[type, tuple[type, ...]] = {int: (int,), float: (int, float), bool: (bool,), str: (str,)}
+
+
+def _check_arg_types(
+    factory: Callable[..., nn.Module], name: str, bound: inspect.BoundArguments, sizes: bool = False
+) -> None:
+    """A ModelError for an argument whose type differs from the one the factory declares (its
+    annotation, else the type of its default): int, float, bool and str are checked; with
+    ``sizes`` (the zoo's factories, whose ints are all sizes) an int must be >= 1."""
     try:
-        inspect.signature(factory).bind(**kwargs)
+        params = inspect.signature(factory, eval_str=True).parameters
+    except (NameError, TypeError, ValueError):  # an annotation that does not resolve: no types known
+        params = inspect.signature(factory).parameters
+    for key, value in bound.arguments.items():
+        p = params.get(key)
+        if p is None or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        want = p.annotation if p.annotation in _SCALARS else type(p.default) if type(p.default) in _SCALARS else None
+        if want is None:
+            continue
+        ok = isinstance(value, _SCALARS[want]) and (want is bool or not isinstance(value, bool))
+        if not ok:
+            raise ModelError(f"model {name!r}: argument {key}={value!r} must be {want.__name__!r}")
+        if sizes and want is int and value < 1:
+            raise ModelError(f"model {name!r}: argument {key}={value!r} must be >= 1")
+
+
+def _call_factory(factory: Callable[..., nn.Module], name: str, kwargs: dict[str, Any], zoo: bool = False) -> nn.Module:
+    try:
+        bound = inspect.signature(factory).bind(**kwargs)
     except TypeError as exc:
         raise ModelError(f"model {name!r} does not accept arguments {sorted(kwargs)}: {exc}") from None
     except ValueError:  # builtins or C callables without a signature: let the call decide
         pass
-    model = factory(**kwargs)
+    else:
+        _check_arg_types(factory, name, bound, sizes=zoo)
+    try:
+        model = factory(**kwargs)
+    except (TypeError, ValueError, RuntimeError) as exc:  # arguments the factory refuses (e.g. a size <= 0)
+        args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise ModelError(f"model {name!r} cannot be built with ({args}): {exc}") from exc
     if not isinstance(model, nn.Module):
         raise ModelError(f"factory for {name!r} returned {type(model).__name__}, not a torch.nn.Module")
     return model
@@ -85,9 +118,11 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
     Zoo factories take ``in_channels`` and ``num_classes``; user factories get exactly the
     keyword arguments passed here (none by default).
     """
+    if not isinstance(name, str):
+        raise ModelError(f"model name {name!r} is not a string")
     entry = _ZOO.get(name)
     if entry is not None:
-        return _call_factory(entry.factory, name, kwargs)
+        return _call_factory(entry.factory, name, kwargs, zoo=True)
     if ":" in name:
         return _call_factory(_import_factory(name), name, kwargs)
     known = ", ".join(sorted(_ZOO))

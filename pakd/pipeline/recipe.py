@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ..distill import DistillConfig
-from ..errors import InvalidField, PakdError
+from ..errors import InvalidField, PakdError, reading
 from ..prune import PruneConfig, pruner_names
 from ..resources import recipes_dir
 from ..train import TrainConfig
@@ -217,18 +217,28 @@ def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{source}: not valid TOML ({exc})") from None
-    head = dict(data.pop("recipe", {}))
+    head = data.pop("recipe", {})
     stages_raw = data.pop("stage", None)
     if data:
         raise RecipeError(f"{source}: unknown section(s) {', '.join(sorted(data))} (expected [recipe] and [[stage]])")
+    if not isinstance(head, dict):
+        raise RecipeError(f"{source}: recipe must be a [recipe] table")
+    head = dict(head)
     if not isinstance(stages_raw, list) or not stages_raw:
         raise RecipeError(f"{source}: no [[stage]] tables")
+    if not all(isinstance(s, dict) for s in stages_raw):
+        raise RecipeError(f"{source}: stage must be [[stage]] tables")
     name = _take(head, "name", str, "[recipe]", Path(source).stem)
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise RecipeError(f"{source}: [recipe].name {name!r} must be a plain folder name (it names the run folder)")
     batch = _take(head, "batch_size", int, "[recipe]", TrainConfig.batch_size)
     _build(TrainConfig, "[recipe]", batch_size=batch)  # validates
     huff = _take(head, "huffman", bool, "[recipe]", True)
     _no_leftovers(head, "[recipe]")
-    stages = tuple(_stage(s, i + 1) for i, s in enumerate(stages_raw))
+    try:
+        stages = tuple(_stage(s, i + 1) for i, s in enumerate(stages_raw))
+    except RecipeError as exc:
+        raise RecipeError(f"{source}: {exc}") from None
     for i, st in enumerate(stages):
         if "previous" in st.distill.teachers and i == 0:
             raise RecipeError(f"stage 1 ({st.name}).distill.teachers: 'previous' needs an earlier stage")
@@ -260,4 +270,6 @@ def find_recipe(path: str | Path) -> Path:
 
 def load_recipe(path: str | Path) -> Recipe:
     path = find_recipe(path)
-    return parse_recipe(path.read_text(), str(path))
+    with reading(path, "recipe"):
+        text = path.read_text()
+    return parse_recipe(text, str(path))

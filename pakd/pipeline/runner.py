@@ -22,7 +22,7 @@ from torch import nn
 from .. import rundir
 from ..data import DataBundle, load_data
 from ..distill import DistillLoss, FeatureHints
-from ..errors import RunError
+from ..errors import RunError, reading
 from ..lower.accountant import serialize
 from ..metrics import model_stats, weight_sparsity
 from ..modelio import SPEC_FILE, library_versions, load_model, read_spec, save_model
@@ -250,7 +250,8 @@ def compress(job: CompressJob, progress: ProgressFactory) -> tuple[Recipe, list[
     identity = {"recipe_sha256": recipe.text_sha256, "teacher": str(job.teacher_dir.resolve()), "seed": job.seed}
     started = rundir.is_run(job.run_dir)
     if started:
-        previous = rundir.read_run(job.run_dir)
+        with reading(job.run_dir / rundir.RUN_FILE, "run.json"):
+            previous = rundir.read_run(job.run_dir)
         if {k: previous.get(k) for k in identity} != identity:
             raise RunError(
                 f"{job.run_dir} was started with another recipe or teacher; "
@@ -278,10 +279,12 @@ def resume_job(run_dir: Path, threads: int = 0, device: str = "cpu") -> Compress
     """The job that started ``run_dir``, to continue it."""
     if not rundir.is_run(run_dir):
         raise RunError(f"{run_dir}: no {rundir.RUN_FILE} here (not a compression run)")
-    info = rundir.read_run(run_dir)
+    with reading(run_dir / rundir.RUN_FILE, "run.json"):
+        info = rundir.read_run(run_dir)
+        teacher = Path(info["teacher"])
     return CompressJob(
         recipe_path=run_dir / rundir.RECIPE_COPY,
-        teacher_dir=Path(info["teacher"]),
+        teacher_dir=teacher,
         run_dir=run_dir,
         data_dir=info.get("data_dir"),
         threads=threads or info.get("threads", 0),

@@ -12,12 +12,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data import DataBundle, data_kind, data_label, load_data
+from ..data import DataBundle, data_kind, data_label, load_data, parse_image_size
 from ..errors import DataError, ModelError, RunError
 from ..metrics import model_stats
 from ..modelio import SPEC_FILE, library_versions, load_model, read_spec, save_model, write_json_atomic
 from ..models import build_model, zoo_entry
-from .trainer import ProgressFn, TrainConfig, evaluate, train, without_flip
+from .trainer import ProgressFn, TrainConfig, check_device, evaluate, train, without_flip
 
 CHECKPOINT_FILE = "checkpoint.pt"
 JOB_FILE = "job.json"
@@ -129,6 +129,7 @@ def train_teacher(
                 "choose another --name or pass --force to start over"
             )
     # load and build first: bad input must fail before anything is written
+    check_device(device)
     data = job.load()
     args = model_args_for(job.model, data, dict(job.model_args))
     torch.manual_seed(job.train.seed)  # initial weights depend on the seed only
@@ -253,7 +254,12 @@ def evaluate_model(
     from .trainer import set_threads
 
     set_threads(threads)
+    image_size = parse_image_size(image_size)
     if folder is not None:
+        if data is None and (channels is not None or image_size is not None):
+            raise DataError(
+                "--channels and --image-size convert the --data given; a model folder's own data is read as recorded"
+            )
         if not (folder / SPEC_FILE).is_file() and (folder / "teacher" / SPEC_FILE).is_file():
             folder = folder / "teacher"
         net, spec = load_model(folder)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import AnySplit
-from ..errors import InvalidField, RunError
+from ..errors import InvalidField, PakdError, RunError
 
 AUGMENTS = ("none", "crop", "flip", "crop+flip")  # flip: horizontal, only where asked
 EVAL_BATCH_BYTES = 64 * 1024**2  # input bytes of one evaluation batch at most
@@ -75,6 +75,8 @@ class TrainConfig:
             )
         if not 0 <= self.label_smoothing < 1:
             raise bad("label_smoothing", "in [0, 1)", f"label smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.threads < 0:
+            raise bad("threads", ">= 0", f"threads must be >= 0 (0 = one per core), got {self.threads}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -96,9 +98,22 @@ class EpochResult:
     seconds: float
 
 
+def check_device(device: str) -> torch.device:
+    """The torch device named ``device``, or a PakdError when there is no such device here."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise PakdError(f"--device {device!r} is not a torch device (cpu, cuda, cuda:N): {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise PakdError(f"--device {device}: no CUDA GPU here (PaKD runs on the CPU with --device cpu)")
+    return dev
+
+
 def set_threads(threads: int) -> int:
     """Use ``threads`` intra-op threads (0 = one per core this process may run on)."""
-    if threads <= 0:
+    if threads < 0:
+        raise PakdError(f"--threads must be >= 0 (0 = one per core), got {threads}")
+    if threads == 0:
         threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     torch.set_num_threads(threads)
     return threads
@@ -284,6 +299,7 @@ def train(
     ``progress(event, info)`` receives "start" (total epochs/steps, resumed epoch), "step" (loss)
     and "epoch" (an :class:`EpochResult`) events.
     """
+    check_device(device)
     set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     channels_last = cfg.channels_last and _uses_conv(model) and _channels_last_runs(model, train_split, device)

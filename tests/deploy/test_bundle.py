@@ -14,7 +14,11 @@ def _bundle(tmp_path):
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "pakd-run").write_bytes(b"\x7fELF")
     write_manifest(
-        tmp_path, {"model.pakd": "model", "bin/pakd-run": "runner"}, target={"name": "rpi4"}, backend="native"
+        tmp_path,
+        {"model.pakd": "model", "bin/pakd-run": "runner"},
+        target={"name": "rpi4"},
+        backend="native",
+        run={"argv": ["bin/pakd-run", "model.pakd"]},
     )
     return tmp_path
 
