@@ -155,13 +155,13 @@ def bug_line(exc: BaseException) -> str:
     """The one line that reports an internal error: the exception, where in PaKD it was raised,
     and how to see the traceback."""
     frames = traceback.extract_tb(exc.__traceback__)
-    package = str(Path(__file__).resolve().parent)
-    ours = [f for f in frames if f.filename.startswith(package)]
     where = ""
-    if ours or frames:
-        f = (ours or frames)[-1]
-        file = os.path.relpath(f.filename, Path(package).parent) if ours else f.filename
-        where = f" at {file}:{f.lineno}"
+    if frames:  # the innermost frame: where it was raised (a path inside PaKD relative to the package)
+        package = Path(__file__).resolve().parent
+        file = frames[-1].filename
+        if Path(file).resolve().is_relative_to(package):
+            file = str(Path(file).resolve().relative_to(package.parent))
+        where = f" at {file}:{frames[-1].lineno}"
     return (
         f"internal error: {type(exc).__name__}: {one_line(exc, 300)}{where} "
         f"(a bug in PaKD, please report it; {DEBUG_ENV}=1 shows the traceback)"

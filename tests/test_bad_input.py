@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from pakd.cli import main
+from tests.conftest import run_cli
 
 TINY_RECIPE = """\
 [recipe]
@@ -1252,3 +1253,232 @@ def test_bad_input_is_one_line_and_changes_nothing(case: Case, ws: Path, tmp_pat
     assert case.says.lower() in lines[0].lower(), lines[0]
     changed = [p for p, v in before.items() if after.get(p) != v]
     assert not changed, f"changed or removed: {changed}"
+
+
+def test_the_matrix_covers_every_command():
+    from pakd.cli import app
+
+    commands = {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
+    assert commands and commands <= {case.cmd for case in CASES}, commands - {case.cmd for case in CASES}
+
+
+# ----------------------------------------------------------------------------------------------
+# The installed entry point, as a user runs it (subprocesses): the exact stderr
+# ----------------------------------------------------------------------------------------------
+
+
+def test_build_of_300_random_bytes_is_one_line(tmp_path):
+    """Found on main: `pakd build broken.pakd --target host` printed a ValueError traceback."""
+    broken = tmp_path / "broken.pakd"
+    broken.write_bytes(random_bytes(300))
+    r = run_cli("build", str(broken), "--target", "host", cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (2, f"error: {broken}: not a usable .pakd file (not a .pakd file (bad magic))\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.pakd"]  # no build/ folder begun
+
+
+def test_eval_of_a_spec_with_a_wrong_type_is_one_line(ws, tmp_path):
+    """Found on main: model args of a wrong type in spec.json made `pakd eval` print a TypeError
+    traceback."""
+    folder = spec_with(Ctx(ws, tmp_path), "model.args.num_classes", "x")
+    r = run_cli("eval", folder)
+    assert (r.returncode, r.stderr) == (2, "error: model 'lenet5': argument num_classes='x' must be 'int'\n")
+
+
+def test_a_usage_error_is_one_line():
+    r = run_cli("train", "--model", "lenet5", "--epochs", "x")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith("error: Invalid value for '--epochs'") and "(see `pakd train --help`)" in r.stderr
+
+
+def test_an_internal_error_is_one_line_and_its_traceback_is_one_variable_away(tmp_path):
+    """An exception no mapping knows (here a user factory's ZeroDivisionError) is reported as a
+    bug in one line with exit code 70; PAKD_DEBUG=1 shows the traceback."""
+    (tmp_path / "brokenmodel.py").write_text("def make():\n    return 1 / 0\n")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    r = run_cli("stats", "brokenmodel:make", cwd=tmp_path, env=env)
+    assert r.returncode == 70 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith("internal error: ZeroDivisionError: division by zero at ")
+    assert "brokenmodel.py:2" in r.stderr and "PAKD_DEBUG=1" in r.stderr
+    debug = run_cli("stats", "brokenmodel:make", cwd=tmp_path, env={**env, "PAKD_DEBUG": "1"})
+    assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
+    assert "ZeroDivisionError" in debug.stderr.splitlines()[-1]
+
+
+# ----------------------------------------------------------------------------------------------
+# The mapping itself: real exceptions of the real libraries
+# ----------------------------------------------------------------------------------------------
+
+
+def _raised(fn: Callable[[], object]) -> BaseException:
+    try:
+        fn()
+    except BaseException as exc:  # noqa: BLE001 - the exception is the test's input
+        return exc
+    raise AssertionError("nothing raised")
+
+
+def test_user_error_names_the_path_of_os_errors(tmp_path):
+    import errno
+
+    from pakd.errors import FileError, user_error
+
+    missing = tmp_path / "nope.txt"
+    cases = {
+        "no such file or folder": _raised(lambda: open(missing)),
+        "is a folder, where a file is expected": _raised(lambda: open(tmp_path)),
+        "is not a folder": _raised(lambda: (tmp_path / "f").write_text("x") and (tmp_path / "f" / "g").mkdir()),
+        "already exists": _raised(lambda: tmp_path.mkdir()),
+        "no space left on the device": OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(missing)),
+    }
+    for text, exc in cases.items():
+        err = user_error(exc)
+        assert isinstance(err, FileError) and text in str(err), (text, err)
+        assert str(err).startswith(str(exc.filename)), err  # type: ignore[attr-defined]
+
+
+def test_user_error_knows_the_parsers_of_user_files(tmp_path):
+    import sqlite3
+    import tomllib
+    import zipfile
+
+    import numpy as np
+    from safetensors.torch import load_file
+
+    from pakd.errors import FileError, user_error
+
+    junk = tmp_path / "junk"
+    junk.write_bytes(random_bytes(5000))
+
+    def sqlite_read():
+        with sqlite3.connect(junk) as con:
+            con.execute("select * from results")
+
+    cases = {
+        "not valid JSON": _raised(lambda: json.loads("{")),
+        "not valid TOML": _raised(lambda: tomllib.loads("[recipe\n")),
+        "not UTF-8 text": _raised(lambda: junk.read_text(encoding="utf-8")),
+        "not a readable safetensors file": _raised(lambda: load_file(str(junk))),
+        "not a readable SQLite database": _raised(sqlite_read),
+        "not a readable zip (.npz) file": _raised(lambda: zipfile.ZipFile(junk)),
+    }
+    for text, exc in cases.items():
+        err = user_error(exc, junk)
+        assert isinstance(err, FileError) and str(err).startswith(f"{junk}: {text}"), (text, err)
+    # numpy's refusal of a pickled .npz is a ValueError: the file's fault only while reading it
+    exc = _raised(lambda: np.load(junk))
+    assert user_error(exc) is None
+    assert str(user_error(exc, junk, "an .npz file")).startswith(f"{junk}: not a valid an .npz file (ValueError")
+
+
+def test_user_error_leaves_bugs_alone():
+    from pakd.errors import PakdError, user_error
+
+    for exc in (ZeroDivisionError("x"), TypeError("bad operand"), KeyError("k"), AssertionError(), OSError("no errno")):
+        assert user_error(exc) is None, exc
+    own = PakdError("mine")
+    assert user_error(own) is own
+
+
+def test_reading_turns_content_errors_into_one_error_naming_the_file(tmp_path):
+    from pakd.errors import FileError, PakdError, reading
+
+    path = tmp_path / "run.json"
+    with pytest.raises(FileError, match=r"run.json: not a valid run.json \(KeyError: no 'teacher'\)"):
+        with reading(path, "run.json"):
+            {}["teacher"]
+    with pytest.raises(PakdError, match="^kept$"):  # the project's own errors pass unchanged
+        with reading(path):
+            raise PakdError("kept")
+    with pytest.raises(ZeroDivisionError):  # what is not about the file stays a bug
+        with reading(path):
+            1 / 0  # noqa: B018
+
+
+def test_error_line_maps_every_kind_of_exception():
+    import typer
+
+    from pakd.cli import error_line
+    from pakd.errors import BUG_EXIT, PakdError
+
+    assert error_line(PakdError("a\nb")) == ("error: a b", 2)  # one line, always
+    assert error_line(typer.Exit(0)) is None
+    assert error_line(KeyboardInterrupt())[1] == 130  # type: ignore[index]
+    line, code = error_line(_raised(lambda: 1 / 0))  # type: ignore[misc]
+    assert code == BUG_EXIT and line.startswith("internal error: ZeroDivisionError: division by zero at ")
+    assert "test_bad_input.py:" in line and "PAKD_DEBUG=1" in line
+
+
+# ----------------------------------------------------------------------------------------------
+# A real bundle (a native build for this machine): a manifest consistent with altered files
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def host_bundle(ws, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("host")
+    cwd = Path.cwd()
+    os.chdir(root)  # the native build's cache goes to ./build/.cache
+    try:
+        assert main(["build", str(ws / "model.pakd"), "--target", "host", "--out", "bundle"]) == 0
+    finally:
+        os.chdir(cwd)
+    return root / "bundle"
+
+
+def _shifted(path: Path) -> None:
+    """Golden values that no runner gives: every value + 1, the largest one made the smallest."""
+    import numpy as np
+
+    v = np.fromfile(path, dtype="<f4")
+    v = v + 1
+    v[int(v.argmax())] = v.min() - 1
+    v.astype("<f4").tofile(path)
+
+
+def _rehashed(bundle: Path, alter: Callable[[Path], object], out: Path) -> Path:
+    """A copy of ``bundle`` altered by ``alter`` and its manifest rewritten to match: a bundle
+    whose manifest lies about what the files hold, undetectable by hashes."""
+    from pakd.deploy.bundle import write_manifest
+
+    shutil.copytree(bundle, out, symlinks=True)
+    alter(out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    files = {rel: e["role"] for rel, e in manifest.pop("files").items()}
+    manifest.pop("format")
+    write_manifest(out, files, **manifest)
+    return out
+
+
+@pytest.mark.slow  # one native build for the host
+@pytest.mark.parametrize(
+    ("what", "alter", "code", "says"),
+    [
+        ("a golden output that lies", lambda b: _shifted(b / "expected.f32"), 1, ""),
+        ("a model.pakd bit-flipped", lambda b: bitflipped(b / "model.pakd"), 2, "checksum"),
+        ("a model.pakd truncated", lambda b: truncated(b / "model.pakd"), 2, "truncated"),
+        ("a golden input cut short", lambda b: truncated(b / "input.f32"), 2, "runner failed"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_verify_and_bench_of_a_bundle_whose_manifest_lies(
+    host_bundle, tmp_path, capfd, monkeypatch, what, alter, code, says
+):
+    monkeypatch.chdir(tmp_path)
+    bundle = _rehashed(host_bundle, alter, tmp_path / "bundle")
+    before = snapshot(tmp_path)
+    for argv in (
+        ["verify", str(bundle)],
+        ["bench", str(bundle), "--db", str(tmp_path / "r.db"), "--runs", "1", "--repeats", "1", "--quiet"],
+    ):
+        capfd.readouterr()
+        got, out, err = run_in_process(argv, capfd)
+        assert "Traceback" not in err and "internal error" not in err, err
+        if argv[0] == "verify":
+            assert got == code, (got, out, err)
+            if code == 1:  # the check ran and failed: the verdict is on stdout, nothing on stderr
+                assert "outputs DIFFER" in out and err == "", (out, err)
+            else:
+                assert len(err.strip().splitlines()) == 1 and says in err, err
+        else:  # bench refuses the bundle on the device (golden output or runner): one error line
+            assert got == 1 and [line for line in err.splitlines() if line.startswith("error:")], (got, out, err)
+    assert not [p for p, v in before.items() if snapshot(tmp_path).get(p) != v]
