@@ -111,7 +111,7 @@ def _check_fields(path: Path, manifest: dict[str, Any]) -> None:
     if manifest["files"].get(argv[0], {}).get("role") != "runner":
         raise bad(f"run.argv[0] {argv[0]!r} is not the bundle's runner file")
     for key in ("output_option", "iters_option", "json_option"):
-        if key in run and not isinstance(run[key], str):
+        if run.get(key) is not None and not isinstance(run[key], str):  # None: the runner has no such option
             raise bad(f"run.{key} must be a string")
     if "golden" in manifest and not isinstance(manifest["golden"], dict):
         raise bad("golden must be a table")

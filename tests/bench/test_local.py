@@ -91,9 +91,15 @@ def test_a_run_without_its_teacher_is_a_clear_error(tmp_path, zoo_folder):
 
 
 def test_a_bare_pakd_file_runs_on_the_native_engine_only(tmp_path):
-    (tmp_path / "m.pakd").write_bytes(b"PAKD")
+    from pakd.lower.native import PakdFileError, export_pakd
+    from pakd.models import build_model
+
+    export_pakd(build_model("lenet-300-100"), tmp_path / "m.pakd")
     (target,) = plan_cases(tmp_path / "m.pakd")
     assert target.engines == ("pakd",)
+    (tmp_path / "bad.pakd").write_bytes(b"PAKD")  # one the loader refuses is refused here, not timed
+    with pytest.raises(PakdFileError, match="shorter than the .pakd header"):
+        plan_cases(tmp_path / "bad.pakd")
 
 
 def test_run_local_times_every_pair_and_checks_outputs(tmp_path, test_image, zoo_folder):
