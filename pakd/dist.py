@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import re
 import signal
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -145,7 +147,10 @@ def session(device: str = "cpu", parallel: ParallelConfig | None = None) -> Iter
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    line = text.splitlines()[0] if text else type(exc).__name__
+    line = re.sub(r"\[[^\]]*\]\s*", "", line)  # gloo's "[.../pair.cc:537] " source locations
+    line = re.sub(r"^(Read|Write) error\s*:?\d*:?\s*", "", line).strip()
+    return line.split(". ")[0].rstrip(".") or type(exc).__name__
 
 
 @contextmanager
@@ -429,28 +434,33 @@ def launch(nproc: int, args: Sequence[str], resume_hint: str) -> None:
         monitor_interval=0.2,
     )
     env_threads = os.environ.get("OMP_NUM_THREADS")
+    agent_log = logging.getLogger("torch.distributed.elastic")
+    level = agent_log.level
+    agent_log.setLevel(logging.CRITICAL)  # its per-process report becomes the one line below
     try:
         elastic_launch(config, entrypoint=sys.executable)("-u", "-m", "pakd", *args)
     except ChildFailedError as exc:
         raise DistError(_failure_line(exc, nproc, resume_hint)) from None
     finally:
+        agent_log.setLevel(level)
         if env_threads is None:
             os.environ.pop("OMP_NUM_THREADS", None)
 
 
 def _failure_line(exc: Any, nproc: int, resume_hint: str) -> str:
-    failures = getattr(exc, "failures", {}) or {}
-    parts = []
-    for rank, f in sorted(failures.items()):
-        code = int(getattr(f, "exitcode", 1))
-        if code < 0:
-            try:
-                why = f"killed by {signal.Signals(-code).name}"
-            except ValueError:
-                why = f"killed by signal {-code}"
-        else:
-            why = f"exit code {code}"
-        parts.append(f"process {rank} of {nproc} {why}")
-    if failures and all(int(getattr(f, "exitcode", 1)) == PakdError.exit_code for f in failures.values()):
-        return "the run stopped: " + "; ".join(parts) + " (its error is above)"
-    return f"the run stopped: {'; '.join(parts) or 'a process failed'}; finished epochs are saved: {resume_hint}"
+    """One line on the first process that failed (the others were stopped by the launcher)."""
+    try:
+        rank, first = exc.get_first_failure()
+    except (AttributeError, ValueError, IndexError):
+        return f"the run stopped: a process failed; finished epochs are saved: {resume_hint}"
+    code = int(getattr(first, "exitcode", 1))
+    if code == PakdError.exit_code:  # it said why itself, on stderr above
+        return f"the run stopped: process {rank} of {nproc} gave up (its error is above)"
+    if code < 0:
+        try:
+            why = f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            why = f"was killed by signal {-code}"
+    else:
+        why = f"ended with exit code {code}"
+    return f"the run stopped: process {rank} of {nproc} {why}; finished epochs are saved: {resume_hint}"
