@@ -316,11 +316,27 @@ def agree(what: str, obj: Any) -> list[str]:
 # -- the student in DistributedDataParallel ------------------------------------------------
 
 
+class _SumOverRanks(torch.autograd.Function):
+    """``all_reduce`` (sum) with its gradient: every rank's input feeds every rank's output, so the
+    gradient of an input is the sum of the output gradients over the ranks."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        out = x.clone()
+        tdist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        out = grad.clone()
+        tdist.all_reduce(out)
+        return out
+
+
 class CpuSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     """Batch norm whose training statistics are those of the global batch, for CPU processes
     (``torch.nn.SyncBatchNorm`` is GPU-only): per-channel sums, sums of squares and counts are
-    summed over the ranks by ``torch.distributed.nn.functional.all_reduce``, whose backward sums
-    the gradients back. In eval mode, and in a single process, it is the plain batch norm."""
+    summed over the ranks by an ``all_reduce`` whose backward sums the gradients back. In eval mode, and in a single process, it is the plain batch norm."""
 
     def _check_input_dim(self, input: torch.Tensor) -> None:
         if input.dim() < 2:
@@ -329,12 +345,10 @@ class CpuSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if not (self.training and _joined()):
             return super().forward(input)
-        from torch.distributed.nn.functional import all_reduce
-
         dims = [0, *range(2, input.dim())]
         count = torch.tensor(float(input.numel() // input.shape[1]), dtype=input.dtype)
         stats = torch.cat([input.sum(dims), (input * input).sum(dims), count.reshape(1)])
-        stats = all_reduce(stats)
+        stats = _SumOverRanks.apply(stats)
         c = input.shape[1]
         total = stats[-1]
         mean = stats[:c] / total
