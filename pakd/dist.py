@@ -321,13 +321,13 @@ class _SumOverRanks(torch.autograd.Function):
     gradient of an input is the sum of the output gradients over the ranks."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
         out = x.clone()
         tdist.all_reduce(out)
         return out
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
         out = grad.clone()
         tdist.all_reduce(out)
         return out
