@@ -14,11 +14,12 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from pakd import dist
+from tests.data.conftest import make_npz
 
 WORLD = 2
 
 
-CHECKS = ("_agree_same_and_different", "_sharding", "_evaluation", "_sync_bn")
+CHECKS = ("_agree_same_and_different", "_sharding", "_evaluation", "_sync_bn", "_streamed_training")
 
 
 def _worker(rank: int, init: str, out: str) -> None:
@@ -40,6 +41,7 @@ def _worker(rank: int, init: str, out: str) -> None:
 def ran(tmp_path_factory) -> Path:
     """The checks below, run once in two gloo processes (one start-up for all of them)."""
     out = tmp_path_factory.mktemp("dist")
+    make_npz(out / "images.npz")
     mp.spawn(_worker, args=(f"file://{out / 'rendezvous'}", str(out)), nprocs=WORLD, join=True)
     return out
 
@@ -123,6 +125,30 @@ def _sync_bn(rank: int, out: Path) -> None:
     assert type(model[0]) is nn.BatchNorm2d and "process_group" not in model[0].__dict__
 
 
+def _streamed_training(rank: int, out: Path) -> None:
+    """Each rank's share streamed from an .npz (over a tiny memory budget) trains the weights the
+    same share trains from tensors."""
+    from pakd.data import StreamSplit, load_data
+    from pakd.models import build_model
+    from pakd.train import TrainConfig, train
+
+    results = []
+    for memory in (None, 8 * 1024):
+        data = load_data(str(out / "images.npz"), memory=memory)
+        assert isinstance(data.train, StreamSplit) == (memory is not None)
+        torch.manual_seed(0)
+        model = build_model("lenet5", in_channels=3, num_classes=3, input_size=16)
+        cfg = TrainConfig(epochs=2, batch_size=4, lr=0.01, augment="crop", seed=0, threads=1)
+        history = train(model, data.train, data.val, cfg)
+        results.append((model.state_dict(), [(h.train_loss, h.val_top1) for h in history]))
+    (sa, ha), (sb, hb) = results
+    assert ha == hb
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    digests: list[str] = ["", ""]
+    tdist.all_gather_object(digests, dist.digest(sa))
+    assert digests[0] == digests[1]  # and every rank holds rank 0's model
+
+
 # -- the tests -----------------------------------------------------------------------------
 
 
@@ -143,6 +169,10 @@ def test_sharded_evaluation_equals_the_single_process_one(ran):
 
 def test_cpu_sync_batch_norm_is_batch_norm_over_the_global_batch(ran):
     assert not _errors(ran, "_sync_bn")
+
+
+def test_streamed_shards_train_the_weights_the_in_memory_shards_train(ran):
+    assert not _errors(ran, "_streamed_training")
 
 
 def test_one_process_is_rank_0_of_1_and_changes_nothing():
