@@ -8,7 +8,7 @@ A LeNet-5 teacher is trained once (``pakd train``, --teacher-epochs, reused when
 the teacher, --stage-epochs epochs, global batch --batch) is compressed by ``pakd compress`` with
 one process and with ``--nproc N`` (gloo on the CPU), alternating, --rounds times each, every run
 in a fresh run folder. The cores are shared out: one process gets every core's thread, each of N
-processes ``cores / N`` (``--threads 0``). Reported per run: the stage's training time (the sum
+processes ``cores / N`` (``--threads 0``); --one-threads T gives the one process T threads instead. Reported per run: the stage's training time (the sum
 of its epochs, validation included, from spec.json), the wall time of the whole command (process
 start-up, data loading and the teacher's evaluation included) and the stage's test top-1; then
 the median of each and the 1-process / N-process ratio of the medians.
@@ -63,6 +63,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128, help="global batch of both runs")
     parser.add_argument("--stage-epochs", type=int, default=1)
     parser.add_argument("--teacher-epochs", type=int, default=2)
+    parser.add_argument(
+        "--one-threads", type=int, default=0, help="threads of the 1-process run (0: every core, as --threads 0)"
+    )
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "pakd-ddp-scaling")
     args = parser.parse_args()
 
@@ -86,7 +89,11 @@ def main() -> None:
         "--quiet",
     )
     teacher = args.work / "teacher" / "teacher"
-    print(f"machine: {cores} cores; data {args.data}; global batch {args.batch}; {args.stage_epochs} epoch(s)")
+    one_threads = args.one_threads or cores
+    print(
+        f"machine: {cores} cores; data {args.data}; global batch {args.batch}; {args.stage_epochs} epoch(s); "
+        f"threads: 1 process {one_threads}, {args.nproc} processes {max(1, cores // args.nproc)} each"
+    )
     print(f"{'processes':>9} {'round':>5} {'stage s':>8} {'command s':>9} {'test top-1':>10}")
     results: dict[int, list[tuple[float, float, float]]] = {1: [], args.nproc: []}
     for r in range(args.rounds):
@@ -105,7 +112,7 @@ def main() -> None:
                 "--name",
                 name,
                 "--threads",
-                "0",
+                str(args.one_threads if n == 1 else 0),
                 "--quiet",
                 "--nproc",
                 str(n),

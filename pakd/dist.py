@@ -447,7 +447,6 @@ def launch(nproc: int, args: Sequence[str], resume_hint: str) -> None:
         max_restarts=0,
         monitor_interval=0.2,
     )
-    env_threads = os.environ.get("OMP_NUM_THREADS")
     agent_log = logging.getLogger("torch.distributed.elastic")
     level = agent_log.level
     agent_log.setLevel(logging.CRITICAL)  # its per-process report becomes the one line below
@@ -457,8 +456,6 @@ def launch(nproc: int, args: Sequence[str], resume_hint: str) -> None:
         raise DistError(_failure_line(exc, nproc, resume_hint)) from None
     finally:
         agent_log.setLevel(level)
-        if env_threads is None:
-            os.environ.pop("OMP_NUM_THREADS", None)
 
 
 def _failure_line(exc: Any, nproc: int, resume_hint: str) -> str:
