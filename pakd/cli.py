@@ -322,7 +322,7 @@ def stats_cmd(
     from .models import build_model
     from .ui import console, fmt_int
 
-    args = dict(_parse_model_args(model_arg))
+    args: dict[str, Any] = dict(_parse_model_args(model_arg))
     if Path(model).is_dir():
         net, spec = load_model(model)
         shape = tuple(spec.get("data", {}).get("input_shape") or (1, 28, 28))
