@@ -43,7 +43,9 @@ LOCK_FILE = ".pakd.lock"
 def disk_error(exc: BaseException, path: str | Path, kept: str = "the previous file is unchanged") -> StorageError:
     """The one-line :class:`StorageError` for an OSError the disk raised while writing ``path``."""
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
-    return StorageError(f"cannot write {path}: {reason}; {kept} - free space and run the same command again to resume")
+    error = StorageError(f"cannot write {path}: {reason}; {kept} - free space and run the same command again to resume")
+    error.reason = reason  # type: ignore[attr-defined]  # for storage_errors() around it to restate
+    return error
 
 
 def is_disk_error(exc: BaseException) -> bool:
@@ -52,9 +54,15 @@ def is_disk_error(exc: BaseException) -> bool:
 
 @contextlib.contextmanager
 def storage_errors(path: str | Path, kept: str = "the previous file is unchanged") -> Iterator[None]:
-    """Turn a disk's refusal (see ``DISK_ERRNOS``) raised inside into a one-line StorageError."""
+    """Turn a disk's refusal (see ``DISK_ERRNOS``) raised inside into a one-line StorageError
+    about ``path`` (one about a file inside it is restated: the bundle, not its staged library)."""
     try:
         yield
+    except StorageError as exc:
+        reason = getattr(exc, "reason", None)
+        if reason is None:
+            raise
+        raise disk_error(OSError(0, reason), path, kept) from None
     except OSError as exc:
         if is_disk_error(exc):
             raise disk_error(exc, path, kept) from None

@@ -74,7 +74,7 @@ class Student(ModelSource):
     def input_shape(self) -> list[int]:
         if self.folder is not None:
             spec = json.loads((self.folder / "spec.json").read_text())
-            return list(spec.get("data", {}).get("input_shape") or [1, 28, 28])
+            return list((spec.get("data") or {}).get("input_shape") or [1, 28, 28])
         from .._core import Session
 
         return list(Session(str(self.pakd_file)).input_shape)
