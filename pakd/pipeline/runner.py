@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -28,6 +27,7 @@ from ..metrics import model_stats, weight_sparsity
 from ..modelio import SPEC_FILE, library_versions, load_model, read_spec, save_model
 from ..prune import PruneContext, make_pruner
 from ..quant import Int8Quantizer, KMeansConfig, Quantizer, WeightSharing
+from ..storage import atomic_copy, atomic_write, writer_lock
 from ..train import TrainConfig, evaluate, set_threads, train
 from .recipe import Recipe, StageConfig, find_recipe, load_recipe
 
@@ -210,7 +210,7 @@ class _Run:
             "history": [vars(h) for h in history],
             "versions": library_versions(),
         }
-        (folder / rundir.PAKD_FILE).write_bytes(blobs[self.recipe.huffman])
+        atomic_write(folder / rundir.PAKD_FILE, blobs[self.recipe.huffman])
         save_model(folder, student, spec)
         (folder / rundir.CHECKPOINT_FILE).unlink(missing_ok=True)
         return student.eval(), row
@@ -248,19 +248,22 @@ def compress(job: CompressJob, progress: ProgressFactory) -> tuple[Recipe, list[
             "(train one with `pakd train`, or pass --teacher runs/<name>/teacher)"
         )
     identity = {"recipe_sha256": recipe.text_sha256, "teacher": str(job.teacher_dir.resolve()), "seed": job.seed}
-    started = rundir.is_run(job.run_dir)
-    if started:
-        previous = rundir.read_run(job.run_dir)
-        if {k: previous.get(k) for k in identity} != identity:
-            raise RunError(
-                f"{job.run_dir} was started with another recipe or teacher; "
-                "choose another --name (or delete the folder)"
-            )
-    set_threads(job.threads)
-    runner = _Run(job, recipe, progress)  # validates data and teacher before writing anything
-    job.run_dir.mkdir(parents=True, exist_ok=True)
-    if not started:
-        shutil.copyfile(recipe_file, job.run_dir / rundir.RECIPE_COPY)
+    with writer_lock(job.run_dir, f"run folder {job.run_dir}"):  # one writer per run folder, from here on
+        if rundir.is_run(job.run_dir):
+            previous = rundir.read_run(job.run_dir)
+            if {k: previous.get(k) for k in identity} != identity:
+                raise RunError(
+                    f"{job.run_dir} was started with another recipe or teacher; "
+                    "choose another --name (or delete the folder)"
+                )
+        set_threads(job.threads)
+        runner = _Run(job, recipe, progress)  # validates data and teacher before writing anything
+        return recipe, _start_and_run(job, recipe_file, identity, runner)
+
+
+def _start_and_run(job: CompressJob, recipe_file: Path, identity: dict[str, Any], runner: _Run) -> list[dict[str, Any]]:
+    if not rundir.is_run(job.run_dir):
+        atomic_copy(recipe_file, job.run_dir / rundir.RECIPE_COPY)
         rundir.write_run(
             job.run_dir,
             {
@@ -271,7 +274,7 @@ def compress(job: CompressJob, progress: ProgressFactory) -> tuple[Recipe, list[
                 "device": job.device,
             },
         )
-    return recipe, runner.run()
+    return runner.run()
 
 
 def resume_job(run_dir: Path, threads: int = 0, device: str = "cpu") -> CompressJob:

@@ -17,6 +17,7 @@ from ..errors import DataError, ModelError, RunError
 from ..metrics import model_stats
 from ..modelio import SPEC_FILE, library_versions, load_model, read_spec, save_model, write_json_atomic
 from ..models import build_model, zoo_entry
+from ..storage import writer_lock
 from .trainer import ProgressFn, TrainConfig, evaluate, train, without_flip
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -104,8 +105,16 @@ class TeacherResult:
 def train_teacher(
     job: TeacherJob, folder: str | Path, force: bool = False, progress: ProgressFn | None = None, device: str = "cpu"
 ) -> TeacherResult:
-    """Train (or reuse, or resume) the teacher described by ``job`` in ``folder``."""
+    """Train (or reuse, or resume) the teacher described by ``job`` in ``folder``; one process at a
+    time (``folder``'s lock: a second one is refused, naming the first)."""
     folder = Path(folder)
+    with writer_lock(folder, f"teacher folder {folder}"):
+        return _train_teacher(job, folder, force, progress, device)
+
+
+def _train_teacher(
+    job: TeacherJob, folder: Path, force: bool, progress: ProgressFn | None, device: str
+) -> TeacherResult:
     ckpt_path = folder / CHECKPOINT_FILE
     if (folder / SPEC_FILE).is_file():
         spec = read_spec(folder)
