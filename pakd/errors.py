@@ -31,3 +31,12 @@ class ModelError(PakdError):
 
 class RunError(PakdError):
     """A run folder that is missing, incomplete or was made with other settings."""
+
+
+class StorageError(PakdError):
+    """A write that the disk refused (full, over quota, I/O error, read-only): the file it would
+    have replaced is left as it was, and a rerun continues from there."""
+
+
+class BusyError(PakdError):
+    """A run folder or bundle folder that another live process is writing (its lock is held)."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -34,6 +33,7 @@ from ..metrics import model_stats, weight_sparsity
 from ..modelio import SPEC_FILE, library_versions, load_model, read_spec, save_model
 from ..prune import PruneContext, make_pruner
 from ..quant import Int8Quantizer, KMeansConfig, Quantizer, WeightSharing
+from ..storage import atomic_copy, atomic_write, writer_lock
 from ..train import TrainConfig, evaluate, set_threads, train
 from .recipe import Recipe, StageConfig, find_recipe, load_recipe
 
@@ -252,7 +252,7 @@ class _Run:
             },
         }
         if self.world.main:
-            _write_atomic(folder / rundir.PAKD_FILE, blobs[self.recipe.huffman])
+            atomic_write(folder / rundir.PAKD_FILE, blobs[self.recipe.huffman])
             save_model(folder, student, spec)
             (folder / rundir.CHECKPOINT_FILE).unlink(missing_ok=True)
         return student.eval(), row
@@ -273,12 +273,6 @@ class _Run:
             if self.world.main:
                 rundir.write_ledger(self.job.run_dir, self.recipe.name, self.ledger)
         return self.ledger
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 def _stage_dict(stage: StageConfig) -> dict[str, Any]:
@@ -331,34 +325,35 @@ def _compress(job: CompressJob, progress: ProgressFactory) -> tuple[Recipe, list
             )
         return previous
 
-    previous = dist.from_main(previous_run)
-    set_threads(job.threads)
-    runner = _Run(job, recipe, progress)  # validates data and teacher before writing anything
-    parallel = {
-        "world_size": world.size,
-        "global_batch": recipe.batch_size,
-        "batch_per_process": recipe.batch_size // world.size,
-        "backend": (job.parallel.backend or dist.default_backend(job.device)) if world.distributed else None,
-        "sync_bn": job.parallel.sync_bn,
-    }
-    if world.main:
-        job.run_dir.mkdir(parents=True, exist_ok=True)
-        if previous is None:
-            shutil.copyfile(recipe_file, job.run_dir / rundir.RECIPE_COPY)
-            rundir.write_run(
-                job.run_dir,
-                {
-                    **identity,
-                    "recipe_path": str(recipe_file),
-                    "data_dir": job.data_dir,
-                    "threads": job.threads,
-                    "device": job.device,
-                    **parallel,
-                },
-            )
-        elif {k: previous.get(k) for k in parallel} != parallel:  # resumed with another number of processes
-            rundir.write_run(job.run_dir, {**previous, **parallel})
-    return recipe, runner.run()
+    with writer_lock(job.run_dir, f"run folder {job.run_dir}"):  # one writer per run folder (rank 0 holds it)
+        previous = dist.from_main(previous_run)
+        set_threads(job.threads)
+        runner = _Run(job, recipe, progress)  # validates data and teacher before writing anything
+        parallel = {
+            "world_size": world.size,
+            "global_batch": recipe.batch_size,
+            "batch_per_process": recipe.batch_size // world.size,
+            "backend": (job.parallel.backend or dist.default_backend(job.device)) if world.distributed else None,
+            "sync_bn": job.parallel.sync_bn,
+        }
+        if world.main:
+            job.run_dir.mkdir(parents=True, exist_ok=True)
+            if previous is None:
+                atomic_copy(recipe_file, job.run_dir / rundir.RECIPE_COPY)
+                rundir.write_run(
+                    job.run_dir,
+                    {
+                        **identity,
+                        "recipe_path": str(recipe_file),
+                        "data_dir": job.data_dir,
+                        "threads": job.threads,
+                        "device": job.device,
+                        **parallel,
+                    },
+                )
+            elif {k: previous.get(k) for k in parallel} != parallel:  # resumed with another number of processes
+                rundir.write_run(job.run_dir, {**previous, **parallel})
+        return recipe, runner.run()
 
 
 def resume_job(

@@ -18,6 +18,7 @@ from ..errors import DataError, ModelError, RunError
 from ..metrics import model_stats
 from ..modelio import SPEC_FILE, SPEC_FORMAT, library_versions, load_model, read_spec, save_model, write_json_atomic
 from ..models import build_model, zoo_entry
+from ..storage import writer_lock
 from .trainer import ProgressFn, TrainConfig, evaluate, train, without_flip
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -113,10 +114,13 @@ def train_teacher(
     """Train (or reuse, or resume) the teacher described by ``job`` in ``folder``.
 
     Under torchrun (several processes) this is one data-parallel training: every process calls
-    it with the same job; rank 0 reads and writes ``folder`` and shows the progress."""
+    it with the same job; rank 0 reads and writes ``folder`` and shows the progress. One run at a
+    time (``folder``'s lock, held by rank 0: a second one is refused, naming the first)."""
+    folder = Path(folder)
     with dist.session(device, parallel):
         with dist.peer_guard("run the same command again to continue"):
-            return _train_teacher(job, Path(folder), force, progress, device, parallel)
+            with writer_lock(folder, f"teacher folder {folder}"):
+                return _train_teacher(job, folder, force, progress, device, parallel)
 
 
 def _train_teacher(

@@ -33,6 +33,7 @@ from torch import nn
 from .. import dist
 from ..data import AnySplit
 from ..errors import InvalidField, RunError
+from ..storage import atomic_file
 
 AUGMENTS = ("none", "crop", "flip", "crop+flip")  # flip: horizontal, only where asked
 EVAL_BATCH_BYTES = 64 * 1024**2  # input bytes of one evaluation batch at most
@@ -225,21 +226,20 @@ def _save_checkpoint(
     cfg: TrainConfig,
     hooks: tuple[TrainHook, ...],
 ) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "epoch": epoch,
-            "history": [asdict(h) for h in history],
-            "rng": torch.get_rng_state(),
-            "config": cfg.to_dict(),
-            "hooks": [h.state_dict() for h in hooks],
-        },
-        tmp,
-    )
-    os.replace(tmp, path)
+    with atomic_file(path) as f:
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "epoch": epoch,
+                "history": [asdict(h) for h in history],
+                "rng": torch.get_rng_state(),
+                "config": cfg.to_dict(),
+                "hooks": [h.state_dict() for h in hooks],
+            },
+            f,
+        )
 
 
 def read_checkpoint(path: Path) -> dict[str, Any] | None:
