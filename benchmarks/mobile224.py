@@ -44,14 +44,13 @@ def x86_rows(folder: Path, db: Path, repeats: int, min_time: float) -> list[tupl
 def rpi4_counts(folder: Path, work: Path) -> list[tuple[str, int | None, str]]:
     from pakd.deploy import peers
     from pakd.deploy.build import BuildConfig, build
-    from pakd.deploy.bundle import open_bundle
     from pakd.deploy.verify import _instructions
     from pakd.modelio import load_model
     from pakd.targets import load_target
 
     target = load_target("rpi4")
     built = build(folder, BuildConfig.for_target(target, work / "bundle", cache_dir=work / "cache"))
-    bundle = open_bundle(built.root)
+    bundle = built.bundle
     rows: list[tuple[str, int | None, str]] = [("pakd", _instructions(bundle, target), "")]
     model = load_model(folder)
     model = model[0] if isinstance(model, tuple) else model

@@ -36,7 +36,7 @@ def model_folder(root, name: str):
     folder = root / name
     spec = {
         "model": {"name": name, "args": args},
-        "data": {"name": "random", "input_shape": list(SHAPE), "num_classes": 1000},
+        "data": {"name": "random", "kind": "random", "input_shape": list(SHAPE), "num_classes": 1000},
         "weights": "random (torch.manual_seed(0)): a latency-only model",
     }
     save_model(folder, net, spec)

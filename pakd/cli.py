@@ -40,6 +40,20 @@ DataMemoryOpt = typer.Option(
     help="Memory budget for the data, e.g. 512MiB [default: 2GiB]: data that fits is kept as tensors, "
     "larger data streams through DataLoader workers.",
 )
+NprocOpt = typer.Option(
+    1,
+    "--nproc",
+    min=1,
+    help="Processes of one data-parallel run on this machine, started through torch's elastic launcher "
+    "(as torchrun --nproc-per-node N); the recipe's batch size is the global batch. Under torchrun "
+    "this is ignored.",
+)
+BackendOpt = typer.Option(
+    None, "--backend", help="torch.distributed backend of a data-parallel run [default: gloo on cpu, nccl on cuda]."
+)
+SyncBnOpt = typer.Option(
+    False, "--sync-bn", help="Batch-norm statistics over the global batch in a data-parallel run (small batches)."
+)
 DataDirOpt = typer.Option(
     None,
     "--data-dir",
@@ -160,6 +174,9 @@ def train_cmd(
     force: bool = typer.Option(False, "--force", help="Retrain even if a finished teacher exists."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     device: str = typer.Option("cpu", help="Torch device to train on (cpu; cuda where present - never required)."),
+    nproc: int = NprocOpt,
+    backend: str | None = BackendOpt,
+    sync_bn: bool = SyncBnOpt,
 ) -> None:
     """Train a teacher into RUNS_DIR/NAME/teacher/ (model.safetensors + spec.json).
 
@@ -170,11 +187,18 @@ def train_cmd(
     the data; spec.json records the data so that later stages load the same. See docs/data.md.
 
     A finished teacher with the same settings is reused; an interrupted one resumes from its
-    last finished epoch when the same command runs again.
+    last finished epoch when the same command runs again. Data-parallel on several processes:
+    --nproc N here, or torchrun (docs/distributed.md).
     """
+    from . import dist
     from .data import data_label, parse_image_size, parse_memory
     from .train import TeacherJob, teacher_folder, train_teacher
     from .ui import TrainProgress, console
+
+    parallel = dist.ParallelConfig(backend=backend, sync_bn=sync_bn)
+    if nproc > 1 and not dist.launched():
+        dist.launch(nproc, _ARGV, "run the same command again to continue")
+        return
 
     job = TeacherJob.with_defaults(
         model,
@@ -195,8 +219,11 @@ def train_cmd(
         threads=threads,
     )
     folder = teacher_folder(runs_dir, model, data, name)
+    quiet = quiet or not dist.is_main()
     with TrainProgress(f"train {model} on {data_label(data)}", quiet=quiet) as progress:
-        result = train_teacher(job, folder, force=force, progress=progress, device=device)
+        result = train_teacher(job, folder, force=force, progress=progress, device=device, parallel=parallel)
+    if not dist.is_main():
+        return
     m = result.spec["metrics"]
     verb = "reused" if result.reused else "trained"
     console.print(
@@ -322,7 +349,7 @@ def stats_cmd(
     from .models import build_model
     from .ui import console, fmt_int
 
-    args = dict(_parse_model_args(model_arg))
+    args: dict[str, Any] = dict(_parse_model_args(model_arg))
     if Path(model).is_dir():
         net, spec = load_model(model)
         shape = tuple(spec.get("data", {}).get("input_shape") or (1, 28, 28))
@@ -364,13 +391,18 @@ def compress_cmd(
     device: str = typer.Option("cpu", help="Torch device (cpu; cuda where present - never required)."),
     seed: int = typer.Option(0, help="Random seed."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    nproc: int = NprocOpt,
+    backend: str | None = BackendOpt,
+    sync_bn: bool = SyncBnOpt,
 ) -> None:
     """Compress a teacher by the stages of a recipe: prune -> distill -> evaluate -> checkpoint.
 
     The data is the teacher's own, as its spec.json records it. Finished stages are reused; an
     interrupted stage (Ctrl-C, kill -9) continues from its last finished epoch with --resume
-    RUN_FOLDER (or the same command again).
+    RUN_FOLDER (or the same command again), with any number of processes. Data-parallel on
+    several processes: --nproc N here, or torchrun (docs/distributed.md).
     """
+    from . import dist
     from .data import parse_memory
     from .pipeline import compress, compress_job
     from .ui import TrainProgress, console, ledger_table
@@ -386,8 +418,15 @@ def compress_cmd(
         device=device,
         seed=seed,
         data_memory=parse_memory(data_memory) if data_memory else None,
+        parallel=dist.ParallelConfig(backend=backend, sync_bn=sync_bn),
     )
+    if nproc > 1 and not dist.launched():
+        dist.launch(nproc, _ARGV, f"continue with pakd compress --resume {job.run_dir}")
+        return
+    quiet = quiet or not dist.is_main()
     recipe_obj, rows = compress(job, lambda title: TrainProgress(title, quiet=quiet))
+    if not dist.is_main():
+        return
     console.print(ledger_table(rows, title=f"{job.run_dir}: {recipe_obj.name}"))
     final = rows[-1]
     drop = 100 * (rows[0]["test_top1"] - final["test_top1"])
@@ -956,11 +995,15 @@ def error_line(exc: BaseException) -> tuple[str, int] | None:
     return f"error: {one_line(err, 1000)}", err.exit_code
 
 
+_ARGV: list[str] = []  # the arguments of this invocation, for --nproc to start the same command N times
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: every error is one line on stderr, never a traceback (``PAKD_DEBUG=1``
     re-raises it, traceback and all)."""
     from .errors import debug_enabled
 
+    _ARGV[:] = sys.argv[1:] if argv is None else list(argv)
     try:
         code = app(args=argv, prog_name="pakd", standalone_mode=False)
         if isinstance(code, int) and code:  # typer.Exit(n) inside a command comes back as its return value

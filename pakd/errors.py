@@ -166,3 +166,12 @@ def bug_line(exc: BaseException) -> str:
         f"internal error: {type(exc).__name__}: {one_line(exc, 300)}{where} "
         f"(a bug in PaKD, please report it; {DEBUG_ENV}=1 shows the traceback)"
     )
+
+
+class StorageError(PakdError):
+    """A write that the disk refused (full, over quota, I/O error, read-only): the file it would
+    have replaced is left as it was, and a rerun continues from there."""
+
+
+class BusyError(PakdError):
+    """A run folder or bundle folder that another live process is writing (its lock is held)."""

@@ -5,18 +5,18 @@ teacher, a stage checkpoint and a user's model travel the same way. Nothing is u
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save as save_weights
 from torch import nn
 
-from .errors import RunError
+from .errors import ModelError, PakdError, RunError
 from .models import build_model, load_weights
+from .storage import atomic_json, atomic_write
 
 SPEC_FORMAT = "pakd-model/1"
 WEIGHTS_FILE = "model.safetensors"
@@ -38,9 +38,7 @@ def library_versions() -> dict[str, str]:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    atomic_json(path, data)
 
 
 def save_model(folder: str | Path, model: nn.Module, spec: dict[str, Any]) -> Path:
@@ -48,9 +46,7 @@ def save_model(folder: str | Path, model: nn.Module, spec: dict[str, Any]) -> Pa
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    tmp = folder / (WEIGHTS_FILE + ".tmp")
-    save_file(state, str(tmp))
-    os.replace(tmp, folder / WEIGHTS_FILE)
+    atomic_write(folder / WEIGHTS_FILE, save_weights(state))
     write_json_atomic(folder / SPEC_FILE, {"format": SPEC_FORMAT, **spec})
     return folder
 
@@ -66,31 +62,42 @@ def read_spec(folder: str | Path) -> dict[str, Any]:
     if not isinstance(spec, dict) or spec.get("format") != SPEC_FORMAT or "model" not in spec:
         raise RunError(f"{path}: not a PaKD model spec (format {SPEC_FORMAT!r} expected)")
     model = spec["model"]
-    if not isinstance(model, dict) or not isinstance(model.get("name"), str):
-        raise RunError(f"{path}: 'model' must be a table with a string 'name'")
-    if not isinstance(model.get("args", {}), dict):
-        raise RunError(f"{path}: 'model.args' must be a table of the model's arguments")
-    for key in ("data", "structure"):
+    if (
+        not isinstance(model, dict)
+        or not isinstance(model.get("name"), str)
+        or not isinstance(model.get("args", {}), dict)
+    ):
+        raise RunError(f'{path}: "model" must be {{"name": "...", "args": {{...}}}}')
+    for key in ("data", "structure", "metrics", "stage"):
         if spec.get(key) is not None and not isinstance(spec[key], dict):
-            raise RunError(f"{path}: {key!r} must be a table")
+            raise RunError(f"{path}: {key!r} must be a JSON object, not {type(spec[key]).__name__}")
     shape = (spec.get("data") or {}).get("input_shape")
     if shape is not None and not (
-        isinstance(shape, list) and len(shape) == 3 and all(type(d) is int and d > 0 for d in shape)
+        isinstance(shape, list)
+        and len(shape) == 3
+        and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 65536 for v in shape)
     ):
-        raise RunError(f"{path}: data.input_shape must be [C, H, W] of positive integers, not {shape!r}")
+        raise RunError(f"{path}: data.input_shape must be [channels, height, width] (positive integers), not {shape!r}")
     return spec
 
 
 def load_model(folder: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the architecture named in ``spec.json`` and load its safetensors weights."""
     spec = read_spec(folder)
-    model = build_model(spec["model"]["name"], **spec["model"].get("args", {}))
-    if spec.get("structure"):  # a channel-pruned student: rebuild its smaller layers first
-        import torch
+    name, args = spec["model"]["name"], spec["model"].get("args", {})
+    try:
+        model = build_model(name, **args)
+        if spec.get("structure"):  # a channel-pruned student: rebuild its smaller layers first
+            from .prune.structured import apply_channel_config
 
-        from .prune.structured import apply_channel_config
-
-        shape = spec.get("data", {}).get("input_shape") or [1, 28, 28]
-        model = apply_channel_config(model, torch.zeros(1, *shape), spec["structure"])
+            shape = (spec.get("data") or {}).get("input_shape") or [1, 28, 28]
+            model = apply_channel_config(model, torch.zeros(1, *shape), spec["structure"])
+    except PakdError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, RuntimeError) as exc:
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ModelError(
+            f"{Path(folder) / SPEC_FILE}: model {name!r} cannot be built from its arguments {args!r}: {text}"
+        ) from None
     load_weights(model, Path(folder) / WEIGHTS_FILE)
     return model.eval(), spec

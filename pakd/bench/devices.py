@@ -111,18 +111,23 @@ def load_devices(path: str | Path) -> dict[str, Device]:
         raise DeviceError(f"{p}: not valid TOML ({exc})") from None
     unknown = set(data) - {"devices"}
     if unknown:
-        raise DeviceError(f"{p}: unknown section [{sorted(unknown)[0]}] (devices go in [devices.NAME])")
-    devices: dict[str, Device] = {}
+        raise DeviceError(f"{p}: unknown section [{_label(sorted(unknown)[0])}] (devices go in [devices.NAME])")
     table = data.get("devices") or {}
     if not isinstance(table, dict):
         raise DeviceError(f"{p}: devices must be tables [devices.NAME]")
+    devices: dict[str, Device] = {}
     for name, entry in table.items():
         devices[name] = _device(p, name, entry)
     return devices
 
 
+def _label(name: str) -> str:
+    """A TOML key for a message on one line: as it is when plain, quoted otherwise."""
+    return name if _NAME.match(name) else repr(name)
+
+
 def _device(path: Path, name: str, entry: Any) -> Device:
-    where = f"{path}: [devices.{name}]"
+    where = f"{path}: [devices.{_label(name)}]"
     if not _NAME.match(name) or name == LOCAL:
         raise DeviceError(f"{where}: bad device name (letters, digits, _ . -; 'local' is reserved)")
     if not isinstance(entry, dict):

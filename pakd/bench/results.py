@@ -7,23 +7,29 @@ benchmark that died halfway keeps its rows and a rerun completes it. ``--new-ses
 everything again under a fresh id. Ratios (teacher vs student) are only ever taken between rows
 of one session: same machine, same plan.
 
-Rows are written one at a time as they finish (WAL journal, one writer lock), so several device
-workers can share one store.
+Rows are written one at a time as they finish, each in its own ``BEGIN IMMEDIATE`` transaction
+(WAL journal, a busy timeout, and a retry while another process holds the write lock), so several
+device workers, several ``pakd bench`` processes and a ``pakd results`` reader can share one store
+without a lost row or a "database is locked". A write the disk refuses rolls back (the rows
+already stored are kept) and is one line (:class:`pakd.errors.StorageError`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from ..errors import PakdError
+from ..errors import PakdError, StorageError
+from ..storage import disk_error, is_disk_error
 
 DEFAULT_DB = Path("results.db")
 SCHEMA_VERSION = 2  # 2: instructions and cpu (emulated rows, `pakd bench --device qemu:BOARD`)
@@ -130,18 +136,24 @@ class ResultsStore:
             raise ResultsError(f"{self.path}: not a file (the results store is one SQLite file)")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-            self._conn.row_factory = sqlite3.Row
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.executescript(SCHEMA)
+            self._conn = connect(self.path)
+            _retry(self.path, lambda: self._conn.execute("PRAGMA journal_mode=WAL"))
+            _retry(self.path, self._create)
+        except sqlite3.DatabaseError as exc:
+            raise _store_error(self.path, exc) from None
+        except OSError as exc:
+            raise _store_error(self.path, exc) from None
+
+    def _create(self) -> None:
+        with _transaction(self._conn):
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    self._conn.execute(statement)
             have = {r[1] for r in self._conn.execute("PRAGMA table_info(results)")}
             for col, kind in _ADDED.items():
                 if col not in have:
                     self._conn.execute(f"ALTER TABLE results ADD COLUMN {col} {kind}")
             self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            self._conn.commit()
-        except sqlite3.DatabaseError as exc:
-            raise ResultsError(f"{self.path}: not a usable results store ({exc})") from None
 
     def close(self) -> None:
         self._conn.close()
@@ -154,11 +166,16 @@ class ResultsStore:
 
     def has(self, session: str, bundle_sha256: str, device: str, threads: int, run: int) -> bool:
         with self._lock:
-            cur = self._conn.execute(
-                "SELECT 1 FROM results WHERE session=? AND bundle_sha256=? AND device=? AND threads=? AND run=?",
-                (session, bundle_sha256, device, int(threads), int(run)),
+            return _retry(
+                self.path,
+                lambda: (
+                    self._conn.execute(
+                        "SELECT 1 FROM results WHERE session=? AND bundle_sha256=? AND device=? AND threads=? AND run=?",
+                        (session, bundle_sha256, device, int(threads), int(run)),
+                    ).fetchone()
+                    is not None
+                ),
             )
-            return cur.fetchone() is not None
 
     def add(self, row: dict[str, Any]) -> None:
         """Store one finished row (committed at once: a crash later keeps it)."""
@@ -176,14 +193,84 @@ class ResultsStore:
             values["golden_ok"] = int(values["golden_ok"])
         cols = [c for c in COLUMNS if c in values]
         sql = f"INSERT OR REPLACE INTO results ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
+
+        def insert() -> None:
+            with _transaction(self._conn):
+                self._conn.execute(sql, [values[c] for c in cols])
+
         with self._lock:
-            self._conn.execute(sql, [values[c] for c in cols])
-            self._conn.commit()
+            _retry(self.path, insert)
 
     def rows(self, **filters: Any) -> list[dict[str, Any]]:
         """Rows matching every filter (see :func:`query`), oldest first."""
         with self._lock:
-            return query(self._conn, **filters)
+            return _retry(self.path, lambda: query(self._conn, **filters))
+
+
+BUSY_SECONDS = 60.0  # how long a writer waits for the store's write lock before giving up
+_BUSY, _LOCKED, _IOERR, _FULL = 5, 6, 10, 13  # SQLite primary result codes
+T = TypeVar("T")
+
+
+def connect(path: Path, read_only: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit, see :func:`_transaction`)
+    that waits up to ``BUSY_SECONDS`` for a lock held by another process."""
+    target = f"{path.resolve().as_uri()}?mode=ro" if read_only else str(path)
+    conn = sqlite3.connect(target, uri=read_only, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_SECONDS * 1000)}")
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE (the write lock is taken first, so the busy timeout applies and no reader
+    upgrade can deadlock) ... COMMIT, or ROLLBACK on any error: a failed write changes nothing."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _code(exc: sqlite3.Error) -> int:
+    return (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+
+
+def _retry(path: Path, fn: Callable[[], T], unusable: str = "not a usable results store") -> T:
+    """``fn()``, again after a short pause while the store is busy (another process's write or
+    checkpoint), for up to ``BUSY_SECONDS``; a full or failing disk is one line."""
+    deadline = time.monotonic() + BUSY_SECONDS
+    pause = 0.01
+    while True:
+        try:
+            return fn()
+        except sqlite3.OperationalError as exc:
+            busy = _code(exc) in (_BUSY, _LOCKED) or "locked" in str(exc) or "busy" in str(exc)
+            if not busy or time.monotonic() > deadline:
+                raise _store_error(path, exc, unusable) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+        except sqlite3.DatabaseError as exc:
+            raise _store_error(path, exc, unusable) from None
+
+
+def _store_error(path: Path, exc: BaseException, unusable: str = "not a usable results store") -> PakdError:
+    if isinstance(exc, OSError):
+        return (
+            disk_error(exc, path, "the rows stored so far are kept")
+            if is_disk_error(exc)
+            else ResultsError(f"{path}: cannot open the results store ({exc.strerror or exc})")
+        )
+    if isinstance(exc, sqlite3.Error) and _code(exc) in (_FULL, _IOERR):
+        return StorageError(
+            f"cannot write {path}: {exc}; the rows stored so far are kept - free space and run the same "
+            "command again to resume"
+        )
+    return ResultsError(f"{path}: {unusable} ({exc})")
 
 
 def open_store(path: str | Path | None = None) -> ResultsStore:
@@ -239,13 +326,13 @@ def read_rows(path: str | Path, **filters: Any) -> list[dict[str, Any]]:
     if not p.exists():
         return []
     try:
-        conn = sqlite3.connect(f"file:{p.resolve()}?mode=ro", uri=True)
+        conn = connect(p, read_only=True)
         try:
-            return query(conn, **filters)
+            return _retry(p, lambda: query(conn, **filters))
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
-        raise ResultsError(f"{p}: not a usable results store ({exc})") from None
+        raise _store_error(p, exc) from None
 
 
 def norm_path(path: str | Path) -> Path:
@@ -260,17 +347,12 @@ def rows_of_run(path: str | Path, teacher_dir: str | Path, run_dir: str | Path) 
     read-only; a file that is not a store raises :class:`ResultsError`."""
     p = Path(path)
     try:
-        con = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
+        con = connect(p, read_only=True)
     except sqlite3.Error as exc:
         raise ResultsError(f"{p}: cannot open the results store ({exc})") from None
     try:
-        con.row_factory = sqlite3.Row
-        rows = [
-            dict(r)
-            for r in con.execute("SELECT * FROM results WHERE role IN ('teacher', 'student') ORDER BY started_at, id")
-        ]
-    except sqlite3.Error as exc:
-        raise ResultsError(f"{p}: not a readable PaKD results store ({exc})") from None
+        sql = "SELECT * FROM results WHERE role IN ('teacher', 'student') ORDER BY started_at, id"
+        rows = _retry(p, lambda: [dict(r) for r in con.execute(sql)], "not a readable PaKD results store")
     finally:
         con.close()
     teacher, run = norm_path(teacher_dir), norm_path(run_dir)

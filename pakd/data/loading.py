@@ -22,6 +22,10 @@ from .user import Opened, open_factory, open_folder, open_npz
 DEFAULT_MEMORY = 2 * 1024**3  # --data-memory: 2 GiB
 VAL_FRACTION = 0.1  # held out of train when the data has no validation split of its own
 KINDS = ("builtin", "folder", "npz", "factory")
+# A latency-only model's spec (random weights, e.g. benchmarks/test_bench_mobile224.py) records
+# {"kind": "random", "input_shape": [C, H, W], "num_classes": K}: its "data" is made by the code.
+RANDOM_KIND = "random"
+RANDOM_SAMPLES = 8
 DATA_FORMS = (
     "a built-in name (fashion-mnist, digits, synthetic), a folder ROOT with ROOT/train/<class>/*.png|jpg|jpeg|bmp|"
     "webp and ROOT/test/<class>/... (optional ROOT/val/), an .npz file with x_train, y_train, x_test, y_test, or "
@@ -193,6 +197,30 @@ def assemble(
     return DataBundle(name, splits[0], splits[1], splits[2], tuple(classes), tuple(mean), tuple(std), record)
 
 
+def random_data(record: Mapping[str, Any]) -> DataBundle:
+    """The data of a latency-only model: :data:`RANDOM_SAMPLES` standard-normal images of the
+    record's ``input_shape`` per split (seed 0) and labels 0..K-1, already normalized. Enough for a
+    golden input and a benchmark image; no accuracy on it means anything (nothing reports one)."""
+    shape = record.get("input_shape")
+    k = record.get("num_classes", 10)
+    if not (
+        isinstance(shape, Sequence)
+        and len(shape) == 3
+        and all(isinstance(d, int) and d > 0 for d in shape)
+        and isinstance(k, int)
+        and k > 0
+    ):
+        raise DataError("a random data record needs input_shape [C, H, W] and num_classes, positive integers")
+    g = torch.Generator().manual_seed(0)
+    train, val, test = (
+        Split(torch.randn(RANDOM_SAMPLES, *shape, generator=g), torch.arange(RANDOM_SAMPLES) % k) for _ in range(3)
+    )
+    c = int(shape[0])
+    classes = tuple(str(i) for i in range(k))
+    rec = {"kind": RANDOM_KIND, "input_shape": list(shape), "num_classes": k}
+    return DataBundle("random", train, val, test, classes, (0.0,) * c, (1.0,) * c, rec)
+
+
 def _builtin(
     name: str, data_dir: str | Path | None, channels: int | None, image_size: tuple[int, int] | None
 ) -> DataBundle:
@@ -235,7 +263,11 @@ def load_data(
             raise DataError("the spec's data record names no dataset")
         kind = str(record.get("kind") or "builtin")
         src = str(record.get("source") or record.get("name"))
+        if kind == RANDOM_KIND:
+            return random_data(record)
         if kind == "builtin":
+            if src not in DATASETS:
+                raise DataError(f"the spec's data record names {src!r}, not a built-in dataset ({', '.join(DATASETS)})")
             return _builtin(src, data_dir, channels, size)
         if kind not in KINDS:
             raise DataError(f"the spec's data record has unknown kind {kind!r} (one of {', '.join(KINDS)})")

@@ -25,6 +25,7 @@ from .. import rundir
 from ..errors import PakdError
 from ..resources import runtime_sources
 from ..rundir import ModelSource
+from ..storage import atomic_copy, atomic_write, replace_folder, sibling_lock, storage_errors
 from ..targets import Target, load_target
 from .bundle import MANIFEST, Bundle, BundleError, open_bundle, runner_argv, sha256_file, write_manifest
 
@@ -73,7 +74,7 @@ class Student(ModelSource):
     def input_shape(self) -> list[int]:
         if self.folder is not None:
             spec = json.loads((self.folder / "spec.json").read_text())
-            return list(spec.get("data", {}).get("input_shape") or [1, 28, 28])
+            return list((spec.get("data") or {}).get("input_shape") or [1, 28, 28])
         from ..lower.native import open_pakd
 
         assert self.pakd_file is not None
@@ -164,16 +165,16 @@ def _native(student: Student, cfg: BuildConfig, out: Path, x: np.ndarray) -> tup
 
     art = cross_build_native(cfg.target, cfg.cache_dir / "native")
     blob = student.pakd_bytes()
-    (out / "model.pakd").write_bytes(blob)
+    atomic_write(out / "model.pakd", blob)
     for sub in ("bin", "lib", "include/pakd"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    shutil.copy2(art.pakd_run, out / "bin" / "pakd-run")
-    shutil.copy2(art.static_lib, out / "lib" / "libpakd.a")
-    shutil.copy2(art.shared_lib, out / "lib" / "libpakd.so")
+    atomic_copy(art.pakd_run, out / "bin" / "pakd-run")
+    atomic_copy(art.static_lib, out / "lib" / "libpakd.a")
+    atomic_copy(art.shared_lib, out / "lib" / "libpakd.so")
     include = runtime_sources() / "csrc" / "include" / "pakd"
     for h in ("pakd.h", "pakd.hpp"):
         if (include / h).is_file():
-            shutil.copy2(include / h, out / "include" / "pakd" / h)
+            atomic_copy(include / h, out / "include" / "pakd" / h)
     expected = open_pakd(blob).run(x)
     files = {
         "model.pakd": "model",
@@ -292,6 +293,15 @@ def build(student_path: str | Path, cfg: BuildConfig) -> BuildResult:
     if backend == "auto":
         backend, choice = _choose_backend(student, cfg)
     out = cfg.out_dir
+    with sibling_lock(out, f"bundle folder {out}"):  # one `pakd build` per bundle folder
+        return _build_locked(student, cfg, backend, out, choice)
+
+
+def _build_locked(
+    student: Student, cfg: BuildConfig, backend: str, out: Path, choice: dict[str, Any] | None
+) -> BuildResult:
+    """Build into a staging folder beside ``out`` and put it in place once complete: a build that
+    fails (a full disk included) leaves the previous bundle as it was."""
     key = _input_key(student, cfg, backend)
     if (out / MANIFEST).is_file():
         try:
@@ -300,19 +310,32 @@ def build(student_path: str | Path, cfg: BuildConfig) -> BuildResult:
                 return BuildResult(existing, True, choice)
         except BundleError:
             pass  # altered or partial: rebuild
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    staged = out.parent / f".{out.name}.partial"
+    if staged.exists():
+        shutil.rmtree(staged)  # left by a build that was killed
+    try:
+        with storage_errors(out, f"the previous bundle in {out} is unchanged"):
+            staged.mkdir(parents=True)
+            manifest = _write_bundle(student, cfg, backend, staged, key, choice)
+            replace_folder(staged, out)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    return BuildResult(Bundle(out, manifest), False, choice)
+
+
+def _write_bundle(
+    student: Student, cfg: BuildConfig, backend: str, out: Path, key: str, choice: dict[str, Any] | None
+) -> dict[str, Any]:
     x = golden_input(student.input_shape(), cfg.data_dir, data_record(student))
     files, info = BACKENDS[backend](student, cfg, out, x)
-    x.astype("<f4").tofile(out / "input.f32")
-    np.asarray(info["expected"], dtype="<f4").tofile(out / "expected.f32")
+    atomic_write(out / "input.f32", x.astype("<f4").tobytes())
+    atomic_write(out / "expected.f32", np.asarray(info["expected"], dtype="<f4").tobytes())
     files.update({"input.f32": "golden-input", "expected.f32": "golden-output"})
     import torch
 
     from .._version import __version__
 
-    manifest = write_manifest(
+    return write_manifest(
         out,
         files,
         target={**cfg.target.describe(), "file_sha256": sha256_file(cfg.target.path) if cfg.target.path else None},
@@ -333,7 +356,6 @@ def build(student_path: str | Path, cfg: BuildConfig) -> BuildResult:
         **({"tuned": info["tuned"], "tvm_build": info["tvm_build"]} if "tuned" in info else {}),
         **({"auto_choice": choice} if choice else {}),
     )
-    return BuildResult(Bundle(out, manifest), False, choice)
 
 
 def _tvm_versions(backend: str) -> dict[str, str]:

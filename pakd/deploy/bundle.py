@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import PakdError
+from ..storage import atomic_json
 
 MANIFEST = "manifest.json"
 FORMAT = "pakd-bundle/1"
@@ -36,6 +36,8 @@ def sha256_file(path: Path) -> str:
 def safe_member(root: Path, rel: str) -> Path:
     """``root/rel`` for a manifest path, refusing absolute paths, ``..`` and symlinks that leave
     the bundle."""
+    if not isinstance(rel, str) or "\x00" in rel:
+        raise BundleError(f"{root}: manifest path {rel!r} is not a path")
     p = Path(rel)
     if not rel or p.is_absolute() or ".." in p.parts or rel.startswith("~"):
         raise BundleError(f"{root}: manifest path {rel!r} escapes the bundle")
@@ -61,11 +63,17 @@ class Bundle:
 
     @property
     def target(self) -> str:
-        return self.manifest["target"]["name"]
+        target = self.manifest.get("target")
+        if not isinstance(target, dict) or not isinstance(target.get("name"), str):
+            raise BundleError(f"{self.root}: the manifest names no target")
+        return target["name"]
 
     @property
     def backend(self) -> str:
-        return self.manifest["backend"]
+        backend = self.manifest.get("backend")
+        if not isinstance(backend, str):
+            raise BundleError(f"{self.root}: the manifest names no backend")
+        return backend
 
 
 def write_manifest(root: Path, files: dict[str, str], **fields: Any) -> dict[str, Any]:
@@ -75,9 +83,7 @@ def write_manifest(root: Path, files: dict[str, str], **fields: Any) -> dict[str
         path = safe_member(root, rel)
         entries[rel] = {"role": role, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
     manifest = {"format": FORMAT, **fields, "files": entries}
-    tmp = root / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, root / MANIFEST)
+    atomic_json(root / MANIFEST, manifest, sort_keys=True)
     return manifest
 
 
@@ -134,6 +140,7 @@ def open_bundle(root: str | Path, check_hashes: bool = True) -> Bundle:
     ):
         raise BundleError(f"{path}: not a PaKD bundle manifest (format {FORMAT!r} expected)")
     _check_fields(path, manifest)
+    _check_types(path, manifest)
     if check_hashes:
         for rel, entry in manifest["files"].items():
             full = safe_member(root, rel)
@@ -146,13 +153,66 @@ def open_bundle(root: str | Path, check_hashes: bool = True) -> Bundle:
     return Bundle(root, manifest)
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_types(path: Path, m: dict[str, Any]) -> None:
+    """The manifest fields the commands read have the types they are read as (a manifest that
+    lies about them is refused here, in one line, not deep in a command)."""
+
+    def bad(what: str) -> BundleError:
+        return BundleError(f"{path}: {what} (not a manifest `pakd build` wrote; rebuild the bundle)")
+
+    for rel, entry in m["files"].items():
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("role"), str)
+            and _is_int(entry.get("bytes"))
+            and isinstance(entry.get("sha256"), str)
+        ):
+            raise bad(f"files[{rel!r}] must be {{role, bytes, sha256}}")
+    target = m.get("target")
+    if "target" in m and not (isinstance(target, dict) and isinstance(target.get("name"), str)):
+        raise bad('"target" must be an object with a "name"')
+    if "backend" in m and not isinstance(m["backend"], str):
+        raise bad('"backend" must be a string')
+    run = m.get("run")
+    if "run" in m:
+        argv = run.get("argv") if isinstance(run, dict) else None
+        if not (
+            isinstance(run, dict)
+            and isinstance(argv, list)
+            and argv
+            and all(isinstance(a, str) and "\x00" not in a for a in argv)
+            and all(isinstance(run.get(k), str | None) for k in ("output_option", "iters_option", "json_option"))
+        ):
+            raise bad('"run" must be {argv: [runner, args...], output_option, iters_option, json_option}')
+        safe_member(path.parent, argv[0])
+    golden = m.get("golden")
+    if "golden" in m and not (
+        isinstance(golden, dict)
+        and all(isinstance(golden.get(k), str) for k in ("input", "expected") if k in golden)
+        and all(
+            isinstance(golden.get(k), list) and all(_is_int(v) and v > 0 for v in golden[k])
+            for k in ("shape", "output_shape")
+            if k in golden
+        )
+        and isinstance(golden.get("atol", 0.0), int | float)
+    ):
+        raise bad('"golden" must be {input, expected, shape, output_shape, atol}')
+
+
 def runner_argv(bundle: Bundle, output: Path | None = None, iters: int | None = None) -> list[str]:
     """The bundle's runner command line (absolute runner path), optionally writing its output / timing ``iters`` calls."""
-    run = bundle.manifest["run"]
+    run = bundle.manifest.get("run")
+    if not isinstance(run, dict):
+        raise BundleError(f'{bundle.root}: the manifest has no runner command line ("run")')
     argv = list(run["argv"])
     argv[0] = str((bundle.root / argv[0]).resolve())  # absolute: the runner runs with cwd = the bundle
-    if output is not None:
-        argv += [run["output_option"], str(output)]
-    if iters is not None:
-        argv += [run["iters_option"], str(iters)]
+    for value, option in ((output, "output_option"), (iters, "iters_option")):
+        if value is not None:
+            if not run.get(option):
+                raise BundleError(f"{bundle.root}: the manifest's runner has no {option}")
+            argv += [run[option], str(value)]
     return argv

@@ -28,6 +28,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from ..errors import ModelError
 from ..quant.base import Int8Codes, Quantizer, SharedCodes, WeightCodes
+from ..storage import atomic_write
 from .format import TensorPlan, write_pakd
 
 # Op types and fused activations (docs/format.md; csrc/src/runtime/graph.h has the same numbers).
@@ -996,5 +997,5 @@ def export_pakd(
     model.eval()
     blob = to_pakd(model, meta, huffman=huffman)
     if out_path is not None:
-        Path(out_path).write_bytes(blob)
+        atomic_write(out_path, blob)
     return blob

@@ -30,6 +30,7 @@ Every problem is reported as one line naming the stage and the key.
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,6 +107,18 @@ def _take(
     return value
 
 
+def _names(keys: Any) -> str:
+    """Keys for a message on one line: plain ones bare, others quoted (escapes shown, not obeyed)."""
+    return ", ".join(k if re.fullmatch(r"[A-Za-z0-9_.-]+", k) else repr(k) for k in sorted(map(str, keys)))
+
+
+def _table(value: Any, where: str) -> dict[str, Any]:
+    """A TOML table (a copy, to pop from), or a RecipeError."""
+    if not isinstance(value, dict):
+        raise RecipeError(f"{where}: expected a table, got {type(value).__name__} {value!r}")
+    return dict(value)
+
+
 def _build(cls: Callable[..., Any], where: str, **values: Any) -> Any:
     """``cls(**values)``, its own validation reported at the recipe key the bad value came from."""
     try:
@@ -121,7 +134,7 @@ def _given(table: dict[str, Any], where: str, kinds: dict[str, type | tuple[type
 
 def _no_leftovers(table: dict, where: str) -> None:
     if table:
-        raise RecipeError(f"{where}: unknown key(s) {', '.join(sorted(table))}")
+        raise RecipeError(f"{where}: unknown key(s) {_names(table)}")
 
 
 def _str_list(value: Any, where: str) -> tuple[str, ...]:
@@ -130,8 +143,8 @@ def _str_list(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _prune(t: dict, where: str) -> PruneConfig:
-    t = dict(t)
+def _prune(t: Any, where: str) -> PruneConfig:
+    t = _table(t, where)
     method = _take(t, "method", str, where)
     if method not in pruner_names():
         raise RecipeError(
@@ -141,17 +154,19 @@ def _prune(t: dict, where: str) -> PruneConfig:
     kw = _given(t, where, {"criterion": str, "scope": str, "target": str, "schedule": str})
     kw.setdefault("schedule", "oneshot" if method == "channel" else "cubic")  # each method's own default
     skip = _str_list(t.pop("skip", []), f"{where}.skip")
-    options = dict(t.pop("options", {}))
+    options = _table(t.pop("options", {}), f"{where}.options")
     _no_leftovers(t, where)
     return _build(PruneConfig, where, method=method, amount=float(amount), skip=skip, options=options, **kw)
 
 
-def _distill(t: dict, where: str) -> DistillConfig:
-    t = dict(t)
+def _distill(t: Any, where: str) -> DistillConfig:
+    t = _table(t, where)
     teachers = _str_list(t.pop("teachers", ["teacher"]), f"{where}.teachers")
     numbers = _given(t, where, {"alpha": (float, int), "temperature": (float, int), "hint_weight": (float, int)})
     hints = t.pop("hint_layers", [])
-    if not isinstance(hints, list) or not all(isinstance(p, list) and len(p) == 2 for p in hints):
+    if not isinstance(hints, list) or not all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(m, str) for m in p) for p in hints
+    ):
         raise RecipeError(f"{where}.hint_layers: expected a list of [student_module, teacher_module] pairs")
     _no_leftovers(t, where)
     return _build(
@@ -163,8 +178,8 @@ def _distill(t: dict, where: str) -> DistillConfig:
     )
 
 
-def _quantize(t: dict, where: str) -> QuantConfig:
-    t = dict(t)
+def _quantize(t: Any, where: str) -> QuantConfig:
+    t = _table(t, where)
     method = _take(
         t, "method", str, where, check=lambda v: v in QUANT_METHODS, what=f"one of {', '.join(QUANT_METHODS)}"
     )
@@ -181,10 +196,11 @@ def _quantize(t: dict, where: str) -> QuantConfig:
     return QuantConfig(method=method, bits=tuple(sorted(merged.items())), skip=skip)
 
 
-def _stage(t: dict, index: int) -> StageConfig:
-    t = dict(t)
-    where = f"stage {index} ({t.get('name', 'unnamed')})"
-    name = _take(t, "name", str, where, f"stage-{index}")
+def _stage(t: Any, index: int) -> StageConfig:
+    t = _table(t, f"stage {index}")
+    label = t.get("name", "unnamed")
+    where = f"stage {index} ({label if isinstance(label, str) and label.isprintable() else repr(label)})"
+    name = _take(t, "name", str, where, f"stage-{index}", str.isprintable, "a name on one line")
     epochs = _take(t, "epochs", int, where)
     lr = float(_take(t, "lr", (float, int), where))
     given = _given(t, where, {"optimizer": str, "weight_decay": (float, int), "augment": str})
@@ -217,20 +233,21 @@ def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{source}: not valid TOML ({exc})") from None
-    head = data.pop("recipe", {})
+    head = _table(data.pop("recipe", {}), "[recipe]")
     stages_raw = data.pop("stage", None)
     if data:
-        raise RecipeError(f"{source}: unknown section(s) {', '.join(sorted(data))} (expected [recipe] and [[stage]])")
-    if not isinstance(head, dict):
-        raise RecipeError(f"{source}: recipe must be a [recipe] table")
-    head = dict(head)
+        raise RecipeError(f"{source}: unknown section(s) {_names(data)} (expected [recipe] and [[stage]])")
     if not isinstance(stages_raw, list) or not stages_raw:
         raise RecipeError(f"{source}: no [[stage]] tables")
-    if not all(isinstance(s, dict) for s in stages_raw):
-        raise RecipeError(f"{source}: stage must be [[stage]] tables")
-    name = _take(head, "name", str, "[recipe]", Path(source).stem)
-    if not name or name in (".", "..") or "/" in name or "\\" in name:
-        raise RecipeError(f"{source}: [recipe].name {name!r} must be a plain folder name (it names the run folder)")
+    name = _take(
+        head,
+        "name",
+        str,
+        "[recipe]",
+        Path(source).stem,
+        lambda v: v.isprintable() and "/" not in v and "\\" not in v and v.strip(". ") != "",
+        "a run folder name (printable, no / or \\, not . or ..)",
+    )
     batch = _take(head, "batch_size", int, "[recipe]", TrainConfig.batch_size)
     _build(TrainConfig, "[recipe]", batch_size=batch)  # validates
     huff = _take(head, "huffman", bool, "[recipe]", True)

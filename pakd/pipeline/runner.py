@@ -2,13 +2,18 @@
 
 The run folder's layout is :mod:`pakd.rundir`'s.
 A finished stage is never redone; an interrupted one resumes from its last finished epoch.
+
+Under torchrun every process runs the same stages (:mod:`pakd.dist`): the student trains in
+DistributedDataParallel, the frozen teachers run on every rank outside it, data-driven pruning
+statistics and calibration are computed on shards and all-reduced, every structural decision is
+checked to be the same on every rank (:func:`pakd.dist.agree`), and only rank 0 reads the run
+folder's state and writes the run folder.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -19,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import rundir
+from .. import dist, rundir
 from ..data import DataBundle, load_data
 from ..distill import DistillLoss, FeatureHints
 from ..errors import RunError, reading
@@ -28,6 +33,7 @@ from ..metrics import model_stats, weight_sparsity
 from ..modelio import SPEC_FILE, library_versions, load_model, read_spec, save_model
 from ..prune import PruneContext, make_pruner
 from ..quant import Int8Quantizer, KMeansConfig, Quantizer, WeightSharing
+from ..storage import atomic_copy, atomic_write, writer_lock
 from ..train import TrainConfig, evaluate, set_threads, train
 from .recipe import Recipe, StageConfig, find_recipe, load_recipe
 
@@ -42,6 +48,7 @@ class CompressJob:
     device: str = "cpu"
     seed: int = 0
     data_memory: int | None = None  # --data-memory in bytes (None: 2 GiB); over it the data streams
+    parallel: dist.ParallelConfig = dist.ParallelConfig()  # backend, --sync-bn (under torchrun)
 
 
 ProgressFactory = Callable[[str], Any]  # title -> context manager that is also a train progress callback
@@ -56,9 +63,28 @@ def _quantizer(stage: StageConfig) -> WeightSharing | Int8Quantizer | None:
     return Int8Quantizer(skip=q.skip)
 
 
+class _Quiet:
+    """The progress of ranks other than 0: nothing."""
+
+    def __init__(self, title: str) -> None:
+        pass
+
+    def __enter__(self) -> _Quiet:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+    def __call__(self, event: str, info: dict[str, Any]) -> None:
+        pass
+
+
 class _Run:
     def __init__(self, job: CompressJob, recipe: Recipe, progress: ProgressFactory) -> None:
-        self.job, self.recipe, self.progress = job, recipe, progress
+        self.world = dist.world()
+        self.job, self.recipe = job, recipe
+        self.progress: ProgressFactory = progress if self.world.main else _Quiet
+        self.device = dist.local_device(job.device)
         self.teacher, self.teacher_spec = load_model(job.teacher_dir)
         # the teacher's own data, as its spec.json records it (source, channels, size, normalization)
         self.data: DataBundle = load_data(
@@ -128,19 +154,27 @@ class _Run:
                 model = previous
             else:
                 model = load_model(name)[0]
-            out.append(copy.deepcopy(model).eval().to(self.job.device))  # frozen copies on the training device
+            out.append(copy.deepcopy(model).eval().to(self.device))  # frozen copies on the training device
         return out
 
     # -- stages ----------------------------------------------------------------------------
     def run_stage(self, k: int, stage: StageConfig, start: nn.Module) -> tuple[nn.Module, dict[str, Any]]:
         folder = rundir.stage_dir(self.job.run_dir, k)
-        if rundir.is_finished(folder):
+
+        def finished() -> tuple[nn.Module, dict[str, Any]] | None:
+            if not rundir.is_finished(folder):
+                return None
             spec = read_spec(folder)
             if spec.get("stage", {}).get("config") == _stage_dict(stage):
                 model = load_model(folder)[0]  # rebuilds channel-pruned layers from spec["structure"]
                 return model, spec["metrics"]
             raise RunError(f"{folder} was made by another version of the recipe; start a new run (--name)")
-        folder.mkdir(parents=True, exist_ok=True)
+
+        done = dist.from_main(finished)  # rank 0 reads the folder; every rank gets its model
+        if done is not None:
+            return done
+        if self.world.main:
+            folder.mkdir(parents=True, exist_ok=True)
         cfg = TrainConfig(
             epochs=stage.epochs,
             batch_size=self.recipe.batch_size,
@@ -170,6 +204,7 @@ class _Run:
         if quant is not None:
             student = quant.setup(student)
             hooks.append(quant)
+        dist.agree(f"stage {k}'s masks and channel configuration", self.decisions(student, hooks))
         teachers = self.resolve_teachers(stage, start)
         hints = (
             FeatureHints(student, teachers[0], stage.distill.hint_layers)
@@ -186,9 +221,10 @@ class _Run:
                 cfg,
                 checkpoint=folder / rundir.CHECKPOINT_FILE,
                 progress=prog,
-                device=self.job.device,
+                device=self.device,
                 loss_fn=loss,
                 hooks=tuple(hooks),
+                parallel=self.job.parallel,
             )
         if hints is not None:
             hints.close()
@@ -196,11 +232,11 @@ class _Run:
             student = hook.finalize(student)
         if quant is not None:
             quant.calibrate(student, [x for x, _ in self.batches(8)])
+        digests = dist.agree(f"stage {k}'s final masks, channels and codebooks", self.decisions(student, hooks))
         seconds = sum(h.seconds for h in history)
         blobs = self.serialize_both(stage.name, student, quant)
-        row = self.row(
-            stage.name, student, blobs, seconds, {"epochs": stage.epochs, "wall_this_process": time.perf_counter() - t0}
-        )
+        extra = {"epochs": stage.epochs, "wall_this_process": time.perf_counter() - t0, "processes": self.world.size}
+        row = self.row(stage.name, student, blobs, seconds, extra)
         spec = {
             "model": self.teacher_spec["model"],
             "data": self.teacher_spec["data"],
@@ -209,11 +245,24 @@ class _Run:
             "metrics": row,
             "history": [vars(h) for h in history],
             "versions": library_versions(),
+            "parallel": {
+                "processes": self.world.size,
+                "global_batch": self.recipe.batch_size,
+                "state_digests": digests,  # of each rank's masks, channels and codebooks: all equal
+            },
         }
-        (folder / rundir.PAKD_FILE).write_bytes(blobs[self.recipe.huffman])
-        save_model(folder, student, spec)
-        (folder / rundir.CHECKPOINT_FILE).unlink(missing_ok=True)
+        if self.world.main:
+            atomic_write(folder / rundir.PAKD_FILE, blobs[self.recipe.huffman])
+            save_model(folder, student, spec)
+            (folder / rundir.CHECKPOINT_FILE).unlink(missing_ok=True)
         return student.eval(), row
+
+    def decisions(self, model: nn.Module, hooks: list[Any]) -> dict[str, Any]:
+        """What every rank must have decided alike: the channel counts and the hooks' state
+        (unstructured masks, channel plans, gate scores, codebooks and assignments)."""
+        from ..prune.structured import channel_config
+
+        return {"channels": channel_config(model), "hooks": [h.state_dict() for h in hooks]}
 
     def run(self) -> list[dict[str, Any]]:
         self.ledger = [self.row("teacher", self.teacher, self.serialize_both("teacher", self.teacher))]
@@ -221,7 +270,8 @@ class _Run:
         for k, stage in enumerate(self.recipe.stages, 1):
             model, row = self.run_stage(k, stage, model)
             self.ledger.append(row)
-            rundir.write_ledger(self.job.run_dir, self.recipe.name, self.ledger)
+            if self.world.main:
+                rundir.write_ledger(self.job.run_dir, self.recipe.name, self.ledger)
         return self.ledger
 
 
@@ -239,7 +289,16 @@ def _structure(model: nn.Module, reference: nn.Module) -> dict[str, Any] | None:
 
 
 def compress(job: CompressJob, progress: ProgressFactory) -> tuple[Recipe, list[dict[str, Any]]]:
-    """Run (or continue) the compression described by ``job``; returns the ledger rows."""
+    """Run (or continue) the compression described by ``job``; returns the ledger rows.
+
+    Under torchrun (several processes) this is one data-parallel run: every process calls it
+    with the same job, rank 0 writes the run folder (see the module's docstring)."""
+    with dist.session(job.device, job.parallel):
+        with dist.peer_guard(f"continue with pakd compress --resume {job.run_dir}"):
+            return _compress(job, progress)
+
+
+def _compress(job: CompressJob, progress: ProgressFactory) -> tuple[Recipe, list[dict[str, Any]]]:
     recipe_file = find_recipe(job.recipe_path)  # a path, or the name of a shipped recipe
     recipe = load_recipe(recipe_file)
     if not (job.teacher_dir / SPEC_FILE).is_file():
@@ -248,8 +307,16 @@ def compress(job: CompressJob, progress: ProgressFactory) -> tuple[Recipe, list[
             "(train one with `pakd train`, or pass --teacher runs/<name>/teacher)"
         )
     identity = {"recipe_sha256": recipe.text_sha256, "teacher": str(job.teacher_dir.resolve()), "seed": job.seed}
-    started = rundir.is_run(job.run_dir)
-    if started:
+    world = dist.world()
+    if world.distributed and recipe.batch_size % world.size:
+        raise RunError(
+            f"the recipe's batch size {recipe.batch_size} (the global batch) does not split over {world.size} "
+            f"processes; run a number of processes that divides it"
+        )
+
+    def previous_run() -> dict[str, Any] | None:
+        if not rundir.is_run(job.run_dir):
+            return None
         with reading(job.run_dir / rundir.RUN_FILE, "run.json"):
             previous = rundir.read_run(job.run_dir)
         if {k: previous.get(k) for k in identity} != identity:
@@ -257,25 +324,42 @@ def compress(job: CompressJob, progress: ProgressFactory) -> tuple[Recipe, list[
                 f"{job.run_dir} was started with another recipe or teacher; "
                 "choose another --name (or delete the folder)"
             )
-    set_threads(job.threads)
-    runner = _Run(job, recipe, progress)  # validates data and teacher before writing anything
-    job.run_dir.mkdir(parents=True, exist_ok=True)
-    if not started:
-        shutil.copyfile(recipe_file, job.run_dir / rundir.RECIPE_COPY)
-        rundir.write_run(
-            job.run_dir,
-            {
-                **identity,
-                "recipe_path": str(recipe_file),
-                "data_dir": job.data_dir,
-                "threads": job.threads,
-                "device": job.device,
-            },
-        )
-    return recipe, runner.run()
+        return previous
+
+    with writer_lock(job.run_dir, f"run folder {job.run_dir}"):  # one writer per run folder (rank 0 holds it)
+        previous = dist.from_main(previous_run)
+        set_threads(job.threads)
+        runner = _Run(job, recipe, progress)  # validates data and teacher before writing anything
+        parallel = {
+            "world_size": world.size,
+            "global_batch": recipe.batch_size,
+            "batch_per_process": recipe.batch_size // world.size,
+            "backend": (job.parallel.backend or dist.default_backend(job.device)) if world.distributed else None,
+            "sync_bn": job.parallel.sync_bn,
+        }
+        if world.main:
+            job.run_dir.mkdir(parents=True, exist_ok=True)
+            if previous is None:
+                atomic_copy(recipe_file, job.run_dir / rundir.RECIPE_COPY)
+                rundir.write_run(
+                    job.run_dir,
+                    {
+                        **identity,
+                        "recipe_path": str(recipe_file),
+                        "data_dir": job.data_dir,
+                        "threads": job.threads,
+                        "device": job.device,
+                        **parallel,
+                    },
+                )
+            elif {k: previous.get(k) for k in parallel} != parallel:  # resumed with another number of processes
+                rundir.write_run(job.run_dir, {**previous, **parallel})
+        return recipe, runner.run()
 
 
-def resume_job(run_dir: Path, threads: int = 0, device: str = "cpu") -> CompressJob:
+def resume_job(
+    run_dir: Path, threads: int = 0, device: str = "cpu", parallel: dist.ParallelConfig | None = None
+) -> CompressJob:
     """The job that started ``run_dir``, to continue it."""
     if not rundir.is_run(run_dir):
         raise RunError(f"{run_dir}: no {rundir.RUN_FILE} here (not a compression run)")
@@ -290,6 +374,7 @@ def resume_job(run_dir: Path, threads: int = 0, device: str = "cpu") -> Compress
         threads=threads or info.get("threads", 0),
         device=device,
         seed=info.get("seed", 0),
+        parallel=parallel or dist.ParallelConfig(),
     )
 
 
@@ -305,13 +390,14 @@ def compress_job(
     device: str = "cpu",
     seed: int = 0,
     data_memory: int | None = None,
+    parallel: dist.ParallelConfig | None = None,
 ) -> CompressJob:
     """The job of ``pakd compress``: continue the run in ``resume``, or compress ``teacher`` by
     ``recipe`` into RUNS_DIR/NAME (NAME = the recipe's name by default)."""
     if resume is not None:
         from dataclasses import replace
 
-        return replace(resume_job(resume, threads, device), data_memory=data_memory)
+        return replace(resume_job(resume, threads, device, parallel), data_memory=data_memory)
     if teacher is None or recipe is None:
         raise RunError("give --teacher and --recipe (or --resume RUN_FOLDER)")
     return CompressJob(
@@ -323,4 +409,5 @@ def compress_job(
         device=device,
         seed=seed,
         data_memory=data_memory,
+        parallel=parallel or dist.ParallelConfig(),
     )

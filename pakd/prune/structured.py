@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from .. import dist
 from .base import PruneConfig, PruneContext, PruneError, cubic_sparsity, register_pruner
 from .depgraph import (
     IN,
@@ -132,7 +133,8 @@ class TaylorImportance:
     """First-order Taylor estimate of the loss change when a channel is removed:
     ``|sum over positions of activation * gradient|`` per batch, summed over batches. Computed on a
     copy of the model with unit gates at the group sites (``d loss / d gate`` is exactly that sum).
-    Option ``taylor_batches`` (default 8) sets how many batches it draws."""
+    Option ``taylor_batches`` (default 8) sets how many batches it draws; in a data-parallel run
+    each rank scores its share of them and the sums are all-reduced."""
 
     def __init__(self, model: nn.Module, graph: DepGraph, ctx: PruneContext, options: Mapping[str, Any]) -> None:
         if ctx.batches is None or ctx.loss_fn is None:
@@ -140,11 +142,12 @@ class TaylorImportance:
         probe = copy.deepcopy(model).eval()
         gates = insert_gates(probe, graph.groups)
         self.scores = {name: torch.zeros_like(g) for name, g in gates.items()}
-        for x, y in ctx.batches(int(options.get("taylor_batches", 8))):
+        for x, y in dist.shard(ctx.batches(int(options.get("taylor_batches", 8)))):
             loss = ctx.loss_fn(probe(x), y)
             grads = torch.autograd.grad(loss, list(gates.values()))
             for name, grad in zip(gates, grads, strict=True):
                 self.scores[name] += grad.abs()
+        dist.all_reduce_(list(self.scores.values()))
 
     def __call__(self, group: ChannelGroup) -> torch.Tensor:
         return _site_scores(group, self.scores)

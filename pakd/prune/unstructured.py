@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from .. import dist
 from ..models.layers import prunable_weights
 from .base import PruneConfig, PruneContext, PruneError, cubic_sparsity, register_pruner
 
@@ -41,6 +42,7 @@ def _hessian_diagonal(
 
     fisher: the empirical Fisher, mean of squared mini-batch gradients;
     hutchinson: E[z * (H z)] with Rademacher z (Hessian-vector products by double backprop).
+    In a data-parallel run each rank takes its share of the batches; the sums are all-reduced.
     """
     if ctx.batches is None or ctx.loss_fn is None:
         raise PruneError("OBD saliency needs training batches (none were given to the pruner)")
@@ -50,7 +52,7 @@ def _hessian_diagonal(
     model.eval()  # BN statistics must not move while we probe the loss surface
     batches = ctx.batches(n_batches)
     device = tensors[0].device
-    for x, y in batches:
+    for x, y in dist.shard(batches):
         loss = ctx.loss_fn(model(x.to(device)), y.to(device))
         if method == "fisher":
             grads = torch.autograd.grad(loss, tensors)
@@ -63,6 +65,7 @@ def _hessian_diagonal(
             for n, z, h in zip(names, zs, hz, strict=True):
                 acc[n] += (z * h).detach()
     model.train(was_training)
+    dist.all_reduce_(list(acc.values()))
     return {n: (a / max(1, len(batches))).abs() for n, a in acc.items()}
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import dist
 from ..models.layers import prunable_weights
 from .base import Int8Codes, WeightCodes
 from .hook import SnapHook
@@ -33,7 +34,8 @@ def dequantize_per_channel(q: torch.Tensor, scales: torch.Tensor) -> torch.Tenso
 
 @torch.no_grad()
 def calibrate_activations(model: nn.Module, batches: list[torch.Tensor]) -> dict[str, float]:
-    """max |input| of every conv/linear layer over ``batches`` -> int8 activation scale."""
+    """max |input| of every conv/linear layer over ``batches`` -> int8 activation scale. In a
+    data-parallel run each rank sees its share of the batches; the maxima are all-reduced."""
     ranges: dict[str, float] = {}
     handles = []
     for name, m in model.named_modules():
@@ -45,11 +47,16 @@ def calibrate_activations(model: nn.Module, batches: list[torch.Tensor]) -> dict
             handles.append(m.register_forward_hook(hook))
     was_training = model.training
     model.eval()
-    for x in batches:
+    for x in dist.shard(batches):
         model(x)
     model.train(was_training)
     for h in handles:
         h.remove()
+    if dist.world().distributed:  # -1: a layer no rank's batches reached
+        names = [n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        seen = torch.tensor([ranges.get(n, -1.0) for n in names], dtype=torch.float64)
+        dist.all_reduce_([seen], op="max")
+        ranges = {n: float(v) for n, v in zip(names, seen.tolist(), strict=True) if v >= 0}
     return {n: (r / 127.0 if r > 0 else 1.0) for n, r in ranges.items()}
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import dist
 from ..models.layers import prunable_weights
 from .base import SharedCodes, WeightCodes
 from .hook import SnapHook
@@ -77,6 +78,8 @@ class WeightSharing(SnapHook):
             centroids, a = kmeans_1d(flat[nz], k, self.cfg.iterations)
             assign[nz] = a
             self.codebooks[name], self.assign[name] = centroids, assign
+        # rank 0's codebooks on every rank of a data-parallel run (its weights are every rank's)
+        self.codebooks, self.assign = dist.broadcast_object((self.codebooks, self.assign))
         self.snap(model)
         return model
 

@@ -9,6 +9,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from ..storage import atomic_write
 from . import plots
 from .data import BENCH_COMMAND, DEPLOY_ENGINES, BoardComparison, Comparison, EngineTime, RunData
 from .verdict import (
@@ -616,6 +617,6 @@ def write(rep: Report, out_dir: str | Path) -> tuple[Path, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     page, md = out / "report.html", out / "report.md"
-    page.write_text(html(rep), encoding="utf-8")
-    md.write_text(markdown(rep), encoding="utf-8")
+    atomic_write(page, html(rep))
+    atomic_write(md, markdown(rep))
     return page, md

@@ -34,7 +34,6 @@ import inspect
 import json
 import operator
 import re
-import shutil
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -51,6 +50,7 @@ from ..errors import ModelError, RunError
 from ..metrics import model_stats
 from ..modelio import SPEC_FILE, library_versions, load_model, read_spec, save_model
 from ..models import build_model, check_state_fits, load_state, zoo_entry
+from ..storage import atomic_copy
 from .trainer import evaluate
 
 PROGRAM_FILE = "program.pt2"
@@ -537,7 +537,7 @@ def import_teacher(
         folder.mkdir(parents=True, exist_ok=True)
         copy = folder / PROGRAM_FILE
         if copy.resolve() != weights.resolve():
-            shutil.copyfile(weights, copy)
+            atomic_copy(weights, copy)
         name, args = PROGRAM_FACTORY, {"path": str(copy.resolve()), "sha256_hex": digest}
         net = build_model(name, **args)
         check_state_fits(net, program_state(program), source)

@@ -12,11 +12,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import dist
 from ..data import DataBundle, data_kind, data_label, load_data, parse_image_size
 from ..errors import DataError, ModelError, RunError
 from ..metrics import model_stats
-from ..modelio import SPEC_FILE, library_versions, load_model, read_spec, save_model, write_json_atomic
+from ..modelio import SPEC_FILE, SPEC_FORMAT, library_versions, load_model, read_spec, save_model, write_json_atomic
 from ..models import build_model, zoo_entry
+from ..storage import writer_lock
 from .trainer import ProgressFn, TrainConfig, check_device, evaluate, train, without_flip
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -102,32 +104,66 @@ class TeacherResult:
 
 
 def train_teacher(
-    job: TeacherJob, folder: str | Path, force: bool = False, progress: ProgressFn | None = None, device: str = "cpu"
+    job: TeacherJob,
+    folder: str | Path,
+    force: bool = False,
+    progress: ProgressFn | None = None,
+    device: str = "cpu",
+    parallel: dist.ParallelConfig | None = None,
 ) -> TeacherResult:
-    """Train (or reuse, or resume) the teacher described by ``job`` in ``folder``."""
+    """Train (or reuse, or resume) the teacher described by ``job`` in ``folder``.
+
+    Under torchrun (several processes) this is one data-parallel training: every process calls
+    it with the same job; rank 0 reads and writes ``folder`` and shows the progress. One run at a
+    time (``folder``'s lock, held by rank 0: a second one is refused, naming the first)."""
     folder = Path(folder)
+    with dist.session(device, parallel):
+        with dist.peer_guard("run the same command again to continue"):
+            with writer_lock(folder, f"teacher folder {folder}"):
+                return _train_teacher(job, folder, force, progress, device, parallel)
+
+
+def _train_teacher(
+    job: TeacherJob,
+    folder: Path,
+    force: bool,
+    progress: ProgressFn | None,
+    device: str,
+    parallel: dist.ParallelConfig | None,
+) -> TeacherResult:
+    world = dist.world()
+    if not world.main:
+        progress = None
+    device = dist.local_device(device)
     ckpt_path = folder / CHECKPOINT_FILE
-    if (folder / SPEC_FILE).is_file():
-        spec = read_spec(folder)
-        if spec.get("job") == job.identity() and not force:
-            model, spec = load_model(folder)
-            return TeacherResult(folder, model, spec, reused=True)
-        if not force:
-            raise RunError(
-                f"{folder} already holds a teacher trained with other settings; "
-                "choose another --name or pass --force to overwrite it"
-            )
     job_path = folder / JOB_FILE
-    if job_path.is_file() and ckpt_path.is_file() and not force:
-        try:
-            same = json.loads(job_path.read_text()) == job.identity()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            same = False
-        if not same:
-            raise RunError(
-                f"{folder} holds an unfinished training with other settings; "
-                "choose another --name or pass --force to start over"
-            )
+
+    def existing() -> TeacherResult | None:
+        if (folder / SPEC_FILE).is_file():
+            spec = read_spec(folder)
+            if spec.get("job") == job.identity() and not force:
+                model, spec = load_model(folder)
+                return TeacherResult(folder, model, spec, reused=True)
+            if not force:
+                raise RunError(
+                    f"{folder} already holds a teacher trained with other settings; "
+                    "choose another --name or pass --force to overwrite it"
+                )
+        if job_path.is_file() and ckpt_path.is_file() and not force:
+            try:
+                same = json.loads(job_path.read_text()) == job.identity()
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                same = False
+            if not same:
+                raise RunError(
+                    f"{folder} holds an unfinished training with other settings; "
+                    "choose another --name or pass --force to start over"
+                )
+        return None
+
+    reused = dist.from_main(existing)  # rank 0 reads the folder, every rank gets the answer
+    if reused is not None:
+        return reused
     # load and build first: bad input must fail before anything is written
     check_device(device)
     data = job.load()
@@ -135,13 +171,24 @@ def train_teacher(
     torch.manual_seed(job.train.seed)  # initial weights depend on the seed only
     model = build_model_for(job.model, data, args)
 
-    if force:
-        for stale in (folder / SPEC_FILE, ckpt_path):
-            stale.unlink(missing_ok=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(job_path, job.identity())
+    if world.main:
+        if force:
+            for stale in (folder / SPEC_FILE, ckpt_path):
+                stale.unlink(missing_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(job_path, job.identity())
+    dist.barrier()  # a forced restart's old checkpoint is gone before any rank looks for one
     t0 = time.perf_counter()
-    history = train(model, data.train, data.val, job.train, checkpoint=ckpt_path, progress=progress, device=device)
+    history = train(
+        model,
+        data.train,
+        data.val,
+        job.train,
+        checkpoint=ckpt_path,
+        progress=progress,
+        device=device,
+        parallel=parallel,
+    )
     wall = time.perf_counter() - t0
     test_top1, test_loss = evaluate(model, data.test)
     stats = model_stats(model, data.input_shape)
@@ -165,8 +212,11 @@ def train_teacher(
         "versions": library_versions(),
         "device": device,
         "threads": torch.get_num_threads(),
+        "parallel": {"world_size": world.size, "global_batch": job.train.batch_size},
         "job": job.identity(),  # what a rerun compares to decide whether to reuse this teacher
     }
+    if not world.main:
+        return TeacherResult(folder, model.eval(), {"format": SPEC_FORMAT, **spec}, reused=False)
     save_model(folder, model, spec)
     ckpt_path.unlink(missing_ok=True)
     return TeacherResult(folder, model.eval(), read_spec(folder), reused=False)

@@ -6,6 +6,13 @@ channels-last memory for conv nets (oneDNN's fast path), and one intra-op thread
 Data over the budget streams (:class:`pakd.data.StreamSplit`): the same permutation draws the same
 batches through DataLoader workers, and the same batch augmentation applies to them, so both
 paths train the same weights.
+
+Under torchrun (several processes, :mod:`pakd.dist`) the student trains in
+DistributedDataParallel: every rank draws the same permutation, takes its
+``DistributedSampler`` share of it in batches of ``batch_size / world size`` (so the global batch
+is the configured one and an epoch has the same steps), augments with its own generator derived
+from the seed, and evaluates its share of the validation split (sums all-reduced). Only rank 0
+writes the checkpoint; every rank resumes from rank 0's.
 """
 
 from __future__ import annotations
@@ -23,8 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import dist
 from ..data import AnySplit
 from ..errors import InvalidField, PakdError, RunError
+from ..storage import atomic_file
 
 AUGMENTS = ("none", "crop", "flip", "crop+flip")  # flip: horizontal, only where asked
 EVAL_BATCH_BYTES = 64 * 1024**2  # input bytes of one evaluation batch at most
@@ -110,11 +119,13 @@ def check_device(device: str) -> torch.device:
 
 
 def set_threads(threads: int) -> int:
-    """Use ``threads`` intra-op threads (0 = one per core this process may run on)."""
+    """Use ``threads`` intra-op threads (0 = one per core this process may run on, shared by
+    the processes of a data-parallel run on this machine)."""
     if threads < 0:
         raise PakdError(f"--threads must be >= 0 (0 = one per core), got {threads}")
     if threads == 0:
         threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = max(1, threads // dist.world().local_size)
     torch.set_num_threads(threads)
     return threads
 
@@ -186,14 +197,15 @@ def evaluate(
     model: nn.Module, split: AnySplit, batch_size: int = 1000, channels_last: bool = False
 ) -> tuple[float, float]:
     """(top-1 accuracy in [0, 1], mean cross-entropy) on ``split`` (batches of ``batch_size``
-    images, fewer for large images: at most 64 MiB of input per batch)."""
+    images, fewer for large images: at most 64 MiB of input per batch). In a data-parallel run
+    every rank evaluates its share and the sums are all-reduced: every rank must call it."""
     was_training = model.training
     model.eval()
     correct, loss_sum = 0, 0.0
     device = next(model.parameters()).device
     sample_bytes = 4 * math.prod(split.sample_shape)
     batch_size = max(1, min(batch_size, EVAL_BATCH_BYTES // max(1, sample_bytes)))
-    for xb, yb in split.batches(batch_size):
+    for xb, yb in split.batches(batch_size, dist.eval_shard(len(split))):
         x, y = xb.to(device), yb.to(device)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -201,6 +213,10 @@ def evaluate(
         loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
         correct += int((logits.argmax(1) == y).sum())
     model.train(was_training)
+    if dist.world().distributed:
+        sums = torch.tensor([float(correct), loss_sum], dtype=torch.float64)
+        dist.all_reduce_([sums])
+        correct, loss_sum = int(round(float(sums[0]))), float(sums[1])
     n = max(1, len(split))
     return correct / n, loss_sum / n
 
@@ -225,21 +241,20 @@ def _save_checkpoint(
     cfg: TrainConfig,
     hooks: tuple[TrainHook, ...],
 ) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "epoch": epoch,
-            "history": [asdict(h) for h in history],
-            "rng": torch.get_rng_state(),
-            "config": cfg.to_dict(),
-            "hooks": [h.state_dict() for h in hooks],
-        },
-        tmp,
-    )
-    os.replace(tmp, path)
+    with atomic_file(path) as f:
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "epoch": epoch,
+                "history": [asdict(h) for h in history],
+                "rng": torch.get_rng_state(),
+                "config": cfg.to_dict(),
+                "hooks": [h.state_dict() for h in hooks],
+            },
+            f,
+        )
 
 
 def read_checkpoint(path: Path) -> dict[str, Any] | None:
@@ -286,6 +301,7 @@ def train(
     device: str = "cpu",
     loss_fn: LossFn | None = None,
     hooks: tuple[TrainHook, ...] = (),
+    parallel: dist.ParallelConfig | None = None,
 ) -> list[EpochResult]:
     """Train ``model`` in place; with ``checkpoint`` set, save after each epoch and resume from it.
 
@@ -298,10 +314,24 @@ def train(
 
     ``progress(event, info)`` receives "start" (total epochs/steps, resumed epoch), "step" (loss)
     and "epoch" (an :class:`EpochResult`) events.
+
+    In a data-parallel run (``pakd.dist``) the model trains wrapped in DistributedDataParallel
+    (``parallel``: synchronized batch norm), the hooks' state (masks, plans, codebooks) is checked
+    to be the same on every rank after every epoch, and at the end every rank holds rank 0's model.
     """
     check_device(device)
     set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
+    world = dist.world()
+    if world.distributed and cfg.batch_size % world.size:
+        raise TrainConfigError(
+            f"batch size {cfg.batch_size} does not split over {world.size} processes: use a multiple of "
+            f"{world.size} (it is the global batch; each process takes an equal share)",
+            "batch_size",
+            cfg.batch_size,
+            f"a multiple of {world.size}",
+        )
+    local_batch = cfg.batch_size // world.size
     channels_last = cfg.channels_last and _uses_conv(model) and _channels_last_runs(model, train_split, device)
     model.to(device)
     if channels_last:
@@ -317,7 +347,7 @@ def train(
     )
     history: list[EpochResult] = []
     start_epoch = 0
-    ckpt = _load_checkpoint(checkpoint, cfg) if checkpoint else None
+    ckpt = dist.from_main(lambda: _load_checkpoint(checkpoint, cfg)) if checkpoint else None  # rank 0 reads it
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
@@ -329,26 +359,32 @@ def train(
         start_epoch = int(ckpt["epoch"])
     emit = progress or (lambda event, info: None)
     emit("start", {"epochs": cfg.epochs, "steps_per_epoch": steps_per_epoch, "resumed_epoch": start_epoch})
+    net = dist.wrap(model, device, parallel)  # the model itself in a single process
 
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         model.train()
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)  # per-epoch: exact resume
         perm = torch.randperm(n, generator=gen)
+        aug_gen = gen
+        if world.distributed:  # this rank's share, its own augmentation and dropout, from the seed
+            perm = dist.shard_order(perm)
+            aug_gen = torch.Generator().manual_seed(dist.rank_seed(cfg.seed, epoch))
+            torch.manual_seed(dist.rank_seed(cfg.seed, epoch, 1))
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), dtype=torch.long, device=device)
-        streamed = None if in_memory else train_split.batches(cfg.batch_size, perm)
+        streamed = None if in_memory else train_split.batches(local_batch, perm)
         for step in range(steps_per_epoch):
             if streamed is None:
-                idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size].to(device)
+                idx = perm[step * local_batch : (step + 1) * local_batch].to(device)
                 xb, y = train_x[idx], train_y[idx]
             else:
                 xb, y = next(streamed)
                 xb, y = xb.to(device), y.to(device)
-            x = augment_batch(xb, cfg.augment, gen)
+            x = augment_batch(xb, cfg.augment, aug_gen)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            logits = model(x)
+            logits = net(x)
             if loss_fn is None:
                 loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
             else:
@@ -368,19 +404,28 @@ def train(
             close()  # ends the epoch's loader workers now
         for hook in hooks:
             hook.on_epoch_end(model, epoch + 1)
+        seen = n
+        if world.distributed:
+            sums = torch.stack([loss_sum.double(), correct.double(), torch.tensor(float(len(perm)), device=device)])
+            dist.all_reduce_([sums])
+            loss_sum, correct, seen = sums[0], sums[1].round().long(), int(round(float(sums[2])))
+            dist.agree(f"the pruning and quantization state after epoch {epoch + 1}", [h.state_dict() for h in hooks])
         val_top1, val_loss = evaluate(model, val_split, channels_last=channels_last)
         result = EpochResult(
             epoch=epoch + 1,
-            train_loss=float(loss_sum) / n,
-            train_top1=int(correct) / n,
+            train_loss=float(loss_sum) / seen,
+            train_top1=int(correct) / seen,
             val_loss=val_loss,
             val_top1=val_top1,
             lr=opt.param_groups[0]["lr"],
             seconds=time.perf_counter() - t0,
         )
         history.append(result)
-        if checkpoint:
+        if checkpoint and world.main:
             _save_checkpoint(checkpoint, model, opt, sched, epoch + 1, history, cfg, hooks)
         emit("epoch", {"result": result})
+    if world.distributed:
+        dist.unwrap_sync_bn(model)
+        dist.broadcast_module(model)
     model.to("cpu", memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     return history

@@ -146,7 +146,7 @@ class Net(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.conv = nn.Conv2d(1, 4, 3, padding=1)
-        self.fc = nn.Linear(4, 3)
+        self.fc = nn.Linear(4, 10)
 
     def forward(self, x):
         y = torch.tanh(self.conv(x))  # no native op
@@ -170,7 +170,7 @@ def test_auto_backend_falls_back_to_tvm_and_says_so(tmp_path, monkeypatch):
     folder = save_model(
         tmp_path / "model",
         build_model(name),
-        {"model": {"name": name, "args": {}}, "data": {"name": "synthetic", "input_shape": [1, 8, 8]}},
+        {"model": {"name": name, "args": {}}, "data": {"name": "synthetic", "input_shape": [1, 28, 28]}},
     )
     out = tmp_path / "bundle"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
