@@ -293,6 +293,8 @@ def build(student_path: str | Path, cfg: BuildConfig) -> BuildResult:
     if backend == "auto":
         backend, choice = _choose_backend(student, cfg)
     out = cfg.out_dir
+    if out.exists() and not out.is_dir():
+        raise BuildError(f"--out {out} is a file, not a bundle folder (PaKD does not replace it)")
     with sibling_lock(out, f"bundle folder {out}"):  # one `pakd build` per bundle folder
         return _build_locked(student, cfg, backend, out, choice)
 

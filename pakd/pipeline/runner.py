@@ -35,6 +35,7 @@ from ..prune import PruneContext, make_pruner
 from ..quant import Int8Quantizer, KMeansConfig, Quantizer, WeightSharing
 from ..storage import atomic_copy, atomic_write, writer_lock
 from ..train import TrainConfig, evaluate, set_threads, train
+from ..train.trainer import check_device
 from .recipe import Recipe, StageConfig, find_recipe, load_recipe
 
 
@@ -293,6 +294,7 @@ def compress(job: CompressJob, progress: ProgressFactory) -> tuple[Recipe, list[
 
     Under torchrun (several processes) this is one data-parallel run: every process calls it
     with the same job, rank 0 writes the run folder (see the module's docstring)."""
+    check_device(job.device)  # before joining a process group on it
     with dist.session(job.device, job.parallel):
         with dist.peer_guard(f"continue with pakd compress --resume {job.run_dir}"):
             return _compress(job, progress)

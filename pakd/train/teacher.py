@@ -117,6 +117,7 @@ def train_teacher(
     it with the same job; rank 0 reads and writes ``folder`` and shows the progress. One run at a
     time (``folder``'s lock, held by rank 0: a second one is refused, naming the first)."""
     folder = Path(folder)
+    check_device(device)  # before joining a process group on it
     with dist.session(device, parallel):
         with dist.peer_guard("run the same command again to continue"):
             with writer_lock(folder, f"teacher folder {folder}"):
