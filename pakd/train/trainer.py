@@ -36,7 +36,7 @@ from ..errors import InvalidField, PakdError, RunError
 from ..storage import atomic_file
 
 AUGMENTS = ("none", "crop", "flip", "crop+flip")  # flip: horizontal, only where asked
-EVAL_BATCH_BYTES = 64 * 1024**2  # input bytes of one evaluation batch at most
+EVAL_BATCH_BYTES = 16 * 1024**2  # input bytes of one evaluation batch at most (224x224 RGB: 27 images)
 OPTIMIZERS = ("sgd", "adamw")
 
 
@@ -197,7 +197,7 @@ def evaluate(
     model: nn.Module, split: AnySplit, batch_size: int = 1000, channels_last: bool = False
 ) -> tuple[float, float]:
     """(top-1 accuracy in [0, 1], mean cross-entropy) on ``split`` (batches of ``batch_size``
-    images, fewer for large images: at most 64 MiB of input per batch). In a data-parallel run
+    images, fewer for large images: at most 16 MiB of input per batch). In a data-parallel run
     every rank evaluates its share and the sums are all-reduced: every rank must call it."""
     was_training = model.training
     model.eval()
