@@ -14,8 +14,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from pakd import _core
+from pakd._core import Session
+from pakd.lower.native import export_pakd
 
 KERNELS = [k["name"] for k in _core.kernels("f32-dwconv")]
 REFERENCE = KERNELS[0]
@@ -96,3 +99,47 @@ def test_bad_arguments_are_value_errors():
         _core.dwconv2d(x, np.zeros((2, 5, 5), np.float32))
     with pytest.raises(ValueError, match="stride"):
         _core.dwconv2d(x, np.zeros((2, 3, 3), np.float32), stride=0)
+
+
+class _Residual(nn.Module):
+    """A depthwise layer whose output an add reads (fused: the kernel, then the epilogue pass)."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.dw = nn.Conv2d(c, c, 3, 1, 1, groups=c)
+
+    def forward(self, x):
+        return torch.relu(self.dw(x) + x)
+
+
+def _session_models():
+    c = 13
+    bn = nn.BatchNorm2d(c)
+    g = torch.Generator().manual_seed(1)
+    bn.running_mean.copy_(torch.rand(c, generator=g) - 0.5)
+    bn.running_var.copy_(torch.rand(c, generator=g) + 0.5)
+    return {
+        "3x3-s1-relu6": nn.Sequential(nn.Conv2d(c, c, 3, 1, 1, groups=c), nn.ReLU6()),
+        "3x3-s2-bn-relu": nn.Sequential(nn.Conv2d(c, c, 3, 2, 1, groups=c, bias=False), bn, nn.ReLU()),
+        "5x5-s2-hardswish": nn.Sequential(nn.Conv2d(c, c, 5, 2, 2, groups=c), nn.Hardswish()),
+        "5x5-s1-none": nn.Sequential(nn.Conv2d(c, c, 5, 1, 2, groups=c)),
+        "3x3-dilated": nn.Sequential(nn.Conv2d(c, c, 3, 1, 2, dilation=2, groups=c), nn.ReLU()),
+        "3x3-residual": _Residual(c),
+    }
+
+
+@pytest.mark.parametrize("name", list(_session_models()))
+@pytest.mark.parametrize("threads", [1, 2])
+def test_sessions_with_depthwise_layers_match_torch(name, threads, tmp_path):
+    model = _session_models()[name].eval()
+    path = tmp_path / "m.pakd"
+    export_pakd(model, path, input_shape=(13, 17, 19))
+    s = Session(str(path), max_batch=2, num_threads=threads)
+    assert any("depthwise" in d for d, _ in s.profile(np.zeros((1, 13, 17, 19), np.float32), 1))
+    rng = np.random.default_rng(0)
+    for b in (1, 2):
+        x = rng.standard_normal((b, 13, 17, 19), dtype=np.float32)
+        with torch.no_grad():
+            want = model(torch.from_numpy(x)).numpy()
+        got = np.asarray(s.run(x)).reshape(want.shape)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(want).max())))
