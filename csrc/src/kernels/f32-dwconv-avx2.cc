@@ -1,6 +1,8 @@
 // Depthwise convolution with AVX2 + FMA: 8 outputs along x per vector, one
 // accumulator per vector (successive vectors are independent, so out-of-order
-// execution overlaps their FMA chains), bias and clamp fused. Stride 2: per
+// execution overlaps their FMA chains), bias and clamp fused. Stride 1: two
+// output rows per pass, so each of their kh + 1 input rows is loaded once
+// (3x3: 12 loads for 16 outputs instead of 18). Stride 2: per
 // pair of taps (kx, kx + 1) two loads of 8 from column 2 ox + kx,
 // deinterleaved (shuffle + 64-bit permute) into the even (tap kx) and odd
 // (tap kx + 1) columns. The last vector of a row computes all 8 lanes (the
@@ -41,7 +43,34 @@ void channels(std::size_t c_begin, std::size_t c_end, std::size_t kh_rt, std::si
     const float* wc = w + c * kh * kw;
     const __m256 vb = _mm256_set1_ps(bias != nullptr ? bias[c] : 0.0f);
     float* yc = y + c * ldy;
-    for (std::size_t oy = 0; oy < ho; ++oy) {
+    std::size_t oy = 0;
+    if (S == 1) {  // two output rows at a time: each of their kh + 1 input rows loaded once
+      for (; oy + 2 <= ho; oy += 2) {
+        const float* xr = xc + oy * wp;
+        float* yr = yc + oy * wo;
+        for (std::size_t ox = 0; ox < wo; ox += 8) {
+          __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+          for (std::size_t r = 0; r <= kh; ++r) {
+            const float* row = xr + r * wp + ox;
+            for (std::size_t kx = 0; kx < kw; ++kx) {
+              const __m256 xv = _mm256_loadu_ps(row + kx);
+              if (r < kh) acc0 = _mm256_fmadd_ps(_mm256_set1_ps(wc[r * kw + kx]), xv, acc0);
+              if (r >= 1) acc1 = _mm256_fmadd_ps(_mm256_set1_ps(wc[(r - 1) * kw + kx]), xv, acc1);
+            }
+          }
+          const __m256 v0 = _mm256_min_ps(vhi, _mm256_max_ps(vlo, _mm256_add_ps(acc0, vb)));
+          const __m256 v1 = _mm256_min_ps(vhi, _mm256_max_ps(vlo, _mm256_add_ps(acc1, vb)));
+          if (ox + 8 <= wo) {
+            _mm256_storeu_ps(yr + ox, v0);
+            _mm256_storeu_ps(yr + wo + ox, v1);
+          } else {
+            _mm256_maskstore_ps(yr + ox, mask, v0);
+            _mm256_maskstore_ps(yr + wo + ox, mask, v1);
+          }
+        }
+      }
+    }
+    for (; oy < ho; ++oy) {
       const float* xr = xc + oy * S * wp;
       float* yr = yc + oy * wo;
       for (std::size_t ox = 0; ox < wo; ox += 8) {
