@@ -221,6 +221,20 @@ def spmv_blocked(w: npt.ArrayLike, x: npt.ArrayLike, kernel: str | None = "8x8-s
     (a name from ``kernels("f32-spmv")``, None: the best), packed as a session packs a sparse
     linear layer."""
 
+def dwconv2d(
+    x: npt.ArrayLike,
+    w: npt.ArrayLike,
+    stride: int = 1,
+    padding: int = 0,
+    bias: npt.ArrayLike | None = None,
+    lo: float = ...,
+    hi: float = ...,
+    kernel: str | None = None,
+) -> npt.NDArray[np.float32]:
+    """Depthwise convolution of x (N, C, H, W) or (C, H, W) with w (C, kh, kw), zero ``padding``
+    on every side, ``min(max(conv + bias, lo), hi)`` (lo, hi: -inf, +inf by default), through one
+    ``kernels("f32-dwconv")`` kernel (None: the best)."""
+
 def epilogue(
     y: npt.ArrayLike,
     scale: npt.ArrayLike | None = None,

@@ -588,6 +588,41 @@ py::array_t<float> conv2d_winograd(const FloatArray& x, const FloatArray& w, con
   return y;
 }
 
+// A depthwise convolution through one kernel of f32-dwconv: x (N, C, H, W) or
+// (C, H, W), w (C, kh, kw), zero padding `padding` on every side (the
+// f32-dconv-pad reference into a buffer with the kernels' read slack), then
+// min(max(conv + bias, lo), hi).
+py::array_t<float> dwconv2d(const FloatArray& x, const FloatArray& w, std::int64_t stride, std::int64_t padding,
+                            const std::optional<py::object>& bias_obj, float lo, float hi,
+                            const std::optional<std::string>& kernel) {
+  if (x.ndim() != 3 && x.ndim() != 4) fail("dwconv2d expects x (N, C, H, W) or (C, H, W), got " + shape_string(x));
+  if (w.ndim() != 3) fail("dwconv2d expects w (C, kh, kw), got shape " + shape_string(w));
+  const py::ssize_t off = x.ndim() == 4 ? 1 : 0;
+  const auto n = static_cast<std::size_t>(x.ndim() == 4 ? x.shape(0) : 1);
+  const auto c = static_cast<std::size_t>(x.shape(off)), h = static_cast<std::size_t>(x.shape(off + 1)),
+             wd = static_cast<std::size_t>(x.shape(off + 2));
+  if (static_cast<std::size_t>(w.shape(0)) != c) fail("dwconv2d: w must have one filter per channel of x");
+  if (stride < 1 || padding < 0) fail("dwconv2d: stride must be >= 1 and padding >= 0");
+  const auto kh = static_cast<std::size_t>(w.shape(1)), kw = static_cast<std::size_t>(w.shape(2));
+  const auto s = static_cast<std::size_t>(stride), p = static_cast<std::size_t>(padding);
+  const std::size_t hp = h + 2 * p, wp = wd + 2 * p;
+  if (kh == 0 || kw == 0 || hp < kh || wp < kw) fail("dwconv2d: the kernel is larger than the padded input");
+  const std::size_t ho = (hp - kh) / s + 1, wo = (wp - kw) / s + 1, plane = hp * wp;
+  const pakd::F32DwconvFn fn = choose_kernel(rt::f32_dwconv_kernels(), kernel, "dwconv2d");
+  const std::optional<FloatArray> bias = bias_vector(bias_obj, c);
+  std::vector<float> xpad(c * plane + pakd::kDwconvReadSlack, 0.0f);
+  std::vector<py::ssize_t> shape = {static_cast<py::ssize_t>(c), static_cast<py::ssize_t>(ho),
+                                    static_cast<py::ssize_t>(wo)};
+  if (off == 1) shape.insert(shape.begin(), static_cast<py::ssize_t>(n));
+  py::array_t<float> y(shape);
+  for (std::size_t b = 0; b < n; ++b) {
+    rt::f32_dconv_pad_kernels().reference().fn(c, h, wd, p, p, x.data() + b * c * h * wd, xpad.data());
+    fn(0, c, kh, kw, s, wp, plane, ho, wo, w.data(), bias ? bias->data() : nullptr, lo, hi, xpad.data(),
+       y.mutable_data() + b * c * ho * wo, ho * wo);
+  }
+  return y;
+}
+
 // The in-place epilogue through one kernel of f32-epilogue, on a copy of y
 // (C, S): channels [c0, c1) and positions [s0, s1) (None: all).
 py::array_t<float> epilogue(const FloatArray& y_in, const std::optional<py::object>& scale_obj,
@@ -631,6 +666,11 @@ void bind_kernels(py::module_& m) {
   m.def(
       "best_kernel", [](const std::string& family) { return std::string(kernel_family(family).best().name); },
       py::arg("family"), "Name of the kernel a session uses for this family on this CPU.");
+  m.def("dwconv2d", &dwconv2d, py::arg("x"), py::arg("w"), py::arg("stride") = 1, py::arg("padding") = 0,
+        py::arg("bias") = py::none(), py::arg("lo") = -std::numeric_limits<float>::infinity(),
+        py::arg("hi") = std::numeric_limits<float>::infinity(), py::arg("kernel") = py::none(),
+        "Depthwise convolution of x (N, C, H, W) or (C, H, W) with w (C, kh, kw), zero padding on every side, "
+        "min(max(conv + bias, lo), hi), through one f32-dwconv kernel (None: the best); for tests and benchmarks.");
   m.def("epilogue", &epilogue, py::arg("y"), py::arg("scale") = py::none(), py::arg("bias") = py::none(),
         py::arg("residual") = py::none(), py::arg("relu") = false, py::arg("kernel") = py::none(),
         py::arg("channels") = py::none(), py::arg("positions") = py::none(),

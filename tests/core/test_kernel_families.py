@@ -76,6 +76,20 @@ def _epilogue(kernel, rng):
             yield _core.epilogue(y, scale, None, None, relu, kernel, positions=(0, s - 1 if s > 1 else 1))
 
 
+def _dwconv(kernel, rng):
+    for c, h, w, k, stride, pad in [
+        (5, 9, 13, 3, 1, 1),
+        (7, 11, 17, 3, 2, 1),
+        (3, 14, 19, 5, 2, 2),
+        (2, 6, 5, 5, 1, 2),
+    ]:
+        x = rng.standard_normal((c, h, w)).astype(np.float32)
+        wt = rng.standard_normal((c, k, k)).astype(np.float32)
+        bias = rng.standard_normal(c).astype(np.float32)
+        yield _core.dwconv2d(x, wt, stride, pad, kernel=kernel)
+        yield _core.dwconv2d(x, wt, stride, pad, bias=bias, lo=0.0, hi=6.0, kernel=kernel)
+
+
 def _winograd(kernel, rng, pack_kernel=None):
     for cin, cout, h, w, pad in [(3, 5, 9, 11, 1), (9, 17, 6, 13, 0), (1, 1, 3, 3, 1)]:
         x = rng.standard_normal((cin, h, w)).astype(np.float32)
@@ -147,6 +161,7 @@ RUNNERS = {
     "f32-epilogue": (_epilogue, (1e-6, 1e-6)),
     "f32-wino4x4-pack": (_wino4x4_pack, (0, 0)),
     "f32-wino4x4": (_wino4x4, (1e-4, 1e-4)),
+    "f32-dwconv": (_dwconv, (1e-5, 1e-5)),
     "f32-sdconv": (_sdconv, (1e-5, 1e-5)),
     "f32-spmv": (_spmv, (1e-5, 1e-5)),
     "f32-spmm": (_spmm, (1e-5, 1e-5)),

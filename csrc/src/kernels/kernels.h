@@ -130,6 +130,24 @@ using F32DconvOcFn = void (*)(std::size_t oc_begin, std::size_t oc_end, std::siz
                               std::size_t cin, std::size_t kh, std::size_t kw, std::size_t wp, std::size_t wo,
                               std::size_t stride, std::size_t plane, const float* w, const float* x, float* y,
                               std::size_t ldy);
+// Depthwise convolution (one filter per channel) over zero-padded planes:
+// channel c's padded input is the plane of hp rows of wp floats at
+// x + c * plane, its kh x kw filter at w + c * kh * kw, and for channels c in
+// [c_begin, c_end), oy < ho, ox < wo (the same stride s in both directions,
+// no dilation):
+//   acc = sum_{ky < kh, kx < kw} w[(c * kh + ky) * kw + kx]
+//                                * x[c * plane + (oy * s + ky) * wp + ox * s + kx]
+//   y[c * ldy + oy * wo + ox] = min(max(acc + bias[c], lo), hi)
+// bias may be nullptr (0); the clamp keeps a NaN (lo = -inf, hi = +inf: no
+// activation; 0, +inf: ReLU; 0, 6: ReLU6). The caller guarantees
+// (ho - 1) * s + kh <= hp, (wo - 1) * s + kw <= wp, and that x is readable
+// kDwconvReadSlack floats past the last plane (vector kernels read whole
+// vectors past a row's last needed column and drop the lanes). Never throws.
+using F32DwconvFn = void (*)(std::size_t c_begin, std::size_t c_end, std::size_t kh, std::size_t kw, std::size_t s,
+                             std::size_t wp, std::size_t plane, std::size_t ho, std::size_t wo, const float* w,
+                             const float* bias, float lo, float hi, const float* x, float* y, std::size_t ldy);
+constexpr std::size_t kDwconvReadSlack = 64;
+
 // Sparse direct stride-1 convolution over 2-D output tiles of 8 columns:
 // per output channel a CSR row of nonzero taps, each with its input offset
 // ic * cs + ky * rs + kx (computed at load). The zero-padded input is laid
@@ -285,6 +303,9 @@ void pakd_f32_softmax_ukernel__reference(std::size_t n, const float* x, float* y
 #undef PAKD_UKERNEL
 #define PAKD_UKERNEL(fn, name, isa, required) PAKD_DECLARE_UKERNELS(F32Wino4x4Fn) fn;
 #include "kernels/f32-wino4x4-list.inc"
+#undef PAKD_UKERNEL
+#define PAKD_UKERNEL(fn, name, isa, required) PAKD_DECLARE_UKERNELS(F32DwconvFn) fn;
+#include "kernels/f32-dwconv-list.inc"
 #undef PAKD_UKERNEL
 #define PAKD_UKERNEL(fn, name, isa, required) PAKD_DECLARE_UKERNELS(F32SparseDconvFn) fn;
 #include "kernels/f32-sdconv-list.inc"

@@ -34,6 +34,9 @@ struct ConvGeometry {
   std::size_t n() const { return ho * wo; }
   bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
   bool depthwise() const { return groups == cin && groups == cout && groups > 1; }
+  // A depthwise convolution the f32-dwconv kernels take (any kernel size,
+  // the same stride both ways, no dilation).
+  bool dwconv_shape() const { return depthwise() && sh == sw && sh >= 1 && dh == 1 && dw == 1; }
   // Direct "wide row" convolution: stride 1, no dilation, one group, a
   // kernel larger than 1x1 (1x1 stride-1 is a plain GEMM already).
   // Measured faster than im2col + GEMM even when it computes 12 columns

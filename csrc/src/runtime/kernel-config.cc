@@ -37,6 +37,9 @@ constexpr KernelEntry<F32Wino4x4PackFn> kF32Wino4x4Pack[] = {
 constexpr KernelEntry<F32Wino4x4Fn> kF32Wino4x4[] = {
 #include "kernels/f32-wino4x4-list.inc"
 };
+constexpr KernelEntry<F32DwconvFn> kF32Dwconv[] = {
+#include "kernels/f32-dwconv-list.inc"
+};
 constexpr KernelEntry<F32SparseDconvFn> kF32Sdconv[] = {
 #include "kernels/f32-sdconv-list.inc"
 };
@@ -101,6 +104,7 @@ PAKD_KERNEL_TABLE(f32_dconv_out_kernels, F32WideRowsOutFn, kF32DconvOut)
 PAKD_KERNEL_TABLE(f32_epilogue_kernels, F32EpilogueFn, kF32Epilogue)
 PAKD_KERNEL_TABLE(f32_wino4x4_pack_kernels, F32Wino4x4PackFn, kF32Wino4x4Pack)
 PAKD_KERNEL_TABLE(f32_wino4x4_kernels, F32Wino4x4Fn, kF32Wino4x4)
+PAKD_KERNEL_TABLE(f32_dwconv_kernels, F32DwconvFn, kF32Dwconv)
 PAKD_KERNEL_TABLE(f32_sdconv_kernels, F32SparseDconvFn, kF32Sdconv)
 PAKD_KERNEL_TABLE(f32_spmv_kernels, F32BlockSpmvFn, kF32Spmv)
 PAKD_KERNEL_TABLE(f32_spmm_kernels, F32SpmmFn, kF32Spmm)
@@ -119,6 +123,7 @@ const KernelConfig& KernelConfig::best() {
     c.epilogue = &f32_epilogue_kernels().best();
     c.wino4x4_pack = &f32_wino4x4_pack_kernels().best();
     c.wino4x4 = &f32_wino4x4_kernels().best();
+    c.dwconv = &f32_dwconv_kernels().best();
     c.sdconv = &f32_sdconv_kernels().best();
     // the blocked format pays only with a vector kernel (kernels/f32-spmv-list.inc)
     const KernelEntry<F32BlockSpmvFn>& spmv = f32_spmv_kernels().best();
@@ -142,6 +147,7 @@ const KernelConfig& KernelConfig::reference() {
     c.epilogue = &f32_epilogue_kernels().reference();
     c.wino4x4_pack = &f32_wino4x4_pack_kernels().reference();
     c.wino4x4 = &f32_wino4x4_kernels().reference();
+    c.dwconv = &f32_dwconv_kernels().reference();
     c.sdconv = &f32_sdconv_kernels().reference();
     c.spmv = nullptr;  // the oracle runs sparse layers as dense references anyway
     c.spmm = &f32_spmm_kernels().reference();
@@ -170,6 +176,7 @@ const std::vector<KernelFamily>& kernel_families() {
       describe("f32-epilogue", f32_epilogue_kernels()),
       describe("f32-wino4x4-pack", f32_wino4x4_pack_kernels()),
       describe("f32-wino4x4", f32_wino4x4_kernels()),
+      describe("f32-dwconv", f32_dwconv_kernels()),
       describe("f32-sdconv", f32_sdconv_kernels()),
       describe("f32-spmv", f32_spmv_kernels()),
       describe("f32-spmm", f32_spmm_kernels()),

@@ -69,6 +69,7 @@ const KernelTable<F32WideRowsOutFn>& f32_dconv_out_kernels();     // f32-dconv-o
 const KernelTable<F32EpilogueFn>& f32_epilogue_kernels();         // f32-epilogue
 const KernelTable<F32Wino4x4PackFn>& f32_wino4x4_pack_kernels();  // f32-wino4x4-pack
 const KernelTable<F32Wino4x4Fn>& f32_wino4x4_kernels();           // f32-wino4x4
+const KernelTable<F32DwconvFn>& f32_dwconv_kernels();             // f32-dwconv
 const KernelTable<F32SparseDconvFn>& f32_sdconv_kernels();        // f32-sdconv
 const KernelTable<F32BlockSpmvFn>& f32_spmv_kernels();            // f32-spmv
 const KernelTable<F32SpmmFn>& f32_spmm_kernels();                 // f32-spmm
@@ -85,6 +86,7 @@ struct KernelConfig {
   const KernelEntry<F32EpilogueFn>* epilogue;
   const KernelEntry<F32Wino4x4PackFn>* wino4x4_pack;
   const KernelEntry<F32Wino4x4Fn>* wino4x4;
+  const KernelEntry<F32DwconvFn>* dwconv;
   const KernelEntry<F32SparseDconvFn>* sdconv;
   // nullptr: no blocked kernel faster than the CSR ones (only the reference
   // is supported), so sparse linear layers stay CSR.

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <variant>
 
 #include "runtime/activation.h"
@@ -234,79 +235,52 @@ void Session::winograd_conv(const PreparedOp& op, const float* x, float* y, std:
   }
 }
 
+// Depthwise convolutions: per channel, the zero-padded plane (f32-dconv-pad)
+// into the scratch and the f32-dwconv kernel over it, with the bias and a
+// ReLU / ReLU6 fused; other epilogues (scale, residual, other activations)
+// are a pass after. Dilated or unequal strides: the general bounds-checked
+// loop.
 void Session::depthwise(const PreparedOp& op, const float* x, float* y, std::size_t batch) {
   const ConvGeometry g = op.geometry();
   const std::vector<float>& wts = std::get<DenseWeight>(op.weight).w;
-  const std::int64_t h = static_cast<std::int64_t>(g.h), w = static_cast<std::int64_t>(g.w);
-  // 3x3, stride 1 or 2 (MobileNets): the rows with all three input rows inside
-  // and, in them, the columns with all three taps inside run without bounds
-  // checks (a loop the compiler vectorizes); the same sums in the same order
-  // as the general loop below, which computes the border positions.
-  const std::int64_t st = g.sh;
-  const bool k3 = g.kh == 3 && g.kw == 3 && g.dh == 1 && g.dw == 1 && g.sh == g.sw && (st == 1 || st == 2);
-  // interior: oy * st - ph in [0, h - 3], ox * st - pw in [0, w - 3]
-  auto interior = [&](std::int64_t pad, std::int64_t size, std::int64_t out, std::int64_t* lo, std::int64_t* hi) {
-    *lo = std::min((pad + st - 1) / st, out);
-    *hi = size - 3 + pad >= 0 ? std::min((size - 3 + pad) / st + 1, out) : 0;
-    *hi = std::max(*hi, *lo);
-  };
-  std::int64_t oy_lo = 0, oy_hi = 0, ox_lo = 0, ox_hi = 0;
-  if (k3) {
-    interior(g.ph, h, static_cast<std::int64_t>(g.ho), &oy_lo, &oy_hi);
-    interior(g.pw, w, static_cast<std::int64_t>(g.wo), &ox_lo, &ox_hi);
+  const std::size_t macs = g.cout * g.n() * g.kh * g.kw;
+  if (g.dwconv_shape()) {
+    const std::size_t wp = g.wp(), plane = g.hp() * wp;
+    float* const xpad = scratch_.data();
+    std::fill(xpad + g.cin * plane, xpad + g.cin * plane + kDwconvReadSlack, 0.0f);
+    const Act act = op.desc.act;
+    const bool fused =
+        op.scale.empty() && !op.residual && (act == Act::kNone || act == Act::kRelu || act == Act::kRelu6);
+    constexpr float kInf = std::numeric_limits<float>::infinity();
+    const float lo = fused && act != Act::kNone ? 0.0f : -kInf;
+    const float hi = fused && act == Act::kRelu6 ? 6.0f : kInf;
+    const float* bias = fused && !op.bias.empty() ? op.bias.data() : nullptr;
+    for (std::size_t b = 0; b < batch; ++b) {
+      const float* xb = x + b * op.in_size;
+      float* yb = y + b * op.out_size;
+      parallel_ranges(pool_, g.cout, 1, macs, [&](std::size_t c0, std::size_t c1) {
+        for (std::size_t c = c0; c < c1; ++c) {  // pad and convolve channel by channel, in cache
+          kernels_.dconv_pad->fn(1, g.h, g.w, static_cast<std::size_t>(g.ph), static_cast<std::size_t>(g.pw),
+                                 xb + c * g.h * g.w, xpad + c * plane);
+          kernels_.dwconv->fn(c, c + 1, g.kh, g.kw, static_cast<std::size_t>(g.sh), wp, plane, g.ho, g.wo, wts.data(),
+                              bias, lo, hi, xpad, yb, g.n());
+        }
+        if (!fused) epilogue(op, yb, g.n(), c0, c1, 0, g.n(), residual(op, b));
+      });
+    }
+    return;
   }
+  const std::int64_t h = static_cast<std::int64_t>(g.h), w = static_cast<std::int64_t>(g.w);
   for (std::size_t b = 0; b < batch; ++b) {
     const float* xb = x + b * op.in_size;
     float* yb = y + b * op.out_size;
-    parallel_ranges(pool_, g.cout, 1, g.cout * g.n() * g.kh * g.kw, [&](std::size_t c0, std::size_t c1) {
+    parallel_ranges(pool_, g.cout, 1, macs, [&](std::size_t c0, std::size_t c1) {
       for (std::size_t c = c0; c < c1; ++c) {
         const float* xc = xb + c * g.h * g.w;
         const float* wc = wts.data() + c * g.kh * g.kw;
         float* yc = yb + c * g.n();
         for (std::size_t oy = 0; oy < g.ho; ++oy) {
-          const bool fast_row = k3 && static_cast<std::int64_t>(oy) >= oy_lo && static_cast<std::int64_t>(oy) < oy_hi;
-          if (fast_row) {
-            const float* r0 = xc + (static_cast<std::int64_t>(oy) * st - g.ph) * w;
-            const float* r1 = r0 + w;
-            const float* r2 = r1 + w;
-            const float w0 = wc[0], w1 = wc[1], w2 = wc[2], w3 = wc[3], w4 = wc[4], w5 = wc[5], w6 = wc[6], w7 = wc[7],
-                        w8 = wc[8];
-            float* yr = yc + oy * g.wo;
-            if (st == 1) {
-              for (std::int64_t ox = ox_lo; ox < ox_hi; ++ox) {
-                const std::int64_t i = ox - g.pw;
-                float acc = 0.0f;
-                acc += r0[i] * w0;
-                acc += r0[i + 1] * w1;
-                acc += r0[i + 2] * w2;
-                acc += r1[i] * w3;
-                acc += r1[i + 1] * w4;
-                acc += r1[i + 2] * w5;
-                acc += r2[i] * w6;
-                acc += r2[i + 1] * w7;
-                acc += r2[i + 2] * w8;
-                yr[ox] = acc;
-              }
-            } else {
-              for (std::int64_t ox = ox_lo; ox < ox_hi; ++ox) {
-                const std::int64_t i = 2 * ox - g.pw;
-                float acc = 0.0f;
-                acc += r0[i] * w0;
-                acc += r0[i + 1] * w1;
-                acc += r0[i + 2] * w2;
-                acc += r1[i] * w3;
-                acc += r1[i + 1] * w4;
-                acc += r1[i + 2] * w5;
-                acc += r2[i] * w6;
-                acc += r2[i + 1] * w7;
-                acc += r2[i + 2] * w8;
-                yr[ox] = acc;
-              }
-            }
-          }
           for (std::size_t ox = 0; ox < g.wo; ++ox) {
-            if (fast_row && static_cast<std::int64_t>(ox) == ox_lo) ox = static_cast<std::size_t>(ox_hi);  // done above
-            if (ox >= g.wo) break;
             float acc = 0.0f;
             for (std::size_t ky = 0; ky < g.kh; ++ky) {
               const std::int64_t iy =

@@ -50,8 +50,8 @@ std::size_t scratch_floats(const PreparedOp& op, std::size_t max_batch) {
   if (op.desc.type != OpType::kConv2d) return 0;
   const ConvGeometry g = op.geometry();
   switch (op.method) {
-    case ConvMethod::kReference:
-    case ConvMethod::kDepthwise: return 0;
+    case ConvMethod::kReference: return 0;
+    case ConvMethod::kDepthwise: return g.dwconv_shape() ? g.cin * g.hp() * g.wp() + kDwconvReadSlack : 0;
     case ConvMethod::kSparseDirect: return sdconv_input_size(g.cin, g.hp(), g.wo, g.kw) + 16;  // + alignment slack
     case ConvMethod::kWinograd: return g.wino_cin() * g.wino_hpp() * g.wino_wpp();
     case ConvMethod::kDirectOc: return g.padded_input();
