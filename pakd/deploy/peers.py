@@ -158,6 +158,31 @@ def export_onnx(net: nn.Module, example: np.ndarray, path: Path) -> None:
         )
 
 
+def _for_xnnpack(net: nn.Module) -> nn.Module:
+    """``net`` (a copy, when anything changes) with every ``nn.Hardsigmoid`` (MobileNetV3's
+    squeeze-excite gate) computed as ``relu6(x + 3) / 6``, the same values for every float32:
+    XNNPACK has no hardsigmoid, and ExecuTorch's decomposition of it leaves scalar-constant copies
+    (``_to_dim_order_copy``) outside the delegate, which only portable kernels (not linked into
+    the board's runner) run."""
+    import copy
+
+    import torch.nn.functional as F
+    from torch import nn as tnn
+
+    class Relu6Hardsigmoid(tnn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.relu6(x + 3.0) / 6.0
+
+    if not any(isinstance(m, tnn.Hardsigmoid) for m in net.modules()):
+        return net
+    net = copy.deepcopy(net)
+    for parent in list(net.modules()):
+        for name, child in parent.named_children():
+            if isinstance(child, tnn.Hardsigmoid):
+                setattr(parent, name, Relu6Hardsigmoid())
+    return net
+
+
 def export_pte(net: nn.Module, example: torch.Tensor, path: str | Path) -> dict[str, Any]:
     """Lower ``net`` (eval mode, for inputs shaped like ``example``) to an ExecuTorch program with
     every op XNNPACK takes delegated to it, and write it to ``path``. Returns what was lowered:
@@ -171,7 +196,7 @@ def export_pte(net: nn.Module, example: torch.Tensor, path: str | Path) -> dict[
     except ImportError as exc:
         raise PeerError(f"executorch is not installed ({exc}); pip install executorch=={EXECUTORCH_VERSION}") from None
     with _quiet("executorch"), torch.no_grad():
-        ep = torch.export.export(net.eval(), (example,))
+        ep = torch.export.export(_for_xnnpack(net.eval()), (example,))
         edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()])
         graph = edge.exported_program().graph
         program = edge.to_executorch()
