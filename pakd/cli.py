@@ -49,7 +49,9 @@ NprocOpt = typer.Option(
     "this is ignored.",
 )
 BackendOpt = typer.Option(
-    None, "--backend", help="torch.distributed backend of a data-parallel run [default: gloo on cpu, nccl on cuda]."
+    None,
+    "--dist-backend",
+    help="torch.distributed backend of a data-parallel run [default: gloo on cpu, nccl on cuda].",
 )
 SyncBnOpt = typer.Option(
     False, "--sync-bn", help="Batch-norm statistics over the global batch in a data-parallel run (small batches)."
