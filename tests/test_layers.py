@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("metrics",),
     ("models", "data"),
     ("targets", "ui"),
+    ("dist", "storage"),  # torch.distributed for data-parallel runs; atomic writes and folder locks
     ("errors", "_version", "_core", "resources"),  # resources: where the data files are (wheel or checkout)
 ]
 LEVEL = {part: level for level, parts in enumerate(LAYERS) for part in parts}
