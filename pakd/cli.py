@@ -37,7 +37,7 @@ ImageSizeOpt = typer.Option(
 DataMemoryOpt = typer.Option(
     None,
     "--data-memory",
-    help="Memory budget for the data, e.g. 512MiB [default: 2GiB]: data that fits is kept as tensors, "
+    help="Memory budget for the data, e.g. 512MiB [default: 1GiB]: data that fits is kept as tensors, "
     "larger data streams through DataLoader workers.",
 )
 NprocOpt = typer.Option(

@@ -76,6 +76,12 @@ class TrainProgress:
             done = info["resumed_epoch"] * info["steps_per_epoch"]
             if info["resumed_epoch"]:
                 console.print(f"resuming {self.title} after epoch {info['resumed_epoch']}/{info['epochs']}")
+            if info.get("micro_batch", info.get("batch")) != info.get("batch"):
+                console.print(
+                    micro_batch_note(
+                        info["batch"], info["micro_batch"], info["activation_bytes"], info["activation_budget"]
+                    )
+                )
             self._overall = p.add_task(self.title, total=total, completed=done, loss=0.0, info="")
             self._epoch = p.add_task("epoch", total=info["steps_per_epoch"], loss=0.0, info="")
             self._epochs = info["epochs"]
@@ -97,6 +103,15 @@ class TrainProgress:
             )
             p.update(self._overall, info=f"ep {r.epoch}: val {100 * r.val_top1:.2f}%")
             p.console.print(f"epoch {r.epoch:>3}/{self._epochs}  loss {r.train_loss:.4f}  {line}")
+
+
+def micro_batch_note(batch: int, micro: int, per_image: int, budget: int) -> str:
+    """The line that says a training batch runs in parts (gradients added up before each step)."""
+    return (
+        f"note: each batch of {batch} runs in parts of at most {micro} images, their gradients added up before "
+        f"the step: a forward pass keeps {per_image / 2**20:.1f} MiB per image for backward, and a part keeps "
+        f"at most {budget // 2**20} MiB (the 3 GB budget)"
+    )
 
 
 def fmt_int(n: int) -> str:

@@ -19,7 +19,14 @@ from tests.data.conftest import make_npz
 WORLD = 2
 
 
-CHECKS = ("_agree_same_and_different", "_sharding", "_evaluation", "_sync_bn", "_streamed_training")
+CHECKS = (
+    "_agree_same_and_different",
+    "_sharding",
+    "_evaluation",
+    "_sync_bn",
+    "_streamed_training",
+    "_micro_batched_training",
+)
 
 
 def _worker(rank: int, init: str, out: str) -> None:
@@ -149,6 +156,37 @@ def _streamed_training(rank: int, out: Path) -> None:
     assert digests[0] == digests[1]  # and every rank holds rank 0's model
 
 
+def _micro_batched_training(rank: int, out: Path) -> None:
+    """Each rank's share of 8 images run in parts of 2 (an activation budget of 2 images; DDP's
+    all-reduce held back to the last part) trains the weights whole shares train, and the ranks
+    end with one model."""
+    import pakd.train.trainer as trainer
+    from pakd.data import load_data
+    from pakd.models import build_model
+    from pakd.train import TrainConfig, train
+
+    data = load_data(str(out / "images.npz"))
+    cfg = TrainConfig(epochs=1, batch_size=16, lr=0.01, augment="crop", seed=0, threads=1)
+    budget = trainer.STEP_ACTIVATION_BYTES
+    states, starts = [], []
+    try:
+        for small in (False, True):
+            torch.manual_seed(0)
+            model = build_model("lenet5", in_channels=3, num_classes=3, input_size=16)
+            if small:
+                trainer.STEP_ACTIVATION_BYTES = 2 * trainer.activation_bytes(model, (3, 16, 16), "cpu", True)
+            train(model, data.train, data.val, cfg, progress=lambda e, i: starts.append(i) if e == "start" else None)
+            states.append(model.state_dict())
+    finally:
+        trainer.STEP_ACTIVATION_BYTES = budget
+    assert [(s["batch"], s["micro_batch"]) for s in starts] == [(8, 8), (8, 2)]
+    whole, parts = states
+    assert all(torch.allclose(whole[k], parts[k], rtol=1e-4, atol=1e-6) for k in whole)
+    digests: list[str] = ["", ""]
+    tdist.all_gather_object(digests, dist.digest(parts))
+    assert digests[0] == digests[1]
+
+
 # -- the tests -----------------------------------------------------------------------------
 
 
@@ -173,6 +211,10 @@ def test_cpu_sync_batch_norm_is_batch_norm_over_the_global_batch(ran):
 
 def test_streamed_shards_train_the_weights_the_in_memory_shards_train(ran):
     assert not _errors(ran, "_streamed_training")
+
+
+def test_micro_batched_shards_train_the_weights_whole_shards_train(ran):
+    assert not _errors(ran, "_micro_batched_training")
 
 
 def test_one_process_is_rank_0_of_1_and_changes_nothing():

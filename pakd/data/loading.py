@@ -19,7 +19,7 @@ from .datasets import DATASETS, SPLIT_SEED, AnySplit, DataBundle, Split
 from .stream import SCAN_CHUNK, SampleSet, StreamSplit, normalize_, scan
 from .user import Opened, open_factory, open_folder, open_npz
 
-DEFAULT_MEMORY = 2 * 1024**3  # --data-memory: 2 GiB
+DEFAULT_MEMORY = 1024**3  # --data-memory: 1 GiB (with a training step and the runtime, under 3 GB)
 VAL_FRACTION = 0.1  # held out of train when the data has no validation split of its own
 KINDS = ("builtin", "folder", "npz", "factory")
 # A latency-only model's spec (random weights, e.g. benchmarks/test_bench_mobile224.py) records
@@ -251,7 +251,7 @@ def load_data(
     the normalization it recorded. ``channels`` / ``image_size`` force the images' channels
     (1 or 3) and size (N or HxW); ``normalize`` ({"mean", "std"}, per channel) replaces the
     statistics of the training split (a model's own, to evaluate it on other data); ``memory`` is
-    the budget in bytes (or "2GiB") above which the data streams instead of being kept as tensors.
+    the budget in bytes (or "1GiB") above which the data streams instead of being kept as tensors.
     ``data_dir`` is where the Fashion-MNIST files are."""
     _check_channels(channels)
     size = parse_image_size(image_size)

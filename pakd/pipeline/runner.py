@@ -48,7 +48,7 @@ class CompressJob:
     threads: int = 0
     device: str = "cpu"
     seed: int = 0
-    data_memory: int | None = None  # --data-memory in bytes (None: 2 GiB); over it the data streams
+    data_memory: int | None = None  # --data-memory in bytes (None: 1 GiB); over it the data streams
     parallel: dist.ParallelConfig = dist.ParallelConfig()  # backend, --sync-bn (under torchrun)
 
 

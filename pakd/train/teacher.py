@@ -34,7 +34,7 @@ class TeacherJob:
     data_dir: str | None = None
     channels: int | None = None  # --channels: force 1 or 3
     image_size: tuple[int, int] | None = None  # --image-size: force H x W
-    data_memory: int | None = None  # --data-memory in bytes (None: the default, 2 GiB)
+    data_memory: int | None = None  # --data-memory in bytes (None: the default, 1 GiB)
 
     @classmethod
     def with_defaults(

@@ -22,6 +22,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,6 +30,7 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from .. import dist
 from ..data import AnySplit
@@ -37,6 +39,7 @@ from ..storage import atomic_file
 
 AUGMENTS = ("none", "crop", "flip", "crop+flip")  # flip: horizontal, only where asked
 EVAL_BATCH_BYTES = 16 * 1024**2  # input bytes of one evaluation batch at most (224x224 RGB: 27 images)
+STEP_ACTIVATION_BYTES = 768 * 1024**2  # what one forward pass may keep for backward (micro-batches beyond)
 OPTIMIZERS = ("sgd", "adamw")
 
 
@@ -192,6 +195,46 @@ def _channels_last_runs(model: nn.Module, split: AnySplit, device: str) -> bool:
         model.train(was_training)
 
 
+def activation_bytes(model: nn.Module, sample_shape: tuple[int, ...], device: str, channels_last: bool) -> int:
+    """Bytes that one training forward pass of ``model`` keeps for its backward pass, per image
+    of ``sample_shape``: the saved tensors of a batch of 4 minus those of a batch of 2, halved
+    (weights saved by a layer count in both). Measured on a copy in training mode, with the
+    random state put back, so the training itself is not touched."""
+    if len(sample_shape) != 3:
+        return 0
+    saved = [0]
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved[0] += t.numel() * t.element_size()
+        return t
+
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    probe = copy.deepcopy(model).to(device).train()
+    if channels_last:
+        probe.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    counts = []
+    with torch.random.fork_rng(devices=[]):
+        for b in (2, 4):
+            saved[0] = 0
+            x = torch.zeros((b, *sample_shape), device=device).contiguous(memory_format=fmt)
+            try:
+                with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                    probe(x)
+            except RuntimeError:  # a model that cannot take zeros: the training says what is wrong
+                return 0
+            counts.append(saved[0])
+    return max(0, (counts[1] - counts[0]) // 2)
+
+
+def micro_batch(batch: int, per_image: int, budget: int) -> int:
+    """The largest part of a ``batch`` whose forward pass keeps at most ``budget`` bytes for
+    backward (``per_image`` each); ``batch`` itself when it fits, and never under 2 images (batch
+    norm needs two) unless the batch is one image."""
+    if per_image * batch <= budget:
+        return batch
+    return max(min(2, batch), budget // max(1, per_image))
+
+
 @torch.inference_mode()
 def evaluate(
     model: nn.Module, split: AnySplit, batch_size: int = 1000, channels_last: bool = False
@@ -312,8 +355,14 @@ def train(
     ``device`` is where the work runs ("cpu" by default; "cuda" where a GPU is present, which
     nothing in PaKD requires). The model is returned to the CPU.
 
-    ``progress(event, info)`` receives "start" (total epochs/steps, resumed epoch), "step" (loss)
-    and "epoch" (an :class:`EpochResult`) events.
+    ``progress(event, info)`` receives "start" (total epochs/steps, resumed epoch, this process's
+    batch and the micro-batch it runs in), "step" (loss) and "epoch" (an :class:`EpochResult`) events.
+
+    A batch whose forward pass would keep more than ``STEP_ACTIVATION_BYTES`` for backward
+    (:func:`activation_bytes`, measured once) runs in parts of :func:`micro_batch` images with
+    their gradients added up before the optimizer step: the same steps and learning rates, the
+    same gradient up to float rounding, except that batch norm normalizes each part by its own
+    statistics. That keeps a 224x224 MobileNetV2 at batch 32 under 3 GB.
 
     In a data-parallel run (``pakd.dist``) the model trains wrapped in DistributedDataParallel
     (``parallel``: synchronized batch norm), the hooks' state (masks, plans, codebooks) is checked
@@ -357,8 +406,22 @@ def train(
             hook.load_state_dict(state)
         history = [EpochResult(**h) for h in ckpt["history"]]
         start_epoch = int(ckpt["epoch"])
+    sample_shape = tuple(train_split.sample_shape)
+    per_image = activation_bytes(model, sample_shape, device, channels_last)
+    micro = micro_batch(local_batch, per_image, STEP_ACTIVATION_BYTES)
     emit = progress or (lambda event, info: None)
-    emit("start", {"epochs": cfg.epochs, "steps_per_epoch": steps_per_epoch, "resumed_epoch": start_epoch})
+    emit(
+        "start",
+        {
+            "epochs": cfg.epochs,
+            "steps_per_epoch": steps_per_epoch,
+            "resumed_epoch": start_epoch,
+            "batch": local_batch,
+            "micro_batch": micro,
+            "activation_bytes": per_image,
+            "activation_budget": STEP_ACTIVATION_BYTES,
+        },
+    )
     net = dist.wrap(model, device, parallel)  # the model itself in a single process
 
     for epoch in range(start_epoch, cfg.epochs):
@@ -384,20 +447,29 @@ def train(
             x = augment_batch(xb, cfg.augment, aug_gen)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            logits = net(x)
-            if loss_fn is None:
-                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-            else:
-                loss = loss_fn(logits, x, y)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            # parts of at most `micro` images, none of one image (batch norm); the same count on
+            # every rank, whose shards are padded alike
+            parts = max(1, min(-(-len(y) // micro), len(y) // 2))
+            loss = torch.zeros((), device=device)
+            for i, (xc, yc) in enumerate(zip(x.tensor_split(parts), y.tensor_split(parts), strict=True)):
+                # gradients add up over the parts; DDP reduces them once, after the last part
+                with net.no_sync() if i < parts - 1 and isinstance(net, DistributedDataParallel) else nullcontext():
+                    logits = net(xc)
+                    if loss_fn is None:
+                        part_loss = F.cross_entropy(logits, yc, label_smoothing=cfg.label_smoothing)
+                    else:
+                        part_loss = loss_fn(logits, xc, yc)
+                    # every loss is a mean over its images: weighted by its share, the sum is the batch's
+                    (part_loss * (len(yc) / len(y)) if parts > 1 else part_loss).backward()
+                with torch.no_grad():
+                    loss += part_loss.detach() * (len(yc) / len(y))
+                    correct += (logits.argmax(1) == yc).sum()
             opt.step()
             sched.step()
             for hook in hooks:
                 hook.on_step(model, epoch * steps_per_epoch + step)
-            with torch.no_grad():
-                loss_sum += loss.detach() * len(y)
-                correct += (logits.argmax(1) == y).sum()
+            loss_sum += loss * len(y)
             emit("step", {"epoch": epoch, "step": step, "loss": loss})
         close = getattr(streamed, "close", None)
         if close is not None:

@@ -70,7 +70,12 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
     history = train(
         resumed, data.train.subset(600), data.val, cfg, checkpoint=ckpt, progress=lambda e, i: events.append((e, i))
     )
-    assert events[0] == ("start", {"epochs": 2, "steps_per_epoch": 6, "resumed_epoch": 1})
+    name, info = events[0]
+    assert name == "start" and {k: info[k] for k in ("epochs", "steps_per_epoch", "resumed_epoch")} == {
+        "epochs": 2,
+        "steps_per_epoch": 6,
+        "resumed_epoch": 1,
+    }
     assert [h.epoch for h in history] == [1, 2]
     s, r = straight.state_dict(), resumed.state_dict()
     assert all(torch.equal(s[k], r[k]) for k in s)
@@ -148,3 +153,54 @@ def test_a_model_that_flattens_with_view_trains_in_the_default_layout():
     torch.manual_seed(0)
     history = train(_ViewNet(), data.train.subset(256), data.val.subset(64), TrainConfig(epochs=1, batch_size=64))
     assert len(history) == 1 and history[0].val_top1 >= 0.0
+
+
+def test_activation_bytes_counts_what_backward_keeps():
+    """A linear layer keeps its input for backward: 3*4*4 floats per image (its weight, saved at
+    every batch size, does not count)."""
+    from pakd.train.trainer import activation_bytes
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 10))
+    before = torch.get_rng_state()
+    assert activation_bytes(model, (3, 4, 4), "cpu", channels_last=False) == 48 * 4
+    assert torch.equal(torch.get_rng_state(), before)  # the probe leaves the training's random state alone
+    bn = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4))
+    stats = bn[1].running_mean.clone()
+    assert activation_bytes(bn, (1, 8, 8), "cpu", channels_last=True) > 0
+    assert torch.equal(bn[1].running_mean, stats)  # measured on a copy
+
+
+@pytest.mark.parametrize(
+    ("batch", "per_image", "budget", "micro"),
+    [(32, 10, 1000, 32), (32, 75, 768, 10), (32, 1000, 768, 2), (1, 1000, 768, 1), (5, 100, 200, 2)],
+)
+def test_micro_batch_fits_the_budget_and_keeps_two_images(batch, per_image, budget, micro):
+    from pakd.train.trainer import micro_batch
+
+    assert micro_batch(batch, per_image, budget) == micro
+
+
+def test_a_batch_over_the_activation_budget_trains_in_parts_to_the_same_weights(monkeypatch):
+    """LeNet-5 (no batch norm) with a budget of 20 images: batches of 100 run in 5 parts, and the
+    weights after an epoch are those of whole batches, up to float rounding."""
+    import pakd.train.trainer as trainer
+
+    data = load_dataset("synthetic")
+    cfg = TrainConfig(epochs=1, batch_size=100, lr=0.02, seed=1, threads=1, augment="crop")
+    torch.manual_seed(1)
+    whole = build_model("lenet5")
+    parts = build_model("lenet5")
+    parts.load_state_dict(whole.state_dict())
+    h_whole = train(whole, data.train.subset(400), data.val, cfg)
+    per_image = trainer.activation_bytes(whole, (1, 28, 28), "cpu", channels_last=True)
+    monkeypatch.setattr(trainer, "STEP_ACTIVATION_BYTES", 20 * per_image)
+    starts = []
+    h_parts = train(
+        parts, data.train.subset(400), data.val, cfg, progress=lambda e, i: starts.append(i) if e == "start" else None
+    )
+    assert starts[0]["batch"] == 100 and starts[0]["micro_batch"] == 20
+    sw, sp = whole.state_dict(), parts.state_dict()
+    assert all(torch.allclose(sw[k], sp[k], rtol=1e-4, atol=1e-6) for k in sw)
+    assert h_parts[0].train_loss == pytest.approx(h_whole[0].train_loss, rel=1e-5)
+    assert h_parts[0].train_top1 == h_whole[0].train_top1
