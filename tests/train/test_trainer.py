@@ -204,3 +204,22 @@ def test_a_batch_over_the_activation_budget_trains_in_parts_to_the_same_weights(
     assert all(torch.allclose(sw[k], sp[k], rtol=1e-4, atol=1e-6) for k in sw)
     assert h_parts[0].train_loss == pytest.approx(h_whole[0].train_loss, rel=1e-5)
     assert h_parts[0].train_top1 == h_whole[0].train_top1
+
+
+@pytest.mark.parametrize(("micro", "noted"), [(10, True), (32, False)])
+def test_the_progress_says_when_a_batch_runs_in_parts(monkeypatch, micro, noted):
+    import io
+
+    from rich.console import Console
+
+    from pakd import ui
+
+    out = io.StringIO()
+    monkeypatch.setattr(ui, "console", Console(file=out, width=300))
+    info = {"epochs": 1, "steps_per_epoch": 2, "resumed_epoch": 0, "batch": 32, "micro_batch": micro}
+    info |= {"activation_bytes": int(74.6 * 2**20), "activation_budget": 768 * 2**20}
+    with ui.TrainProgress("teacher") as progress:
+        progress("start", info)
+    line = "note: each batch of 32 runs in parts of at most 10 images, their gradients added up before the step"
+    assert (line in out.getvalue()) == noted
+    assert ("keeps 74.6 MiB per image for backward, and a part keeps at most 768 MiB" in out.getvalue()) == noted
