@@ -4,14 +4,16 @@ valid document (a shipped recipe, a shipped target, a devices file, a bundle and
 written by PaKD), mutates its parsed tree (keys removed, values replaced by other TOML/JSON values,
 keys added, lists and tables swapped) or its text (bytes flipped, cut, inserted), and reads it
 back: the document is accepted, or refused with one of PaKD's own errors (a PakdError, one line),
-and nothing else ever comes out. The example count is bounded (EXAMPLES per reader) so CI stays
-fast; the .pakd loader has its own fuzz target (csrc/fuzz, tests/tools/test_fuzz_loader.py)."""
+and nothing else ever comes out. The example count is bounded (EXAMPLES per test, two tests per
+reader) so CI stays fast; a longer run outside CI sets PAKD_FUZZ_EXAMPLES (docs/reliability.md).
+The .pakd loader has its own fuzz target (csrc/fuzz, tests/tools/test_fuzz_loader.py)."""
 
 from __future__ import annotations
 
 import copy
 import json
 import math
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -31,7 +33,7 @@ from pakd.pipeline.recipe import parse_recipe
 from pakd.resources import recipes_dir
 from pakd.targets import default_targets_dir, load_target
 
-EXAMPLES = 150
+EXAMPLES = int(os.environ.get("PAKD_FUZZ_EXAMPLES", "150"))  # per test; CI: 150
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
