@@ -76,7 +76,7 @@ class TrainProgress:
             done = info["resumed_epoch"] * info["steps_per_epoch"]
             if info["resumed_epoch"]:
                 console.print(f"resuming {self.title} after epoch {info['resumed_epoch']}/{info['epochs']}")
-            if info.get("micro_batch", info.get("batch")) != info.get("batch"):
+            if info["micro_batch"] != info["batch"]:
                 console.print(
                     micro_batch_note(
                         info["batch"], info["micro_batch"], info["activation_bytes"], info["activation_budget"]

@@ -232,7 +232,7 @@ def micro_batch(batch: int, per_image: int, budget: int) -> int:
     norm needs two) unless the batch is one image."""
     if per_image * batch <= budget:
         return batch
-    return max(min(2, batch), budget // max(1, per_image))
+    return max(min(2, batch), budget // per_image)  # per_image > 0 here
 
 
 @torch.inference_mode()
@@ -406,8 +406,7 @@ def train(
             hook.load_state_dict(state)
         history = [EpochResult(**h) for h in ckpt["history"]]
         start_epoch = int(ckpt["epoch"])
-    sample_shape = tuple(train_split.sample_shape)
-    per_image = activation_bytes(model, sample_shape, device, channels_last)
+    per_image = activation_bytes(model, tuple(train_split.sample_shape), device, channels_last)
     micro = micro_batch(local_batch, per_image, STEP_ACTIVATION_BYTES)
     emit = progress or (lambda event, info: None)
     emit(
